@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Every check, exactly as CI runs it. Installs what it needs on a fresh machine (idempotently).
+# Stages beyond the native build live in scripts/ci.d/NN-name.sh and run in name order.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +14,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 stage "tests"
 cargo test --workspace --locked
+
+for s in scripts/ci.d/*.sh; do
+  [ -e "$s" ] || continue
+  stage "$(basename "$s" .sh)"
+  bash "$s"
+done

@@ -61,7 +61,10 @@ pub fn upcase_in_place(units: &mut [u16]) {
 /// Compares two UTF-16 names as Windows does: equal length and equal after upcasing every unit.
 #[must_use]
 pub fn eq_ignore_case(a: &[u16], b: &[u16]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| x == y || upcase_unit(x) == upcase_unit(y))
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(&x, &y)| x == y || upcase_unit(x) == upcase_unit(y))
 }
 
 /// Whether `name` starts with `prefix` under Windows case-insensitivity.
@@ -107,7 +110,8 @@ mod tests {
     #[test]
     fn non_ascii_letters_upcase_beyond_ascii() {
         // Windows upcasing is not ASCII-only: é → É, ü → Ü, я → Я, ω → Ω, ÿ → Ÿ.
-        for (lower, upper) in [('é', 'É'), ('ü', 'Ü'), ('я', 'Я'), ('ω', 'Ω'), ('ÿ', 'Ÿ')] {
+        for (lower, upper) in [('é', 'É'), ('ü', 'Ü'), ('я', 'Я'), ('ω', 'Ω'), ('ÿ', 'Ÿ')]
+        {
             assert_eq!(upcase_char(lower), upper);
             assert_eq!(upcase_unit(lower as u16), upper as u16);
         }
@@ -135,8 +139,14 @@ mod tests {
         let a = units("\\REGISTRY\\Machine\\Software\\Évian");
         let b = units("\\registry\\machine\\SOFTWARE\\évian");
         assert!(eq_ignore_case(&a, &b));
-        assert!(eq_ignore_case_str(&a[..28], "\\registry\\machine\\software\\é"));
-        assert!(!eq_ignore_case_str(&a[..28], "\\registry\\machine\\software\\"));
+        assert!(eq_ignore_case_str(
+            &a[..28],
+            "\\registry\\machine\\software\\é"
+        ));
+        assert!(!eq_ignore_case_str(
+            &a[..28],
+            "\\registry\\machine\\software\\"
+        ));
         assert!(starts_with_ignore_case(&a, &units("\\REGISTRY")[..9]));
         assert!(!eq_ignore_case(&units("RUN")[..3], &units("RUNONCE")[..7]));
     }
