@@ -1,0 +1,10 @@
+//! agentsh driver emulator: plays agentsh.sys over a loopback socket. Simulated processes replay a
+//! trace, each operation goes through the kernel core exactly as in the driver, and every outcome is
+//! reported as the kernel would (success or STATUS_ACCESS_DENIED) with its latency.
+
+pub mod frame;
+pub mod latency;
+pub mod port;
+pub mod process;
+pub mod regpath;
+pub mod trace;
