@@ -2,9 +2,12 @@
 //! trace, each operation goes through the kernel core exactly as in the driver, and every outcome is
 //! reported as the kernel would (success or STATUS_ACCESS_DENIED) with its latency.
 
+pub mod core;
+pub mod emulator;
 pub mod frame;
 pub mod latency;
 pub mod port;
 pub mod process;
 pub mod regpath;
+pub mod replay;
 pub mod trace;
