@@ -1,0 +1,33 @@
+//! Every trace shipped under tests/data parses, and the five-scenario trace says what the design's
+//! manual scenarios expect.
+
+use agentsh_emulator::trace::{Action, Expect, RegistryOp, Trace};
+
+fn load(name: &str) -> Trace {
+    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Trace::parse(name, &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn five_scenarios_trace_expects_the_designed_outcomes() {
+    let trace = load("five-scenarios.jsonl");
+    let ops: Vec<(RegistryOp, Expect)> = trace
+        .lines
+        .iter()
+        .filter_map(|l| match (&l.action, l.expect) {
+            (Action::Registry(r), Some(e)) => Some((r.op, e)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (RegistryOp::SetValue, Expect::Deny),
+            (RegistryOp::SetValue, Expect::Allow),
+            (RegistryOp::CreateKey, Expect::Allow),
+            (RegistryOp::CreateKey, Expect::Deny),
+            (RegistryOp::SetValue, Expect::Allow),
+        ]
+    );
+}
