@@ -2,6 +2,8 @@
 //! high-risk catalog and decides every operation with a compiled matcher.
 
 pub mod canonical;
+pub mod catalog;
 pub mod filepath;
+pub mod ops;
 pub mod pattern;
 pub mod yaml;
