@@ -123,6 +123,33 @@ impl Access {
     }
 }
 
+/// The driver's registry operations by design name and code, with what each is for the policy.
+/// This table is the one place driver operations become policy operations.
+const DRIVER_OPS: [(&str, u32, Operation, bool); 14] = [
+    ("QueryValue", 1, Operation::Read, false),
+    ("SetValue", 2, Operation::Write, false),
+    ("DeleteValue", 3, Operation::Delete, false),
+    ("CreateKey", 4, Operation::Create, false),
+    ("DeleteKey", 5, Operation::Delete, false),
+    ("EnumKeys", 6, Operation::Read, false),
+    ("EnumValues", 7, Operation::Read, false),
+    ("OpenKey", 8, Operation::Read, false),
+    ("RenameKey", 9, Operation::Rename, false),
+    ("SaveKey", 10, Operation::Read, true),
+    ("RestoreKey", 11, Operation::Write, false),
+    ("ReplaceKey", 12, Operation::Write, false),
+    ("LoadKey", 13, Operation::Write, false),
+    ("SetKeySecurity", 14, Operation::Write, false),
+];
+
+/// The policy view of a driver operation name (`SetValue`, ...).
+pub fn driver_access_by_name(name: &str) -> Option<Access> {
+    DRIVER_OPS
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|&(_, _, op, exports_hive)| Access { op, exports_hive })
+}
+
 /// What happens to an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
