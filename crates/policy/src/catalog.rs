@@ -113,7 +113,7 @@ pub const ENTRIES: &[Entry] = &[
         P,
         Approve,
         BothTables,
-        "service keys define programs the service control manager starts (design: critical, approve; the guide's 'high, blocked' is superseded)",
+        "service keys define programs the service control manager starts (design: critical, approve)",
         [r"HKLM\SYSTEM\CurrentControlSet\Services\*"]
     ),
     entry!(

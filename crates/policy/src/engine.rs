@@ -393,20 +393,26 @@ struct CatalogTable {
 /// Catalog matches of one query: the entry to report, and the floor to enforce.
 #[derive(Debug, Clone, Copy, Default)]
 struct CatalogHit {
-    report: Option<(u32, (u8, Risk, usize))>,
-    floor: Option<(u32, u8)>,
+    report: Option<(u32, HitRank)>,
+    floor: Option<(u32, HitRank)>,
 }
+
+/// Entries are ranked by strictness of their action, then risk, then how specific the matching
+/// location is (value-specific, longer literal prefix); ties keep catalog order.
+type HitRank = (u8, Risk, usize);
 
 impl CatalogHit {
     fn add(&mut self, owner: u32, specificity: usize, overridden: &[&'static str]) {
         let e = &catalog::ENTRIES[owner as usize];
         let rank = (e.action.strictness(), e.risk, specificity);
-        if self.report.is_none_or(|(_, r)| rank > r) {
+        let better = |cur: Option<(u32, HitRank)>| {
+            cur.is_none_or(|(o, r)| rank > r || (rank == r && owner < o))
+        };
+        if better(self.report) {
             self.report = Some((owner, rank));
         }
-        if !overridden.contains(&e.id) && self.floor.is_none_or(|(_, s)| e.action.strictness() > s)
-        {
-            self.floor = Some((owner, e.action.strictness()));
+        if !overridden.contains(&e.id) && better(self.floor) {
+            self.floor = Some((owner, rank));
         }
     }
 }

@@ -602,9 +602,9 @@ fn rule_set(
                     first.pos.line
                 ),
             );
-        } else {
-            rule_lists.push(n);
         }
+        // Checked either way, so every problem in both lists is reported at once.
+        rule_lists.push(n);
     }
     let what = format!("`{rules_key}`");
     for list in rule_lists {
@@ -811,7 +811,7 @@ fn path_spec(cx: &mut Ctx<'_>, node: &Node, domain: Domain) -> Option<PathSpec> 
     let keys = match keys {
         Ok(k) => k,
         Err(e) => {
-            cx.err(key_pos, format!("path `{}`: {e}", text.escape_debug()));
+            cx.err(key_pos, format!("path `{}`: {e}", printable(&text)));
             return None;
         }
     };
@@ -819,7 +819,7 @@ fn path_spec(cx: &mut Ctx<'_>, node: &Node, domain: Domain) -> Option<PathSpec> 
         Some((v, pos)) => match pattern::value_name(v) {
             Ok(g) => Some(g),
             Err(e) => {
-                cx.err(*pos, format!("value `{}`: {e}", v.escape_debug()));
+                cx.err(*pos, format!("value `{}`: {e}", printable(v)));
                 return None;
             }
         },
@@ -832,6 +832,19 @@ fn path_spec(cx: &mut Ctx<'_>, node: &Node, domain: Domain) -> Option<PathSpec> 
         keys,
         value_glob,
     })
+}
+
+/// User text with control characters made visible (`\t`), backslashes left alone.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn settings(cx: &mut Ctx<'_>, top: &Fields<'_>) -> Settings {

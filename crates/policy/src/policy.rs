@@ -34,13 +34,7 @@ impl Policy {
     /// Loads, checks and compiles policy text, then runs its `tests:`; a failing test is a load
     /// error. `origin` names the text in error messages.
     pub fn from_str(text: &str, origin: &str) -> Result<Policy, LoadErrors> {
-        let doc = load::parse_policy(text, origin)?;
-        let engine = Engine::new(&doc);
-        let policy = Policy {
-            doc: Arc::new(doc),
-            engine: Arc::new(engine),
-            origin: origin.to_owned(),
-        };
+        let policy = Policy::compile(text, origin)?;
         let failures = policy.run_tests();
         if failures.is_empty() {
             Ok(policy)
@@ -59,18 +53,34 @@ impl Policy {
         }
     }
 
-    /// Loads a policy file.
-    pub fn from_path(path: &Path) -> Result<Policy, LoadErrors> {
-        let origin = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Policy::from_str(&text, &origin),
-            Err(e) => Err(LoadErrors(vec![LoadError {
-                origin,
+    /// Loads, checks and compiles policy text without running its `tests:` (for
+    /// `agentsh policy test`, which reports each test itself).
+    pub fn compile(text: &str, origin: &str) -> Result<Policy, LoadErrors> {
+        let doc = load::parse_policy(text, origin)?;
+        let engine = Engine::new(&doc);
+        Ok(Policy {
+            doc: Arc::new(doc),
+            engine: Arc::new(engine),
+            origin: origin.to_owned(),
+        })
+    }
+
+    /// Reads a policy file's text, or says why not (as a load error naming the file).
+    pub fn read(path: &Path) -> Result<String, LoadErrors> {
+        std::fs::read_to_string(path).map_err(|e| {
+            LoadErrors(vec![LoadError {
+                origin: path.display().to_string(),
                 pos: Pos::default(),
                 rule: None,
                 message: format!("cannot read the policy file: {e}"),
-            }])),
-        }
+            }])
+        })
+    }
+
+    /// Loads a policy file.
+    pub fn from_path(path: &Path) -> Result<Policy, LoadErrors> {
+        let text = Policy::read(path)?;
+        Policy::from_str(&text, &path.display().to_string())
     }
 
     /// The built-in policy.
