@@ -49,6 +49,11 @@ impl CanonicalKey {
         &self.text
     }
 
+    /// The canonical text, owned.
+    pub fn into_string(self) -> String {
+        self.text
+    }
+
     /// The hive family.
     pub fn root(&self) -> Root {
         self.root
@@ -77,6 +82,13 @@ impl fmt::Display for CanonicalKey {
 
 /// Upper-cases `s` with the Windows rule, appending to `out`.
 pub(crate) fn push_upcased(out: &mut String, s: &str) {
+    if s.is_ascii() {
+        out.push_str(s);
+        let start = out.len() - s.len();
+        // Safe slice of ASCII bytes just pushed; upcasing ASCII keeps the string valid UTF-8.
+        out[start..].make_ascii_uppercase();
+        return;
+    }
     for c in s.chars() {
         if c.is_ascii() {
             out.push(c.to_ascii_uppercase());
@@ -88,6 +100,9 @@ pub(crate) fn push_upcased(out: &mut String, s: &str) {
 
 /// Upper-cases `s` with the Windows rule.
 pub fn upcase(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_uppercase();
+    }
     let mut out = String::with_capacity(s.len());
     push_upcased(&mut out, s);
     out
@@ -102,19 +117,53 @@ pub fn upcase(s: &str) -> String {
 /// hive can match it by accident.
 pub fn canonicalize(path: &str, session_sid: Option<&str>) -> CanonicalKey {
     let upper = upcase(path);
-    let comps: Vec<&str> = upper.split('\\').filter(|c| !c.is_empty()).collect();
-    let resolved = resolve(&comps, session_sid);
-    let mut text = String::with_capacity(upper.len() + 16);
+    // Only the leading components need interpretation (root, SID, SOFTWARE\CLASSES\WOW6432NODE,
+    // SYSTEM\CONTROLSETNNN, an optional `COMPUTER\` prefix); the rest is copied.
+    let mut head = Comps::new();
+    let mut tail = "";
+    let mut rest = upper.as_str();
+    while let Some(comp) = next_component(&mut rest) {
+        head.push(comp);
+        if head.len() == HEAD_COMPONENTS {
+            tail = rest;
+            break;
+        }
+    }
+    let resolved = resolve(&head, session_sid);
+    let mut text = String::with_capacity(upper.len() + 24);
     for (i, c) in resolved.comps.iter().enumerate() {
         if i > 0 {
             text.push('\\');
         }
         text.push_str(c);
     }
+    let mut tail = tail;
+    while let Some(comp) = next_component(&mut tail) {
+        if !text.is_empty() {
+            text.push('\\');
+        }
+        text.push_str(comp);
+    }
     CanonicalKey {
         text,
         root: resolved.root,
     }
+}
+
+/// Enough leading components for every alias `resolve` folds (see [`canonicalize`]).
+const HEAD_COMPONENTS: usize = 8;
+
+/// The next non-empty `\`-separated component of `rest`, advancing it.
+fn next_component<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let s = rest.trim_start_matches('\\');
+    if s.is_empty() {
+        *rest = s;
+        return None;
+    }
+    let end = s.find('\\').unwrap_or(s.len());
+    let (comp, after) = s.split_at(end);
+    *rest = after;
+    Some(comp)
 }
 
 /// Canonicalizes a UTF-16 path as the kernel sends it. Unpaired surrogates (legal in registry
@@ -123,9 +172,12 @@ pub fn canonicalize_utf16(path: &[u16], session_sid: Option<&str>) -> CanonicalK
     canonicalize(&String::from_utf16_lossy(path), session_sid)
 }
 
+/// Path components without a heap allocation for ordinary depths.
+pub(crate) type Comps<'a> = smallvec::SmallVec<[&'a str; 24]>;
+
 pub(crate) struct Resolved<'a> {
     pub root: Root,
-    pub comps: Vec<&'a str>,
+    pub comps: Comps<'a>,
 }
 
 /// Maps the root spelling of upper-cased components onto the canonical root and folds the
@@ -139,10 +191,10 @@ pub(crate) fn resolve<'a>(comps: &[&'a str], session_sid: Option<&str>) -> Resol
     let Some(&first) = comps.first() else {
         return Resolved {
             root: Root::Other,
-            comps: Vec::new(),
+            comps: Comps::new(),
         };
     };
-    let mut out: Vec<&'a str> = Vec::with_capacity(comps.len() + 3);
+    let mut out = Comps::new();
     let root = match first {
         "HKLM" | "HKEY_LOCAL_MACHINE" => {
             out.push("HKLM");
@@ -193,7 +245,7 @@ pub(crate) fn resolve<'a>(comps: &[&'a str], session_sid: Option<&str>) -> Resol
     Resolved { root, comps: out }
 }
 
-fn user_hive<'a>(rest: &[&'a str], session_sid: Option<&str>, out: &mut Vec<&'a str>) -> Root {
+fn user_hive<'a>(rest: &[&'a str], session_sid: Option<&str>, out: &mut Comps<'a>) -> Root {
     let Some(&sid_comp) = rest.first() else {
         out.push("HKU");
         return Root::Users;
@@ -224,6 +276,13 @@ fn user_hive<'a>(rest: &[&'a str], session_sid: Option<&str>, out: &mut Vec<&'a 
 
 /// Compares a caller-supplied (any case) name with an already upper-cased one.
 fn eq_upcased(any_case: &str, upper: &str) -> bool {
+    if any_case.is_ascii() {
+        return any_case.len() == upper.len()
+            && any_case
+                .bytes()
+                .zip(upper.bytes())
+                .all(|(a, b)| a.to_ascii_uppercase() == b);
+    }
     let mut a = any_case.chars().map(agentsh_winstr::upcase_char);
     let mut b = upper.chars();
     loop {
@@ -240,7 +299,7 @@ fn is_numbered_control_set(c: &str) -> bool {
         .is_some_and(|n| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn fold_views(out: &mut Vec<&str>, hive_start: usize, root: Root) {
+fn fold_views(out: &mut Comps<'_>, hive_start: usize, root: Root) {
     if root == Root::Machine
         && out.get(hive_start) == Some(&"SYSTEM")
         && out

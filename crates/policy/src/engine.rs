@@ -5,6 +5,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::canonical::{self, CanonicalKey};
 use crate::catalog::{self, Entry};
 use crate::filepath::{self, VolumeMap};
@@ -253,18 +255,39 @@ struct Target {
     value: Option<Glob>,
     owner: u32,
     specificity: usize,
+    /// Length of the index path the target is filed under (bytes the index walk has matched).
+    skip: usize,
 }
 
 impl Target {
-    fn matches(&self, key: &str, value: Option<&str>, vars: &VarValues) -> bool {
-        if !self.key.matches(key, vars) {
-            return false;
+    fn new(key: Glob, value: Option<Glob>, owner: u32, specificity: usize) -> Target {
+        let skip = index_path(&key).len();
+        Target {
+            key,
+            value,
+            owner,
+            specificity,
+            skip,
         }
+    }
+
+    fn value_ok(&self, value: Option<&str>, vars: &VarValues) -> bool {
         match (&self.value, value) {
             (None, _) => true,
             (Some(g), Some(v)) => g.matches(v, vars),
             (Some(_), None) => false,
         }
+    }
+
+    /// Full match, as the linear reference does it.
+    fn matches(&self, key: &str, value: Option<&str>, vars: &VarValues) -> bool {
+        // The value name is short and often absent: test it before the key.
+        self.value_ok(value, vars) && self.key.matches(key, vars)
+    }
+
+    /// Match for a target the index walk reached (its index path is a prefix of `key`).
+    fn matches_walked(&self, key: &str, value: Option<&str>, vars: &VarValues) -> bool {
+        self.value_ok(value, vars) && self.key.matches_at(key, self.skip, vars)
     }
 }
 
@@ -274,7 +297,8 @@ struct RuleTable {
     settings: RuleSetSettings,
     rules: Vec<CompiledRule>,
     targets: Vec<Target>,
-    index: PathIndex,
+    /// The table's own index (files); registry rules share one index with the catalog.
+    index: Option<PathIndex>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -286,7 +310,7 @@ struct RuleSetSettings {
 }
 
 impl RuleTable {
-    fn build(set: &RuleSet) -> RuleTable {
+    fn build(set: &RuleSet, own_index: bool) -> RuleTable {
         let mut order: Vec<usize> = (0..set.rules.len()).collect();
         // Stable: equal priorities keep file order.
         order.sort_by_key(|&i| std::cmp::Reverse(set.rules[i].priority));
@@ -311,21 +335,18 @@ impl RuleTable {
             });
             for p in &r.paths {
                 for k in &p.keys {
-                    targets.push(Target {
-                        key: k.clone(),
-                        value: p.value_glob.clone(),
-                        owner: rank as u32,
-                        specificity: 0,
-                    });
+                    targets.push(Target::new(k.clone(), p.value_glob.clone(), rank as u32, 0));
                 }
             }
         }
-        let index = PathIndex::build(
-            targets
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (index_path(&t.key), i as u32)),
-        );
+        let index = own_index.then(|| {
+            PathIndex::build(
+                targets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (index_path(&t.key), i as u32)),
+            )
+        });
         RuleTable {
             settings: RuleSetSettings {
                 default_action: set.default_action,
@@ -348,7 +369,10 @@ impl RuleTable {
         vars: &VarValues,
     ) -> Option<u32> {
         let mut best: Option<u32> = None;
-        self.index.walk(key, |ids| {
+        let Some(index) = &self.index else {
+            return self.first_linear(key, value, op, vars);
+        };
+        index.walk(key, |ids| {
             for &t in ids {
                 let target = &self.targets[t as usize];
                 if best.is_some_and(|b| target.owner >= b) {
@@ -356,7 +380,7 @@ impl RuleTable {
                     break;
                 }
                 if self.rules[target.owner as usize].ops.contains(op)
-                    && target.matches(key, value, vars)
+                    && target.matches_walked(key, value, vars)
                 {
                     best = Some(target.owner);
                     break;
@@ -385,7 +409,6 @@ impl RuleTable {
 #[derive(Debug)]
 struct CatalogTable {
     targets: Vec<Target>,
-    index: PathIndex,
     /// Index path of each target, for the linear reference's ancestor test.
     paths: Vec<String>,
 }
@@ -430,61 +453,17 @@ impl CatalogTable {
                 let value_bonus = if value.is_some() { 1_000 } else { 0 };
                 for g in pattern::registry_key(key, UserScope::AnyUser).unwrap_or_default() {
                     let specificity = g.literal_prefix().len() + value_bonus;
-                    targets.push(Target {
-                        key: g,
-                        value: value.clone(),
-                        owner: i as u32,
-                        specificity,
-                    });
+                    targets.push(Target::new(g, value.clone(), i as u32, specificity));
                 }
             }
         }
         let paths: Vec<String> = targets.iter().map(|t| index_path(&t.key)).collect();
-        let index = PathIndex::build(
-            paths
-                .iter()
-                .cloned()
-                .enumerate()
-                .map(|(i, p)| (p, i as u32)),
-        );
-        CatalogTable {
-            targets,
-            index,
-            paths,
-        }
+        CatalogTable { targets, paths }
     }
 
     /// Whether an operation on `key` also destroys what lies beneath it.
     fn covers_subtree(value: Option<&str>, access: Access) -> bool {
         value.is_none() && matches!(access.op, Operation::Delete | Operation::Rename)
-    }
-
-    fn hits_indexed(
-        &self,
-        key: &str,
-        value: Option<&str>,
-        access: Access,
-        overridden: &[&'static str],
-    ) -> CatalogHit {
-        let mut hit = CatalogHit::default();
-        let vars = VarValues::default();
-        let subtree = self.index.walk(key, |ids| {
-            for &t in ids {
-                let target = &self.targets[t as usize];
-                if target.matches(key, value, &vars) {
-                    hit.add(target.owner, target.specificity, overridden);
-                }
-            }
-        });
-        if Self::covers_subtree(value, access)
-            && let Some(ids) = subtree
-        {
-            for &t in ids {
-                let target = &self.targets[t as usize];
-                hit.add(target.owner, target.specificity, overridden);
-            }
-        }
-        hit
     }
 
     fn hits_linear(
@@ -523,18 +502,89 @@ pub struct Engine {
     registry: RuleTable,
     files: RuleTable,
     catalog: CatalogTable,
+    /// Registry rule targets (ids below `registry.targets.len()`) and catalog targets (the ids
+    /// after them) in one index, so a decision walks the key once.
+    registry_index: PathIndex,
     approval_timeout_secs: u32,
 }
 
 impl Engine {
     /// Compiles a checked policy document.
     pub fn new(doc: &PolicyDoc) -> Engine {
+        let registry = RuleTable::build(&doc.registry, false);
+        let catalog = CatalogTable::build(&doc.disabled_catalog);
+        let rule_targets = registry.targets.iter().map(|t| index_path(&t.key));
+        let catalog_targets = catalog.paths.iter().cloned();
+        let registry_index = PathIndex::build(
+            rule_targets
+                .chain(catalog_targets)
+                .enumerate()
+                .map(|(i, p)| (p, i as u32)),
+        );
         Engine {
-            registry: RuleTable::build(&doc.registry),
-            files: RuleTable::build(&doc.files),
-            catalog: CatalogTable::build(&doc.disabled_catalog),
+            registry,
+            files: RuleTable::build(&doc.files, true),
+            catalog,
+            registry_index,
             approval_timeout_secs: doc.settings.approvals.default_timeout_secs,
         }
+    }
+
+    /// One walk of the combined index: the first matching rule (sandboxed only) and every
+    /// matching catalog entry, with the winning rule's overrides applied.
+    fn registry_indexed(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        access: Access,
+        sandboxed: bool,
+        vars: &VarValues,
+    ) -> (Option<u32>, CatalogHit) {
+        let rule_count = self.registry.targets.len() as u32;
+        let op = access.op;
+        let mut best: Option<u32> = None;
+        let mut found: SmallVec<[(u32, usize); 8]> = SmallVec::new();
+        let no_vars = VarValues::default();
+        let subtree = self.registry_index.walk(key, |ids| {
+            let split = ids.partition_point(|&t| t < rule_count);
+            let (rule_ids, catalog_ids) = ids.split_at(split);
+            if sandboxed {
+                for &t in rule_ids {
+                    let target = &self.registry.targets[t as usize];
+                    if best.is_some_and(|b| target.owner >= b) {
+                        // Ids at a node ascend with rule rank: nothing later here can win.
+                        break;
+                    }
+                    if self.registry.rules[target.owner as usize].ops.contains(op)
+                        && target.matches_walked(key, value, vars)
+                    {
+                        best = Some(target.owner);
+                        break;
+                    }
+                }
+            }
+            for &t in catalog_ids {
+                let target = &self.catalog.targets[(t - rule_count) as usize];
+                if target.matches_walked(key, value, &no_vars) {
+                    found.push((target.owner, target.specificity));
+                }
+            }
+        });
+        let overridden: &[&'static str] =
+            best.map_or(&[], |r| &self.registry.rules[r as usize].overrides);
+        let mut hit = CatalogHit::default();
+        for (owner, specificity) in found {
+            hit.add(owner, specificity, overridden);
+        }
+        if CatalogTable::covers_subtree(value, access)
+            && let Some(ids) = subtree
+        {
+            for &t in ids.iter().filter(|&&t| t >= rule_count) {
+                let target = &self.catalog.targets[(t - rule_count) as usize];
+                hit.add(target.owner, target.specificity, overridden);
+            }
+        }
+        (best, hit)
     }
 
     /// Decides a registry operation.
@@ -548,12 +598,15 @@ impl Engine {
         let sid = q.session.user_sid();
         let key = canonical::canonicalize(q.key, sid);
         let value = q.value.map(canonical::upcase);
-        let source = self.decide_key(q, &key, value.as_deref(), strategy);
-        match (q.access.op, q.rename_to) {
-            (Operation::Rename, Some(to)) => {
+        let dest = match (q.access.op, q.rename_to) {
+            (Operation::Rename, Some(to)) => Some(key.sibling(to, sid)),
+            _ => None,
+        };
+        let source = self.decide_key(q, key, value.as_deref(), strategy);
+        match dest {
+            Some(dest) => {
                 // A rename is also a creation at its destination: the stricter answer wins.
-                let dest = key.sibling(to, sid);
-                let d = self.decide_key(q, &dest, None, strategy);
+                let d = self.decide_key(q, dest, None, strategy);
                 if d.decision.strictness() > source.decision.strictness() {
                     Verdict {
                         canonical: source.canonical.clone(),
@@ -570,7 +623,7 @@ impl Engine {
     fn decide_key(
         &self,
         q: &RegistryQuery<'_>,
-        key: &CanonicalKey,
+        key: CanonicalKey,
         value: Option<&str>,
         strategy: Strategy,
     ) -> Verdict {
@@ -578,24 +631,27 @@ impl Engine {
         let op = q.access.op;
         let vars = &q.session.vars;
         let text = key.as_str();
-        let rule = if q.sandboxed {
-            match strategy {
-                Strategy::Indexed => table.first_indexed(text, value, op, vars),
-                Strategy::Linear => table.first_linear(text, value, op, vars),
+        let (rule, hit) = match strategy {
+            Strategy::Indexed => self.registry_indexed(text, value, q.access, q.sandboxed, vars),
+            Strategy::Linear => {
+                let rule = if q.sandboxed {
+                    table.first_linear(text, value, op, vars)
+                } else {
+                    None
+                };
+                let overridden: &[&'static str] =
+                    rule.map_or(&[], |r| &table.rules[r as usize].overrides);
+                (
+                    rule,
+                    self.catalog.hits_linear(text, value, q.access, overridden),
+                )
             }
-        } else {
-            None
         };
         let rule = rule.map(|r| &table.rules[r as usize]);
-        let overridden: &[&'static str] = rule.map_or(&[], |r| &r.overrides);
-        let hit = match strategy {
-            Strategy::Indexed => self.catalog.hits_indexed(text, value, q.access, overridden),
-            Strategy::Linear => self.catalog.hits_linear(text, value, q.access, overridden),
-        };
         let high_risk = hit.report.map(|(i, _)| &catalog::ENTRIES[i as usize]);
         let floor = hit.floor.map(|(i, _)| &catalog::ENTRIES[i as usize]);
         let ctx = RenderCtx {
-            path: text,
+            path: q.key,
             value: q.value.unwrap_or(""),
             process_name: q.process_name,
             process_id: q.process_id,
@@ -607,7 +663,7 @@ impl Engine {
             rule,
             high_risk,
             floor,
-            text.to_owned(),
+            key.into_string(),
             &ctx,
         )
     }
@@ -632,7 +688,7 @@ impl Engine {
         };
         let rule = rule.map(|r| &table.rules[r as usize]);
         let ctx = RenderCtx {
-            path: path.as_str(),
+            path: q.path,
             value: "",
             process_name: q.process_name,
             process_id: q.process_id,
@@ -644,7 +700,7 @@ impl Engine {
             rule,
             None,
             None,
-            path.as_str().to_owned(),
+            path.into_string(),
             &ctx,
         )
     }
@@ -714,9 +770,8 @@ impl Engine {
                 .unwrap_or(self.approval_timeout_secs)
         });
         let template = decider.and_then(|r| r.message.as_ref());
-        let rule_name = rule_ref.to_string();
         let message = match (template, decision) {
-            (Some(t), _) => Some(t.render(&ctx.values(op, &rule_name))),
+            (Some(t), _) => Some(t.render(&ctx.values(op, &rule_ref.to_string()))),
             (None, Decision::Approve) => Some(default_message(ctx, op, high_risk)),
             (None, _) => None,
         };
@@ -867,15 +922,27 @@ fn default_message(ctx: &RenderCtx<'_>, op: Operation, high_risk: Option<&Entry>
     } else {
         ctx.process_name
     };
-    let mut m = format!("{who} wants to {op} `{}`", ctx.path);
+    let mut m = String::with_capacity(160);
+    for part in [who, " wants to ", op.name(), " `", ctx.path, "`"] {
+        m.push_str(part);
+    }
     if !ctx.value.is_empty() {
-        m.push_str(&format!(" value `{}`", ctx.value));
+        for part in [" value `", ctx.value, "`"] {
+            m.push_str(part);
+        }
     }
     if let Some(e) = high_risk {
-        m.push_str(&format!(
-            " ({} risk, {}: {})",
-            e.risk, e.technique, e.description
-        ));
+        for part in [
+            " (",
+            e.risk.name(),
+            " risk, ",
+            e.technique,
+            ": ",
+            e.description,
+            ")",
+        ] {
+            m.push_str(part);
+        }
     }
     m
 }

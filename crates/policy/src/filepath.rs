@@ -69,6 +69,11 @@ impl CanonicalFile {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The canonical text, owned.
+    pub fn into_string(self) -> String {
+        self.text
+    }
 }
 
 impl fmt::Display for CanonicalFile {

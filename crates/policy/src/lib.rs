@@ -17,6 +17,7 @@ mod policy;
 pub mod schema;
 pub mod settings;
 pub mod template;
+pub mod workload;
 pub mod yaml;
 
 pub use engine::{

@@ -191,17 +191,42 @@ impl Glob {
     /// Matches upper-cased `text`. `*` backtracks to the most recent star only, which is exact for
     /// globs (a later star subsumes every earlier choice), so matching is O(pattern × text).
     pub fn matches(&self, text: &str, vars: &VarValues) -> bool {
-        self.matches_tokens(text, vars)
+        self.matches_at(text, 0, vars)
+    }
+
+    /// Like [`Glob::matches`], for a caller that already knows the first `skip` bytes of `text`
+    /// equal the first `skip` bytes of the pattern's leading literal (the prefix index does).
+    pub(crate) fn matches_at(&self, text: &str, skip: usize, vars: &VarValues) -> bool {
+        self.matches_tokens(text, skip, vars)
             || self
                 .itself
                 .as_ref()
-                .is_some_and(|g| g.matches_tokens(text, vars))
+                .is_some_and(|g| g.matches_tokens(text, skip, vars))
     }
 
-    fn matches_tokens(&self, text: &str, vars: &VarValues) -> bool {
+    fn matches_tokens(&self, text: &str, skip: usize, vars: &VarValues) -> bool {
         let tokens = &self.tokens;
         let bytes = text.as_bytes();
         let (mut ti, mut pos) = (0usize, 0usize);
+        // Whatever the stars take, a match must end with the final literal.
+        if tokens.len() > 1
+            && let Some(Token::Lit(l)) = tokens.last()
+            && !bytes.ends_with(l.as_bytes())
+        {
+            return false;
+        }
+        if skip > 0 {
+            match tokens.first() {
+                Some(Token::Lit(l)) if l.len() >= skip && bytes.len() >= skip => {
+                    if !bytes[skip..].starts_with(&l.as_bytes()[skip..]) {
+                        return false;
+                    }
+                    ti = 1;
+                    pos = l.len();
+                }
+                _ => return false,
+            }
+        }
         let mut star: Option<(usize, usize)> = None;
         loop {
             if let Some(tok) = tokens.get(ti) {
@@ -245,9 +270,23 @@ impl Glob {
             match star {
                 Some((after, spos)) if spos < bytes.len() => {
                     let step = text[spos..].chars().next().map_or(1, char::len_utf8);
-                    star = Some((after, spos + step));
+                    let mut next = spos + step;
+                    // A star followed by literal text can only resume where that text occurs.
+                    if let Some(Token::Lit(l)) = tokens.get(after) {
+                        // Search for a byte of the literal that is rarer than the separator.
+                        let lb = l.as_bytes();
+                        let a = usize::from(lb.len() > 1 && lb[0] == b'\\');
+                        match bytes
+                            .get(next + a..)
+                            .and_then(|rest| rest.iter().position(|&b| b == lb[a]))
+                        {
+                            Some(off) => next += off,
+                            None => return false,
+                        }
+                    }
+                    star = Some((after, next));
                     ti = after;
-                    pos = spos + step;
+                    pos = next;
                 }
                 _ => return false,
             }
@@ -309,7 +348,7 @@ pub fn registry_key(pattern: &str, scope: UserScope) -> Result<Vec<Glob>, Patter
                 any.extend_from_slice(&r.comps[1..]);
                 globs.push(Glob::compile(&any.join("\\"))?);
             }
-            r.comps
+            r.comps.to_vec()
         };
         globs.push(Glob::compile(&resolved.join("\\"))?);
     }
