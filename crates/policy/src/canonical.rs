@@ -137,7 +137,6 @@ pub fn canonicalize(path: &str, session_sid: Option<&str>) -> CanonicalKey {
         }
         text.push_str(c);
     }
-    let mut tail = tail;
     while let Some(comp) = next_component(&mut tail) {
         if !text.is_empty() {
             text.push('\\');
