@@ -86,12 +86,7 @@ impl fmt::Display for CanonicalFile {
 /// unrecognized is kept upper-cased and normalized, so a drive-letter rule cannot match it.
 pub fn canonicalize_file(path: &str, volumes: &VolumeMap) -> CanonicalFile {
     let upper = upcase(path).replace('/', "\\");
-    let mut comps: Vec<&str> = Vec::with_capacity(16);
-    // `\\server\share` (but not `\\?\` or `\\.\`) is a UNC path.
-    if upper.starts_with("\\\\") && !upper.starts_with("\\\\?\\") && !upper.starts_with("\\\\.\\") {
-        comps.push("UNC");
-    }
-    comps.extend(upper.split('\\').filter(|c| !c.is_empty()));
+    let comps = split_path(&upper);
     let (mut out, root_len) = resolve_root(&comps, volumes);
     let mut rest: Vec<&str> = Vec::with_capacity(comps.len());
     for c in out.drain(root_len..) {
@@ -110,24 +105,44 @@ pub fn canonicalize_file(path: &str, volumes: &VolumeMap) -> CanonicalFile {
         }
         text.push_str(c);
     }
-    if let Some(stripped) = text.strip_suffix("::$DATA") {
+    while let Some(stripped) = text.strip_suffix("::$DATA") {
         let len = stripped.len();
         text.truncate(len);
     }
     CanonicalFile { text }
 }
 
+/// The DOS device namespace prefixes (`\??\`, `\\?\`, `\\.\`, `\DosDevices\`, `\GLOBAL??\`), upper case.
+const DOS_PREFIXES: [&str; 5] = [
+    "\\??\\",
+    "\\\\?\\",
+    "\\\\.\\",
+    "\\DOSDEVICES\\",
+    "\\GLOBAL??\\",
+];
+
+/// Splits an upper-cased path (with `\` separators) into components: a DOS device prefix at the
+/// very start is dropped, a leading `\\server` becomes `UNC\SERVER`.
+pub(crate) fn split_path(upper: &str) -> Vec<&str> {
+    let mut comps = Vec::with_capacity(16);
+    let rest = match DOS_PREFIXES.iter().find(|p| upper.starts_with(*p)) {
+        Some(p) => &upper[p.len()..],
+        None => {
+            if upper.starts_with("\\\\") {
+                comps.push("UNC");
+            }
+            upper
+        }
+    };
+    comps.extend(rest.split('\\').filter(|c| !c.is_empty()));
+    comps
+}
+
 /// Returns the components with the root rewritten, and how many leading components form the root
 /// (which `..` can never climb above).
 pub(crate) fn resolve_root<'a>(comps: &[&'a str], volumes: &VolumeMap) -> (Vec<&'a str>, usize) {
     let mut out: Vec<&'a str> = Vec::with_capacity(comps.len() + 1);
-    let mut rest = comps;
-    // `\??\`, `\\?\`, `\\.\`, `\DosDevices\`, `\GLOBAL??\` all name the DOS device namespace.
-    if let Some(&first) = rest.first()
-        && matches!(first, "??" | "?" | "." | "DOSDEVICES" | "GLOBAL??")
-    {
-        rest = &rest[1..];
-    }
+    let rest = comps;
     let root_len = match rest {
         [drive, ..] if is_drive(drive) => {
             out.extend_from_slice(rest);
@@ -236,6 +251,15 @@ mod tests {
             canonicalize_file(r"\\srv\share\..\..\x", &v).as_str(),
             r"UNC\SRV\SHARE\X"
         );
+    }
+
+    #[test]
+    fn regression_dos_prefix_is_stripped_once_and_only_at_the_start() {
+        let v = VolumeMap::new();
+        for p in [r"\?\?X", r"\??\??\C:\x", r"X::$DATA::$DATA", r"\?\?"] {
+            let once = canonicalize_file(p, &v);
+            assert_eq!(canonicalize_file(once.as_str(), &v), once, "{p}");
+        }
     }
 
     #[test]

@@ -269,8 +269,12 @@ impl Glob {
             }
             match star {
                 Some((after, spos)) if spos < bytes.len() => {
-                    let step = text[spos..].chars().next().map_or(1, char::len_utf8);
-                    let mut next = spos + step;
+                    // The resume point can sit inside a character (the literal search below may
+                    // propose one); step to the next character boundary.
+                    let mut next = spos + 1;
+                    while !text.is_char_boundary(next) {
+                        next += 1;
+                    }
                     // A star followed by literal text can only resume where that text occurs.
                     if let Some(Token::Lit(l)) = tokens.get(after) {
                         // Search for a byte of the literal that is rarer than the separator.
@@ -365,11 +369,7 @@ pub fn value_name(pattern: &str) -> Result<Glob, PatternError> {
 pub fn file_path(pattern: &str) -> Result<Glob, PatternError> {
     check_controls(pattern)?;
     let upper = canonical::upcase(pattern).replace('/', "\\");
-    let mut comps: Vec<&str> = Vec::new();
-    if upper.starts_with("\\\\") && !upper.starts_with("\\\\?\\") && !upper.starts_with("\\\\.\\") {
-        comps.push("UNC");
-    }
-    comps.extend(upper.split('\\').filter(|c| !c.is_empty()));
+    let comps = filepath::split_path(&upper);
     if comps.is_empty() {
         return Err(PatternError::Empty);
     }
@@ -426,6 +426,19 @@ mod tests {
             value_name("[?][[]").map(|g| g.matches("?[", &vars())),
             Ok(true)
         );
+    }
+
+    #[test]
+    fn regression_star_resume_inside_a_multibyte_character() {
+        // Texts are upper-cased, as the engine passes them.
+        let g = value_name(r"*\X").expect("valid");
+        assert!(!g.matches(r"ß\Y", &vars()));
+        assert!(g.matches(r"ßA\X", &vars()));
+        let k = registry_key(r"HKLM\*\é", UserScope::SessionUser)
+            .expect("valid")
+            .remove(0);
+        assert!(!k.matches(r"HKLM\ΩÉ", &vars()));
+        assert!(k.matches(r"HKLM\Ω\É", &vars()));
     }
 
     #[test]
