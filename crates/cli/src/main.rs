@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod policy;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "agentsh",
@@ -16,9 +18,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Check, explain and test registry and file policies
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Policy(cmd) => policy::run(cmd),
+    }
 }
