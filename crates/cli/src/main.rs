@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod emulator_cmd;
 mod policy;
 
 #[derive(Debug, Parser)]
@@ -18,15 +19,23 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; boxing the policy arguments buys nothing"
+)]
 enum Command {
     /// Check, explain and test registry and file policies
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Play the driver over a local socket: check and replay operation traces
+    #[command(subcommand)]
+    Emulator(emulator_cmd::EmulatorCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Emulator(cmd) => emulator_cmd::run(cmd),
     }
 }

@@ -6,6 +6,7 @@ pub mod core;
 pub mod emulator;
 pub mod frame;
 pub mod latency;
+pub mod load;
 pub mod port;
 pub mod process;
 pub mod regpath;
