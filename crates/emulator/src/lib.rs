@@ -11,4 +11,5 @@ pub mod port;
 pub mod process;
 pub mod regpath;
 pub mod replay;
+pub mod table;
 pub mod trace;
