@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use crate::port::QueryError;
-use crate::trace::{FileOp, RegistryOp};
+use agentsh_wire::{FileOperation, Operation};
 
 /// STATUS_SUCCESS.
 pub const STATUS_SUCCESS: u32 = 0;
 /// STATUS_ACCESS_DENIED, what a blocked registry or file operation returns to its caller.
-pub const STATUS_ACCESS_DENIED: u32 = 0xC000_0022;
+pub use agentsh_wire::STATUS_ACCESS_DENIED;
 
 /// One intercepted operation, as the callback sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub struct OperationRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Registry {
-        op: RegistryOp,
+        op: Operation,
         key: String,
         value: String,
         new_name: Option<String>,
@@ -32,7 +32,7 @@ pub enum Target {
         data_size: u32,
     },
     File {
-        op: FileOp,
+        op: FileOperation,
         path: String,
         new_path: Option<String>,
     },

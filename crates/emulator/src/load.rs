@@ -10,7 +10,7 @@ use crate::emulator::Emulator;
 use crate::latency::LatencyHistogram;
 use crate::regpath::{DEFAULT_USER_SID, kernel_key_path};
 use crate::replay::SessionRegistrar;
-use crate::trace::RegistryOp;
+use agentsh_wire::Operation;
 
 /// What a load run does.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ pub struct LoadSpec {
     /// Keys each process cycles through: a small number gives cache hits after the first round,
     /// `u64::MAX` makes every key distinct (every decision uncached).
     pub distinct_keys: u64,
-    pub op: RegistryOp,
+    pub op: Operation,
     /// Parent key of the generated keys, in trace form (`HKCU\SOFTWARE\TestApp\load`).
     pub key_prefix: String,
     /// Whether the processes join a session (through the registrar) or stay outside it.
@@ -38,7 +38,7 @@ impl Default for LoadSpec {
             processes: 8,
             ops_per_process: 1000,
             distinct_keys: u64::MAX,
-            op: RegistryOp::SetValue,
+            op: Operation::SetValue,
             key_prefix: "HKCU\\SOFTWARE\\TestApp\\load".to_owned(),
             in_session: true,
             app_name: "TestApp".to_owned(),

@@ -12,10 +12,14 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::frame::{FrameKind, HEADER_LEN, MAX_FRAME_LEN, encode_frame, read_frame, write_frame};
+use agentsh_wire::header::{FilterMessageHeader, FilterReplyHeader};
+
+use crate::frame::{FrameKind, HEADER_LEN, encode_frame, read_frame, write_frame};
 
 /// STATUS_CONNECTION_COUNT_LIMIT: what a second connection to a one-client port gets.
 pub const STATUS_CONNECTION_COUNT_LIMIT: i32 = 0xC000_0246_u32 as i32;
+/// STATUS_BUFFER_OVERFLOW: a send's output did not fit in one frame.
+pub const STATUS_BUFFER_OVERFLOW: i32 = 0x8000_0005_u32 as i32;
 /// Frames the writer may have queued before a one-way notification is dropped (and counted).
 const WRITE_QUEUE: usize = 4096;
 
@@ -139,14 +143,8 @@ impl Port {
         reply_len: u32,
         timeout: Duration,
     ) -> Result<Vec<u8>, QueryError> {
-        if message.len() + HEADER_LEN + 1 > MAX_FRAME_LEN {
-            return Err(QueryError::TooLarge);
-        }
         let id = self.shared.next_message_id.fetch_add(1, Ordering::Relaxed);
-        let mut header = [0u8; HEADER_LEN];
-        header[0..4].copy_from_slice(&reply_len.to_le_bytes());
-        header[8..16].copy_from_slice(&id.to_le_bytes());
-        let frame = encode_frame(FrameKind::KernelMessage, &[&header, message]);
+        let frame = kernel_message(reply_len, id, message).ok_or(QueryError::TooLarge)?;
         let (tx, rx) = oneshot::channel();
         let writer = {
             let client = lock(&self.shared.client);
@@ -185,20 +183,13 @@ impl Port {
     /// Sends a one-way notification (ReplyLength 0); never waits. Returns whether it was queued.
     pub fn notify(&self, message: &[u8]) -> bool {
         let counters = &self.shared.counters;
-        if message.len() + HEADER_LEN + 1 > MAX_FRAME_LEN {
-            counters
-                .notifications_dropped
-                .fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
         let id = self.shared.next_message_id.fetch_add(1, Ordering::Relaxed);
-        let mut header = [0u8; HEADER_LEN];
-        header[8..16].copy_from_slice(&id.to_le_bytes());
-        let queued = lock(&self.shared.client).as_ref().is_some_and(|c| {
-            c.writer
-                .try_send(encode_frame(FrameKind::KernelMessage, &[&header, message]))
-                .is_ok()
-        });
+        let queued = match kernel_message(0, id, message) {
+            Some(frame) => lock(&self.shared.client)
+                .as_ref()
+                .is_some_and(|c| c.writer.try_send(frame).is_ok()),
+            None => false,
+        };
         let counter = if queued {
             &counters.notifications_sent
         } else {
@@ -207,6 +198,31 @@ impl Port {
         counter.fetch_add(1, Ordering::Relaxed);
         queued
     }
+}
+
+/// A KERNEL_MESSAGE frame: FILTER_MESSAGE_HEADER (ReplyLength, MessageId) + message; `None` if
+/// it does not fit a frame.
+fn kernel_message(reply_length: u32, message_id: u64, message: &[u8]) -> Option<Vec<u8>> {
+    let mut header = [0u8; HEADER_LEN];
+    FilterMessageHeader {
+        reply_length,
+        message_id,
+    }
+    .emit(&mut header)
+    .ok()?;
+    encode_frame(FrameKind::KernelMessage, &[&header, message])
+}
+
+/// A SEND_RESULT frame answering a USER_SEND; output that cannot fit is replaced by an error status.
+fn send_result(status: i32, output: &[u8]) -> Vec<u8> {
+    encode_frame(FrameKind::SendResult, &[&status.to_le_bytes(), output])
+        .or_else(|| {
+            encode_frame(
+                FrameKind::SendResult,
+                &[&STATUS_BUFFER_OVERFLOW.to_le_bytes()],
+            )
+        })
+        .unwrap_or_default()
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>, handler: Arc<dyn PortHandler>) {
@@ -262,10 +278,7 @@ async fn reject(mut stream: UnixStream, shared: &Shared) {
         .counters
         .clients_rejected
         .fetch_add(1, Ordering::Relaxed);
-    let frame = encode_frame(
-        FrameKind::SendResult,
-        &[&STATUS_CONNECTION_COUNT_LIMIT.to_le_bytes()],
-    );
+    let frame = send_result(STATUS_CONNECTION_COUNT_LIMIT, &[]);
     // The refused client may already be gone; nothing more is owed to it.
     let _ = write_frame(&mut stream, &frame).await;
 }
@@ -301,14 +314,18 @@ async fn serve_client(
         };
         match kind {
             FrameKind::UserReply => {
-                let mut id = [0u8; 8];
-                id.copy_from_slice(&body[8..16]);
-                let id = u64::from_le_bytes(id);
-                let mut status = [0u8; 4];
-                status.copy_from_slice(&body[0..4]);
-                let status = i32::from_le_bytes(status);
+                // read_frame guarantees the 16-byte header, so split cannot fail here; a failure
+                // would still only close this connection.
+                let Ok((header, reply)) = FilterReplyHeader::split(&body) else {
+                    shared
+                        .counters
+                        .protocol_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    break;
+                };
+                let id = header.message_id;
                 let waiter = lock(&shared.waiting).remove(&id);
-                match waiter.map(|w| w.send((status, body[HEADER_LEN..].to_vec()))) {
+                match waiter.map(|w| w.send((header.status, reply.to_vec()))) {
                     Some(Ok(())) => {
                         shared
                             .counters
@@ -328,8 +345,7 @@ async fn serve_client(
             }
             FrameKind::UserSend => {
                 let (status, output) = handler.user_send(&body);
-                let frame = encode_frame(FrameKind::SendResult, &[&status.to_le_bytes(), &output]);
-                if tx.send(frame).await.is_err() {
+                if tx.send(send_result(status, &output)).await.is_err() {
                     break;
                 }
             }

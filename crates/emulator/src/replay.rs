@@ -11,7 +11,7 @@ use crate::core::{KernelCore, OperationRequest, Reason, Target, Verdict};
 use crate::emulator::Emulator;
 use crate::process::{ProcessError, ProcessTable};
 use crate::regpath::kernel_key_path;
-use crate::trace::{Action, Expect, Trace, TraceLine};
+use crate::trace::{Action, Expect, Trace, TraceLine, file_op_name, registry_op_name};
 
 /// A future returned by a [`SessionRegistrar`].
 pub type RegistrarFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
@@ -163,7 +163,7 @@ pub fn request_for(
                 value_type: r.value_type,
                 data_size: r.data_size,
             };
-            (target, r.op.name(), shown)
+            (target, registry_op_name(r.op), shown)
         }
         Action::File(f) => {
             let shown = match &f.new_path {
@@ -176,7 +176,7 @@ pub fn request_for(
                     path: f.path.clone(),
                     new_path: f.new_path.clone(),
                 },
-                f.op.name(),
+                file_op_name(f.op),
                 shown,
             )
         }

@@ -4,9 +4,9 @@
 //! The schema is documented in docs/emulator.md; the driver's emulated-kernel tests replay the same
 //! files, so every field is checked strictly and unknown fields are errors.
 
-use std::fmt;
 use std::time::Duration;
 
+use agentsh_wire::{FileOperation, Operation};
 use serde_json::{Map, Value};
 
 /// One parsed trace: its lines in order.
@@ -54,7 +54,7 @@ pub enum Action {
 /// A registry operation as the configuration manager would present it to the callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryAccess {
-    pub op: RegistryOp,
+    pub op: Operation,
     /// The key as written in the trace (`HKCU\...`, `HKLM\...` or kernel form `\REGISTRY\...`).
     pub key: String,
     /// The value name; empty is the key's default value.
@@ -68,7 +68,7 @@ pub struct RegistryAccess {
 /// A file operation as the minifilter would present it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileAccess {
-    pub op: FileOp,
+    pub op: FileOperation,
     pub path: String,
     pub new_path: Option<String>,
 }
@@ -80,62 +80,52 @@ pub enum Expect {
     Deny,
 }
 
-macro_rules! named_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+/// Registry operations by their trace names, in the driver's vocabulary ([`Operation`]).
+pub const REGISTRY_OPS: [(&str, Operation); 14] = [
+    ("query_value", Operation::QueryValue),
+    ("set_value", Operation::SetValue),
+    ("delete_value", Operation::DeleteValue),
+    ("create_key", Operation::CreateKey),
+    ("delete_key", Operation::DeleteKey),
+    ("enum_keys", Operation::EnumKeys),
+    ("enum_values", Operation::EnumValues),
+    ("open_key", Operation::OpenKey),
+    ("rename_key", Operation::RenameKey),
+    ("save_key", Operation::SaveKey),
+    ("restore_key", Operation::RestoreKey),
+    ("replace_key", Operation::ReplaceKey),
+    ("load_key", Operation::LoadKey),
+    ("set_key_security", Operation::SetKeySecurity),
+];
 
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+/// File operations by their trace names ([`FileOperation`]).
+pub const FILE_OPS: [(&str, FileOperation); 6] = [
+    ("read_file", FileOperation::Read),
+    ("write_file", FileOperation::Write),
+    ("create_file", FileOperation::Create),
+    ("delete_file", FileOperation::Delete),
+    ("rename_file", FileOperation::Rename),
+    ("hard_link_file", FileOperation::HardLink),
+];
 
-            /// The name used in traces.
-            pub fn name(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn from_name(name: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.name() == name)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
+/// The trace name of a registry operation.
+pub fn registry_op_name(op: Operation) -> &'static str {
+    REGISTRY_OPS
+        .iter()
+        .find(|(_, o)| *o == op)
+        .map_or("?", |(n, _)| n)
 }
 
-named_enum! {
-    /// Registry operations in the driver's vocabulary (design codes 1..9, then the extensions).
-    RegistryOp {
-        QueryValue = "query_value",
-        SetValue = "set_value",
-        DeleteValue = "delete_value",
-        CreateKey = "create_key",
-        DeleteKey = "delete_key",
-        EnumKeys = "enum_keys",
-        EnumValues = "enum_values",
-        OpenKey = "open_key",
-        RenameKey = "rename_key",
-        SaveKey = "save_key",
-        RestoreKey = "restore_key",
-        ReplaceKey = "replace_key",
-        LoadKey = "load_key",
-        SetKeySecurity = "set_key_security",
-    }
+/// The trace name of a file operation.
+pub fn file_op_name(op: FileOperation) -> &'static str {
+    FILE_OPS
+        .iter()
+        .find(|(_, o)| *o == op)
+        .map_or("?", |(n, _)| n)
 }
 
-named_enum! {
-    /// File operations the minifilter checks.
-    FileOp {
-        Read = "read_file",
-        Write = "write_file",
-        Create = "create_file",
-        Delete = "delete_file",
-        Rename = "rename_file",
-    }
+fn lookup<T: Copy>(table: &[(&str, T)], name: &str) -> Option<T> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 
 const LIFECYCLE: &[&str] = &[
@@ -256,15 +246,15 @@ impl LineCx<'_> {
         operation: &str,
         obj: &mut Map<String, Value>,
     ) -> Result<Action, TraceError> {
-        if let Some(op) = RegistryOp::from_name(operation) {
+        if let Some(op) = lookup(&REGISTRY_OPS, operation) {
             let key = self.required_str(obj, "key")?;
             let value = self.take_str(obj, "value")?.unwrap_or_default();
             let new_name = self.take_str(obj, "new_name")?;
             match (op, &new_name) {
-                (RegistryOp::RenameKey, None) => {
+                (Operation::RenameKey, None) => {
                     return Err(self.err(Some("new_name"), "missing (rename_key needs it)"));
                 }
-                (RegistryOp::RenameKey, Some(_)) | (_, None) => {}
+                (Operation::RenameKey, Some(_)) | (_, None) => {}
                 (_, Some(_)) => {
                     return Err(self.err(Some("new_name"), "only rename_key has a new name"));
                 }
@@ -290,13 +280,13 @@ impl LineCx<'_> {
                 data_size,
             }));
         }
-        if let Some(op) = FileOp::from_name(operation) {
+        if let Some(op) = lookup(&FILE_OPS, operation) {
             let path = self.required_str(obj, "path")?;
             let new_path = self.take_str(obj, "new_path")?;
-            if (op == FileOp::Rename) != new_path.is_some() {
+            if (op == FileOperation::Rename) != new_path.is_some() {
                 return Err(self.err(
                     Some("new_path"),
-                    if op == FileOp::Rename {
+                    if op == FileOperation::Rename {
                         "missing (rename_file needs it)"
                     } else {
                         "only rename_file has a new path"
@@ -325,10 +315,10 @@ impl LineCx<'_> {
                 Ok(Action::Sleep(Duration::from_millis(u64::from(ms))))
             }
             other => {
-                let known: Vec<&str> = RegistryOp::ALL
+                let known: Vec<&str> = REGISTRY_OPS
                     .iter()
-                    .map(|o| o.name())
-                    .chain(FileOp::ALL.iter().map(|o| o.name()))
+                    .map(|(n, _)| *n)
+                    .chain(FILE_OPS.iter().map(|(n, _)| *n))
                     .chain(LIFECYCLE.iter().copied())
                     .collect();
                 Err(self.err(
@@ -445,7 +435,7 @@ mod tests {
         assert_eq!(
             trace.lines[3].action,
             Action::Registry(RegistryAccess {
-                op: RegistryOp::SetValue,
+                op: Operation::SetValue,
                 key: "HKCU\\Run".into(),
                 value: "x".into(),
                 new_name: None,
@@ -466,7 +456,7 @@ mod tests {
     fn errors_name_line_and_field() {
         check_err(
             "\n{\"process\":\"p\",\"operation\":\"set_valu\",\"key\":\"K\"}",
-            "t.jsonl:2: field `operation`: unknown operation `set_valu` (expected one of query_value, set_value, delete_value, create_key, delete_key, enum_keys, enum_values, open_key, rename_key, save_key, restore_key, replace_key, load_key, set_key_security, read_file, write_file, create_file, delete_file, rename_file, start, exit, register_session, unregister_session, sleep)",
+            "t.jsonl:2: field `operation`: unknown operation `set_valu` (expected one of query_value, set_value, delete_value, create_key, delete_key, enum_keys, enum_values, open_key, rename_key, save_key, restore_key, replace_key, load_key, set_key_security, read_file, write_file, create_file, delete_file, rename_file, hard_link_file, start, exit, register_session, unregister_session, sleep)",
         );
         check_err(
             r#"{"process":"p","operation":"set_value"}"#,

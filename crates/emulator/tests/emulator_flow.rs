@@ -11,9 +11,14 @@ use agentsh_emulator::core::{
 };
 use agentsh_emulator::emulator::Emulator;
 use agentsh_emulator::frame::{FrameKind, encode_frame, read_frame};
+
+fn frame(kind: FrameKind, parts: &[&[u8]]) -> Vec<u8> {
+    encode_frame(kind, parts).expect("fits a frame")
+}
 use agentsh_emulator::port::QueryError;
 use agentsh_emulator::replay::{RegistrarFuture, SessionRegistrar, replay};
-use agentsh_emulator::trace::{RegistryOp, Trace};
+use agentsh_emulator::trace::Trace;
+use agentsh_wire::Operation;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
@@ -126,8 +131,8 @@ async fn scripted_client(stream: UnixStream) {
         };
         let mut header = [0u8; 16];
         header[8..16].copy_from_slice(&id.to_le_bytes());
-        let frame = encode_frame(FrameKind::UserReply, &[&header, &[answer]]);
-        write.lock().await.write_all(&frame).await.expect("write");
+        let reply = frame(FrameKind::UserReply, &[&header, &[answer]]);
+        write.lock().await.write_all(&reply).await.expect("write");
         if key.ends_with('p') {
             // The scripted core numbers tickets from 1 in request order; the key carries it.
             let ticket: u64 = key
@@ -139,7 +144,7 @@ async fn scripted_client(stream: UnixStream) {
             let write = write.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                let send = encode_frame(FrameKind::UserSend, &[&ticket.to_le_bytes(), &[1]]);
+                let send = frame(FrameKind::UserSend, &[&ticket.to_le_bytes(), &[1]]);
                 write.lock().await.write_all(&send).await.expect("write");
             });
         }
@@ -151,7 +156,7 @@ fn request(key: &str) -> OperationRequest {
         pid: 100,
         thread_id: 101,
         target: Target::Registry {
-            op: RegistryOp::SetValue,
+            op: Operation::SetValue,
             key: key.into(),
             value: String::new(),
             new_name: None,

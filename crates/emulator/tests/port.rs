@@ -7,6 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentsh_emulator::frame::{FrameKind, encode_frame, read_frame};
+
+fn frame(kind: FrameKind, parts: &[&[u8]]) -> Vec<u8> {
+    encode_frame(kind, parts).expect("fits a frame")
+}
 use agentsh_emulator::port::{Port, PortHandler, QueryError, STATUS_CONNECTION_COUNT_LIMIT};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -57,7 +61,7 @@ fn reply_frame(id: u64, status: i32, body: &[u8]) -> Vec<u8> {
     let mut header = [0u8; 16];
     header[0..4].copy_from_slice(&status.to_le_bytes());
     header[8..16].copy_from_slice(&id.to_le_bytes());
-    encode_frame(FrameKind::UserReply, &[&header, body])
+    frame(FrameKind::UserReply, &[&header, body])
 }
 
 #[tokio::test]
@@ -151,7 +155,7 @@ async fn second_client_is_refused_and_first_keeps_working() {
     );
 
     first
-        .write_all(&encode_frame(FrameKind::UserSend, &[b"abc"]))
+        .write_all(&frame(FrameKind::UserSend, &[b"abc"]))
         .await
         .expect("write");
     let (kind, body) = read_frame(&mut first).await.expect("read").expect("frame");
@@ -167,11 +171,11 @@ async fn second_client_is_refused_and_first_keeps_working() {
 #[tokio::test]
 async fn garbage_closes_the_connection_and_fails_queries_in_flight() {
     for garbage in [
-        vec![0, 0, 0, 0],                                      // length 0
-        vec![0xff, 0xff, 0xff, 0x7f, 1],                       // length beyond 65536
-        vec![2, 0, 0, 0, 9, 0],                                // unknown kind
-        vec![3, 0, 0, 0, 2, 0, 0],                             // reply shorter than its header
-        encode_frame(FrameKind::KernelMessage, &[&[0u8; 16]]), // a kernel-side frame from the client
+        vec![0, 0, 0, 0, 1],                            // length 0
+        vec![0xff, 0xff, 0xff, 0x7f, 1],                // length beyond 65536
+        vec![2, 0, 0, 0, 9, 0],                         // unknown kind
+        vec![3, 0, 0, 0, 2, 0, 0],                      // reply shorter than its header
+        frame(FrameKind::KernelMessage, &[&[0u8; 16]]), // a kernel-side frame from the client
     ] {
         let (_dir, recorder, port) = setup();
         let mut client = UnixStream::connect(port.path()).await.expect("connect");

@@ -1,7 +1,8 @@
 //! Every trace shipped under tests/data parses, and the five-scenario trace says what the design's
 //! manual scenarios expect.
 
-use agentsh_emulator::trace::{Action, Expect, RegistryOp, Trace};
+use agentsh_emulator::trace::{Action, Expect, Trace};
+use agentsh_wire::Operation;
 
 fn load(name: &str) -> Trace {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -12,7 +13,7 @@ fn load(name: &str) -> Trace {
 #[test]
 fn five_scenarios_trace_expects_the_designed_outcomes() {
     let trace = load("five-scenarios.jsonl");
-    let ops: Vec<(RegistryOp, Expect)> = trace
+    let ops: Vec<(Operation, Expect)> = trace
         .lines
         .iter()
         .filter_map(|l| match (&l.action, l.expect) {
@@ -23,11 +24,11 @@ fn five_scenarios_trace_expects_the_designed_outcomes() {
     assert_eq!(
         ops,
         [
-            (RegistryOp::SetValue, Expect::Deny),
-            (RegistryOp::SetValue, Expect::Allow),
-            (RegistryOp::CreateKey, Expect::Allow),
-            (RegistryOp::CreateKey, Expect::Deny),
-            (RegistryOp::SetValue, Expect::Allow),
+            (Operation::SetValue, Expect::Deny),
+            (Operation::SetValue, Expect::Allow),
+            (Operation::CreateKey, Expect::Allow),
+            (Operation::CreateKey, Expect::Deny),
+            (Operation::SetValue, Expect::Allow),
         ]
     );
 }
