@@ -1,0 +1,305 @@
+//! The decision cache: bounded, least-recently-used eviction (lookups count as use), per-entry
+//! expiry, keyed by everything that can change a decision.
+//!
+//! Key = (session token, operation, case-folded path, case-folded value name or rename/link
+//! target). Names are folded with `agentsh-winstr`, the rule the policy matcher uses. The map
+//! holds a keyed 64-bit hash; every hit is confirmed by comparing the full stored key, so a hash
+//! collision can only cost a miss, never return another key's decision.
+
+use alloc::vec::Vec;
+use core::hash::{BuildHasher, Hasher};
+
+use agentsh_wire::response::CacheTtl;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+
+use crate::Millis;
+
+/// Longest folded key (path + name) the cache stores; longer operations are never cached.
+/// Every whole wire request fits: a file path and its target (the longer of the two kinds).
+const MAX_KEY_UNITS: usize = agentsh_wire::file::PATH_MAX * 2 + 1;
+
+const NIL: u32 = u32::MAX;
+
+/// What identifies a cached decision.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheKey<'a> {
+    pub token: u64,
+    /// The operation: registry codes as on the wire, file codes offset by [`FILE_KIND_BASE`].
+    pub kind: u16,
+    pub path: &'a [u16],
+    /// Value name, or rename / hard-link target; empty when the operation has none.
+    pub name: &'a [u16],
+}
+
+/// File operation codes are stored as `FILE_KIND_BASE + code` so they never meet registry codes.
+pub const FILE_KIND_BASE: u16 = 0x100;
+
+/// A cached decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cached {
+    pub allow: bool,
+    /// The response flags (notify, log) to honour on every hit.
+    pub flags: u32,
+}
+
+#[derive(Debug)]
+struct Slot {
+    token: u64,
+    kind: u16,
+    hash: u64,
+    path_len: u32,
+    folded: Vec<u16>,
+    value: Cached,
+    expires: Millis,
+    prev: u32,
+    next: u32,
+}
+
+/// The kernel's decision cache.
+#[derive(Debug)]
+pub struct DecisionCache {
+    capacity: usize,
+    map: HashMap<u64, u32, FixedState>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+    hasher: FixedState,
+    evictions: u64,
+}
+
+/// Outcome of [`DecisionCache::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    Stored,
+    /// TTL 0, or the key is too long to store whole.
+    NotCached,
+}
+
+impl DecisionCache {
+    /// An empty cache of at most `capacity` entries. `seed` keys the hash (the driver draws it
+    /// at load), so sandboxed code cannot aim collisions at a known function.
+    pub fn new(capacity: usize, seed: u64) -> Self {
+        DecisionCache {
+            capacity: capacity.max(1),
+            map: HashMap::with_hasher(FixedState::with_seed(seed)),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            hasher: FixedState::with_seed(seed ^ 0x9E37_79B9_7F4A_7C15),
+            evictions: 0,
+        }
+    }
+
+    /// Number of live entries (expired ones count until they are touched or evicted).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The configured bound.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Entries evicted to make room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Changes the bound, evicting least recently used entries to fit.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        while self.map.len() > self.capacity {
+            self.evict_tail();
+        }
+    }
+
+    /// Looks `key` up at time `now`. A hit counts as use; an expired entry is removed.
+    pub fn lookup(&mut self, now: Millis, key: &CacheKey<'_>) -> Option<Cached> {
+        let mut buf = [0u16; MAX_KEY_UNITS];
+        let folded = fold_key(key, &mut buf)?;
+        let hash = self.hash(key.token, key.kind, folded);
+        let idx = *self.map.get(&hash)?;
+        let slot = &self.slots[idx as usize];
+        if slot.token != key.token
+            || slot.kind != key.kind
+            || slot.path_len as usize != key.path.len()
+            || slot.folded != folded
+        {
+            return None;
+        }
+        if now >= slot.expires {
+            self.remove(idx);
+            return None;
+        }
+        let value = slot.value;
+        self.touch(idx);
+        Some(value)
+    }
+
+    /// Stores a decision for `ttl` (`default_ttl_ms` for [`CacheTtl::DriverDefault`]).
+    pub fn insert(
+        &mut self,
+        now: Millis,
+        key: &CacheKey<'_>,
+        value: Cached,
+        ttl: CacheTtl,
+        default_ttl_ms: u32,
+    ) -> Insert {
+        let ttl_ms = match ttl {
+            CacheTtl::None => return Insert::NotCached,
+            CacheTtl::DriverDefault => u64::from(default_ttl_ms),
+            CacheTtl::Seconds(s) => u64::from(s) * 1000,
+        };
+        let mut buf = [0u16; MAX_KEY_UNITS];
+        let Some(folded) = fold_key(key, &mut buf) else {
+            return Insert::NotCached;
+        };
+        let hash = self.hash(key.token, key.kind, folded);
+        if let Some(&old) = self.map.get(&hash) {
+            self.remove(old);
+        }
+        while self.map.len() >= self.capacity {
+            self.evict_tail();
+        }
+        let slot = Slot {
+            token: key.token,
+            kind: key.kind,
+            hash,
+            path_len: key.path.len() as u32,
+            folded: folded.to_vec(),
+            value,
+            expires: now.saturating_add(ttl_ms),
+            prev: NIL,
+            next: NIL,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(hash, idx);
+        self.link_front(idx);
+        Insert::Stored
+    }
+
+    /// Drops every entry (service reconnect, policy reload).
+    pub fn flush_all(&mut self) {
+        self.map.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.head = NIL;
+        self.tail = NIL;
+    }
+
+    /// Drops the entries of one session (unregister, token rotation).
+    pub fn flush_session(&mut self, token: u64) {
+        let mut idx = self.head;
+        while idx != NIL {
+            let next = self.slots[idx as usize].next;
+            if self.slots[idx as usize].token == token {
+                self.remove(idx);
+            }
+            idx = next;
+        }
+    }
+
+    /// Approximate bytes held per entry for an average folded key of `key_units` units: the
+    /// slot, the key's heap copy and the map's share (hash, index, control byte, load factor).
+    pub fn bytes_per_entry(key_units: usize) -> usize {
+        let map_share = (8 + 4 + 1) * 8 / 7;
+        core::mem::size_of::<Slot>() + key_units * 2 + map_share
+    }
+
+    fn hash(&self, token: u64, kind: u16, folded: &[u16]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(token);
+        h.write_u16(kind);
+        let mut bytes = [0u8; 256];
+        for chunk in folded.chunks(128) {
+            for (pair, unit) in bytes.chunks_exact_mut(2).zip(chunk) {
+                pair.copy_from_slice(&unit.to_le_bytes());
+            }
+            h.write(&bytes[..chunk.len() * 2]);
+        }
+        h.write_usize(folded.len());
+        h.finish()
+    }
+
+    fn touch(&mut self, idx: u32) {
+        if self.head != idx {
+            self.unlink(idx);
+            self.link_front(idx);
+        }
+    }
+
+    fn link_front(&mut self, idx: u32) {
+        self.slots[idx as usize].prev = NIL;
+        self.slots[idx as usize].next = self.head;
+        if self.head != NIL {
+            self.slots[self.head as usize].prev = idx;
+        }
+        self.head = idx;
+        if self.tail == NIL {
+            self.tail = idx;
+        }
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (prev, next) = (self.slots[idx as usize].prev, self.slots[idx as usize].next);
+        if prev != NIL {
+            self.slots[prev as usize].next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+    }
+
+    fn remove(&mut self, idx: u32) {
+        self.unlink(idx);
+        let slot = &mut self.slots[idx as usize];
+        self.map.remove(&slot.hash);
+        slot.folded = Vec::new();
+        self.free.push(idx);
+    }
+
+    fn evict_tail(&mut self) {
+        if self.tail != NIL {
+            self.remove(self.tail);
+            self.evictions += 1;
+        }
+    }
+}
+
+/// Folds path and name into `buf` with a separator the names cannot contain (U+FFFF is a
+/// noncharacter); `None` if the key does not fit.
+fn fold_key<'b>(key: &CacheKey<'_>, buf: &'b mut [u16; MAX_KEY_UNITS]) -> Option<&'b [u16]> {
+    let n = key.path.len() + 1 + key.name.len();
+    if n > MAX_KEY_UNITS {
+        return None;
+    }
+    for (dst, &src) in buf.iter_mut().zip(key.path) {
+        *dst = agentsh_winstr::upcase_unit(src);
+    }
+    buf[key.path.len()] = 0xFFFF;
+    for (dst, &src) in buf[key.path.len() + 1..].iter_mut().zip(key.name) {
+        *dst = agentsh_winstr::upcase_unit(src);
+    }
+    Some(&buf[..n])
+}
