@@ -2,7 +2,6 @@
 //! trace, each operation goes through the kernel core exactly as in the driver, and every outcome is
 //! reported as the kernel would (success or STATUS_ACCESS_DENIED) with its latency.
 
-pub mod core;
 pub mod emulator;
 pub mod frame;
 pub mod latency;
@@ -11,5 +10,6 @@ pub mod port;
 pub mod process;
 pub mod regpath;
 pub mod replay;
+pub mod request;
 pub mod table;
 pub mod trace;

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::core::{KernelCore, OperationRequest, Reason, Target, Verdict};
 use crate::emulator::Emulator;
 use crate::latency::LatencyHistogram;
 use crate::regpath::{DEFAULT_USER_SID, kernel_key_path};
 use crate::replay::SessionRegistrar;
+use crate::request::{OperationRequest, Reason, Target, Verdict};
 use agentsh_wire::Operation;
 
 /// What a load run does.
@@ -61,17 +61,7 @@ pub struct LoadReport {
 }
 
 /// Every reason, in the order [`LoadReport::by_reason`] counts them.
-pub const REASONS: [Reason; 9] = [
-    Reason::Excluded,
-    Reason::NotInSession,
-    Reason::Cache,
-    Reason::Service,
-    Reason::Approval,
-    Reason::HoldExpired,
-    Reason::FailOpen,
-    Reason::FailClosed,
-    Reason::Unrepresentable,
-];
+pub const REASONS: [Reason; Reason::ALL.len()] = Reason::ALL;
 
 impl LoadReport {
     pub fn count(&self, reason: Reason) -> u64 {
@@ -98,8 +88,8 @@ impl LoadReport {
 
 /// Runs `spec` against `emulator`; `registrar` registers the session root when `spec.in_session`.
 /// The session is unregistered at the end.
-pub async fn run_load<C: KernelCore>(
-    emulator: &Arc<Emulator<C>>,
+pub async fn run_load(
+    emulator: &Arc<Emulator>,
     registrar: &dyn SessionRegistrar,
     spec: &LoadSpec,
 ) -> Result<LoadReport, String> {
@@ -141,12 +131,7 @@ pub async fn run_load<C: KernelCore>(
     Ok(total)
 }
 
-async fn one_process<C: KernelCore>(
-    emulator: &Emulator<C>,
-    spec: &LoadSpec,
-    prefix: &str,
-    pid: u32,
-) -> LoadReport {
+async fn one_process(emulator: &Emulator, spec: &LoadSpec, prefix: &str, pid: u32) -> LoadReport {
     let mut report = LoadReport::default();
     let mut key = String::with_capacity(prefix.len() + 32);
     for i in 0..spec.ops_per_process {
@@ -159,18 +144,11 @@ async fn one_process<C: KernelCore>(
         };
         // One subkey per process so processes never share cache entries by accident.
         use std::fmt::Write as _;
-        let _ = write!(key, "\\p{pid}\\k{slot}");
+        write!(key, "\\p{pid}\\k{slot}").expect("writing to a String cannot fail");
         let request = OperationRequest {
             pid,
             thread_id: pid + 1,
-            target: Target::Registry {
-                op: spec.op,
-                key: key.clone(),
-                value: "v".to_owned(),
-                new_name: None,
-                value_type: 1,
-                data_size: 4,
-            },
+            target: Target::registry(spec.op, &key, "v", None, 1, 4),
         };
         let outcome = emulator.perform(&request).await;
         report.operations += 1;

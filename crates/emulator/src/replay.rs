@@ -7,10 +7,10 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
-use crate::core::{KernelCore, OperationRequest, Reason, Target, Verdict};
 use crate::emulator::Emulator;
 use crate::process::{ProcessError, ProcessTable};
 use crate::regpath::kernel_key_path;
+use crate::request::{OperationRequest, Reason, Target, Verdict};
 use crate::trace::{Action, Expect, Trace, TraceLine, file_op_name, registry_op_name};
 
 /// A future returned by a [`SessionRegistrar`].
@@ -61,8 +61,8 @@ pub struct ReplayError {
 
 /// Replays `trace` (named `source_name` in errors), calling `on_line` with each operation's report
 /// as soon as it completes.
-pub async fn replay<C: KernelCore>(
-    emulator: &Emulator<C>,
+pub async fn replay(
+    emulator: &Emulator,
     registrar: &dyn SessionRegistrar,
     source_name: &str,
     trace: &Trace,
@@ -155,14 +155,14 @@ pub fn request_for(
                 (None, true) => key.clone(),
                 (None, false) => format!("{key}\\{}", r.value),
             };
-            let target = Target::Registry {
-                op: r.op,
-                key,
-                value: r.value.clone(),
-                new_name: r.new_name.clone(),
-                value_type: r.value_type,
-                data_size: r.data_size,
-            };
+            let target = Target::registry(
+                r.op,
+                &key,
+                &r.value,
+                r.new_name.as_deref(),
+                r.value_type,
+                r.data_size,
+            );
             (target, registry_op_name(r.op), shown)
         }
         Action::File(f) => {
@@ -171,11 +171,7 @@ pub fn request_for(
                 None => f.path.clone(),
             };
             (
-                Target::File {
-                    op: f.op,
-                    path: f.path.clone(),
-                    new_path: f.new_path.clone(),
-                },
+                Target::file(f.op, &f.path, f.new_path.as_deref()),
                 file_op_name(f.op),
                 shown,
             )
