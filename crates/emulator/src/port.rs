@@ -361,6 +361,9 @@ async fn serve_client(
             }
         }
     }
+    // The kernel side learns of the disconnect first, so no operation starts a query (that could
+    // only fail) between the connection's end and the kernel core's switch to its fail mode.
+    handler.disconnected();
     {
         let mut client = lock(&shared.client);
         if client.as_ref().is_some_and(|c| c.generation == generation) {
@@ -371,5 +374,4 @@ async fn serve_client(
     lock(&shared.waiting).clear();
     drop(tx);
     writer.abort();
-    handler.disconnected();
 }

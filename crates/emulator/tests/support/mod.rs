@@ -198,3 +198,37 @@ pub async fn wait_until(mut f: impl FnMut() -> bool) {
     }
     panic!("condition not reached in time");
 }
+
+/// Session tokens the scripted service uses: derived from the root process id.
+pub fn token_for(root: u32) -> u64 {
+    0x5EED_0000_0000_0000 | u64::from(root)
+}
+
+impl agentsh_emulator::replay::SessionRegistrar for ScriptedService {
+    fn register(
+        &self,
+        root_pid: u32,
+        _workspace: &str,
+        _app_name: &str,
+    ) -> agentsh_emulator::replay::RegistrarFuture<'_> {
+        Box::pin(async move {
+            self.register(root_pid, token_for(root_pid), u64::from(root_pid))
+                .await;
+            Ok(())
+        })
+    }
+
+    fn unregister(&self, root_pid: u32) -> agentsh_emulator::replay::RegistrarFuture<'_> {
+        Box::pin(async move {
+            let r = self
+                .send(&ControlRepr::UnregisterSession {
+                    session_token: token_for(root_pid),
+                })
+                .await;
+            match r.status() {
+                SendStatus::Ok => Ok(()),
+                other => Err(format!("unregister: {other:?}")),
+            }
+        })
+    }
+}
