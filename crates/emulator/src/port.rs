@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -20,6 +21,8 @@ use crate::frame::{FrameKind, HEADER_LEN, encode_frame, read_frame, write_frame}
 pub const STATUS_CONNECTION_COUNT_LIMIT: i32 = 0xC000_0246_u32 as i32;
 /// STATUS_BUFFER_OVERFLOW: a send's output did not fit in one frame.
 pub const STATUS_BUFFER_OVERFLOW: i32 = 0x8000_0005_u32 as i32;
+/// Read buffer and largest write batch of a client connection.
+const IO_BUFFER: usize = 64 * 1024;
 /// Frames the writer may have queued before a one-way notification is dropped (and counted).
 const WRITE_QUEUE: usize = 4096;
 
@@ -291,10 +294,22 @@ async fn serve_client(
     tx: mpsc::Sender<Vec<u8>>,
     mut rx: mpsc::Receiver<Vec<u8>>,
 ) {
-    let (mut read, mut write) = stream.into_split();
+    let (read, mut write) = stream.into_split();
+    // Buffered both ways: a frame costs one read of many frames' bytes, and the writer sends
+    // every frame queued at that moment in one write.
+    let mut read = BufReader::with_capacity(IO_BUFFER, read);
     let writer = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(IO_BUFFER);
         while let Some(frame) = rx.recv().await {
-            if write_frame(&mut write, &frame).await.is_err() {
+            batch.clear();
+            batch.extend_from_slice(&frame);
+            while batch.len() < IO_BUFFER {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            if write.write_all(&batch).await.is_err() {
                 break;
             }
         }

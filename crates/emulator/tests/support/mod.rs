@@ -68,7 +68,8 @@ impl ScriptedService {
     /// Connects and completes the handshake.
     pub async fn connect(path: &Path, script: Script) -> ScriptedService {
         let stream = UnixStream::connect(path).await.expect("connect");
-        let (mut read, write) = stream.into_split();
+        let (read, write) = stream.into_split();
+        let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
         let service = ScriptedService {
             writer: Arc::new(tokio::sync::Mutex::new(write)),
             results: Arc::new(Mutex::new(VecDeque::new())),
