@@ -75,8 +75,10 @@ impl LoadReport {
         self.operations as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 
-    fn add(&mut self, other: &LoadReport) {
+    /// Adds `other`'s counts, latencies and elapsed time (for figures over several runs).
+    pub fn merge(&mut self, other: &LoadReport) {
         self.operations += other.operations;
+        self.elapsed += other.elapsed;
         self.allowed += other.allowed;
         self.denied += other.denied;
         for (a, b) in self.by_reason.iter_mut().zip(other.by_reason) {
@@ -118,7 +120,7 @@ pub async fn run_load(
         let part = task
             .await
             .map_err(|e| format!("a simulated process failed: {e}"))?;
-        total.add(&part);
+        total.merge(&part);
     }
     total.elapsed = started.elapsed();
     for n in 0..spec.processes {
