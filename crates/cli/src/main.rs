@@ -19,10 +19,6 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once per run; boxing the policy arguments buys nothing"
-)]
 enum Command {
     /// Check, explain and test registry and file policies
     #[command(subcommand)]

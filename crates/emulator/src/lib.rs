@@ -8,6 +8,7 @@ pub mod latency;
 pub mod load;
 pub mod port;
 pub mod process;
+pub mod registrar;
 pub mod regpath;
 pub mod replay;
 pub mod request;
