@@ -14,3 +14,4 @@ pub mod replay;
 pub mod request;
 pub mod table;
 pub mod trace;
+pub mod scenarios;

@@ -1,18 +1,16 @@
-//! Every trace shipped under tests/data parses, and the five-scenario trace says what the design's
+//! The shipped traces parse, and the five-scenario trace says what the design's
 //! manual scenarios expect.
 
 use agentsh_emulator::trace::{Action, Expect, Trace};
 use agentsh_wire::Operation;
 
-fn load(name: &str) -> Trace {
-    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    Trace::parse(name, &text).unwrap_or_else(|e| panic!("{e}"))
+fn load(name: &str, text: &str) -> Trace {
+    Trace::parse(name, text).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn five_scenarios_trace_expects_the_designed_outcomes() {
-    let trace = load("five-scenarios.jsonl");
+    let trace = load("five-scenarios.jsonl", agentsh_emulator::scenarios::FIVE_SCENARIOS);
     let ops: Vec<(Operation, Expect)> = trace
         .lines
         .iter()
