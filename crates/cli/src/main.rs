@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod emulator_cmd;
 mod policy;
 
@@ -26,6 +27,8 @@ enum Command {
     /// Play the driver over a local socket: check and replay operation traces
     #[command(subcommand)]
     Emulator(emulator_cmd::EmulatorCommand),
+    /// Play the design's five manual scenarios through the driver emulator and check the outcomes
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,5 +36,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Emulator(cmd) => emulator_cmd::run(cmd),
+        Command::Demo(args) => demo::run(args),
     }
 }

@@ -12,6 +12,6 @@ pub mod registrar;
 pub mod regpath;
 pub mod replay;
 pub mod request;
+pub mod scenarios;
 pub mod table;
 pub mod trace;
-pub mod scenarios;

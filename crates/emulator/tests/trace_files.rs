@@ -10,7 +10,10 @@ fn load(name: &str, text: &str) -> Trace {
 
 #[test]
 fn five_scenarios_trace_expects_the_designed_outcomes() {
-    let trace = load("five-scenarios.jsonl", agentsh_emulator::scenarios::FIVE_SCENARIOS);
+    let trace = load(
+        "five-scenarios.jsonl",
+        agentsh_emulator::scenarios::FIVE_SCENARIOS,
+    );
     let ops: Vec<(Operation, Expect)> = trace
         .lines
         .iter()
