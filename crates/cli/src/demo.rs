@@ -72,6 +72,8 @@ trait DemoUserSide: SessionRegistrar {
     /// What the user side decided or logged for an operation line, by pid and target.
     fn decision_for(&self, pid: u32, target: &str) -> Option<Decided>;
     fn events(&self) -> Vec<Value>;
+    /// Events not kept because the bounded record was full.
+    fn events_dropped(&self) -> u64;
     /// The driver's counters, fetched through the port (GetMetrics).
     async fn driver_metrics(&self) -> Result<Metrics, String>;
 }
@@ -128,7 +130,7 @@ async fn run_scenarios(socket: &Path, args: DemoArgs) -> Result<bool, String> {
     let metrics = user.driver_metrics().await?;
 
     print!("{}", outcome_table(&reports, &user));
-    println!("\nevents:");
+    println!("\nevents ({} dropped):", user.events_dropped());
     for event in user.events() {
         println!("{event}");
     }
@@ -223,6 +225,10 @@ fn metrics_table(metrics: &Metrics) -> TextTable {
     table
 }
 
+/// Events (and per-operation decisions) the stand-in keeps; the demo needs a handful, a load run
+/// must not grow memory.
+const KEPT_RECORDS: usize = 4096;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -255,6 +261,8 @@ struct State {
     approvals: Vec<Approval>,
     decided: HashMap<(u32, String), Decided>,
     events: Vec<Value>,
+    /// Records not kept because [`KEPT_RECORDS`] were already kept.
+    dropped: u64,
     next_ticket: u32,
     approval_timeout: u32,
 }
@@ -313,6 +321,7 @@ impl PolicyResponder {
                 approvals: Vec::new(),
                 decided: HashMap::new(),
                 events: Vec::new(),
+                dropped: 0,
                 next_ticket: 1,
                 approval_timeout,
             })),
@@ -483,6 +492,11 @@ impl PolicyResponder {
             why: reason.to_owned(),
         };
         let mut state = lock(&self.state);
+        if state.events.len() >= KEPT_RECORDS {
+            // Bounded like the service's event pipeline: never grow without limit, count drops.
+            state.dropped += 1;
+            return;
+        }
         state.events.push(json!({
             "type": event,
             "session_id": format!("{session_id:016x}"),
@@ -738,6 +752,10 @@ impl DemoUserSide for PolicyResponder {
 
     fn events(&self) -> Vec<Value> {
         lock(&self.state).events.clone()
+    }
+
+    fn events_dropped(&self) -> u64 {
+        lock(&self.state).dropped
     }
 
     async fn driver_metrics(&self) -> Result<Metrics, String> {
