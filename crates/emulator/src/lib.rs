@@ -4,6 +4,7 @@
 
 pub mod emulator;
 pub mod frame;
+pub mod hostile;
 pub mod latency;
 pub mod load;
 pub mod port;
