@@ -7,7 +7,7 @@
 //! collision can only cost a miss, never return another key's decision.
 
 use alloc::vec::Vec;
-use core::hash::{BuildHasher, Hasher};
+use core::hash::{BuildHasher, Hash, Hasher};
 
 use agentsh_wire::response::CacheTtl;
 use foldhash::fast::FixedState;
@@ -126,10 +126,22 @@ impl DecisionCache {
         if !fits(key) {
             return None;
         }
-        let hash = self.hash(key);
+        let mut inline = [0u16; INLINE];
+        let folded = fold_inline(key, &mut inline);
+        let hash = match folded {
+            Some(f) => self.hash_folded(key, f),
+            None => self.hash_chunked(key),
+        };
         let idx = *self.map.get(&hash)?;
         let slot = &self.slots[idx as usize];
-        if slot.token != key.token || slot.kind != key.kind || !slot.matches(key) {
+        let same = slot.token == key.token
+            && slot.kind == key.kind
+            && slot.path_len as usize == key.path.len()
+            && match folded {
+                Some(f) => slot.folded == f,
+                None => slot.matches(key),
+            };
+        if !same {
             return None;
         }
         if now >= slot.expires {
@@ -219,22 +231,37 @@ impl DecisionCache {
         core::mem::size_of::<Slot>() + key_units * 2 + map_share
     }
 
-    /// Hashes the folded key in small stack chunks: no buffer the size of a path.
+    /// The key's hash. Keys of up to [`INLINE`] units are folded once into a stack buffer and
+    /// hashed in one pass; longer ones are folded and hashed in chunks. The choice depends only
+    /// on the key's length, so insert and lookup always agree.
     fn hash(&self, key: &CacheKey<'_>) -> u64 {
+        let mut inline = [0u16; INLINE];
+        match fold_inline(key, &mut inline) {
+            Some(f) => self.hash_folded(key, f),
+            None => self.hash_chunked(key),
+        }
+    }
+
+    fn hash_folded(&self, key: &CacheKey<'_>, folded: &[u16]) -> u64 {
         let mut h = self.hasher.build_hasher();
         h.write_u64(key.token);
         h.write_u16(key.kind);
+        h.write_usize(key.path.len());
+        u16::hash_slice(folded, &mut h);
+        h.finish()
+    }
+
+    fn hash_chunked(&self, key: &CacheKey<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(key.token);
+        h.write_u16(key.kind);
+        h.write_usize(key.path.len());
+        let mut folded = [0u16; CHUNK];
         for part in [key.path, key.name] {
-            let mut folded = [0u16; CHUNK];
             for chunk in part.chunks(CHUNK) {
                 agentsh_winstr::upcase_into(chunk, &mut folded);
-                let mut bytes = [0u8; CHUNK * 2];
-                for (pair, unit) in bytes.chunks_exact_mut(2).zip(&folded) {
-                    pair.copy_from_slice(&unit.to_le_bytes());
-                }
-                h.write(&bytes[..chunk.len() * 2]);
+                u16::hash_slice(&folded[..chunk.len()], &mut h);
             }
-            h.write_usize(part.len());
         }
         h.finish()
     }
@@ -289,6 +316,21 @@ impl DecisionCache {
 }
 
 const CHUNK: usize = 64;
+
+/// Keys up to this many units (path + name) are folded once on the stack for a lookup.
+const INLINE: usize = 256;
+
+/// Folds path and name contiguously into `buf`; `None` if the key is longer than [`INLINE`].
+fn fold_inline<'b>(key: &CacheKey<'_>, buf: &'b mut [u16; INLINE]) -> Option<&'b [u16]> {
+    let n = key.path.len() + key.name.len();
+    if n > INLINE {
+        return None;
+    }
+    let (path, rest) = buf.split_at_mut(key.path.len());
+    agentsh_winstr::upcase_into(key.path, path);
+    agentsh_winstr::upcase_into(key.name, rest);
+    Some(&buf[..n])
+}
 
 fn folded_vec(key: &CacheKey<'_>) -> Vec<u16> {
     let mut v = alloc::vec![0u16; key.path.len() + key.name.len()];

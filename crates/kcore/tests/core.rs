@@ -253,6 +253,73 @@ fn cache_keys_fold_case_the_windows_way() {
 }
 
 #[test]
+fn keys_longer_than_the_inline_buffer_are_cached_and_folded_too() {
+    let mut cache = DecisionCache::new(10, 5);
+    let long = u(&format!(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\{}",
+        "Ä".repeat(300)
+    ));
+    let upper = u(&format!(
+        "\\registry\\machine\\software\\{}",
+        "ä".repeat(300)
+    ));
+    let name = u("Value");
+    let v = Cached {
+        allow: true,
+        flags: 1,
+    };
+    cache.insert(
+        0,
+        &CacheKey {
+            token: 1,
+            kind: 2,
+            path: &long,
+            name: &name,
+        },
+        v,
+        CacheTtl::Seconds(9),
+        5000,
+    );
+    assert_eq!(
+        cache.lookup(
+            1,
+            &CacheKey {
+                token: 1,
+                kind: 2,
+                path: &upper,
+                name: &u("VALUE")
+            }
+        ),
+        Some(v)
+    );
+    assert_eq!(
+        cache.lookup(
+            1,
+            &CacheKey {
+                token: 1,
+                kind: 2,
+                path: &upper,
+                name: &u("VALUE2")
+            }
+        ),
+        None
+    );
+    assert_eq!(
+        cache.lookup(
+            1,
+            &CacheKey {
+                token: 2,
+                kind: 2,
+                path: &upper,
+                name: &u("VALUE")
+            }
+        ),
+        None,
+        "another session"
+    );
+}
+
+#[test]
 fn eviction_is_least_recently_used_and_lookups_count_as_use() {
     let mut cache = DecisionCache::new(3, 9);
     let keys: Vec<Vec<u16>> = (0..4)
