@@ -689,3 +689,27 @@ fn driver_config_ranges_are_the_guides() {
         (4096, 5000, 10, 5000)
     );
 }
+
+#[test]
+fn approval_fields_of_a_non_pending_response_are_ignored() {
+    // Found by fuzzing: an allow or deny whose reserved words are not zero decodes with them
+    // zeroed, as the kernel reads it, so decode and re-encode agree.
+    let bytes = Golden::new(24)
+        .at(0, &[2, 0])
+        .at(16, &[0x00, 0xCC, 0, 0])
+        .at(20, &[9, 0, 0, 0])
+        .0;
+    let repr = PolicyResponseRepr::decode(&bytes).expect("decodes");
+    assert_eq!((repr.approval_timeout_secs, repr.approval_ticket), (0, 0));
+    // And a pending answer is never cached, whatever its CacheTTL says.
+    let pending = Golden::new(24)
+        .at(0, &[2, 0])
+        .at(4, &[2, 0, 0, 0])
+        .at(8, &[60, 0, 0, 0])
+        .at(20, &[1, 0, 0, 0])
+        .0;
+    assert_eq!(
+        PolicyResponseRepr::decode(&pending).map(|r| r.cache_ttl),
+        Ok(CacheTtl::None)
+    );
+}
