@@ -7,7 +7,7 @@
 //! collision can only cost a miss, never return another key's decision.
 
 use alloc::vec::Vec;
-use core::hash::{BuildHasher, Hasher};
+use core::hash::{BuildHasher, Hash, Hasher};
 
 use agentsh_wire::response::CacheTtl;
 use foldhash::fast::FixedState;
@@ -123,16 +123,25 @@ impl DecisionCache {
 
     /// Looks `key` up at time `now`. A hit counts as use; an expired entry is removed.
     pub fn lookup(&mut self, now: Millis, key: &CacheKey<'_>) -> Option<Cached> {
-        let mut buf = [0u16; MAX_KEY_UNITS];
-        let folded = fold_key(key, &mut buf)?;
-        let hash = self.hash(key.token, key.kind, folded);
+        if !fits(key) {
+            return None;
+        }
+        let mut inline = [0u16; INLINE];
+        let folded = fold_inline(key, &mut inline);
+        let hash = match folded {
+            Some(f) => self.hash_folded(key, f),
+            None => self.hash_chunked(key),
+        };
         let idx = *self.map.get(&hash)?;
         let slot = &self.slots[idx as usize];
-        if slot.token != key.token
-            || slot.kind != key.kind
-            || slot.path_len as usize != key.path.len()
-            || slot.folded != folded
-        {
+        let same = slot.token == key.token
+            && slot.kind == key.kind
+            && slot.path_len as usize == key.path.len()
+            && match folded {
+                Some(f) => slot.folded == f,
+                None => slot.matches(key),
+            };
+        if !same {
             return None;
         }
         if now >= slot.expires {
@@ -158,11 +167,10 @@ impl DecisionCache {
             CacheTtl::DriverDefault => u64::from(default_ttl_ms),
             CacheTtl::Seconds(s) => u64::from(s) * 1000,
         };
-        let mut buf = [0u16; MAX_KEY_UNITS];
-        let Some(folded) = fold_key(key, &mut buf) else {
+        if !fits(key) {
             return Insert::NotCached;
-        };
-        let hash = self.hash(key.token, key.kind, folded);
+        }
+        let hash = self.hash(key);
         if let Some(&old) = self.map.get(&hash) {
             self.remove(old);
         }
@@ -174,7 +182,7 @@ impl DecisionCache {
             kind: key.kind,
             hash,
             path_len: key.path.len() as u32,
-            folded: folded.to_vec(),
+            folded: folded_vec(key),
             value,
             expires: now.saturating_add(ttl_ms),
             prev: NIL,
@@ -223,18 +231,38 @@ impl DecisionCache {
         core::mem::size_of::<Slot>() + key_units * 2 + map_share
     }
 
-    fn hash(&self, token: u64, kind: u16, folded: &[u16]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        h.write_u64(token);
-        h.write_u16(kind);
-        let mut bytes = [0u8; 256];
-        for chunk in folded.chunks(128) {
-            for (pair, unit) in bytes.chunks_exact_mut(2).zip(chunk) {
-                pair.copy_from_slice(&unit.to_le_bytes());
-            }
-            h.write(&bytes[..chunk.len() * 2]);
+    /// The key's hash. Keys of up to [`INLINE`] units are folded once into a stack buffer and
+    /// hashed in one pass; longer ones are folded and hashed in chunks. The choice depends only
+    /// on the key's length, so insert and lookup always agree.
+    fn hash(&self, key: &CacheKey<'_>) -> u64 {
+        let mut inline = [0u16; INLINE];
+        match fold_inline(key, &mut inline) {
+            Some(f) => self.hash_folded(key, f),
+            None => self.hash_chunked(key),
         }
-        h.write_usize(folded.len());
+    }
+
+    fn hash_folded(&self, key: &CacheKey<'_>, folded: &[u16]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(key.token);
+        h.write_u16(key.kind);
+        h.write_usize(key.path.len());
+        u16::hash_slice(folded, &mut h);
+        h.finish()
+    }
+
+    fn hash_chunked(&self, key: &CacheKey<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(key.token);
+        h.write_u16(key.kind);
+        h.write_usize(key.path.len());
+        let mut folded = [0u16; CHUNK];
+        for part in [key.path, key.name] {
+            for chunk in part.chunks(CHUNK) {
+                agentsh_winstr::upcase_into(chunk, &mut folded);
+                u16::hash_slice(&folded[..chunk.len()], &mut h);
+            }
+        }
         h.finish()
     }
 
@@ -287,19 +315,54 @@ impl DecisionCache {
     }
 }
 
-/// Folds path and name into `buf` with a separator the names cannot contain (U+FFFF is a
-/// noncharacter); `None` if the key does not fit.
-fn fold_key<'b>(key: &CacheKey<'_>, buf: &'b mut [u16; MAX_KEY_UNITS]) -> Option<&'b [u16]> {
-    let n = key.path.len() + 1 + key.name.len();
-    if n > MAX_KEY_UNITS {
+const CHUNK: usize = 64;
+
+/// Keys up to this many units (path + name) are folded once on the stack for a lookup.
+const INLINE: usize = 256;
+
+/// Folds path and name contiguously into `buf`; `None` if the key is longer than [`INLINE`].
+fn fold_inline<'b>(key: &CacheKey<'_>, buf: &'b mut [u16; INLINE]) -> Option<&'b [u16]> {
+    let n = key.path.len() + key.name.len();
+    if n > INLINE {
         return None;
     }
-    for (dst, &src) in buf.iter_mut().zip(key.path) {
-        *dst = agentsh_winstr::upcase_unit(src);
-    }
-    buf[key.path.len()] = 0xFFFF;
-    for (dst, &src) in buf[key.path.len() + 1..].iter_mut().zip(key.name) {
-        *dst = agentsh_winstr::upcase_unit(src);
-    }
+    let (path, rest) = buf.split_at_mut(key.path.len());
+    agentsh_winstr::upcase_into(key.path, path);
+    agentsh_winstr::upcase_into(key.name, rest);
     Some(&buf[..n])
+}
+
+fn folded_vec(key: &CacheKey<'_>) -> Vec<u16> {
+    let mut v = alloc::vec![0u16; key.path.len() + key.name.len()];
+    let (path, name) = v.split_at_mut(key.path.len());
+    agentsh_winstr::upcase_into(key.path, path);
+    agentsh_winstr::upcase_into(key.name, name);
+    v
+}
+
+/// Whether `stored` equals `query` folded, chunk by chunk.
+fn eq_folded(stored: &[u16], query: &[u16]) -> bool {
+    if stored.len() != query.len() {
+        return false;
+    }
+    let mut folded = [0u16; CHUNK];
+    stored.chunks(CHUNK).zip(query.chunks(CHUNK)).all(|(s, q)| {
+        agentsh_winstr::upcase_into(q, &mut folded);
+        s == &folded[..q.len()]
+    })
+}
+
+fn fits(key: &CacheKey<'_>) -> bool {
+    key.path.len() + key.name.len() <= MAX_KEY_UNITS
+}
+
+impl Slot {
+    /// Full comparison of the stored folded key with a query, folding the query on the fly.
+    fn matches(&self, key: &CacheKey<'_>) -> bool {
+        let path_len = self.path_len as usize;
+        path_len == key.path.len()
+            && self.folded.len() == path_len + key.name.len()
+            && eq_folded(&self.folded[..path_len], key.path)
+            && eq_folded(&self.folded[path_len..], key.name)
+    }
 }

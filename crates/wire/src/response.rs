@@ -99,18 +99,32 @@ impl PolicyResponseRepr {
             });
         }
         let decision = Decision::from_u32(u32_at(buf, field::DECISION))?;
-        let approval_timeout_secs = u32_at(buf, field::APPROVAL_TIMEOUT);
-        let approval_ticket = u32_at(buf, field::APPROVAL_TICKET);
-        if decision == Decision::Pending && approval_ticket == 0 {
+        // Fields that do not apply to the decision are ignored, as the kernel ignores them:
+        // a pending answer is never cached, and only a pending answer has a timeout and ticket.
+        let pending = decision == Decision::Pending;
+        let (approval_timeout_secs, approval_ticket) = if pending {
+            (
+                u32_at(buf, field::APPROVAL_TIMEOUT),
+                u32_at(buf, field::APPROVAL_TICKET),
+            )
+        } else {
+            (0, 0)
+        };
+        if pending && approval_ticket == 0 {
             return Err(Error::BadValue {
                 field: "ApprovalTicket",
                 value: 0,
             });
         }
+        let cache_ttl = if pending {
+            CacheTtl::None
+        } else {
+            CacheTtl::from_wire(u32_at(buf, field::CACHE_TTL))
+        };
         Ok(PolicyResponseRepr {
             message_type,
             decision,
-            cache_ttl: CacheTtl::from_wire(u32_at(buf, field::CACHE_TTL)),
+            cache_ttl,
             notify: flags & FLAG_NOTIFY != 0,
             log: flags & FLAG_LOG != 0,
             approval_timeout_secs,
