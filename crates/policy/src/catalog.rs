@@ -903,6 +903,28 @@ pub const ENTRIES: &[Entry] = &[
         ]
     ),
     entry!(
+        "control-set-select",
+        Critical,
+        "T1112",
+        "Modify Registry",
+        DE,
+        Deny,
+        Extended,
+        "Select decides which control set (services, drivers, LSA) the next boot uses",
+        [r"HKLM\SYSTEM\Select\*"]
+    ),
+    entry!(
+        "registry-links",
+        High,
+        "T1112",
+        "Modify Registry",
+        DE,
+        Deny,
+        Extended,
+        "a registry symbolic link redirects later writes through an allowed key to any other key",
+        [r"*>SymbolicLinkValue"]
+    ),
+    entry!(
         "port-proxy",
         High,
         "T1090.001",
