@@ -33,7 +33,7 @@ pub enum SessionError {
         "application name `{0}` must be non-empty and contain no `\\`, `*`, `?` or control characters"
     )]
     AppName(String),
-    #[error("workspace `{0}` must be an absolute path with a drive letter or UNC share")]
+    #[error("workspace `{0}` must be an absolute directory below a drive letter or UNC share root")]
     Workspace(String),
     #[error("user SID `{0}` is not of the form `S-1-...`")]
     UserSid(String),
@@ -61,7 +61,14 @@ impl SessionContext {
                 let c = filepath::canonicalize_file(w, &VolumeMap::new());
                 let s = c.as_str();
                 let rooted = s.as_bytes().get(1) == Some(&b':') || s.starts_with("UNC\\");
-                if !rooted {
+                // A volume or share root as the workspace would make `${WORKSPACE}\*` the whole volume.
+                let depth = s.split('\\').count();
+                let below_root = if s.starts_with("UNC\\") {
+                    depth > 3
+                } else {
+                    depth > 1
+                };
+                if !rooted || !below_root {
                     return Err(SessionError::Workspace(w.to_owned()));
                 }
                 Some(s.to_owned())
@@ -215,6 +222,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The response message's Flags field: bit 0 notify, bit 1 log.
+    pub fn wire_flags(&self) -> u32 {
+        u32::from(self.notify) | (u32::from(self.log) << 1)
+    }
+
     /// Risk level of the matching high-risk entry.
     pub fn risk(&self) -> Option<Risk> {
         self.high_risk.map(|e| e.risk)

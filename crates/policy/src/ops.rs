@@ -142,6 +142,22 @@ const DRIVER_OPS: [(&str, u32, Operation, bool); 14] = [
     ("SetKeySecurity", 14, Operation::Write, false),
 ];
 
+/// The policy view of a driver operation code as it travels on the wire (1 = QueryValue, ...).
+pub fn driver_access_by_code(code: u32) -> Option<Access> {
+    DRIVER_OPS
+        .iter()
+        .find(|(_, c, ..)| *c == code)
+        .map(|&(_, _, op, exports_hive)| Access { op, exports_hive })
+}
+
+/// The design name of a driver operation code.
+pub fn driver_operation_name(code: u32) -> Option<&'static str> {
+    DRIVER_OPS
+        .iter()
+        .find(|(_, c, ..)| *c == code)
+        .map(|(n, ..)| *n)
+}
+
 /// The policy view of a driver operation name (`SetValue`, ...).
 pub fn driver_access_by_name(name: &str) -> Option<Access> {
     DRIVER_OPS
@@ -261,6 +277,22 @@ mod tests {
         assert_eq!(Decision::Deny.wire_code(), 0);
         assert_eq!(Decision::Allow.wire_code(), 1);
         assert_eq!(Decision::Approve.wire_code(), 2);
+    }
+
+    #[test]
+    fn driver_codes_and_names_are_the_design_table() {
+        for (code, name) in [
+            (1, "QueryValue"),
+            (2, "SetValue"),
+            (5, "DeleteKey"),
+            (9, "RenameKey"),
+            (10, "SaveKey"),
+        ] {
+            assert_eq!(driver_operation_name(code), Some(name));
+            assert_eq!(driver_access_by_code(code), driver_access_by_name(name));
+        }
+        assert_eq!(driver_access_by_code(0), None);
+        assert_eq!(driver_access_by_code(15), None);
     }
 
     #[test]

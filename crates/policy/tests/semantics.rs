@@ -304,6 +304,7 @@ registry_rules:
     q.process_id = 4242;
     let v = p.engine().decide_registry(&q);
     assert_eq!(v.decision, Decision::Approve);
+    assert_eq!((v.decision.wire_code(), v.wire_flags()), (2, 0b10));
     assert_eq!(v.approval_timeout_secs, Some(120));
     assert_eq!(
         v.message.as_deref(),
@@ -472,6 +473,12 @@ fn variables_expand_per_session() {
     assert_eq!(p.engine().decide_registry(&qu).decision, Decision::Deny);
     assert!(SessionContext::new(Some(r"Microsoft\Windows"), None, None).is_err());
     assert!(SessionContext::new(Some("*"), None, None).is_err());
+    for root in [r"C:\", "C:", r"\\server\share", r"\\?\C:\", "relative\\dir"] {
+        assert!(
+            SessionContext::new(None, Some(root), None).is_err(),
+            "{root}"
+        );
+    }
 }
 
 #[test]
