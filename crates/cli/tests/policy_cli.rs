@@ -188,6 +188,26 @@ fn explain_names_the_winner_and_the_catalog_entries() {
 }
 
 #[test]
+fn explain_works_for_file_queries() {
+    let out = agentsh(&[
+        "policy",
+        "explain",
+        "--path",
+        r"C:\work\..\Windows\x.dll",
+        "--op",
+        "write",
+        "--workspace",
+        r"C:\work",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(v["canonical"], r"C:\WINDOWS\X.DLL");
+    assert_eq!(v["verdict"]["decision"], "deny");
+    assert_eq!(v["steps"][0]["name"], "allow-workspace");
+}
+
+#[test]
 fn schema_is_json_and_closed() {
     let out = agentsh(&["policy", "schema"]);
     let v: Value = serde_json::from_str(&stdout(&out)).expect("json schema");

@@ -808,51 +808,14 @@ impl Engine {
         let verdict = self.decide_registry(q);
         let key = canonical::canonicalize(q.key, q.session.user_sid());
         let value = q.value.map(canonical::upcase);
-        let mut steps = Vec::new();
-        let mut winner_seen = false;
-        for (rank, r) in self.registry.rules.iter().enumerate() {
-            let matched = self.registry.targets.iter().find(|t| {
-                t.owner as usize == rank
-                    && t.matches(key.as_str(), value.as_deref(), &q.session.vars)
-            });
-            let outcome = if !q.sandboxed {
-                "not evaluated: the process is outside every sandbox session".to_owned()
-            } else if !r.ops.contains(q.access.op) {
-                format!(
-                    "skipped: operation `{}` not in the rule's operations",
-                    q.access.op
-                )
-            } else if let Some(t) = matched {
-                if winner_seen {
-                    format!(
-                        "matches `{}` but a rule earlier in priority order already won",
-                        t.key.as_str()
-                    )
-                } else {
-                    winner_seen = true;
-                    format!("first match: `{}` -> {}", t.key.as_str(), r.decision)
-                }
-            } else {
-                "no pattern matches".to_owned()
-            };
-            steps.push(Step {
-                kind: StepKind::Rule,
-                name: r.name.to_string(),
-                priority: Some(r.priority),
-                outcome,
-            });
-        }
-        if q.sandboxed && !winner_seen {
-            steps.push(Step {
-                kind: StepKind::Default,
-                name: "default".to_owned(),
-                priority: None,
-                outcome: format!(
-                    "no rule matched: default_action {}",
-                    self.registry.settings.default_action
-                ),
-            });
-        }
+        let mut steps = rule_steps(
+            &self.registry,
+            key.as_str(),
+            value.as_deref(),
+            q.access.op,
+            q.sandboxed,
+            &q.session.vars,
+        );
         let mut seen: Vec<u32> = Vec::new();
         let subtree = CatalogTable::covers_subtree(value.as_deref(), q.access);
         for (t, path) in self.catalog.targets.iter().zip(&self.catalog.paths) {
@@ -906,6 +869,79 @@ impl Engine {
             verdict,
         }
     }
+
+    /// Which file rules a file query meets, in evaluation order, and why the winner won.
+    pub fn explain_file(&self, q: &FileQuery<'_>) -> Explanation {
+        let verdict = self.decide_file(q);
+        let path = filepath::canonicalize_file(q.path, q.volumes);
+        let steps = rule_steps(
+            &self.files,
+            path.as_str(),
+            None,
+            q.op,
+            q.sandboxed,
+            &q.session.vars,
+        );
+        Explanation {
+            canonical: path.into_string(),
+            steps,
+            verdict,
+        }
+    }
+}
+
+/// The rule steps of an explanation: every rule in evaluation order, then the default.
+fn rule_steps(
+    table: &RuleTable,
+    key: &str,
+    value: Option<&str>,
+    op: Operation,
+    sandboxed: bool,
+    vars: &VarValues,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut winner_seen = false;
+    for (rank, r) in table.rules.iter().enumerate() {
+        let matched = table
+            .targets
+            .iter()
+            .find(|t| t.owner as usize == rank && t.matches(key, value, vars));
+        let outcome = if !sandboxed {
+            "not evaluated: the process is outside every sandbox session".to_owned()
+        } else if !r.ops.contains(op) {
+            format!("skipped: operation `{op}` not in the rule's operations")
+        } else if let Some(t) = matched {
+            if winner_seen {
+                format!(
+                    "matches `{}` but a rule earlier in priority order already won",
+                    t.key.as_str()
+                )
+            } else {
+                winner_seen = true;
+                format!("first match: `{}` -> {}", t.key.as_str(), r.decision)
+            }
+        } else {
+            "no pattern matches".to_owned()
+        };
+        steps.push(Step {
+            kind: StepKind::Rule,
+            name: r.name.to_string(),
+            priority: Some(r.priority),
+            outcome,
+        });
+    }
+    if sandboxed && !winner_seen {
+        steps.push(Step {
+            kind: StepKind::Default,
+            name: "default".to_owned(),
+            priority: None,
+            outcome: format!(
+                "no rule matched: default_action {}",
+                table.settings.default_action
+            ),
+        });
+    }
+    steps
 }
 
 struct RenderCtx<'a> {
