@@ -26,11 +26,24 @@ pub struct SessionContext {
     vars: VarValues,
 }
 
+/// Keys directly under `HKCU\SOFTWARE` that other programs and Windows itself trust: an
+/// application registered under one of these names would be granted all of it by
+/// `HKCU\SOFTWARE\${APP_NAME}\*`.
+const SHARED_SOFTWARE_KEYS: [&str; 7] = [
+    "MICROSOFT",
+    "CLASSES",
+    "POLICIES",
+    "WOW6432NODE",
+    "CLIENTS",
+    "REGISTEREDAPPLICATIONS",
+    "APPDATALOW",
+];
+
 /// A session registration that would make patterns mean something else.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
     #[error(
-        "application name `{0}` must be non-empty and contain no `\\`, `*`, `?` or control characters"
+        "application name `{0}` must be non-empty, contain no `\\`, `*`, `?` or control characters, and not be a shared key such as `Microsoft` or `Classes`"
     )]
     AppName(String),
     #[error("workspace `{0}` must be an absolute directory below a drive letter or UNC share root")]
@@ -51,7 +64,8 @@ impl SessionContext {
                 || a == "."
                 || a == ".."
                 || a.chars()
-                    .any(|c| c.is_control() || matches!(c, '\\' | '*' | '?'));
+                    .any(|c| c.is_control() || matches!(c, '\\' | '*' | '?'))
+                || SHARED_SOFTWARE_KEYS.contains(&canonical::upcase(a).as_str());
             if bad {
                 return Err(SessionError::AppName(a.to_owned()));
             }

@@ -473,6 +473,12 @@ fn variables_expand_per_session() {
     assert_eq!(p.engine().decide_registry(&qu).decision, Decision::Deny);
     assert!(SessionContext::new(Some(r"Microsoft\Windows"), None, None).is_err());
     assert!(SessionContext::new(Some("*"), None, None).is_err());
+    for shared in ["Microsoft", "classes", "Policies", "WOW6432Node"] {
+        assert!(
+            SessionContext::new(Some(shared), None, None).is_err(),
+            "{shared}"
+        );
+    }
     for root in [r"C:\", "C:", r"\\server\share", r"\\?\C:\", "relative\\dir"] {
         assert!(
             SessionContext::new(None, Some(root), None).is_err(),
