@@ -113,7 +113,7 @@ pub const ENTRIES: &[Entry] = &[
         P,
         Approve,
         BothTables,
-        "service keys define programs the service control manager starts (design: critical, approve)",
+        "service keys define programs the service control manager starts",
         [r"HKLM\SYSTEM\CurrentControlSet\Services\*"]
     ),
     entry!(
