@@ -55,7 +55,7 @@ pub struct CheckArgs {
     /// Value name ("" = the default value)
     #[arg(long)]
     value: Option<String>,
-    /// New name, for a rename
+    /// New name of a renamed key; new path of a renamed or hard-linked file
     #[arg(long)]
     rename_to: Option<String>,
     /// read, write, create, delete, rename, or a driver operation (SetValue, CreateKey, ...)
@@ -184,6 +184,7 @@ fn decide(engine: &Engine, q: &Query) -> Result<Verdict, String> {
         (None, Some(path)) => {
             let mut fq = FileQuery::new(path, access.op, &session, &volumes);
             fq.sandboxed = q.sandboxed;
+            fq.target = q.rename_to.as_deref();
             Ok(engine.decide_file(&fq))
         }
         _ => Err("give exactly one of `key` or `path`".to_owned()),
@@ -288,6 +289,7 @@ fn explain_query(engine: &Engine, q: &Query, as_json: bool) -> ExitCode {
         (None, Some(path)) => {
             let mut fq = FileQuery::new(path, access.op, &session, &volumes);
             fq.sandboxed = q.sandboxed;
+            fq.target = q.rename_to.as_deref();
             engine.explain_file(&fq)
         }
         _ => return usage("give exactly one of `--key` or `--path`"),

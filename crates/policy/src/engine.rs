@@ -139,6 +139,9 @@ pub struct RegistryQuery<'a> {
     pub session: &'a SessionContext,
     pub process_name: &'a str,
     pub process_id: u32,
+    /// The driver cut the key path or name (`OpFlags::truncated`): the real path is longer
+    /// than the text, so a sandboxed write-class operation is denied (rule `truncated`).
+    pub truncated: bool,
 }
 
 impl<'a> RegistryQuery<'a> {
@@ -153,6 +156,7 @@ impl<'a> RegistryQuery<'a> {
             session,
             process_name: "",
             process_id: 0,
+            truncated: false,
         }
     }
 }
@@ -167,8 +171,12 @@ pub struct FileQuery<'a> {
     pub session: &'a SessionContext,
     /// NT device names to drive letters, as the caller knows them.
     pub volumes: &'a VolumeMap,
+    /// For a rename or hard link: the new name's path, decided as a creation there too.
+    pub target: Option<&'a str>,
     pub process_name: &'a str,
     pub process_id: u32,
+    /// The driver cut the path or target (see [`RegistryQuery::truncated`]).
+    pub truncated: bool,
 }
 
 impl<'a> FileQuery<'a> {
@@ -185,8 +193,10 @@ impl<'a> FileQuery<'a> {
             sandboxed: true,
             session,
             volumes,
+            target: None,
             process_name: "",
             process_id: 0,
+            truncated: false,
         }
     }
 }
@@ -202,6 +212,8 @@ pub enum RuleRef {
     Default,
     /// The process is outside every sandbox session: never blocked.
     Unsandboxed,
+    /// The driver cut the path: a sandboxed write-class operation on it is denied.
+    Truncated,
 }
 
 impl fmt::Display for RuleRef {
@@ -211,6 +223,7 @@ impl fmt::Display for RuleRef {
             RuleRef::Rule(name) => f.write_str(name),
             RuleRef::Default => f.write_str("default"),
             RuleRef::Unsandboxed => f.write_str("unsandboxed"),
+            RuleRef::Truncated => f.write_str("truncated"),
         }
     }
 }
@@ -629,21 +642,18 @@ impl Engine {
             _ => None,
         };
         let source = self.decide_key(q, key, value.as_deref(), strategy);
-        match dest {
-            Some(dest) => {
-                // A rename is also a creation at its destination: the stricter answer wins.
-                let d = self.decide_key(q, dest, None, strategy);
-                if d.decision.strictness() > source.decision.strictness() {
-                    Verdict {
-                        canonical: source.canonical.clone(),
-                        ..d
-                    }
-                } else {
-                    source
-                }
-            }
-            _ => source,
-        }
+        let verdict = match dest {
+            // A rename is also a creation at its destination: the stricter answer wins.
+            Some(dest) => stricter_of(source, self.decide_key(q, dest, None, strategy)),
+            None => source,
+        };
+        refuse_if_truncated(
+            verdict,
+            q.truncated,
+            q.sandboxed,
+            q.access,
+            self.registry.settings,
+        )
     }
 
     fn decide_key(
@@ -701,20 +711,45 @@ impl Engine {
 
     /// Decides a file operation with the given lookup strategy.
     pub fn decide_file_with(&self, q: &FileQuery<'_>, strategy: Strategy) -> Verdict {
+        let source = self.decide_path(q, q.path, q.op, strategy);
+        let verdict = match q.target {
+            // A rename or hard link also creates a name at its target: the stricter answer wins.
+            Some(target) => stricter_of(
+                source,
+                self.decide_path(q, target, Operation::Create, strategy),
+            ),
+            None => source,
+        };
+        refuse_if_truncated(
+            verdict,
+            q.truncated,
+            q.sandboxed,
+            q.op.into(),
+            self.files.settings,
+        )
+    }
+
+    fn decide_path(
+        &self,
+        q: &FileQuery<'_>,
+        raw: &str,
+        op: Operation,
+        strategy: Strategy,
+    ) -> Verdict {
         let table = &self.files;
-        let path = filepath::canonicalize_file(q.path, q.volumes);
+        let path = filepath::canonicalize_file(raw, q.volumes);
         let vars = &q.session.vars;
         let rule = if q.sandboxed {
             match strategy {
-                Strategy::Indexed => table.first_indexed(path.as_str(), None, q.op, vars),
-                Strategy::Linear => table.first_linear(path.as_str(), None, q.op, vars),
+                Strategy::Indexed => table.first_indexed(path.as_str(), None, op, vars),
+                Strategy::Linear => table.first_linear(path.as_str(), None, op, vars),
             }
         } else {
             None
         };
         let rule = rule.map(|r| &table.rules[r as usize]);
         let ctx = RenderCtx {
-            path: q.path,
+            path: raw,
             value: "",
             process_name: q.process_name,
             process_id: q.process_id,
@@ -722,7 +757,7 @@ impl Engine {
         self.finish(
             table.settings,
             q.sandboxed,
-            q.op.into(),
+            op.into(),
             rule,
             None,
             None,
@@ -902,6 +937,43 @@ impl Engine {
             verdict,
         }
     }
+}
+
+/// The stricter of the verdicts for an operation's source and its target, reported against the
+/// source's canonical path (ties keep the source's verdict).
+fn stricter_of(source: Verdict, target: Verdict) -> Verdict {
+    if target.decision.strictness() > source.decision.strictness() {
+        Verdict {
+            canonical: source.canonical,
+            ..target
+        }
+    } else {
+        source
+    }
+}
+
+/// A path the driver had to cut is not the path it names: a sandboxed write-class operation on it
+/// is denied and never cached; anything on it is logged.
+fn refuse_if_truncated(
+    mut v: Verdict,
+    truncated: bool,
+    sandboxed: bool,
+    access: Access,
+    set: RuleSetSettings,
+) -> Verdict {
+    if !truncated {
+        return v;
+    }
+    v.log = true;
+    if sandboxed && access.meets_catalog_floor() && v.decision != Decision::Deny {
+        v.decision = Decision::Deny;
+        v.rule = RuleRef::Truncated;
+        v.cache_ttl = None;
+        v.notify = set.notify_on_deny;
+        v.approval_timeout_secs = None;
+        v.message = None;
+    }
+    v
 }
 
 /// The rule steps of an explanation: every rule in evaluation order, then the default.

@@ -541,6 +541,56 @@ fn file_rules_canonicalize_every_spelling_and_workspace_escapes_fail() {
 }
 
 #[test]
+fn file_renames_and_hard_links_are_decided_at_their_target_too() {
+    let p = agentsh_policy::Policy::embedded_default().expect("default policy");
+    let s = session();
+    let volumes = VolumeMap::new();
+    let mut q = FileQuery::new(r"C:\work\payload.dll", Operation::Rename, &s, &volumes);
+    q.target = Some(r"C:\work\renamed.dll");
+    assert_eq!(p.engine().decide_file(&q).decision, Decision::Allow);
+    q.target = Some(r"C:\Windows\System32\payload.dll");
+    let v = p.engine().decide_file(&q);
+    assert_eq!(
+        (v.decision, v.canonical.as_str()),
+        (Decision::Deny, r"C:\WORK\PAYLOAD.DLL")
+    );
+    // A hard link in the workspace to a system file is a write to that file.
+    let link = agentsh_wire::FileOperation::HardLink;
+    let mut h = FileQuery::new(
+        r"C:\Windows\System32\drivers\etc\hosts",
+        link.into(),
+        &s,
+        &volumes,
+    );
+    h.target = Some(r"C:\work\hosts");
+    assert_eq!(p.engine().decide_file(&h).decision, Decision::Deny);
+}
+
+#[test]
+fn truncated_paths_are_never_written_by_a_sandboxed_process() {
+    let p = agentsh_policy::Policy::embedded_default().expect("default policy");
+    let s = session();
+    let mut q = RegistryQuery::new(r"HKCU\SOFTWARE\TestApp\very\long", Operation::Write, &s);
+    assert_eq!(p.engine().decide_registry(&q).decision, Decision::Allow);
+    q.truncated = true;
+    let v = p.engine().decide_registry(&q);
+    assert_eq!(
+        (v.decision, v.rule, v.cache_ttl, v.log),
+        (Decision::Deny, RuleRef::Truncated, None, true)
+    );
+    q.access = Operation::Read.into();
+    assert_eq!(p.engine().decide_registry(&q).decision, Decision::Allow);
+    q.access = Operation::Write.into();
+    q.sandboxed = false;
+    let v = p.engine().decide_registry(&q);
+    assert_eq!((v.decision, v.log), (Decision::Allow, true));
+    let volumes = VolumeMap::new();
+    let mut f = FileQuery::new(r"C:\work\deep\file", Operation::Write, &s, &volumes);
+    f.truncated = true;
+    assert_eq!(p.engine().decide_file(&f).rule, RuleRef::Truncated);
+}
+
+#[test]
 fn both_syntaxes_in_one_file() {
     let p = policy(
         r#"
