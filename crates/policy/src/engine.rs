@@ -500,9 +500,11 @@ impl CatalogTable {
         CatalogTable { targets, paths }
     }
 
-    /// Whether an operation on `key` also destroys what lies beneath it.
+    /// Whether an operation on `key` also reaches what lies beneath it: deleting or renaming a
+    /// key destroys its subkeys, exporting a hive (`reg save HKLM\SYSTEM`) copies them.
     fn covers_subtree(value: Option<&str>, access: Access) -> bool {
-        value.is_none() && matches!(access.op, Operation::Delete | Operation::Rename)
+        value.is_none()
+            && (matches!(access.op, Operation::Delete | Operation::Rename) || access.exports_hive)
     }
 
     fn hits_linear(
@@ -885,9 +887,8 @@ impl Engine {
                 format!("matches `{}`", t.key.as_str())
             } else {
                 format!(
-                    "`{}` lies beneath the key being {}d",
-                    t.key.as_str(),
-                    q.access.op
+                    "`{}` lies beneath the key, which the operation reaches",
+                    t.key.as_str()
                 )
             };
             let effect = if !q.access.meets_catalog_floor() {

@@ -423,6 +423,10 @@ fn hive_export_of_sam_is_denied_but_reading_it_is_logged() {
         (v.decision, v.rule),
         (Decision::Deny, RuleRef::Builtin("sam-hive"))
     );
+    // The SYSTEM hive holds the boot key that decrypts SAM hashes: exporting it copies the
+    // LSA and other catalog keys beneath it.
+    let v = reg(&p, r"\REGISTRY\MACHINE\SYSTEM", None, "SaveKey", true);
+    assert_eq!(v.decision, Decision::Deny);
     let v = reg(&p, r"\REGISTRY\MACHINE\SAM\SAM", None, "QueryValue", true);
     assert_eq!(
         (v.decision, v.log, v.mitre_id()),
