@@ -55,7 +55,7 @@ pub struct CheckArgs {
     /// Value name ("" = the default value)
     #[arg(long)]
     value: Option<String>,
-    /// New name, for a rename
+    /// New name of a renamed key; new path of a renamed or hard-linked file
     #[arg(long)]
     rename_to: Option<String>,
     /// read, write, create, delete, rename, or a driver operation (SetValue, CreateKey, ...)
@@ -184,6 +184,7 @@ fn decide(engine: &Engine, q: &Query) -> Result<Verdict, String> {
         (None, Some(path)) => {
             let mut fq = FileQuery::new(path, access.op, &session, &volumes);
             fq.sandboxed = q.sandboxed;
+            fq.target = q.rename_to.as_deref();
             Ok(engine.decide_file(&fq))
         }
         _ => Err("give exactly one of `key` or `path`".to_owned()),
@@ -268,9 +269,6 @@ fn print_verdict(v: &Verdict) {
 }
 
 fn explain_query(engine: &Engine, q: &Query, as_json: bool) -> ExitCode {
-    let Some(key) = &q.key else {
-        return usage("`explain` takes a registry query (`--key`)");
-    };
     let Some(access) = parse_access(&q.op) else {
         return usage(&format!("unknown operation `{}`", q.op));
     };
@@ -279,11 +277,23 @@ fn explain_query(engine: &Engine, q: &Query, as_json: bool) -> ExitCode {
             Ok(s) => s,
             Err(e) => return usage(&e.to_string()),
         };
-    let mut rq = RegistryQuery::new(key, access, &session);
-    rq.value = q.value.as_deref();
-    rq.rename_to = q.rename_to.as_deref();
-    rq.sandboxed = q.sandboxed;
-    let ex = engine.explain_registry(&rq);
+    let volumes = VolumeMap::new();
+    let ex = match (&q.key, &q.path) {
+        (Some(key), None) => {
+            let mut rq = RegistryQuery::new(key, access, &session);
+            rq.value = q.value.as_deref();
+            rq.rename_to = q.rename_to.as_deref();
+            rq.sandboxed = q.sandboxed;
+            engine.explain_registry(&rq)
+        }
+        (None, Some(path)) => {
+            let mut fq = FileQuery::new(path, access.op, &session, &volumes);
+            fq.sandboxed = q.sandboxed;
+            fq.target = q.rename_to.as_deref();
+            engine.explain_file(&fq)
+        }
+        _ => return usage("give exactly one of `--key` or `--path`"),
+    };
     if as_json {
         let steps: Vec<Value> = ex
             .steps

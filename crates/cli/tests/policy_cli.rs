@@ -188,6 +188,56 @@ fn explain_names_the_winner_and_the_catalog_entries() {
 }
 
 #[test]
+fn explain_works_for_file_queries() {
+    let out = agentsh(&[
+        "policy",
+        "explain",
+        "--path",
+        r"C:\work\..\Windows\x.dll",
+        "--op",
+        "write",
+        "--workspace",
+        r"C:\work",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(v["canonical"], r"C:\WINDOWS\X.DLL");
+    assert_eq!(v["verdict"]["decision"], "deny");
+    assert_eq!(v["steps"][0]["name"], "allow-workspace");
+}
+
+#[test]
+fn rendered_explain_and_scenarios_are_stable() {
+    let out = agentsh(&[
+        "policy",
+        "explain",
+        "--key",
+        r"\REGISTRY\MACHINE\SYSTEM\ControlSet001\Services\agentsh-demo",
+        "--op",
+        "CreateKey",
+        "--app",
+        "TestApp",
+    ]);
+    insta::assert_snapshot!("explain_service_create", stdout(&out));
+    let file = data("scenarios.jsonl");
+    let out = agentsh(&[
+        "policy",
+        "check",
+        "--batch",
+        file.to_str().expect("utf-8 path"),
+    ]);
+    let pretty: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(l).expect("json"))
+                .expect("json")
+        })
+        .collect();
+    insta::assert_snapshot!("scenarios", pretty.join("\n"));
+}
+
+#[test]
 fn schema_is_json_and_closed() {
     let out = agentsh(&["policy", "schema"]);
     let v: Value = serde_json::from_str(&stdout(&out)).expect("json schema");

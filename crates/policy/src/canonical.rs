@@ -116,6 +116,85 @@ pub fn upcase(s: &str) -> String {
 /// an unknown root is kept (upper-cased) under [`Root::Other`], so no rule written for a known
 /// hive can match it by accident.
 pub fn canonicalize(path: &str, session_sid: Option<&str>) -> CanonicalKey {
+    fast_kernel_form(path, session_sid).unwrap_or_else(|| canonicalize_general(path, session_sid))
+}
+
+const KERNEL_MACHINE: &str = "\\REGISTRY\\MACHINE\\";
+const KERNEL_USER: &str = "\\REGISTRY\\USER\\";
+
+/// The common case, in one pass: a clean ASCII kernel path under `\REGISTRY\MACHINE` or the
+/// session user's `\REGISTRY\USER\<SID>`. Anything else (non-ASCII, repeated or trailing `\`,
+/// classes hives, other users, WOW6432Node) takes the general path; both give the same result
+/// (property-tested).
+fn fast_kernel_form(path: &str, session_sid: Option<&str>) -> Option<CanonicalKey> {
+    let b = path.as_bytes();
+    let prefix_ci = |p: &str| b.len() > p.len() && b[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    let mut classes = false;
+    let (root, rest) = if prefix_ci(KERNEL_MACHINE) {
+        (Root::Machine, &path[KERNEL_MACHINE.len()..])
+    } else if prefix_ci(KERNEL_USER) {
+        let sid = session_sid?;
+        let after = &path[KERNEL_USER.len()..];
+        let ab = after.as_bytes();
+        if ab.len() <= sid.len() + 1 || !ab[..sid.len()].eq_ignore_ascii_case(sid.as_bytes()) {
+            return None;
+        }
+        let tail = &after[sid.len()..];
+        const CLASSES_HIVE: &str = "_CLASSES\\";
+        if tail.len() > CLASSES_HIVE.len()
+            && tail.as_bytes()[..CLASSES_HIVE.len()].eq_ignore_ascii_case(CLASSES_HIVE.as_bytes())
+        {
+            classes = true;
+            (Root::CurrentUser, &tail[CLASSES_HIVE.len()..])
+        } else if tail.as_bytes()[0] == b'\\' {
+            (Root::CurrentUser, &tail[1..])
+        } else {
+            return None;
+        }
+    } else {
+        return None;
+    };
+    if !rest.is_ascii() || rest.starts_with('\\') || rest.ends_with('\\') || rest.contains("\\\\") {
+        return None;
+    }
+    let mut comps = rest.split('\\');
+    let first = comps.next().unwrap_or("");
+    let second = comps.next().unwrap_or("");
+    let third = comps.next().unwrap_or("");
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let folds = if classes {
+        eq(first, "WOW6432NODE")
+    } else {
+        eq(first, "SOFTWARE")
+            && (eq(second, "WOW6432NODE") || (eq(second, "CLASSES") && eq(third, "WOW6432NODE")))
+    };
+    if folds {
+        return None;
+    }
+    let mut text = String::with_capacity(rest.len() + 24);
+    text.push_str(match (root, classes) {
+        (Root::Machine, _) => "HKLM\\",
+        (_, true) => "HKCU\\SOFTWARE\\CLASSES\\",
+        _ => "HKCU\\",
+    });
+    let control_set = root == Root::Machine
+        && eq(first, "SYSTEM")
+        && second.len() == 13
+        && second[..10].eq_ignore_ascii_case("CONTROLSET")
+        && second.as_bytes()[10..].iter().all(u8::is_ascii_digit);
+    if control_set {
+        text.push_str("SYSTEM\\CURRENTCONTROLSET");
+        let skip = first.len() + 1 + second.len();
+        text.push_str(&rest[skip..]);
+    } else {
+        text.push_str(rest);
+    }
+    text.make_ascii_uppercase();
+    Some(CanonicalKey { text, root })
+}
+
+/// The general canonicalization every spelling goes through.
+fn canonicalize_general(path: &str, session_sid: Option<&str>) -> CanonicalKey {
     let upper = upcase(path);
     // Only the leading components need interpretation (root, SID, SOFTWARE\CLASSES\WOW6432NODE,
     // SYSTEM\CONTROLSETNNN, an optional `COMPUTER\` prefix); the rest is copied.
@@ -389,6 +468,33 @@ mod tests {
             for s in *spellings {
                 assert_eq!(canon(s), *want, "spelling {s}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_general_path(
+            root in proptest::sample::select(vec![
+                r"\REGISTRY\MACHINE\".to_owned(),
+                r"\registry\Machine\".to_owned(),
+                format!(r"\REGISTRY\USER\{SID}\"),
+                format!(r"\Registry\User\{}\", SID.to_lowercase()),
+                format!(r"\REGISTRY\USER\{SID}_Classes\"),
+                format!(r"\REGISTRY\USER\{SID}_classes\"),
+                format!(r"\REGISTRY\USER\{SID}_Classes"),
+                r"\REGISTRY\USER\S-1-5-18\".to_owned(),
+            ]),
+            comps in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "SOFTWARE", "Software", "WOW6432Node", "Classes", "SYSTEM", "ControlSet001",
+                    "ControlSet0012", "ControlSetABC", "Run", "x", "", "ß", "Ǆ", "a b",
+                ]),
+                0..6,
+            ),
+            sid in proptest::option::of(proptest::sample::select(vec![SID, "S-1-5-18", "S-1-5-21-9"])),
+        ) {
+            let path = format!("{root}{}", comps.join("\\"));
+            proptest::prop_assert_eq!(canonicalize(&path, sid), canonicalize_general(&path, sid), "{}", path);
         }
     }
 

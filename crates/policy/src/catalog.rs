@@ -113,7 +113,7 @@ pub const ENTRIES: &[Entry] = &[
         P,
         Approve,
         BothTables,
-        "service keys define programs the service control manager starts (design: critical, approve)",
+        "service keys define programs the service control manager starts",
         [r"HKLM\SYSTEM\CurrentControlSet\Services\*"]
     ),
     entry!(
@@ -901,6 +901,28 @@ pub const ENTRIES: &[Entry] = &[
             r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server>fSingleSessionPerUser",
             r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp>PortNumber"
         ]
+    ),
+    entry!(
+        "control-set-select",
+        Critical,
+        "T1112",
+        "Modify Registry",
+        DE,
+        Deny,
+        Extended,
+        "Select decides which control set (services, drivers, LSA) the next boot uses",
+        [r"HKLM\SYSTEM\Select\*"]
+    ),
+    entry!(
+        "registry-links",
+        High,
+        "T1112",
+        "Modify Registry",
+        DE,
+        Deny,
+        Extended,
+        "a registry symbolic link redirects later writes through an allowed key to any other key",
+        [r"*>SymbolicLinkValue"]
     ),
     entry!(
         "port-proxy",

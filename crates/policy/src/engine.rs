@@ -26,14 +26,27 @@ pub struct SessionContext {
     vars: VarValues,
 }
 
+/// Keys directly under `HKCU\SOFTWARE` that other programs and Windows itself trust: an
+/// application registered under one of these names would be granted all of it by
+/// `HKCU\SOFTWARE\${APP_NAME}\*`.
+const SHARED_SOFTWARE_KEYS: [&str; 7] = [
+    "MICROSOFT",
+    "CLASSES",
+    "POLICIES",
+    "WOW6432NODE",
+    "CLIENTS",
+    "REGISTEREDAPPLICATIONS",
+    "APPDATALOW",
+];
+
 /// A session registration that would make patterns mean something else.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
     #[error(
-        "application name `{0}` must be non-empty and contain no `\\`, `*`, `?` or control characters"
+        "application name `{0}` must be non-empty, contain no `\\`, `*`, `?` or control characters, and not be a shared key such as `Microsoft` or `Classes`"
     )]
     AppName(String),
-    #[error("workspace `{0}` must be an absolute path with a drive letter or UNC share")]
+    #[error("workspace `{0}` must be an absolute directory below a drive letter or UNC share root")]
     Workspace(String),
     #[error("user SID `{0}` is not of the form `S-1-...`")]
     UserSid(String),
@@ -51,7 +64,8 @@ impl SessionContext {
                 || a == "."
                 || a == ".."
                 || a.chars()
-                    .any(|c| c.is_control() || matches!(c, '\\' | '*' | '?'));
+                    .any(|c| c.is_control() || matches!(c, '\\' | '*' | '?'))
+                || SHARED_SOFTWARE_KEYS.contains(&canonical::upcase(a).as_str());
             if bad {
                 return Err(SessionError::AppName(a.to_owned()));
             }
@@ -61,7 +75,14 @@ impl SessionContext {
                 let c = filepath::canonicalize_file(w, &VolumeMap::new());
                 let s = c.as_str();
                 let rooted = s.as_bytes().get(1) == Some(&b':') || s.starts_with("UNC\\");
-                if !rooted {
+                // A volume or share root as the workspace would make `${WORKSPACE}\*` the whole volume.
+                let depth = s.split('\\').count();
+                let below_root = if s.starts_with("UNC\\") {
+                    depth > 3
+                } else {
+                    depth > 1
+                };
+                if !rooted || !below_root {
                     return Err(SessionError::Workspace(w.to_owned()));
                 }
                 Some(s.to_owned())
@@ -118,6 +139,9 @@ pub struct RegistryQuery<'a> {
     pub session: &'a SessionContext,
     pub process_name: &'a str,
     pub process_id: u32,
+    /// The driver cut the key path or name (`OpFlags::truncated`): the real path is longer
+    /// than the text, so a sandboxed write-class operation is denied (rule `truncated`).
+    pub truncated: bool,
 }
 
 impl<'a> RegistryQuery<'a> {
@@ -132,6 +156,7 @@ impl<'a> RegistryQuery<'a> {
             session,
             process_name: "",
             process_id: 0,
+            truncated: false,
         }
     }
 }
@@ -146,8 +171,12 @@ pub struct FileQuery<'a> {
     pub session: &'a SessionContext,
     /// NT device names to drive letters, as the caller knows them.
     pub volumes: &'a VolumeMap,
+    /// For a rename or hard link: the new name's path, decided as a creation there too.
+    pub target: Option<&'a str>,
     pub process_name: &'a str,
     pub process_id: u32,
+    /// The driver cut the path or target (see [`RegistryQuery::truncated`]).
+    pub truncated: bool,
 }
 
 impl<'a> FileQuery<'a> {
@@ -164,8 +193,10 @@ impl<'a> FileQuery<'a> {
             sandboxed: true,
             session,
             volumes,
+            target: None,
             process_name: "",
             process_id: 0,
+            truncated: false,
         }
     }
 }
@@ -181,6 +212,8 @@ pub enum RuleRef {
     Default,
     /// The process is outside every sandbox session: never blocked.
     Unsandboxed,
+    /// The driver cut the path: a sandboxed write-class operation on it is denied.
+    Truncated,
 }
 
 impl fmt::Display for RuleRef {
@@ -190,6 +223,7 @@ impl fmt::Display for RuleRef {
             RuleRef::Rule(name) => f.write_str(name),
             RuleRef::Default => f.write_str("default"),
             RuleRef::Unsandboxed => f.write_str("unsandboxed"),
+            RuleRef::Truncated => f.write_str("truncated"),
         }
     }
 }
@@ -215,6 +249,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The response message's Flags field: bit 0 notify, bit 1 log.
+    pub fn wire_flags(&self) -> u32 {
+        u32::from(self.notify) | (u32::from(self.log) << 1)
+    }
+
     /// Risk level of the matching high-risk entry.
     pub fn risk(&self) -> Option<Risk> {
         self.high_risk.map(|e| e.risk)
@@ -461,9 +500,11 @@ impl CatalogTable {
         CatalogTable { targets, paths }
     }
 
-    /// Whether an operation on `key` also destroys what lies beneath it.
+    /// Whether an operation on `key` also reaches what lies beneath it: deleting or renaming a
+    /// key destroys its subkeys, exporting a hive (`reg save HKLM\SYSTEM`) copies them.
     fn covers_subtree(value: Option<&str>, access: Access) -> bool {
-        value.is_none() && matches!(access.op, Operation::Delete | Operation::Rename)
+        value.is_none()
+            && (matches!(access.op, Operation::Delete | Operation::Rename) || access.exports_hive)
     }
 
     fn hits_linear(
@@ -603,21 +644,18 @@ impl Engine {
             _ => None,
         };
         let source = self.decide_key(q, key, value.as_deref(), strategy);
-        match dest {
-            Some(dest) => {
-                // A rename is also a creation at its destination: the stricter answer wins.
-                let d = self.decide_key(q, dest, None, strategy);
-                if d.decision.strictness() > source.decision.strictness() {
-                    Verdict {
-                        canonical: source.canonical.clone(),
-                        ..d
-                    }
-                } else {
-                    source
-                }
-            }
-            _ => source,
-        }
+        let verdict = match dest {
+            // A rename is also a creation at its destination: the stricter answer wins.
+            Some(dest) => stricter_of(source, self.decide_key(q, dest, None, strategy)),
+            None => source,
+        };
+        refuse_if_truncated(
+            verdict,
+            q.truncated,
+            q.sandboxed,
+            q.access,
+            self.registry.settings,
+        )
     }
 
     fn decide_key(
@@ -675,20 +713,45 @@ impl Engine {
 
     /// Decides a file operation with the given lookup strategy.
     pub fn decide_file_with(&self, q: &FileQuery<'_>, strategy: Strategy) -> Verdict {
+        let source = self.decide_path(q, q.path, q.op, strategy);
+        let verdict = match q.target {
+            // A rename or hard link also creates a name at its target: the stricter answer wins.
+            Some(target) => stricter_of(
+                source,
+                self.decide_path(q, target, Operation::Create, strategy),
+            ),
+            None => source,
+        };
+        refuse_if_truncated(
+            verdict,
+            q.truncated,
+            q.sandboxed,
+            q.op.into(),
+            self.files.settings,
+        )
+    }
+
+    fn decide_path(
+        &self,
+        q: &FileQuery<'_>,
+        raw: &str,
+        op: Operation,
+        strategy: Strategy,
+    ) -> Verdict {
         let table = &self.files;
-        let path = filepath::canonicalize_file(q.path, q.volumes);
+        let path = filepath::canonicalize_file(raw, q.volumes);
         let vars = &q.session.vars;
         let rule = if q.sandboxed {
             match strategy {
-                Strategy::Indexed => table.first_indexed(path.as_str(), None, q.op, vars),
-                Strategy::Linear => table.first_linear(path.as_str(), None, q.op, vars),
+                Strategy::Indexed => table.first_indexed(path.as_str(), None, op, vars),
+                Strategy::Linear => table.first_linear(path.as_str(), None, op, vars),
             }
         } else {
             None
         };
         let rule = rule.map(|r| &table.rules[r as usize]);
         let ctx = RenderCtx {
-            path: q.path,
+            path: raw,
             value: "",
             process_name: q.process_name,
             process_id: q.process_id,
@@ -696,7 +759,7 @@ impl Engine {
         self.finish(
             table.settings,
             q.sandboxed,
-            q.op.into(),
+            op.into(),
             rule,
             None,
             None,
@@ -796,51 +859,14 @@ impl Engine {
         let verdict = self.decide_registry(q);
         let key = canonical::canonicalize(q.key, q.session.user_sid());
         let value = q.value.map(canonical::upcase);
-        let mut steps = Vec::new();
-        let mut winner_seen = false;
-        for (rank, r) in self.registry.rules.iter().enumerate() {
-            let matched = self.registry.targets.iter().find(|t| {
-                t.owner as usize == rank
-                    && t.matches(key.as_str(), value.as_deref(), &q.session.vars)
-            });
-            let outcome = if !q.sandboxed {
-                "not evaluated: the process is outside every sandbox session".to_owned()
-            } else if !r.ops.contains(q.access.op) {
-                format!(
-                    "skipped: operation `{}` not in the rule's operations",
-                    q.access.op
-                )
-            } else if let Some(t) = matched {
-                if winner_seen {
-                    format!(
-                        "matches `{}` but a rule earlier in priority order already won",
-                        t.key.as_str()
-                    )
-                } else {
-                    winner_seen = true;
-                    format!("first match: `{}` -> {}", t.key.as_str(), r.decision)
-                }
-            } else {
-                "no pattern matches".to_owned()
-            };
-            steps.push(Step {
-                kind: StepKind::Rule,
-                name: r.name.to_string(),
-                priority: Some(r.priority),
-                outcome,
-            });
-        }
-        if q.sandboxed && !winner_seen {
-            steps.push(Step {
-                kind: StepKind::Default,
-                name: "default".to_owned(),
-                priority: None,
-                outcome: format!(
-                    "no rule matched: default_action {}",
-                    self.registry.settings.default_action
-                ),
-            });
-        }
+        let mut steps = rule_steps(
+            &self.registry,
+            key.as_str(),
+            value.as_deref(),
+            q.access.op,
+            q.sandboxed,
+            &q.session.vars,
+        );
         let mut seen: Vec<u32> = Vec::new();
         let subtree = CatalogTable::covers_subtree(value.as_deref(), q.access);
         for (t, path) in self.catalog.targets.iter().zip(&self.catalog.paths) {
@@ -861,9 +887,8 @@ impl Engine {
                 format!("matches `{}`", t.key.as_str())
             } else {
                 format!(
-                    "`{}` lies beneath the key being {}d",
-                    t.key.as_str(),
-                    q.access.op
+                    "`{}` lies beneath the key, which the operation reaches",
+                    t.key.as_str()
                 )
             };
             let effect = if !q.access.meets_catalog_floor() {
@@ -894,6 +919,116 @@ impl Engine {
             verdict,
         }
     }
+
+    /// Which file rules a file query meets, in evaluation order, and why the winner won.
+    pub fn explain_file(&self, q: &FileQuery<'_>) -> Explanation {
+        let verdict = self.decide_file(q);
+        let path = filepath::canonicalize_file(q.path, q.volumes);
+        let steps = rule_steps(
+            &self.files,
+            path.as_str(),
+            None,
+            q.op,
+            q.sandboxed,
+            &q.session.vars,
+        );
+        Explanation {
+            canonical: path.into_string(),
+            steps,
+            verdict,
+        }
+    }
+}
+
+/// The stricter of the verdicts for an operation's source and its target, reported against the
+/// source's canonical path (ties keep the source's verdict).
+fn stricter_of(source: Verdict, target: Verdict) -> Verdict {
+    if target.decision.strictness() > source.decision.strictness() {
+        Verdict {
+            canonical: source.canonical,
+            ..target
+        }
+    } else {
+        source
+    }
+}
+
+/// A path the driver had to cut is not the path it names: a sandboxed write-class operation on it
+/// is denied and never cached; anything on it is logged.
+fn refuse_if_truncated(
+    mut v: Verdict,
+    truncated: bool,
+    sandboxed: bool,
+    access: Access,
+    set: RuleSetSettings,
+) -> Verdict {
+    if !truncated {
+        return v;
+    }
+    v.log = true;
+    if sandboxed && access.meets_catalog_floor() && v.decision != Decision::Deny {
+        v.decision = Decision::Deny;
+        v.rule = RuleRef::Truncated;
+        v.cache_ttl = None;
+        v.notify = set.notify_on_deny;
+        v.approval_timeout_secs = None;
+        v.message = None;
+    }
+    v
+}
+
+/// The rule steps of an explanation: every rule in evaluation order, then the default.
+fn rule_steps(
+    table: &RuleTable,
+    key: &str,
+    value: Option<&str>,
+    op: Operation,
+    sandboxed: bool,
+    vars: &VarValues,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut winner_seen = false;
+    for (rank, r) in table.rules.iter().enumerate() {
+        let matched = table
+            .targets
+            .iter()
+            .find(|t| t.owner as usize == rank && t.matches(key, value, vars));
+        let outcome = if !sandboxed {
+            "not evaluated: the process is outside every sandbox session".to_owned()
+        } else if !r.ops.contains(op) {
+            format!("skipped: operation `{op}` not in the rule's operations")
+        } else if let Some(t) = matched {
+            if winner_seen {
+                format!(
+                    "matches `{}` but a rule earlier in priority order already won",
+                    t.key.as_str()
+                )
+            } else {
+                winner_seen = true;
+                format!("first match: `{}` -> {}", t.key.as_str(), r.decision)
+            }
+        } else {
+            "no pattern matches".to_owned()
+        };
+        steps.push(Step {
+            kind: StepKind::Rule,
+            name: r.name.to_string(),
+            priority: Some(r.priority),
+            outcome,
+        });
+    }
+    if sandboxed && !winner_seen {
+        steps.push(Step {
+            kind: StepKind::Default,
+            name: "default".to_owned(),
+            priority: None,
+            outcome: format!(
+                "no rule matched: default_action {}",
+                table.settings.default_action
+            ),
+        });
+    }
+    steps
 }
 
 struct RenderCtx<'a> {

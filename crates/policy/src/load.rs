@@ -253,7 +253,7 @@ pub const CACHE_TTL_SECS: RangeInclusive<i64> = 0..=3_600;
 pub fn parse_access(name: &str) -> Option<Access> {
     Operation::from_name(name)
         .map(Access::from)
-        .or_else(|| crate::ops::driver_access_by_name(name))
+        .or_else(|| agentsh_wire::Operation::from_name(name).map(Access::from))
 }
 
 struct Ctx<'a> {

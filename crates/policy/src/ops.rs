@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use agentsh_wire as wire;
+
 /// A policy operation, as rules name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
@@ -123,31 +125,39 @@ impl Access {
     }
 }
 
-/// The driver's registry operations by design name and code, with what each is for the policy.
-/// This table is the one place driver operations become policy operations.
-const DRIVER_OPS: [(&str, u32, Operation, bool); 14] = [
-    ("QueryValue", 1, Operation::Read, false),
-    ("SetValue", 2, Operation::Write, false),
-    ("DeleteValue", 3, Operation::Delete, false),
-    ("CreateKey", 4, Operation::Create, false),
-    ("DeleteKey", 5, Operation::Delete, false),
-    ("EnumKeys", 6, Operation::Read, false),
-    ("EnumValues", 7, Operation::Read, false),
-    ("OpenKey", 8, Operation::Read, false),
-    ("RenameKey", 9, Operation::Rename, false),
-    ("SaveKey", 10, Operation::Read, true),
-    ("RestoreKey", 11, Operation::Write, false),
-    ("ReplaceKey", 12, Operation::Write, false),
-    ("LoadKey", 13, Operation::Write, false),
-    ("SetKeySecurity", 14, Operation::Write, false),
-];
+/// The one place driver operations become policy operations (docs/policy.md, "Operations").
+impl From<wire::Operation> for Access {
+    fn from(op: wire::Operation) -> Access {
+        use wire::Operation as W;
+        let (op, exports_hive) = match op {
+            W::QueryValue | W::EnumKeys | W::EnumValues | W::OpenKey => (Operation::Read, false),
+            W::SetValue => (Operation::Write, false),
+            W::DeleteValue | W::DeleteKey => (Operation::Delete, false),
+            W::CreateKey => (Operation::Create, false),
+            W::RenameKey => (Operation::Rename, false),
+            // `reg save HKLM\SAM` reads, but must meet the catalog floor.
+            W::SaveKey => (Operation::Read, true),
+            W::RestoreKey | W::ReplaceKey | W::LoadKey | W::SetKeySecurity => {
+                (Operation::Write, false)
+            }
+        };
+        Access { op, exports_hive }
+    }
+}
 
-/// The policy view of a driver operation name (`SetValue`, ...).
-pub fn driver_access_by_name(name: &str) -> Option<Access> {
-    DRIVER_OPS
-        .iter()
-        .find(|(n, ..)| *n == name)
-        .map(|&(_, _, op, exports_hive)| Access { op, exports_hive })
+/// File operations: a hard link is a write to the existing file (a new name is a new way to write
+/// it); rename and hard link are also decided at their target as a creation (see `FileQuery`).
+impl From<wire::FileOperation> for Operation {
+    fn from(op: wire::FileOperation) -> Operation {
+        use wire::FileOperation as F;
+        match op {
+            F::Read => Operation::Read,
+            F::Write | F::HardLink => Operation::Write,
+            F::Create => Operation::Create,
+            F::Delete => Operation::Delete,
+            F::Rename => Operation::Rename,
+        }
+    }
 }
 
 /// What happens to an operation.
@@ -198,10 +208,16 @@ impl Decision {
 
     /// The decision code on the wire (0 deny, 1 allow, 2 pending).
     pub fn wire_code(self) -> u32 {
-        match self {
-            Decision::Deny => 0,
-            Decision::Allow => 1,
-            Decision::Approve => 2,
+        wire::Decision::from(self) as u32
+    }
+}
+
+impl From<Decision> for wire::Decision {
+    fn from(d: Decision) -> wire::Decision {
+        match d {
+            Decision::Allow => wire::Decision::Allow,
+            Decision::Deny => wire::Decision::Deny,
+            Decision::Approve => wire::Decision::Pending,
         }
     }
 }
@@ -261,6 +277,27 @@ mod tests {
         assert_eq!(Decision::Deny.wire_code(), 0);
         assert_eq!(Decision::Allow.wire_code(), 1);
         assert_eq!(Decision::Approve.wire_code(), 2);
+    }
+
+    #[test]
+    fn every_driver_operation_has_a_policy_operation() {
+        let reads = wire::Operation::ALL
+            .into_iter()
+            .filter(|o| Access::from(*o).op == Operation::Read)
+            .count();
+        // QueryValue, EnumKeys, EnumValues, OpenKey and SaveKey (a hive export).
+        assert_eq!(reads, 5);
+        for op in wire::Operation::ALL {
+            assert_eq!(
+                Access::from(op).op == Operation::Read,
+                op.is_read() || op == wire::Operation::SaveKey,
+                "{op:?}"
+            );
+        }
+        assert_eq!(
+            Operation::from(wire::FileOperation::HardLink),
+            Operation::Write
+        );
     }
 
     #[test]

@@ -126,7 +126,17 @@ fn every_catalog_entry_matches_every_spelling_of_every_location() {
     for e in ENTRIES {
         for loc in e.locations {
             let (key, value) = concrete(loc);
-            for spelling in spellings(&key) {
+            // A location rooted in a wildcard (`*>SymbolicLinkValue`) applies under every hive,
+            // the application's own key included.
+            let keys = if key.starts_with("Probe") {
+                vec![
+                    r"HKCU\SOFTWARE\TestApp\Link".to_owned(),
+                    r"HKLM\SOFTWARE\Probe".to_owned(),
+                ]
+            } else {
+                vec![key]
+            };
+            for spelling in keys.iter().flat_map(|k| spellings(k)) {
                 check(&p, e, &spelling, value.as_deref(), &s);
                 checked += 1;
             }

@@ -11,7 +11,9 @@ fn check(policy: &Policy, n: usize) {
     let mut decisions = std::collections::HashSet::new();
     for sq in workload::queries(n) {
         let access = parse_access(sq.op).expect("known operation");
-        for sandboxed in [true, false] {
+        // Hive exports reach beneath the key too; compare them on every query as well.
+        let export = parse_access("SaveKey").expect("known operation");
+        for (sandboxed, access) in [(true, access), (false, access), (true, export)] {
             let mut q = RegistryQuery::new(&sq.key, access, &session);
             q.value = sq.value.as_deref();
             q.rename_to = (sq.op == "RenameKey").then_some("Run");

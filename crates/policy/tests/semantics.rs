@@ -304,6 +304,7 @@ registry_rules:
     q.process_id = 4242;
     let v = p.engine().decide_registry(&q);
     assert_eq!(v.decision, Decision::Approve);
+    assert_eq!((v.decision.wire_code(), v.wire_flags()), (2, 0b10));
     assert_eq!(v.approval_timeout_secs, Some(120));
     assert_eq!(
         v.message.as_deref(),
@@ -422,6 +423,10 @@ fn hive_export_of_sam_is_denied_but_reading_it_is_logged() {
         (v.decision, v.rule),
         (Decision::Deny, RuleRef::Builtin("sam-hive"))
     );
+    // The SYSTEM hive holds the boot key that decrypts SAM hashes: exporting it copies the
+    // LSA and other catalog keys beneath it.
+    let v = reg(&p, r"\REGISTRY\MACHINE\SYSTEM", None, "SaveKey", true);
+    assert_eq!(v.decision, Decision::Deny);
     let v = reg(&p, r"\REGISTRY\MACHINE\SAM\SAM", None, "QueryValue", true);
     assert_eq!(
         (v.decision, v.log, v.mitre_id()),
@@ -472,6 +477,18 @@ fn variables_expand_per_session() {
     assert_eq!(p.engine().decide_registry(&qu).decision, Decision::Deny);
     assert!(SessionContext::new(Some(r"Microsoft\Windows"), None, None).is_err());
     assert!(SessionContext::new(Some("*"), None, None).is_err());
+    for shared in ["Microsoft", "classes", "Policies", "WOW6432Node"] {
+        assert!(
+            SessionContext::new(Some(shared), None, None).is_err(),
+            "{shared}"
+        );
+    }
+    for root in [r"C:\", "C:", r"\\server\share", r"\\?\C:\", "relative\\dir"] {
+        assert!(
+            SessionContext::new(None, Some(root), None).is_err(),
+            "{root}"
+        );
+    }
 }
 
 #[test]
@@ -525,6 +542,56 @@ fn file_rules_canonicalize_every_spelling_and_workspace_escapes_fail() {
         decide(r"C:\Windows\notepad.exe", Operation::Read),
         Decision::Allow
     );
+}
+
+#[test]
+fn file_renames_and_hard_links_are_decided_at_their_target_too() {
+    let p = agentsh_policy::Policy::embedded_default().expect("default policy");
+    let s = session();
+    let volumes = VolumeMap::new();
+    let mut q = FileQuery::new(r"C:\work\payload.dll", Operation::Rename, &s, &volumes);
+    q.target = Some(r"C:\work\renamed.dll");
+    assert_eq!(p.engine().decide_file(&q).decision, Decision::Allow);
+    q.target = Some(r"C:\Windows\System32\payload.dll");
+    let v = p.engine().decide_file(&q);
+    assert_eq!(
+        (v.decision, v.canonical.as_str()),
+        (Decision::Deny, r"C:\WORK\PAYLOAD.DLL")
+    );
+    // A hard link in the workspace to a system file is a write to that file.
+    let link = agentsh_wire::FileOperation::HardLink;
+    let mut h = FileQuery::new(
+        r"C:\Windows\System32\drivers\etc\hosts",
+        link.into(),
+        &s,
+        &volumes,
+    );
+    h.target = Some(r"C:\work\hosts");
+    assert_eq!(p.engine().decide_file(&h).decision, Decision::Deny);
+}
+
+#[test]
+fn truncated_paths_are_never_written_by_a_sandboxed_process() {
+    let p = agentsh_policy::Policy::embedded_default().expect("default policy");
+    let s = session();
+    let mut q = RegistryQuery::new(r"HKCU\SOFTWARE\TestApp\very\long", Operation::Write, &s);
+    assert_eq!(p.engine().decide_registry(&q).decision, Decision::Allow);
+    q.truncated = true;
+    let v = p.engine().decide_registry(&q);
+    assert_eq!(
+        (v.decision, v.rule, v.cache_ttl, v.log),
+        (Decision::Deny, RuleRef::Truncated, None, true)
+    );
+    q.access = Operation::Read.into();
+    assert_eq!(p.engine().decide_registry(&q).decision, Decision::Allow);
+    q.access = Operation::Write.into();
+    q.sandboxed = false;
+    let v = p.engine().decide_registry(&q);
+    assert_eq!((v.decision, v.log), (Decision::Allow, true));
+    let volumes = VolumeMap::new();
+    let mut f = FileQuery::new(r"C:\work\deep\file", Operation::Write, &s, &volumes);
+    f.truncated = true;
+    assert_eq!(p.engine().decide_file(&f).rule, RuleRef::Truncated);
 }
 
 #[test]

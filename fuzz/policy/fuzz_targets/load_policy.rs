@@ -11,8 +11,12 @@ fuzz_target!(|data: &[u8]| {
     };
     match Policy::from_str(text, "fuzz.yaml") {
         Ok(p) => {
-            let s = SessionContext::new(Some("App"), Some(r"C:\w"), Some("S-1-5-21-1")).expect("valid session");
-            for key in [r"HKCU\SOFTWARE\App\x", r"\REGISTRY\MACHINE\SYSTEM\ControlSet001\Services\s"] {
+            let s = SessionContext::new(Some("App"), Some(r"C:\w"), Some("S-1-5-21-1"))
+                .expect("valid session");
+            for key in [
+                r"HKCU\SOFTWARE\App\x",
+                r"\REGISTRY\MACHINE\SYSTEM\ControlSet001\Services\s",
+            ] {
                 for op in Operation::ALL {
                     let _ = p.engine().decide_registry(&RegistryQuery::new(key, op, &s));
                 }
