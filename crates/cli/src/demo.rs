@@ -20,8 +20,7 @@ use agentsh_emulator::replay::{LineReport, RegistrarFuture, SessionRegistrar, re
 use agentsh_emulator::scenarios::{APPROVED_KEY_MARKER, FIVE_SCENARIOS};
 use agentsh_emulator::table::TextTable;
 use agentsh_emulator::trace::Trace;
-use agentsh_policy::ops::driver_access_by_name;
-use agentsh_policy::{Decision, Engine, Policy, RegistryQuery, SessionContext};
+use agentsh_policy::{Access, Decision, Engine, Policy, RegistryQuery, SessionContext};
 use agentsh_wire::control::{ControlRepr, Counter, Metrics, SendResult, SendStatus};
 use agentsh_wire::header::{FilterMessageHeader, FilterReplyHeader};
 use agentsh_wire::notify::{NotifyReason, NotifyRepr, Subject};
@@ -450,7 +449,7 @@ impl PolicyResponder {
         let state = lock(&self.state);
         let key = request.key_path.to_string();
         let value = request.value_name.to_string();
-        let access = driver_access_by_name(request.operation.name())?;
+        let access = Access::from(request.operation);
         let unsandboxed_context;
         let (context, session_id) = match state.sessions.get(&request.session_token) {
             Some(s) if sandboxed => (&s.context, s.id),
@@ -518,9 +517,10 @@ impl PolicyResponder {
 
     async fn check(&self, message_id: u64, request: &RegistryRequestRepr) {
         let Some((verdict, session_id)) = self.decide(request, true) else {
+            // Unanswered, the request falls to the driver's fail mode.
             eprintln!(
-                "error: operation {:?} has no policy meaning",
-                request.operation
+                "error: process {}: no session context to decide {:?}",
+                request.process_id, request.operation
             );
             return;
         };
