@@ -244,3 +244,45 @@ async fn replay_reports_every_operation_and_stops_at_an_impossible_line() {
     assert_eq!(json["reason"], "unsandboxed");
     assert_eq!(json["label"], "ok");
 }
+
+#[tokio::test]
+async fn exclude_self_excludes_the_connected_process_by_its_socket_credentials() {
+    let (_dir, emulator, service) = started().await;
+    let me = std::process::id();
+    // This test process is the client: make it a session member to show exclusion wins.
+    emulator.process_created(me, ROOT, "agentsh.exe");
+    let before = emulator
+        .perform(&set_value(me, "\\REGISTRY\\MACHINE\\k-d"))
+        .await;
+    assert_eq!(
+        (before.verdict, before.reason),
+        (Verdict::Deny, Reason::Service)
+    );
+    let r = service.send(&ControlRepr::ExcludeSelf).await;
+    assert_eq!(r.status(), SendStatus::Ok);
+    let excluded = emulator
+        .perform(&set_value(me, "\\REGISTRY\\MACHINE\\k-d"))
+        .await;
+    assert_eq!(
+        (excluded.verdict, excluded.reason),
+        (Verdict::Allow, Reason::Excluded)
+    );
+    // Another session process is not excluded by the client's request.
+    let other = emulator
+        .perform(&set_value(CHILD, "\\REGISTRY\\MACHINE\\k-d"))
+        .await;
+    assert_eq!(
+        (other.verdict, other.reason),
+        (Verdict::Deny, Reason::Service)
+    );
+    service.close().await;
+    wait_until(|| !emulator.port().is_connected()).await;
+    let after = emulator
+        .perform(&set_value(me, "\\REGISTRY\\MACHINE\\k-d"))
+        .await;
+    assert_ne!(
+        after.reason,
+        Reason::Excluded,
+        "exclusion ends with the connection"
+    );
+}
