@@ -2,8 +2,9 @@
 //! port → user side → back. Uncached decisions at 1, 8 and 64 concurrent processes (throughput,
 //! p50, p99), and a warm-cache run reporting the kernel-core hit path's share and the hit rate.
 //!
-//! The user side here is the scripted wire client (answers at once, no policy work): the
-//! emulator's own cost, the baseline for runs with the service.
+//! The user side is the scripted wire client: `baseline` answers at once (the emulator's own
+//! cost); `with-policy` decodes each request and decides it with the embedded default policy's
+//! engine before answering (the service's per-request work, without its event pipeline).
 
 #[path = "../tests/support/mod.rs"]
 pub mod support;
@@ -13,8 +14,11 @@ use std::time::Duration;
 
 use agentsh_emulator::emulator::Emulator;
 use agentsh_emulator::load::{LoadReport, LoadSpec, run_load};
+use agentsh_emulator::regpath::DEFAULT_USER_SID;
 use agentsh_emulator::request::Reason;
+use agentsh_policy::{Access, Decision, Policy, RegistryQuery, SessionContext};
 use agentsh_wire::control::Counter;
+use agentsh_wire::registry::RegistryRequestRepr;
 use agentsh_wire::response::CacheTtl;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use support::{Answer, ScriptedService};
@@ -27,6 +31,34 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with(Arc::new(|_: &_| Answer::Allow {
+        ttl: CacheTtl::Seconds(60),
+    }))
+}
+
+/// A user side that decides every request with the embedded default policy, as the service does.
+fn policy_script() -> support::Script {
+    let policy = Policy::embedded_default().expect("embedded default policy");
+    let engine = policy.engine().clone();
+    let session = SessionContext::new(Some("TestApp"), Some("C:\\work"), Some(DEFAULT_USER_SID))
+        .expect("session");
+    Arc::new(move |request: &RegistryRequestRepr| {
+        let key = request.key_path.to_string();
+        let value = request.value_name.to_string();
+        let query = RegistryQuery {
+            value: Some(value.as_str()),
+            ..RegistryQuery::new(&key, Access::from(request.operation), &session)
+        };
+        let verdict = engine.decide_registry(&query);
+        let ttl = verdict.cache_ttl.map_or(CacheTtl::None, CacheTtl::Seconds);
+        match verdict.decision {
+            Decision::Allow => Answer::Allow { ttl },
+            Decision::Deny | Decision::Approve => Answer::Deny { ttl },
+        }
+    })
+}
+
+fn rig_with(script: support::Script) -> Rig {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -36,13 +68,7 @@ fn rig() -> Rig {
     let (emulator, service) = rt.block_on(async {
         let emulator =
             Arc::new(Emulator::start(&dir.path().join("agentsh.sock"), 11).expect("start"));
-        let service = ScriptedService::connect(
-            emulator.port().path(),
-            Arc::new(|_: &_| Answer::Allow {
-                ttl: CacheTtl::Seconds(60),
-            }),
-        )
-        .await;
+        let service = ScriptedService::connect(emulator.port().path(), script).await;
         (emulator, service)
     });
     Rig {
@@ -83,8 +109,12 @@ fn summary(label: &str, r: &LoadReport) {
 }
 
 fn uncached(c: &mut Criterion) {
-    let rig = rig();
-    let mut group = c.benchmark_group("uncached");
+    uncached_with(c, "uncached/baseline", rig());
+    uncached_with(c, "uncached/with-policy", rig_with(policy_script()));
+}
+
+fn uncached_with(c: &mut Criterion, name: &str, rig: Rig) {
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
     for processes in [1u32, 8, 64] {
         let spec = LoadSpec {
@@ -95,10 +125,17 @@ fn uncached(c: &mut Criterion) {
         group.bench_function(format!("{processes}-processes"), |b| {
             b.iter_custom(|iters| timed(&rig, &spec, iters, &total))
         });
-        summary(
-            &format!("uncached, {processes} processes"),
-            &total.lock().expect("lock"),
+        let total = total.lock().expect("lock");
+        assert_eq!(
+            total.count(Reason::Service),
+            total.operations,
+            "every operation was asked"
         );
+        assert_eq!(
+            total.allowed, total.operations,
+            "allow-app-settings allows every key"
+        );
+        summary(&format!("{name}, {processes} processes"), &total);
     }
     group.finish();
 }
