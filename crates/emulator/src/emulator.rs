@@ -22,6 +22,8 @@ use crate::request::{OperationRequest, Reason, Verdict};
 
 /// The reply buffer offered with every policy query: FILTER_REPLY_HEADER + the response.
 const REPLY_LENGTH: u32 = (HEADER_LEN + response::LEN) as u32;
+/// STATUS_INTERNAL_ERROR, for a send whose answer the kernel core could not write.
+const STATUS_INTERNAL_ERROR: i32 = 0xC000_00E5_u32 as i32;
 /// Output buffer for a FilterSendMessage answer (the metrics reply is the largest).
 const SEND_OUTPUT: usize = 1024;
 const REQUEST_BUFFER: usize = if registry::LEN > file::LEN {
@@ -123,6 +125,11 @@ impl PortHandler for Bridge {
         output.truncate(result.written);
         if let Some(ticket) = result.wake {
             self.0.wake(ticket);
+        }
+        if result.written == 0 {
+            // The core could not write its answer: FilterSendMessage fails rather than return
+            // an empty buffer the caller would misread.
+            return (STATUS_INTERNAL_ERROR, output);
         }
         (0, output)
     }
