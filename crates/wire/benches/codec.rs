@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
                 notify: true,
                 log: true,
                 approval_timeout_secs: 0,
+                approval_ticket: 0,
             };
             let _ = resp.emit(black_box(&mut out));
         })

@@ -27,7 +27,8 @@ pub mod field {
         pub const CACHE_MAX_ENTRIES: usize = 16;
         pub const CACHE_DEFAULT_TTL_MS: usize = 20;
         pub const PENDING_GRACE_MS: usize = 24;
-        pub const RESERVED: usize = 28;
+        /// [`super::super::CONFIG_QUERY_READS`] | [`super::super::CONFIG_NOTIFY_READS`].
+        pub const FLAGS: usize = 28;
     }
     /// RegisterSession (552 bytes).
     pub mod register_session {
@@ -48,7 +49,8 @@ pub mod field {
     }
     /// FinalDecision (32 bytes).
     pub mod final_decision {
-        pub const MESSAGE_ID: usize = 8;
+        /// The approval ticket of the `pending` response (u32), then 4 reserved bytes.
+        pub const TICKET: usize = 8;
         pub const DECISION: usize = 16;
         pub const FLAGS: usize = 20;
         pub const RESERVED: usize = 24;
@@ -102,7 +104,15 @@ pub struct DriverConfig {
     /// How long past a pending reply's approval timeout the kernel still waits for the final
     /// decision before denying on its own.
     pub pending_grace_ms: u32,
+    /// [`CONFIG_QUERY_READS`] and [`CONFIG_NOTIFY_READS`].
+    pub flags: u32,
 }
+
+/// Config flag: some rule can deny a read, so session reads take a round trip to the service.
+/// Without it, reads are allowed in the kernel without blocking.
+pub const CONFIG_QUERY_READS: u32 = 1 << 0;
+/// Config flag: report session reads that were not queried (the policy's `log_all`).
+pub const CONFIG_NOTIFY_READS: u32 = 1 << 1;
 
 /// One configurable parameter: its name, default and inclusive range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +163,7 @@ impl DriverConfig {
         cache_max_entries: Self::CACHE_MAX_ENTRIES.default,
         cache_default_ttl_ms: Self::CACHE_DEFAULT_TTL_MS.default,
         pending_grace_ms: Self::PENDING_GRACE_MS.default,
+        flags: 0,
     };
 
     /// Checks every value against its range; the error names the parameter, value and range.
@@ -349,9 +360,9 @@ pub enum ControlRepr {
     FlushCache {
         session_token: u64,
     },
-    /// The final decision for a request answered `pending`, by the request's MessageId.
+    /// The final decision for a request answered `pending`, by its approval ticket.
     FinalDecision {
-        message_id: u64,
+        ticket: u32,
         decision: Decision,
         flags: u32,
     },
@@ -423,7 +434,14 @@ impl ControlRepr {
                     cache_max_entries: u32_at(buf, f::CACHE_MAX_ENTRIES),
                     cache_default_ttl_ms: u32_at(buf, f::CACHE_DEFAULT_TTL_MS),
                     pending_grace_ms: u32_at(buf, f::PENDING_GRACE_MS),
+                    flags: u32_at(buf, f::FLAGS),
                 };
+                if config.flags & !(CONFIG_QUERY_READS | CONFIG_NOTIFY_READS) != 0 {
+                    return Err(Error::BadValue {
+                        field: "Flags",
+                        value: config.flags,
+                    });
+                }
                 config.validate().map_err(|e| Error::BadValue {
                     field: e.param.name,
                     value: e.value,
@@ -479,8 +497,15 @@ impl ControlRepr {
                         value: 2,
                     });
                 }
+                let ticket = u32_at(buf, f::TICKET);
+                if ticket == 0 {
+                    return Err(Error::BadValue {
+                        field: "Ticket",
+                        value: 0,
+                    });
+                }
                 ControlRepr::FinalDecision {
-                    message_id: u64_at(buf, f::MESSAGE_ID),
+                    ticket,
                     decision,
                     flags: u32_at(buf, f::FLAGS),
                 }
@@ -526,6 +551,7 @@ impl ControlRepr {
                 set_u32(buf, f::CACHE_MAX_ENTRIES, c.cache_max_entries);
                 set_u32(buf, f::CACHE_DEFAULT_TTL_MS, c.cache_default_ttl_ms);
                 set_u32(buf, f::PENDING_GRACE_MS, c.pending_grace_ms);
+                set_u32(buf, f::FLAGS, c.flags);
             }
             ControlRepr::GetMetrics | ControlRepr::ExcludeSelf => {}
             ControlRepr::RegisterSession {
@@ -553,12 +579,12 @@ impl ControlRepr {
                 set_u64(buf, field::SESSION_TOKEN, session_token);
             }
             ControlRepr::FinalDecision {
-                message_id,
+                ticket,
                 decision,
                 flags,
             } => {
                 use field::final_decision as f;
-                set_u64(buf, f::MESSAGE_ID, message_id);
+                set_u32(buf, f::TICKET, ticket);
                 set_u32(buf, f::DECISION, decision as u32);
                 set_u32(buf, f::FLAGS, flags);
             }

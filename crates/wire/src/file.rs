@@ -3,7 +3,7 @@
 
 use crate::bytes::{check_prologue, emit_prologue, set_u32, set_u64, u32_at, u64_at};
 use crate::op::{FileOperation, MessageType, OpFlags};
-use crate::utf16::{check_field, read_field, write_field};
+use crate::utf16::{check_field, copy_field, write_field};
 use crate::{Error, Result, Utf16Buf};
 
 /// Byte offsets.
@@ -37,6 +37,8 @@ pub const PATH_MAX: usize = PATH_UNITS - 1;
 #[derive(Debug, Clone, Copy)]
 pub struct FileRequest<T: AsRef<[u8]>> {
     buf: T,
+    path_len: usize,
+    target_len: usize,
 }
 
 impl<T: AsRef<[u8]>> FileRequest<T> {
@@ -52,9 +54,13 @@ impl<T: AsRef<[u8]>> FileRequest<T> {
             });
         }
         OpFlags::check((raw >> 16) as u16)?;
-        check_field(b, field::PATH.start, PATH_UNITS, "Path")?;
-        check_field(b, field::TARGET_PATH.start, PATH_UNITS, "TargetPath")?;
-        Ok(FileRequest { buf })
+        let path_len = check_field(b, field::PATH.start, PATH_UNITS, "Path")?;
+        let target_len = check_field(b, field::TARGET_PATH.start, PATH_UNITS, "TargetPath")?;
+        Ok(FileRequest {
+            buf,
+            path_len,
+            target_len,
+        })
     }
 
     pub fn session_token(&self) -> u64 {
@@ -88,18 +94,11 @@ impl<T: AsRef<[u8]>> FileRequest<T> {
     }
 
     pub fn path(&self) -> Utf16Buf<PATH_MAX> {
-        read_field(self.buf.as_ref(), field::PATH.start, PATH_UNITS, "Path")
-            .unwrap_or(Utf16Buf::EMPTY)
+        copy_field(self.buf.as_ref(), field::PATH.start, self.path_len)
     }
 
     pub fn target_path(&self) -> Utf16Buf<PATH_MAX> {
-        read_field(
-            self.buf.as_ref(),
-            field::TARGET_PATH.start,
-            PATH_UNITS,
-            "TargetPath",
-        )
-        .unwrap_or(Utf16Buf::EMPTY)
+        copy_field(self.buf.as_ref(), field::TARGET_PATH.start, self.target_len)
     }
 }
 

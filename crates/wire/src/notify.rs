@@ -24,15 +24,18 @@ pub enum NotifyReason {
     FailClosed = 4,
     /// A pending approval's hold expired in the kernel before a final decision arrived.
     PendingExpired = 5,
+    /// A session read allowed without a query, reported because the policy logs all reads.
+    Monitored = 6,
 }
 
 impl NotifyReason {
-    const ALL: [NotifyReason; 5] = [
+    const ALL: [NotifyReason; 6] = [
         NotifyReason::HighRiskUnsandboxed,
         NotifyReason::CachedDecision,
         NotifyReason::FailOpen,
         NotifyReason::FailClosed,
         NotifyReason::PendingExpired,
+        NotifyReason::Monitored,
     ];
 
     fn from_u16(v: u16) -> Result<Self> {

@@ -3,7 +3,7 @@
 
 use crate::bytes::{check_prologue, emit_prologue, set_u32, set_u64, u32_at, u64_at};
 use crate::op::{MessageType, OpFlags, Operation};
-use crate::utf16::{check_field, read_field, write_field};
+use crate::utf16::{check_field, copy_field, write_field};
 use crate::{Error, Result, Utf16Buf};
 
 /// Byte offsets, from the design's table.
@@ -38,6 +38,8 @@ pub const VALUE_NAME_MAX: usize = VALUE_NAME_UNITS - 1;
 #[derive(Debug, Clone, Copy)]
 pub struct RegistryRequest<T: AsRef<[u8]>> {
     buf: T,
+    key_len: usize,
+    name_len: usize,
 }
 
 impl<T: AsRef<[u8]>> RegistryRequest<T> {
@@ -54,9 +56,13 @@ impl<T: AsRef<[u8]>> RegistryRequest<T> {
             });
         }
         OpFlags::check((raw >> 16) as u16)?;
-        check_field(b, field::KEY_PATH.start, KEY_PATH_UNITS, "KeyPath")?;
-        check_field(b, field::VALUE_NAME.start, VALUE_NAME_UNITS, "ValueName")?;
-        Ok(RegistryRequest { buf })
+        let key_len = check_field(b, field::KEY_PATH.start, KEY_PATH_UNITS, "KeyPath")?;
+        let name_len = check_field(b, field::VALUE_NAME.start, VALUE_NAME_UNITS, "ValueName")?;
+        Ok(RegistryRequest {
+            buf,
+            key_len,
+            name_len,
+        })
     }
 
     pub fn session_token(&self) -> u64 {
@@ -91,24 +97,12 @@ impl<T: AsRef<[u8]>> RegistryRequest<T> {
 
     /// The key path, as UTF-16 units without the terminator.
     pub fn key_path(&self) -> Utf16Buf<KEY_PATH_MAX> {
-        read_field(
-            self.buf.as_ref(),
-            field::KEY_PATH.start,
-            KEY_PATH_UNITS,
-            "KeyPath",
-        )
-        .unwrap_or(Utf16Buf::EMPTY)
+        copy_field(self.buf.as_ref(), field::KEY_PATH.start, self.key_len)
     }
 
     /// The value name (the new key name for `RenameKey`).
     pub fn value_name(&self) -> Utf16Buf<VALUE_NAME_MAX> {
-        read_field(
-            self.buf.as_ref(),
-            field::VALUE_NAME.start,
-            VALUE_NAME_UNITS,
-            "ValueName",
-        )
-        .unwrap_or(Utf16Buf::EMPTY)
+        copy_field(self.buf.as_ref(), field::VALUE_NAME.start, self.name_len)
     }
 }
 

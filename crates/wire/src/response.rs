@@ -15,7 +15,10 @@ pub mod field {
     pub const FLAGS: usize = 12;
     /// Extension in the first reserved word: for `pending`, seconds the approval may take.
     pub const APPROVAL_TIMEOUT: usize = 16;
-    pub const RESERVED1: usize = 20;
+    /// Extension in the second reserved word: for `pending`, the service's approval ticket
+    /// (non-zero), which the later `FinalDecision` names. Filter Manager assigns MessageIds
+    /// itself and never shows them to the driver, so the ticket is what links the two.
+    pub const APPROVAL_TICKET: usize = 20;
 }
 
 /// Size of the message.
@@ -70,6 +73,8 @@ pub struct PolicyResponseRepr {
     /// For `Pending`: seconds the service's approval may take; the kernel holds the operation at
     /// most this long plus its grace period. 0 otherwise.
     pub approval_timeout_secs: u32,
+    /// For `Pending`: the non-zero ticket the `FinalDecision` will carry. 0 otherwise.
+    pub approval_ticket: u32,
 }
 
 impl PolicyResponseRepr {
@@ -94,14 +99,36 @@ impl PolicyResponseRepr {
             });
         }
         let decision = Decision::from_u32(u32_at(buf, field::DECISION))?;
-        let approval_timeout_secs = u32_at(buf, field::APPROVAL_TIMEOUT);
+        // Fields that do not apply to the decision are ignored, as the kernel ignores them:
+        // a pending answer is never cached, and only a pending answer has a timeout and ticket.
+        let pending = decision == Decision::Pending;
+        let (approval_timeout_secs, approval_ticket) = if pending {
+            (
+                u32_at(buf, field::APPROVAL_TIMEOUT),
+                u32_at(buf, field::APPROVAL_TICKET),
+            )
+        } else {
+            (0, 0)
+        };
+        if pending && approval_ticket == 0 {
+            return Err(Error::BadValue {
+                field: "ApprovalTicket",
+                value: 0,
+            });
+        }
+        let cache_ttl = if pending {
+            CacheTtl::None
+        } else {
+            CacheTtl::from_wire(u32_at(buf, field::CACHE_TTL))
+        };
         Ok(PolicyResponseRepr {
             message_type,
             decision,
-            cache_ttl: CacheTtl::from_wire(u32_at(buf, field::CACHE_TTL)),
+            cache_ttl,
             notify: flags & FLAG_NOTIFY != 0,
             log: flags & FLAG_LOG != 0,
             approval_timeout_secs,
+            approval_ticket,
         })
     }
 
@@ -124,13 +151,14 @@ impl PolicyResponseRepr {
         set_u32(buf, field::CACHE_TTL, ttl.to_wire());
         let flags = (u32::from(self.notify) * FLAG_NOTIFY) | (u32::from(self.log) * FLAG_LOG);
         set_u32(buf, field::FLAGS, flags);
-        let timeout = if self.decision == Decision::Pending {
-            self.approval_timeout_secs
+        let pending = self.decision == Decision::Pending;
+        let (timeout, ticket) = if pending {
+            (self.approval_timeout_secs, self.approval_ticket)
         } else {
-            0
+            (0, 0)
         };
         set_u32(buf, field::APPROVAL_TIMEOUT, timeout);
-        set_u32(buf, field::RESERVED1, 0);
+        set_u32(buf, field::APPROVAL_TICKET, ticket);
         Ok(())
     }
 }

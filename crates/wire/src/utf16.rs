@@ -1,7 +1,6 @@
 //! Fixed-size UTF-16LE string fields: NUL-terminated inside their buffer, held without
 //! allocation in a [`Utf16Buf`].
 
-use crate::bytes::{set_u16, u16_at, zero};
 use crate::{Error, Result};
 
 /// A UTF-16 string of at most `N` code units, stored inline (no allocation, usable in the kernel).
@@ -96,33 +95,97 @@ impl<const N: usize> core::fmt::Display for Utf16Buf<N> {
     }
 }
 
-/// Reads a NUL-terminated UTF-16LE string from a field of `units_cap` units at byte `start`.
-/// The string may use at most `units_cap - 1` units: a field without a NUL is malformed.
+/// The bytes of a field of `units_cap` units at `start` (empty if the buffer is short, which a
+/// checked view has already ruled out).
+fn field_bytes(buf: &[u8], start: usize, units_cap: usize) -> &[u8] {
+    buf.get(start..start + 2 * units_cap).unwrap_or(&[])
+}
+
+const LANES_LOW: u128 = 0x0001_0001_0001_0001_0001_0001_0001_0001;
+const LANES_HIGH: u128 = 0x8000_8000_8000_8000_8000_8000_8000_8000;
+const LANES_SURROGATE_MASK: u128 = 0xF800_F800_F800_F800_F800_F800_F800_F800;
+const LANES_SURROGATE: u128 = 0xD800_D800_D800_D800_D800_D800_D800_D800;
+
+/// Whether any of the eight 16-bit lanes of `x` is zero (the classic SWAR test).
+fn has_zero_lane(x: u128) -> bool {
+    x.wrapping_sub(LANES_LOW) & !x & LANES_HIGH != 0
+}
+
+/// Scans a field: the string's length in units (up to its NUL) and whether it holds any
+/// surrogate. Eight units at a time; `None` if there is no NUL.
+fn scan(bytes: &[u8]) -> Option<(usize, bool)> {
+    let mut surrogates = false;
+    let mut blocks = bytes.chunks_exact(16);
+    let mut base = 0;
+    for block in blocks.by_ref() {
+        let mut word = [0u8; 16];
+        word.copy_from_slice(block);
+        let x = u128::from_le_bytes(word);
+        if has_zero_lane(x) {
+            break;
+        }
+        surrogates |= has_zero_lane((x & LANES_SURROGATE_MASK) ^ LANES_SURROGATE);
+        base += 8;
+    }
+    for (i, pair) in bytes[base * 2..].chunks_exact(2).enumerate() {
+        let unit = u16::from_le_bytes([pair[0], pair[1]]);
+        if unit == 0 {
+            return Some((base + i, surrogates));
+        }
+        surrogates |= unit & 0xF800 == 0xD800;
+    }
+    None
+}
+
+/// Validates a string field without copying it: returns its length in units.
+pub(crate) fn check_field(
+    buf: &[u8],
+    start: usize,
+    units_cap: usize,
+    field: &'static str,
+) -> Result<usize> {
+    let bytes = field_bytes(buf, start, units_cap);
+    let (len, surrogates) = scan(bytes).ok_or(Error::Unterminated { field })?;
+    if surrogates {
+        let units = bytes[..len * 2]
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]));
+        if char::decode_utf16(units).any(|r| r.is_err()) {
+            return Err(Error::InvalidUtf16 { field });
+        }
+    }
+    Ok(len)
+}
+
+/// Copies the first `len` units of a field already validated by [`check_field`].
+pub(crate) fn copy_field<const N: usize>(buf: &[u8], start: usize, len: usize) -> Utf16Buf<N> {
+    let mut out = Utf16Buf::<N>::EMPTY;
+    let len = len.min(N);
+    let bytes = field_bytes(buf, start, len);
+    for (dst, pair) in out.units.iter_mut().zip(bytes.chunks_exact(2)) {
+        *dst = u16::from_le_bytes([pair[0], pair[1]]);
+    }
+    out.len = len;
+    out
+}
+
+/// Reads and validates a NUL-terminated UTF-16LE string from a field of `units_cap` units at
+/// byte `start`. The string may use at most `units_cap - 1` units: a field without a NUL is
+/// malformed.
 pub(crate) fn read_field<const N: usize>(
     buf: &[u8],
     start: usize,
     units_cap: usize,
     field: &'static str,
 ) -> Result<Utf16Buf<N>> {
-    let mut out = Utf16Buf::<N>::EMPTY;
-    for i in 0..units_cap {
-        let unit = u16_at(buf, start + 2 * i);
-        if unit == 0 {
-            if char::decode_utf16(out.as_units().iter().copied()).any(|r| r.is_err()) {
-                return Err(Error::InvalidUtf16 { field });
-            }
-            return Ok(out);
-        }
-        if out.len == N {
-            return Err(Error::TooLong {
-                field,
-                max_units: N,
-            });
-        }
-        out.units[out.len] = unit;
-        out.len += 1;
+    let len = check_field(buf, start, units_cap, field)?;
+    if len > N {
+        return Err(Error::TooLong {
+            field,
+            max_units: N,
+        });
     }
-    Err(Error::Unterminated { field })
+    Ok(copy_field(buf, start, len))
 }
 
 /// Writes `s` followed by a NUL and zero padding into a field of `units_cap` units.
@@ -139,35 +202,16 @@ pub(crate) fn write_field(
             max_units: units_cap - 1,
         });
     }
-    zero(buf, start..start + 2 * units_cap);
-    for (i, &unit) in s.iter().enumerate() {
-        set_u16(buf, start + 2 * i, unit);
+    let Some(dst) = buf.get_mut(start..start + 2 * units_cap) else {
+        return Err(Error::Truncated {
+            needed: start + 2 * units_cap,
+            got: buf.len(),
+        });
+    };
+    let (text, rest) = dst.split_at_mut(2 * s.len());
+    for (pair, unit) in text.chunks_exact_mut(2).zip(s) {
+        pair.copy_from_slice(&unit.to_le_bytes());
     }
+    rest.fill(0);
     Ok(())
-}
-
-/// Validates a string field without copying it: returns its length in units.
-pub(crate) fn check_field(
-    buf: &[u8],
-    start: usize,
-    units_cap: usize,
-    field: &'static str,
-) -> Result<usize> {
-    let mut len = 0;
-    let units = (0..units_cap).map(|i| u16_at(buf, start + 2 * i));
-    let mut terminated = false;
-    for unit in units.clone() {
-        if unit == 0 {
-            terminated = true;
-            break;
-        }
-        len += 1;
-    }
-    if !terminated {
-        return Err(Error::Unterminated { field });
-    }
-    if char::decode_utf16(units.take(len)).any(|r| r.is_err()) {
-        return Err(Error::InvalidUtf16 { field });
-    }
-    Ok(len)
 }
