@@ -263,6 +263,26 @@ impl HighRiskSet {
     }
 }
 
+/// Value names that are dangerous under any key: `SymbolicLinkValue` turns a key into a registry
+/// symbolic link, redirecting whoever opens it.
+const VALUES: &[(&str, Risk)] = &[("SYMBOLICLINKVALUE", Risk::Critical)];
+
+impl HighRiskSet {
+    /// The risk of writing a value with this name under any key.
+    pub fn classify_value(&self, name: &[u16]) -> Option<Risk> {
+        VALUES
+            .iter()
+            .filter(|(v, _)| agentsh_winstr::eq_ignore_case_str(name, v))
+            .map(|(_, r)| *r)
+            .max()
+    }
+
+    /// The risk of an operation on `key` naming the value `name`.
+    pub fn classify_op(&self, key: &[u16], name: &[u16]) -> Option<Risk> {
+        self.classify(key).max(self.classify_value(name))
+    }
+}
+
 /// Matches one segment: `*` any run, `?` one unit, everything else case-insensitively.
 fn glob(pat: &[u16], text: &[u16]) -> bool {
     let (mut p, mut t) = (0, 0);
