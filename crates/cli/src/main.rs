@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+mod emulator_cmd;
 mod policy;
 
 #[derive(Debug, Parser)]
@@ -22,11 +24,18 @@ enum Command {
     /// Check, explain and test registry and file policies
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Play the driver over a local socket: check and replay operation traces
+    #[command(subcommand)]
+    Emulator(emulator_cmd::EmulatorCommand),
+    /// Play the design's five manual scenarios through the driver emulator and check the outcomes
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Emulator(cmd) => emulator_cmd::run(cmd),
+        Command::Demo(args) => demo::run(args),
     }
 }
