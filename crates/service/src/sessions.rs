@@ -112,6 +112,21 @@ impl SessionRegistry {
         Ok(Some((old, new)))
     }
 
+    /// Puts a session under a given token again (undoing a rotation the driver refused).
+    pub fn rotate_to(&self, id: &str, token: u64) -> std::io::Result<()> {
+        let Some(current) = self.token_of(id) else {
+            return Ok(());
+        };
+        let mut inner = self
+            .inner
+            .write()
+            .map_err(|_| std::io::Error::other("session table poisoned"))?;
+        if let Some(info) = inner.by_token.remove(&current) {
+            inner.by_token.insert(token, info);
+        }
+        Ok(())
+    }
+
     /// Every session's public record.
     pub fn list(&self) -> Vec<Arc<SessionInfo>> {
         self.inner
