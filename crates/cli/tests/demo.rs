@@ -39,7 +39,7 @@ fn demo_passes_the_five_scenarios() {
             [
                 "success (0x00000000)",
                 "allow ok",
-                "allow-app-settings",
+                "writes its app settings",
                 "service",
             ],
         ),
@@ -49,7 +49,7 @@ fn demo_passes_the_five_scenarios() {
                 "success (0x00000000)",
                 "allow ok",
                 "builtin:services",
-                "approved",
+                "person",
             ],
         ),
         (
@@ -66,7 +66,7 @@ fn demo_passes_the_five_scenarios() {
             [
                 "success (0x00000000)",
                 "allow ok",
-                "builtin:run-keys-hklm",
+                "outside the sandbox",
                 "unsandboxed",
             ],
         ),
@@ -82,6 +82,16 @@ fn demo_passes_the_five_scenarios() {
         "{stdout}"
     );
     assert!(stdout.contains(r#""reason":"timeout""#), "{stdout}");
+    assert!(stdout.contains(r#""reason":"person""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""process_id":5200"#),
+        "the outsider's write is logged\n{stdout}"
+    );
+    assert!(stdout.contains(r#""reason":"person""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""process_id":5200"#),
+        "the outsider's write is logged\n{stdout}"
+    );
     assert!(
         stdout.contains("all 5 scenarios behaved as designed"),
         "{stdout}"
