@@ -125,8 +125,8 @@ async fn run_scenarios(socket: &Path, args: DemoArgs) -> Result<bool, String> {
     .await
     .map_err(|e| e.to_string())?;
     approver.abort();
-    // GetMetrics travels behind every notification already sent, so once it is answered the
-    // service has seen them all.
+    // GetMetrics travels behind every notification already sent; `driver_metrics` then collects
+    // the events the service emits for them.
     let metrics = user.driver_metrics().await?;
 
     print!("{}", outcome_table(&reports, user.as_ref()));
@@ -259,11 +259,19 @@ impl ServiceSide {
         })
     }
 
-    /// Moves every event emitted so far into `seen`.
+    /// Moves the events into `seen` until the service has been quiet for a moment: it handles
+    /// each driver message on its own task, so an event can trail the message that caused it.
     async fn collect(&self) {
         let mut rx = self.events.lock().await;
-        while let Ok(e) = rx.try_recv() {
-            lock(&self.seen).push(e);
+        let mut quiet_rounds = 0;
+        while quiet_rounds < 5 {
+            let mut got = false;
+            while let Ok(e) = rx.try_recv() {
+                lock(&self.seen).push(e);
+                got = true;
+            }
+            quiet_rounds = if got { 0 } else { quiet_rounds + 1 };
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
