@@ -4,9 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod approvals;
 mod demo;
 mod emulator_cmd;
 mod policy;
+mod service_cmd;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +29,13 @@ enum Command {
     /// Play the driver over a local socket: check and replay operation traces
     #[command(subcommand)]
     Emulator(emulator_cmd::EmulatorCommand),
+    /// Run the policy service
+    #[command(subcommand)]
+    Service(service_cmd::ServiceCommand),
+    /// List, approve and deny operations held for a person (through the running service)
+    Approvals(approvals::ApprovalsArgs),
+    /// Print the service's and the driver's metrics (through the running service)
+    Metrics(approvals::ApiArgs),
     /// Play the design's five manual scenarios through the driver emulator and check the outcomes
     Demo(demo::DemoArgs),
 }
@@ -37,5 +46,8 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Emulator(cmd) => emulator_cmd::run(cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Service(cmd) => service_cmd::run(cmd),
+        Command::Approvals(args) => approvals::run(args),
+        Command::Metrics(args) => approvals::metrics(args),
     }
 }

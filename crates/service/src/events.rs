@@ -10,6 +10,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+/// OCSF schema version the events follow (Registry Key/Value Activity live in its Windows
+/// extension, uid 2).
+pub const OCSF_VERSION: &str = "1.9.0";
+
 /// ATT&CK release the catalog's technique ids were checked against.
 pub const ATTACK_VERSION: &str = "18.1";
 
@@ -215,8 +219,8 @@ impl Event {
             "severity_id": match self.risk_level.as_deref() { Some("critical") => 5, Some("high") => 4, Some("medium") => 3, _ => 1 },
             "action_id": action_id,
             "disposition_id": disposition_id,
-            "status_detail": self.status_detail(),
-            "metadata": { "product": { "name": "agentsh", "vendor_name": "agentsh" }, "version": "1.5.0",
+            "metadata": { "product": { "name": "agentsh", "vendor_name": "agentsh" }, "version": OCSF_VERSION,
+                          "extensions": [{ "name": "win", "uid": "2", "version": OCSF_VERSION }],
                           "profiles": ["security_control"], "event_code": self.kind.name() },
             "actor": { "process": { "pid": self.process_id, "name": self.process_name } },
             "device": { "type_id": 0 },
@@ -249,6 +253,10 @@ impl Event {
         }
         if let Some(m) = &self.message {
             ev["message"] = json!(m);
+        }
+        let detail = self.status_detail();
+        if !detail.is_empty() {
+            ev["status_detail"] = json!(detail);
         }
         ev
     }

@@ -13,6 +13,7 @@
 //! approval cannot hold up other checks.
 
 pub mod adapter;
+pub mod api;
 pub mod approvals;
 pub mod client;
 pub mod events;
@@ -168,5 +169,46 @@ impl<T: PortTransport> Service<T> {
             },
             None => Ok(()),
         }
+    }
+}
+
+impl<T: PortTransport> api::DriverOps for Service<T> {
+    fn register(
+        &self,
+        req: api::SessionRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let ctx = SessionContext::new(
+                req.app.as_deref(),
+                req.workspace.as_deref(),
+                req.user_sid.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
+            self.register_session(req.root_pid, ctx, req.audit)
+                .await
+                .map(|s| s.id.clone())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn unregister(
+        &self,
+        id: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + '_>>
+    {
+        Box::pin(async move {
+            self.unregister_session(&id)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn driver_metrics(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>,
+    > {
+        Box::pin(async move { self.client.metrics().await.ok() })
     }
 }
