@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod approvals;
+mod audit;
 mod demo;
 mod emulator_cmd;
 mod policy;
@@ -36,6 +37,9 @@ enum Command {
     Approvals(approvals::ApprovalsArgs),
     /// Print the service's and the driver's metrics (through the running service)
     Metrics(approvals::ApiArgs),
+    /// Summarise an audit-mode run and propose the rules that would allow its would-be denials
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Play the design's five manual scenarios through the driver emulator and check the outcomes
     Demo(demo::DemoArgs),
 }
@@ -49,5 +53,6 @@ fn main() -> ExitCode {
         Command::Service(cmd) => service_cmd::run(cmd),
         Command::Approvals(args) => approvals::run(args),
         Command::Metrics(args) => approvals::metrics(args),
+        Command::Audit(cmd) => audit::run(cmd),
     }
 }
