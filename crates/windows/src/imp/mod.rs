@@ -1,0 +1,9 @@
+//! Windows implementations behind the portable types: every FFI call of the crate lives below here.
+
+pub mod driver;
+pub mod eventlog;
+pub mod port;
+pub mod sandbox;
+pub mod scm;
+mod security;
+mod util;
