@@ -58,6 +58,23 @@ pub fn upcase_in_place(units: &mut [u16]) {
     }
 }
 
+/// Upcases `src` into the front of `dst` (which must be at least as long). Runs of ASCII take a
+/// branch-free path the compiler vectorizes; anything else falls back to [`upcase_unit`].
+#[inline]
+pub fn upcase_into(src: &[u16], dst: &mut [u16]) {
+    let mut high = 0u16;
+    for (d, &s) in dst.iter_mut().zip(src) {
+        high |= s & 0xFF80;
+        let is_lower = u16::from(s.wrapping_sub(u16::from(b'a')) < 26);
+        *d = s - (is_lower << 5);
+    }
+    if high != 0 {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = upcase_unit(s);
+        }
+    }
+}
+
 /// Compares two UTF-16 names as Windows does: equal length and equal after upcasing every unit.
 #[must_use]
 pub fn eq_ignore_case(a: &[u16], b: &[u16]) -> bool {
@@ -152,6 +169,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn bulk_upcasing_agrees_with_unit_upcasing(src in proptest::collection::vec(proptest::prelude::any::<u16>(), 0..80)) {
+            let mut dst = [0u16; 80];
+            upcase_into(&src, &mut dst);
+            for (d, s) in dst.iter().zip(&src) {
+                proptest::prop_assert_eq!(*d, upcase_unit(*s));
+            }
+        }
+
         #[test]
         fn upcasing_is_idempotent(u in proptest::prelude::any::<u16>()) {
             proptest::prop_assert_eq!(upcase_unit(upcase_unit(u)), upcase_unit(u));

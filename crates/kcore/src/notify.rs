@@ -1,0 +1,167 @@
+//! Notifications the kernel sends without waiting for an answer, through a bounded queue: pushing
+//! never blocks the operation; when the queue is full the notification is dropped and counted.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use agentsh_wire::Utf16Buf;
+use agentsh_wire::file::{self, FileRequestRepr};
+use agentsh_wire::notify::{NotifyReason, NotifyRepr, Subject};
+use agentsh_wire::op::{Decision, FileOperation, OpFlags, Operation};
+use agentsh_wire::registry::{self, RegistryRequestRepr};
+
+/// Notifications waiting at most; beyond, new ones are dropped.
+pub const QUEUE_CAPACITY: usize = 1024;
+
+/// What a notification is about, owned (the operation's buffers are gone when it is sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedSubject {
+    Registry {
+        op: Operation,
+        flags: OpFlags,
+        value_type: u32,
+        data_size: u32,
+        key: Vec<u16>,
+        name: Vec<u16>,
+    },
+    File {
+        op: FileOperation,
+        flags: OpFlags,
+        desired_access: u32,
+        create_disposition: u32,
+        path: Vec<u16>,
+        target: Vec<u16>,
+    },
+}
+
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub reason: NotifyReason,
+    pub allowed: bool,
+    pub flags: u32,
+    pub session_token: u64,
+    pub process_id: u32,
+    pub thread_id: u32,
+    pub subject: OwnedSubject,
+}
+
+impl Notification {
+    /// The wire form (names longer than their fields are cut and flagged as truncated).
+    pub fn to_repr(&self) -> NotifyRepr {
+        let subject = match &self.subject {
+            OwnedSubject::Registry {
+                op,
+                flags,
+                value_type,
+                data_size,
+                key,
+                name,
+            } => {
+                let (key_path, key_cut) = Utf16Buf::from_units_truncating(key);
+                let (value_name, name_cut) = Utf16Buf::from_units_truncating(name);
+                Subject::Registry(RegistryRequestRepr {
+                    session_token: self.session_token,
+                    process_id: self.process_id,
+                    thread_id: self.thread_id,
+                    operation: *op,
+                    flags: with_cuts(*flags, key_cut, name_cut),
+                    value_type: *value_type,
+                    data_size: *data_size,
+                    key_path,
+                    value_name,
+                })
+            }
+            OwnedSubject::File {
+                op,
+                flags,
+                desired_access,
+                create_disposition,
+                path,
+                target,
+            } => {
+                let (p, path_cut) = Utf16Buf::<{ file::PATH_MAX }>::from_units_truncating(path);
+                let (t, target_cut) = Utf16Buf::<{ file::PATH_MAX }>::from_units_truncating(target);
+                Subject::File(FileRequestRepr {
+                    session_token: self.session_token,
+                    process_id: self.process_id,
+                    thread_id: self.thread_id,
+                    operation: *op,
+                    flags: with_cuts(*flags, path_cut, target_cut),
+                    desired_access: *desired_access,
+                    create_disposition: *create_disposition,
+                    path: p,
+                    target_path: t,
+                })
+            }
+        };
+        NotifyRepr {
+            reason: self.reason,
+            decision: if self.allowed {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            },
+            flags: self.flags,
+            subject,
+        }
+    }
+}
+
+fn with_cuts(flags: OpFlags, path_cut: bool, name_cut: bool) -> OpFlags {
+    let mut bits = flags.0;
+    if path_cut {
+        bits |= OpFlags::PATH_TRUNCATED;
+    }
+    if name_cut {
+        bits |= OpFlags::NAME_TRUNCATED;
+    }
+    OpFlags(bits)
+}
+
+const _: () = assert!(registry::KEY_PATH_MAX <= file::PATH_MAX);
+
+/// The bounded queue.
+#[derive(Debug, Default)]
+pub struct NotificationQueue {
+    queue: VecDeque<Notification>,
+    queued: u64,
+    dropped: u64,
+}
+
+impl NotificationQueue {
+    /// Queues `n`, or drops and counts it when full. Never blocks.
+    pub fn push(&mut self, n: Notification) {
+        if self.queue.len() >= QUEUE_CAPACITY {
+            self.dropped += 1;
+        } else {
+            self.queue.push_back(n);
+            self.queued += 1;
+        }
+    }
+
+    /// The oldest waiting notification.
+    pub fn pop(&mut self) -> Option<Notification> {
+        self.queue.pop_front()
+    }
+
+    /// Waiting notifications.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether none is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Notifications queued so far.
+    pub fn queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// Notifications dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}

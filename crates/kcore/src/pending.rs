@@ -1,0 +1,132 @@
+//! Operations held for a person's approval: the kernel side of "hold until the final decision,
+//! then enforce it".
+//!
+//! The service owns the approval timer and always sends a final decision; the kernel holds an
+//! operation at most the timeout carried in the `pending` reply plus a grace period, then denies
+//! on its own. Holds are keyed by the service's approval ticket.
+
+use alloc::vec::Vec;
+
+use crate::Millis;
+
+/// Most operations held at once; a further `pending` reply is denied.
+pub const MAX_HOLDS: usize = 1024;
+/// Longest approval timeout the kernel honours, whatever the reply says.
+pub const MAX_APPROVAL_TIMEOUT_SECS: u32 = 3600;
+
+/// The state of a hold, as the waiting thread sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldStatus {
+    /// Keep waiting, at most until `deadline`.
+    Waiting { deadline: Millis },
+    /// The final decision arrived.
+    Decided { allow: bool },
+    /// The hold outlived its deadline, or the service went away: deny.
+    Expired,
+    /// No hold with that ticket.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    ticket: u32,
+    deadline: Millis,
+    decided: Option<bool>,
+}
+
+/// Why a hold could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldError {
+    /// The ticket is already held (a service error): deny.
+    DuplicateTicket,
+    /// Too many holds: deny.
+    Full,
+}
+
+/// The table of held operations.
+#[derive(Debug, Default)]
+pub struct PendingTable {
+    holds: Vec<Hold>,
+}
+
+impl PendingTable {
+    /// Holds currently waiting or decided but not yet collected.
+    pub fn len(&self) -> usize {
+        self.holds.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.holds.is_empty()
+    }
+
+    /// Starts holding `ticket`; returns the deadline.
+    pub fn begin(
+        &mut self,
+        ticket: u32,
+        now: Millis,
+        timeout_secs: u32,
+        grace_ms: u32,
+    ) -> Result<Millis, HoldError> {
+        if self.holds.iter().any(|h| h.ticket == ticket) {
+            return Err(HoldError::DuplicateTicket);
+        }
+        if self.holds.len() >= MAX_HOLDS {
+            return Err(HoldError::Full);
+        }
+        let hold_ms =
+            u64::from(timeout_secs.min(MAX_APPROVAL_TIMEOUT_SECS)) * 1000 + u64::from(grace_ms);
+        let deadline = now.saturating_add(hold_ms);
+        self.holds.push(Hold {
+            ticket,
+            deadline,
+            decided: None,
+        });
+        Ok(deadline)
+    }
+
+    /// Records the final decision; `false` if no hold waits for `ticket`.
+    pub fn resolve(&mut self, ticket: u32, allow: bool) -> bool {
+        match self
+            .holds
+            .iter_mut()
+            .find(|h| h.ticket == ticket && h.decided.is_none())
+        {
+            Some(h) => {
+                h.decided = Some(allow);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What the thread holding `ticket` should do at `now`. A final answer removes the hold.
+    pub fn poll(&mut self, ticket: u32, now: Millis) -> HoldStatus {
+        let Some(i) = self.holds.iter().position(|h| h.ticket == ticket) else {
+            return HoldStatus::Unknown;
+        };
+        let hold = self.holds[i];
+        let status = match hold.decided {
+            Some(allow) => HoldStatus::Decided { allow },
+            None if now >= hold.deadline => HoldStatus::Expired,
+            None => {
+                return HoldStatus::Waiting {
+                    deadline: hold.deadline,
+                };
+            }
+        };
+        self.holds.swap_remove(i);
+        status
+    }
+
+    /// The service is gone: no final decision will come, so every waiting hold is denied.
+    /// Returns the tickets to wake.
+    pub fn abandon_all(&mut self) -> Vec<u32> {
+        let mut woken = Vec::new();
+        for h in self.holds.iter_mut().filter(|h| h.decided.is_none()) {
+            h.decided = Some(false);
+            woken.push(h.ticket);
+        }
+        woken
+    }
+}

@@ -1,0 +1,1023 @@
+//! The kernel flow, rule by rule: cache keying, eviction, expiry and flushes; the breaker in both
+//! directions; session membership through descendants, exits and reused ids; exclusion of the
+//! connected client for both kinds of operation; configuration ranges; pending holds.
+
+use agentsh_kcore::breaker::Transition;
+use agentsh_kcore::cache::{CacheKey, Cached, DecisionCache};
+use agentsh_kcore::highrisk::{HighRiskSet, Risk};
+use agentsh_kcore::pending::{HoldStatus, PendingTable};
+use agentsh_kcore::{
+    Caller, FileOp, KernelCore, QueryOutcome, RegistryOp, Request, Step, Verdict, Why,
+};
+use agentsh_wire::Utf16Buf;
+use agentsh_wire::control::{ControlRepr, Counter, DriverConfig, FailMode, SendResult, SendStatus};
+use agentsh_wire::notify::NotifyReason;
+use agentsh_wire::op::{Decision, FileOperation, MessageType, OpFlags, Operation};
+use agentsh_wire::registry::RegistryRequestRepr;
+use agentsh_wire::response::{CacheTtl, PolicyResponseRepr};
+
+const SERVICE_PID: u32 = 500;
+const ROOT: u32 = 1000;
+const TOKEN: u64 = 0xABCD;
+const RUN: &str = "\\REGISTRY\\MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run";
+const APP: &str = "\\REGISTRY\\USER\\S-1-5-21-1-2-3-1001\\SOFTWARE\\TestApp";
+
+fn u(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+}
+
+fn send(core: &mut KernelCore, msg: ControlRepr) -> SendResult {
+    let mut input = vec![0u8; msg.buffer_len()];
+    msg.emit(&mut input).expect("emit");
+    let mut out = [0u8; 512];
+    let r = core.on_user_message(&input, &mut out);
+    SendResult::decode(msg.message_type(), &out[..r.written]).expect("send result decodes")
+}
+
+fn status(core: &mut KernelCore, msg: ControlRepr) -> SendStatus {
+    send(core, msg).status()
+}
+
+/// A core with a connected, handshaken service and one session rooted at ROOT.
+fn connected() -> KernelCore {
+    let mut core = KernelCore::new(42);
+    core.on_client_connected(SERVICE_PID).expect("first client");
+    assert_eq!(
+        status(
+            &mut core,
+            ControlRepr::Hello {
+                protocol_version: 1
+            }
+        ),
+        SendStatus::Ok
+    );
+    let ws = Utf16Buf::encode("C:\\work").expect("fits");
+    let reg = ControlRepr::RegisterSession {
+        root_process_id: ROOT,
+        session_token: TOKEN,
+        session_id: 1,
+        flags: 0,
+        workspace: ws,
+    };
+    assert_eq!(status(&mut core, reg), SendStatus::Ok);
+    core
+}
+
+fn reg<'a>(op: Operation, key: &'a [u16], name: &'a [u16]) -> Request<'a> {
+    Request::Registry(RegistryOp {
+        op,
+        flags: OpFlags(0),
+        key,
+        name,
+        value_type: 1,
+        data_size: 4,
+    })
+}
+
+fn reply(decision: Decision, ttl: CacheTtl) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    PolicyResponseRepr {
+        message_type: MessageType::PolicyCheckRegistry,
+        decision,
+        cache_ttl: ttl,
+        notify: false,
+        log: false,
+        approval_timeout_secs: 0,
+        approval_ticket: 0,
+    }
+    .emit(&mut b)
+    .expect("emit");
+    b
+}
+
+fn pending_reply(ticket: u32, secs: u32) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    PolicyResponseRepr {
+        message_type: MessageType::PolicyCheckRegistry,
+        decision: Decision::Pending,
+        cache_ttl: CacheTtl::None,
+        notify: true,
+        log: true,
+        approval_timeout_secs: secs,
+        approval_ticket: ticket,
+    }
+    .emit(&mut b)
+    .expect("emit");
+    b
+}
+
+/// Runs one operation through begin/complete with the service answering `answer`.
+fn decide(
+    core: &mut KernelCore,
+    now: u64,
+    pid: u32,
+    req: &Request<'_>,
+    answer: QueryOutcome<'_>,
+) -> Verdict {
+    let caller = Caller { pid, tid: pid + 1 };
+    match core.begin(now, caller, req) {
+        Step::Allow(w) => Verdict::Allow(w),
+        Step::Deny(w) => Verdict::Deny(w),
+        Step::Query { token, .. } => core.complete(now, caller, req, token, answer),
+    }
+}
+
+fn metric(core: &KernelCore, c: Counter) -> u64 {
+    core.metrics().get(c)
+}
+
+#[test]
+fn a_cached_answer_is_reused_without_a_query() {
+    let mut core = connected();
+    let (key, name) = (u(APP), u("config"));
+    let req = reg(Operation::SetValue, &key, &name);
+    let allow = reply(Decision::Allow, CacheTtl::Seconds(60));
+    assert_eq!(
+        decide(&mut core, 0, ROOT, &req, QueryOutcome::Reply(&allow)),
+        Verdict::Allow(Why::Service)
+    );
+    assert_eq!(
+        core.begin(1, Caller { pid: ROOT, tid: 1 }, &req),
+        Step::Allow(Why::Cached)
+    );
+    assert_eq!(metric(&core, Counter::CacheHitCount), 1);
+    assert_eq!(metric(&core, Counter::CacheMissCount), 1);
+    assert_eq!(metric(&core, Counter::RegistryPolicyQueries), 1);
+}
+
+#[test]
+fn the_cache_key_includes_value_name_operation_and_session() {
+    let mut core = connected();
+    let (key, config, other) = (u(RUN), u("Allowed"), u("Evil"));
+    let allow = reply(Decision::Allow, CacheTtl::Seconds(60));
+    decide(
+        &mut core,
+        0,
+        ROOT,
+        &reg(Operation::SetValue, &key, &config),
+        QueryOutcome::Reply(&allow),
+    );
+    let caller = Caller { pid: ROOT, tid: 1 };
+    // Another value under the same key is not covered by the first answer.
+    assert!(matches!(
+        core.begin(1, caller, &reg(Operation::SetValue, &key, &other)),
+        Step::Query { .. }
+    ));
+    // Another operation on the same value neither.
+    assert!(matches!(
+        core.begin(1, caller, &reg(Operation::DeleteValue, &key, &config)),
+        Step::Query { .. }
+    ));
+    // Rename targets are part of the key.
+    let (a, b) = (u("NewA"), u("NewB"));
+    decide(
+        &mut core,
+        0,
+        ROOT,
+        &reg(Operation::RenameKey, &key, &a),
+        QueryOutcome::Reply(&allow),
+    );
+    assert!(matches!(
+        core.begin(1, caller, &reg(Operation::RenameKey, &key, &b)),
+        Step::Query { .. }
+    ));
+}
+
+#[test]
+fn cache_keys_fold_case_the_windows_way() {
+    let mut cache = DecisionCache::new(100, 1);
+    let (k1, k2, n) = (
+        u("\\REGISTRY\\MACHINE\\SOFTWARE\\Évian"),
+        u("\\registry\\machine\\software\\évian"),
+        u("v"),
+    );
+    cache.insert(
+        0,
+        &CacheKey {
+            token: 1,
+            kind: 2,
+            path: &k1,
+            name: &n,
+        },
+        Cached {
+            allow: false,
+            flags: 0,
+        },
+        CacheTtl::Seconds(5),
+        5000,
+    );
+    assert_eq!(
+        cache.lookup(
+            1,
+            &CacheKey {
+                token: 1,
+                kind: 2,
+                path: &k2,
+                name: &u("V")
+            }
+        ),
+        Some(Cached {
+            allow: false,
+            flags: 0
+        })
+    );
+    // Path and name are kept apart: "a\b" + "c" is not "a" + "b\c".
+    let (p1, n1, p2, n2) = (u("A\\B"), u("C"), u("A"), u("B\\C"));
+    cache.insert(
+        0,
+        &CacheKey {
+            token: 1,
+            kind: 2,
+            path: &p1,
+            name: &n1,
+        },
+        Cached {
+            allow: true,
+            flags: 0,
+        },
+        CacheTtl::Seconds(5),
+        5000,
+    );
+    assert_eq!(
+        cache.lookup(
+            1,
+            &CacheKey {
+                token: 1,
+                kind: 2,
+                path: &p2,
+                name: &n2
+            }
+        ),
+        None
+    );
+}
+
+#[test]
+fn keys_longer_than_the_inline_buffer_are_cached_and_folded_too() {
+    let mut cache = DecisionCache::new(10, 5);
+    let long = u(&format!(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\{}",
+        "Ä".repeat(300)
+    ));
+    let upper = u(&format!(
+        "\\registry\\machine\\software\\{}",
+        "ä".repeat(300)
+    ));
+    let name = u("Value");
+    let v = Cached {
+        allow: true,
+        flags: 1,
+    };
+    cache.insert(
+        0,
+        &CacheKey {
+            token: 1,
+            kind: 2,
+            path: &long,
+            name: &name,
+        },
+        v,
+        CacheTtl::Seconds(9),
+        5000,
+    );
+    assert_eq!(
+        cache.lookup(
+            1,
+            &CacheKey {
+                token: 1,
+                kind: 2,
+                path: &upper,
+                name: &u("VALUE")
+            }
+        ),
+        Some(v)
+    );
+    assert_eq!(
+        cache.lookup(
+            1,
+            &CacheKey {
+                token: 1,
+                kind: 2,
+                path: &upper,
+                name: &u("VALUE2")
+            }
+        ),
+        None
+    );
+    assert_eq!(
+        cache.lookup(
+            1,
+            &CacheKey {
+                token: 2,
+                kind: 2,
+                path: &upper,
+                name: &u("VALUE")
+            }
+        ),
+        None,
+        "another session"
+    );
+}
+
+#[test]
+fn eviction_is_least_recently_used_and_lookups_count_as_use() {
+    let mut cache = DecisionCache::new(3, 9);
+    let keys: Vec<Vec<u16>> = (0..4)
+        .map(|i| u(&format!("\\REGISTRY\\MACHINE\\K{i}")))
+        .collect();
+    let k = |i: usize| CacheKey {
+        token: 1,
+        kind: 2,
+        path: &keys[i],
+        name: &[],
+    };
+    let v = Cached {
+        allow: true,
+        flags: 0,
+    };
+    for i in 0..3 {
+        cache.insert(0, &k(i), v, CacheTtl::Seconds(60), 5000);
+    }
+    assert!(
+        cache.lookup(1, &k(0)).is_some(),
+        "touch K0 so K1 becomes the oldest"
+    );
+    cache.insert(2, &k(3), v, CacheTtl::Seconds(60), 5000);
+    assert_eq!(cache.len(), 3, "a full cache stays within its bound");
+    assert!(
+        cache.lookup(3, &k(1)).is_none(),
+        "the least recently used entry was evicted"
+    );
+    assert!(cache.lookup(3, &k(0)).is_some());
+    assert!(cache.lookup(3, &k(2)).is_some());
+    assert!(cache.lookup(3, &k(3)).is_some());
+    assert_eq!(cache.evictions(), 1);
+    cache.set_capacity(1);
+    assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn entries_expire_after_their_ttl_and_ttl_zero_is_not_cached() {
+    let mut cache = DecisionCache::new(10, 3);
+    let key = u("\\REGISTRY\\MACHINE\\X");
+    let k = CacheKey {
+        token: 1,
+        kind: 2,
+        path: &key,
+        name: &[],
+    };
+    let v = Cached {
+        allow: true,
+        flags: 0,
+    };
+    cache.insert(1000, &k, v, CacheTtl::Seconds(2), 5000);
+    assert!(cache.lookup(2999, &k).is_some());
+    assert!(cache.lookup(3000, &k).is_none(), "expired at insert + ttl");
+    assert!(cache.is_empty(), "an expired entry is removed when touched");
+    cache.insert(0, &k, v, CacheTtl::DriverDefault, 700);
+    assert!(cache.lookup(699, &k).is_some());
+    assert!(
+        cache.lookup(700, &k).is_none(),
+        "the sentinel means the driver's default TTL"
+    );
+    cache.insert(0, &k, v, CacheTtl::None, 5000);
+    assert!(cache.lookup(0, &k).is_none(), "ttl 0 means do not cache");
+}
+
+#[test]
+fn pending_is_never_cached_and_approval_holds_until_the_final_decision() {
+    let mut core = connected();
+    let (key, name) = (
+        u("\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\evil"),
+        u(""),
+    );
+    let req = reg(Operation::CreateKey, &key, &name);
+    let caller = Caller { pid: ROOT, tid: 7 };
+    let Step::Query { token, .. } = core.begin(0, caller, &req) else {
+        panic!("query expected")
+    };
+    let verdict = core.complete(
+        0,
+        caller,
+        &req,
+        token,
+        QueryOutcome::Reply(&pending_reply(9, 30)),
+    );
+    let Verdict::Hold {
+        ticket: 9,
+        deadline,
+    } = verdict
+    else {
+        panic!("hold expected, got {verdict:?}")
+    };
+    assert_eq!(
+        deadline,
+        30_000 + u64::from(DriverConfig::DEFAULT.pending_grace_ms)
+    );
+    assert!(matches!(
+        core.hold_status(100, caller, &req, 9),
+        Verdict::Hold { .. }
+    ));
+    // The final decision arrives through the port and names the ticket.
+    let mut input = [0u8; 32];
+    ControlRepr::FinalDecision {
+        ticket: 9,
+        decision: Decision::Allow,
+        flags: 0,
+    }
+    .emit(&mut input)
+    .expect("emit");
+    let mut out = [0u8; 64];
+    let r = core.on_user_message(&input, &mut out);
+    assert_eq!(r.wake, Some(9));
+    assert_eq!(
+        core.hold_status(200, caller, &req, 9),
+        Verdict::Allow(Why::Approval)
+    );
+    // Nothing was cached: the next identical operation asks again.
+    assert!(matches!(core.begin(300, caller, &req), Step::Query { .. }));
+    assert_eq!(
+        status(
+            &mut core,
+            ControlRepr::FinalDecision {
+                ticket: 9,
+                decision: Decision::Allow,
+                flags: 0
+            }
+        ),
+        SendStatus::NotFound
+    );
+}
+
+#[test]
+fn a_hold_expires_on_its_own_and_when_the_service_leaves() {
+    let mut table = PendingTable::default();
+    let deadline = table.begin(1, 0, 10, 500).expect("hold");
+    assert_eq!(deadline, 10_500);
+    assert_eq!(table.poll(1, 10_499), HoldStatus::Waiting { deadline });
+    assert_eq!(table.poll(1, 10_500), HoldStatus::Expired);
+    assert_eq!(table.poll(1, 10_501), HoldStatus::Unknown);
+    table.begin(2, 0, 10, 500).expect("hold");
+    assert_eq!(
+        table.begin(2, 0, 10, 500),
+        Err(agentsh_kcore::pending::HoldError::DuplicateTicket)
+    );
+    assert_eq!(table.abandon_all(), vec![2]);
+    assert_eq!(table.poll(2, 1), HoldStatus::Decided { allow: false });
+    // The kernel caps what a reply may ask for.
+    let deadline = table.begin(3, 0, u32::MAX, 0).expect("hold");
+    assert_eq!(
+        deadline,
+        u64::from(agentsh_kcore::pending::MAX_APPROVAL_TIMEOUT_SECS) * 1000
+    );
+
+    let mut core = connected();
+    let key = u(RUN);
+    let req = reg(Operation::SetValue, &key, &[]);
+    let caller = Caller { pid: ROOT, tid: 2 };
+    let Step::Query { token, .. } = core.begin(0, caller, &req) else {
+        panic!("query")
+    };
+    core.complete(
+        0,
+        caller,
+        &req,
+        token,
+        QueryOutcome::Reply(&pending_reply(4, 60)),
+    );
+    assert_eq!(
+        core.on_client_disconnected(),
+        vec![4],
+        "held threads are woken"
+    );
+    assert_eq!(
+        core.hold_status(1, caller, &req, 4),
+        Verdict::Deny(Why::Approval)
+    );
+}
+
+#[test]
+fn flushes_on_unregister_reconnect_and_flush_message() {
+    let mut core = connected();
+    let (key, name) = (u(APP), u("config"));
+    let req = reg(Operation::SetValue, &key, &name);
+    let allow = reply(Decision::Allow, CacheTtl::Seconds(600));
+    let caller = Caller { pid: ROOT, tid: 1 };
+    let cached = |core: &mut KernelCore| core.begin(1, caller, &req) == Step::Allow(Why::Cached);
+
+    decide(&mut core, 0, ROOT, &req, QueryOutcome::Reply(&allow));
+    assert!(cached(&mut core));
+    assert_eq!(
+        status(&mut core, ControlRepr::FlushCache { session_token: 0 }),
+        SendStatus::Ok
+    );
+    assert!(!cached(&mut core), "flush message (policy reload)");
+
+    decide(&mut core, 0, ROOT, &req, QueryOutcome::Reply(&allow));
+    core.on_client_disconnected();
+    core.on_client_connected(SERVICE_PID).expect("reconnect");
+    assert_eq!(
+        status(
+            &mut core,
+            ControlRepr::Hello {
+                protocol_version: 1
+            }
+        ),
+        SendStatus::Ok
+    );
+    assert!(!cached(&mut core), "reconnect");
+
+    decide(&mut core, 0, ROOT, &req, QueryOutcome::Reply(&allow));
+    assert_eq!(
+        status(
+            &mut core,
+            ControlRepr::UnregisterSession {
+                session_token: TOKEN
+            }
+        ),
+        SendStatus::Ok
+    );
+    assert_eq!(
+        core.begin(1, caller, &req),
+        Step::Allow(Why::Unsandboxed),
+        "no longer a session process"
+    );
+    assert_eq!(
+        metric(&core, Counter::CacheEntries),
+        0,
+        "unregister dropped the session's entries"
+    );
+}
+
+#[test]
+fn fail_open_allows_and_fail_closed_denies_from_the_first_failure() {
+    for (mode, expect) in [
+        (FailMode::Open, Verdict::Allow(Why::FailOpen)),
+        (FailMode::Closed, Verdict::Deny(Why::FailClosed)),
+    ] {
+        let mut core = connected();
+        let config = DriverConfig {
+            fail_mode: mode,
+            ..DriverConfig::DEFAULT
+        };
+        assert_eq!(
+            status(&mut core, ControlRepr::SetConfig(config)),
+            SendStatus::Ok
+        );
+        let (key, name) = (u(APP), u("config"));
+        let req = reg(Operation::SetValue, &key, &name);
+        assert_eq!(
+            decide(&mut core, 0, ROOT, &req, QueryOutcome::Timeout),
+            expect
+        );
+        assert_eq!(metric(&core, Counter::PolicyQueryTimeouts), 1);
+        assert_eq!(
+            decide(&mut core, 0, ROOT, &req, QueryOutcome::Reply(b"garbage")),
+            expect,
+            "a malformed reply is a failure"
+        );
+        assert_eq!(metric(&core, Counter::PolicyQueryErrors), 1);
+        assert_eq!(metric(&core, Counter::FailMode), mode as u64);
+    }
+}
+
+#[test]
+fn the_breaker_trips_after_max_failures_and_recovers_on_success() {
+    let mut core = connected();
+    let config = DriverConfig {
+        max_consecutive_failures: 3,
+        ..DriverConfig::DEFAULT
+    };
+    status(&mut core, ControlRepr::SetConfig(config));
+    assert_eq!(
+        core.take_transition(),
+        Some(Transition::Recovered),
+        "the handshake ended the start-up trip"
+    );
+    let (key, name) = (u(APP), u("config"));
+    let req = reg(Operation::SetValue, &key, &name);
+    for i in 0..3 {
+        assert_eq!(
+            decide(&mut core, 0, ROOT, &req, QueryOutcome::Error),
+            Verdict::Allow(Why::FailOpen)
+        );
+        assert_eq!(
+            core.take_transition().is_some(),
+            i == 2,
+            "trips exactly at the threshold"
+        );
+    }
+    assert_eq!(metric(&core, Counter::ConsecutiveFailures), 3);
+    assert_eq!(metric(&core, Counter::FailOpenMode), 1);
+    let caller = Caller { pid: ROOT, tid: 1 };
+    // Tripped: one probe goes out, the rest are decided at once.
+    let Step::Query { token, .. } = core.begin(0, caller, &req) else {
+        panic!("probe expected")
+    };
+    assert_eq!(
+        core.begin(0, caller, &req),
+        Step::Allow(Why::FailOpen),
+        "only one probe in flight"
+    );
+    let allow = reply(Decision::Allow, CacheTtl::None);
+    assert_eq!(
+        core.complete(0, caller, &req, token, QueryOutcome::Reply(&allow)),
+        Verdict::Allow(Why::Service)
+    );
+    assert_eq!(core.take_transition(), Some(Transition::Recovered));
+    assert_eq!(metric(&core, Counter::FailOpenMode), 0);
+    assert_eq!(metric(&core, Counter::ConsecutiveFailures), 0);
+    assert!(
+        matches!(core.begin(0, caller, &req), Step::Query { .. }),
+        "queries flow again"
+    );
+}
+
+#[test]
+fn a_disconnected_service_means_the_fail_mode_and_closed_denies() {
+    let mut core = connected();
+    status(
+        &mut core,
+        ControlRepr::SetConfig(DriverConfig {
+            fail_mode: FailMode::Closed,
+            ..DriverConfig::DEFAULT
+        }),
+    );
+    core.on_client_disconnected();
+    assert_eq!(
+        core.take_transition(),
+        Some(Transition::TrippedByDisconnect)
+    );
+    let (key, name) = (u(APP), u("config"));
+    assert_eq!(
+        core.begin(
+            0,
+            Caller { pid: ROOT, tid: 1 },
+            &reg(Operation::SetValue, &key, &name)
+        ),
+        Step::Deny(Why::FailClosed)
+    );
+    assert_eq!(metric(&core, Counter::ServiceConnected), 0);
+}
+
+#[test]
+fn critical_keys_stay_closed_in_fail_open_mode() {
+    let mut core = connected();
+    core.on_client_disconnected();
+    let caller = Caller { pid: ROOT, tid: 1 };
+    let (run, svc, app) = (
+        u(RUN),
+        u("\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\x"),
+        u(APP),
+    );
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::SetValue, &run, &[])),
+        Step::Deny(Why::CriticalWhileUnavailable)
+    );
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::CreateKey, &svc, &[])),
+        Step::Deny(Why::CriticalWhileUnavailable)
+    );
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::SetValue, &app, &[])),
+        Step::Allow(Why::FailOpen)
+    );
+    let notes: Vec<_> = std::iter::from_fn(|| core.next_notification())
+        .map(|n| n.reason)
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            NotifyReason::FailClosed,
+            NotifyReason::FailClosed,
+            NotifyReason::FailOpen
+        ]
+    );
+}
+
+#[test]
+fn descendants_join_through_the_creating_process_not_the_parent_attribute() {
+    let mut core = connected();
+    // The agent (ROOT) creates 2000 but names explorer (4) as its parent: still a member.
+    assert!(core.on_process_created(2000, ROOT, 4).is_some());
+    assert_eq!(core.session_of(2000).map(|s| s.token), Some(TOKEN));
+    // A grandchild joins too.
+    core.on_process_created(3000, 2000, 2000);
+    assert!(core.session_of(3000).is_some());
+    // An outside process that names a session process as its parent does not join.
+    core.on_process_created(4000, 4, ROOT);
+    assert!(core.session_of(4000).is_none());
+    // Exits leave; a reused id is not a member.
+    core.on_process_exited(3000);
+    assert!(core.session_of(3000).is_none());
+    core.on_process_created(2000, 4, 4);
+    assert!(
+        core.session_of(2000).is_none(),
+        "id 2000 reused by an outside process"
+    );
+    assert_eq!(metric(&core, Counter::TrackedProcesses), 1);
+    assert_eq!(metric(&core, Counter::ActiveSessions), 1);
+}
+
+#[test]
+fn rotating_a_token_keeps_the_sessions_processes() {
+    let mut core = connected();
+    core.on_process_created(2000, ROOT, ROOT);
+    assert_eq!(
+        status(
+            &mut core,
+            ControlRepr::RotateSessionToken {
+                old_token: TOKEN,
+                new_token: 77
+            }
+        ),
+        SendStatus::Ok
+    );
+    assert_eq!(core.session_of(ROOT).map(|s| s.token), Some(77));
+    assert_eq!(core.session_of(2000).map(|s| s.token), Some(77));
+    assert_eq!(
+        status(
+            &mut core,
+            ControlRepr::RotateSessionToken {
+                old_token: TOKEN,
+                new_token: 78
+            }
+        ),
+        SendStatus::NotFound
+    );
+    let ws = Utf16Buf::EMPTY;
+    let dup = ControlRepr::RegisterSession {
+        root_process_id: 9,
+        session_token: 77,
+        session_id: 2,
+        flags: 0,
+        workspace: ws,
+    };
+    assert_eq!(status(&mut core, dup), SendStatus::AlreadyExists);
+}
+
+#[test]
+fn the_connected_service_is_excluded_for_registry_and_file_operations() {
+    let mut core = connected();
+    // Even a session member: make the service's pid a member to show exclusion comes first.
+    assert_eq!(status(&mut core, ControlRepr::ExcludeSelf), SendStatus::Ok);
+    assert_eq!(core.excluded_process(), Some(SERVICE_PID));
+    let key = u(RUN);
+    let caller = Caller {
+        pid: SERVICE_PID,
+        tid: 1,
+    };
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::SetValue, &key, &[])),
+        Step::Allow(Why::Excluded)
+    );
+    let path = u("\\Device\\HarddiskVolume3\\work\\x");
+    let file = Request::File(FileOp {
+        op: FileOperation::Write,
+        flags: OpFlags(0),
+        path: &path,
+        target: &[],
+        desired_access: 2,
+        create_disposition: 0,
+    });
+    assert_eq!(core.begin(0, caller, &file), Step::Allow(Why::Excluded));
+    assert_eq!(metric(&core, Counter::ExcludedOperations), 2);
+    core.on_client_disconnected();
+    assert_eq!(
+        core.excluded_process(),
+        None,
+        "cleared when the client disconnects"
+    );
+}
+
+#[test]
+fn unsandboxed_processes_are_allowed_and_high_risk_keys_notified() {
+    let mut core = connected();
+    let (run, other) = (u(RUN), u("\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor"));
+    let outsider = Caller { pid: 9999, tid: 1 };
+    assert_eq!(
+        core.begin(0, outsider, &reg(Operation::SetValue, &run, &u("x"))),
+        Step::Allow(Why::Unsandboxed)
+    );
+    assert_eq!(
+        core.begin(0, outsider, &reg(Operation::SetValue, &other, &u("x"))),
+        Step::Allow(Why::Unsandboxed)
+    );
+    let n = core.next_notification().expect("one notification");
+    assert_eq!(n.reason, NotifyReason::HighRiskUnsandboxed);
+    assert!(
+        core.next_notification().is_none(),
+        "ordinary keys are not notified"
+    );
+    let agentsh_wire::notify::Subject::Registry(r) = n.to_repr().subject else {
+        panic!("registry")
+    };
+    assert_eq!(r.key_path.to_string(), RUN);
+}
+
+#[test]
+fn cached_answers_with_notify_flags_still_notify() {
+    let mut core = connected();
+    let key = u(RUN);
+    let x = u("x");
+    let req = reg(Operation::SetValue, &key, &x);
+    let mut deny = [0u8; 24];
+    PolicyResponseRepr {
+        message_type: MessageType::PolicyCheckRegistry,
+        decision: Decision::Deny,
+        cache_ttl: CacheTtl::Seconds(30),
+        notify: true,
+        log: true,
+        approval_timeout_secs: 0,
+        approval_ticket: 0,
+    }
+    .emit(&mut deny)
+    .expect("emit");
+    decide(&mut core, 0, ROOT, &req, QueryOutcome::Reply(&deny));
+    assert_eq!(
+        core.begin(1, Caller { pid: ROOT, tid: 1 }, &req),
+        Step::Deny(Why::Cached)
+    );
+    let n = core
+        .next_notification()
+        .expect("cached decision notification");
+    assert_eq!(
+        (n.reason, n.allowed, n.flags),
+        (NotifyReason::CachedDecision, false, 3)
+    );
+}
+
+#[test]
+fn the_notification_queue_is_bounded_and_counts_drops() {
+    let mut core = connected();
+    let key = u(RUN);
+    let outsider = Caller { pid: 9999, tid: 1 };
+    for _ in 0..agentsh_kcore::notify::QUEUE_CAPACITY + 5 {
+        core.begin(0, outsider, &reg(Operation::SetValue, &key, &[]));
+    }
+    assert_eq!(metric(&core, Counter::NotificationsDropped), 5);
+    assert_eq!(
+        metric(&core, Counter::NotificationsQueued),
+        agentsh_kcore::notify::QUEUE_CAPACITY as u64
+    );
+}
+
+#[test]
+fn long_paths_are_asked_with_the_cut_flagged_and_never_cached() {
+    let mut core = connected();
+    let long = u(&format!("{APP}\\{}", "x".repeat(600)));
+    let req = reg(Operation::SetValue, &long, &[]);
+    let caller = Caller { pid: ROOT, tid: 1 };
+    let Step::Query { token, .. } = core.begin(0, caller, &req) else {
+        panic!("query")
+    };
+    let mut buf = vec![0u8; 1584];
+    core.encode_request(caller, &req, token, &mut buf)
+        .expect("encodes");
+    let sent = RegistryRequestRepr::decode(&buf).expect("decodes");
+    assert!(sent.flags.has(OpFlags::PATH_TRUNCATED));
+    let allow = reply(Decision::Allow, CacheTtl::Seconds(60));
+    core.complete(0, caller, &req, token, QueryOutcome::Reply(&allow));
+    assert!(
+        matches!(core.begin(1, caller, &req), Step::Query { .. }),
+        "a cut path is never cached"
+    );
+    assert_eq!(metric(&core, Counter::TruncatedPaths), 2);
+}
+
+#[test]
+fn reads_take_no_round_trip_unless_a_rule_can_deny_them() {
+    let mut core = connected();
+    let key = u(RUN);
+    let caller = Caller { pid: ROOT, tid: 1 };
+    let x = u("x");
+    let read = reg(Operation::QueryValue, &key, &x);
+    assert_eq!(
+        core.begin(0, caller, &read),
+        Step::Allow(Why::ReadNotQueried)
+    );
+    let config = DriverConfig {
+        flags: agentsh_wire::control::CONFIG_QUERY_READS,
+        ..DriverConfig::DEFAULT
+    };
+    status(&mut core, ControlRepr::SetConfig(config));
+    assert!(matches!(core.begin(0, caller, &read), Step::Query { .. }));
+}
+
+#[test]
+fn the_port_admits_one_handshaken_client() {
+    let mut core = KernelCore::new(1);
+    assert_eq!(
+        status(&mut core, ControlRepr::GetMetrics),
+        SendStatus::HandshakeRequired
+    );
+    core.on_client_connected(1).expect("first");
+    assert_eq!(core.on_client_connected(2), Err(SendStatus::Busy));
+    assert_eq!(
+        status(&mut core, ControlRepr::ExcludeSelf),
+        SendStatus::HandshakeRequired
+    );
+    assert_eq!(
+        send(
+            &mut core,
+            ControlRepr::Hello {
+                protocol_version: 99
+            }
+        ),
+        SendResult::Hello {
+            status: SendStatus::VersionMismatch,
+            kernel_version: 1
+        }
+    );
+    assert_eq!(
+        status(
+            &mut core,
+            ControlRepr::Hello {
+                protocol_version: 1
+            }
+        ),
+        SendStatus::Ok
+    );
+    assert!(matches!(
+        send(&mut core, ControlRepr::GetMetrics),
+        SendResult::Metrics(_)
+    ));
+}
+
+#[test]
+fn out_of_range_config_is_refused_and_the_old_one_kept() {
+    let mut core = connected();
+    let mut input = [0u8; 32];
+    let bad = DriverConfig {
+        cache_max_entries: 50,
+        ..DriverConfig::DEFAULT
+    };
+    // Emit does not validate; the kernel's decoder does.
+    ControlRepr::SetConfig(bad).emit(&mut input).expect("emit");
+    let mut out = [0u8; 16];
+    let r = core.on_user_message(&input, &mut out);
+    let result = SendResult::decode(MessageType::SetConfig, &out[..r.written]).expect("decodes");
+    assert_eq!(result.status(), SendStatus::OutOfRange);
+    assert_eq!(core.config().cache_max_entries, 4096);
+    let mut garbage = input;
+    garbage[2] = 31;
+    let r = core.on_user_message(&garbage, &mut out);
+    assert_eq!(
+        SendResult::decode(MessageType::SetConfig, &out[..r.written]).map(|r| r.status()),
+        Ok(SendStatus::Malformed)
+    );
+}
+
+#[test]
+fn the_high_risk_set_covers_every_view_of_a_key() {
+    let set = HighRiskSet::builtin();
+    let sid = "S-1-5-21-1004336348-1177238915-682003330-1001";
+    for (key, risk) in [
+        (RUN.to_string(), Risk::Critical),
+        (format!("{RUN}Once"), Risk::Critical),
+        (
+            "\\REGISTRY\\MACHINE\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Run"
+                .into(),
+            Risk::Critical,
+        ),
+        (
+            format!("\\REGISTRY\\USER\\{sid}\\Software\\Microsoft\\Windows\\CurrentVersion\\Run"),
+            Risk::Critical,
+        ),
+        (
+            "\\REGISTRY\\USER\\.DEFAULT\\Software\\Microsoft\\Windows\\CurrentVersion\\Run".into(),
+            Risk::Critical,
+        ),
+        (
+            "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet002\\Services\\Evil\\Parameters".into(),
+            Risk::Critical,
+        ),
+        (
+            "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Lsa".into(),
+            Risk::Critical,
+        ),
+        (
+            format!("\\REGISTRY\\USER\\{sid}_Classes\\CLSID\\{{1234}}\\InprocServer32"),
+            Risk::High,
+        ),
+        (
+            "\\registry\\machine\\software\\classes\\exefile\\shell\\open\\command".into(),
+            Risk::High,
+        ),
+    ] {
+        assert_eq!(set.classify(&u(&key)), Some(risk), "{key}");
+    }
+    assert_eq!(
+        set.classify(&u("\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor")),
+        None
+    );
+    assert_eq!(
+        set.classify(&u("\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\ServicesX")),
+        None
+    );
+    assert_eq!(
+        set.classify(&u("\\REGISTRY\\MACHINE\\SYSTEM")),
+        None,
+        "a parent of a high-risk key is not high-risk"
+    );
+}
