@@ -6,7 +6,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["output", lines, code] => {
             let (Ok(lines), Ok(code)) = (lines.parse::<usize>(), code.parse::<u8>()) else {
                 eprintln!("sandbox_child: `output` takes a line count and an exit code");
@@ -15,7 +20,10 @@ fn main() -> ExitCode {
             let mut out = std::io::stdout().lock();
             let mut err = std::io::stderr().lock();
             for i in 0..lines {
-                if writeln!(out, "out {i:06}").and_then(|()| writeln!(err, "err {i:06}")).is_err() {
+                if writeln!(out, "out {i:06}")
+                    .and_then(|()| writeln!(err, "err {i:06}"))
+                    .is_err()
+                {
                     return ExitCode::from(3);
                 }
             }

@@ -28,8 +28,14 @@ pub enum JournalError {
     #[error("grant journal `{path}`: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("grant journal `{path}`:{line}: {reason}")]
-    Corrupt { path: PathBuf, line: usize, reason: String },
-    #[error("grant journal `{path}`: cannot record `{value}`: tabs and line breaks are not allowed")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error(
+        "grant journal `{path}`: cannot record `{value}`: tabs and line breaks are not allowed"
+    )]
     Unrecordable { path: PathBuf, value: String },
 }
 
@@ -64,7 +70,11 @@ impl GrantJournal {
             Grant::Profile { name } => ["profile", name].join("\t"),
         };
         let fields = line.split('\t').count();
-        let expected = if matches!(grant, Grant::Profile { .. }) { 2 } else { 3 };
+        let expected = if matches!(grant, Grant::Profile { .. }) {
+            2
+        } else {
+            3
+        };
         if fields != expected || line.contains(['\n', '\r']) {
             return Err(JournalError::Unrecordable {
                 path: self.path.clone(),
@@ -205,7 +215,12 @@ mod tests {
         fs::write(journal.path(), "profile\tx\nacl\tS-1\n").expect("write");
         let err = journal.entries().expect_err("corrupt");
         let text = err.to_string();
-        assert!(text.ends_with(":2: unknown record `acl` with 2 fields (expected file, registry or profile)"), "{text}");
+        assert!(
+            text.ends_with(
+                ":2: unknown record `acl` with 2 fields (expected file, registry or profile)"
+            ),
+            "{text}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -4,6 +4,7 @@
 
 pub mod cmdline;
 pub mod driver;
+pub mod eventlog;
 pub mod grants;
 pub mod network;
 pub mod port;
@@ -13,4 +14,7 @@ pub mod sandbox;
 mod imp;
 
 #[cfg(windows)]
-pub use imp::{eventlog, scm};
+pub use imp::scm;
+
+#[cfg(windows)]
+pub use imp::driver::DriverError;

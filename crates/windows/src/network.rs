@@ -96,7 +96,9 @@ mod tests {
 
     #[test]
     fn unknown_level_is_named_in_the_error() {
-        let err = "internet".parse::<NetworkAccess>().expect_err("unknown level");
+        let err = "internet"
+            .parse::<NetworkAccess>()
+            .expect_err("unknown level");
         assert_eq!(
             err.to_string(),
             "unknown network access `internet` (expected none, outbound, local or full)"

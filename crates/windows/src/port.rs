@@ -68,7 +68,9 @@ pub enum PortError {
         operation: &'static str,
         code: HResult,
     },
-    #[error("driver port `{port}`: message of {len} bytes is shorter than its {MESSAGE_HEADER_LEN}-byte header")]
+    #[error(
+        "driver port `{port}`: message of {len} bytes is shorter than its {MESSAGE_HEADER_LEN}-byte header"
+    )]
     Truncated { port: String, len: usize },
     #[error("driver port `{port}` closed")]
     Closed { port: String },
@@ -153,7 +155,11 @@ mod tests {
             (0x8007_0002, "agentsh driver load", true),
             (0x8007_0005, "as Administrator or LocalSystem", false),
             (0x8007_04D6, "agentsh service stop", false),
-            (0x8007_0057, "FilterConnectCommunicationPort failed (0x80070057)", false),
+            (
+                0x8007_0057,
+                "FilterConnectCommunicationPort failed (0x80070057)",
+                false,
+            ),
         ];
         for (code, needle, missing) in cases {
             let err = PortError::from_connect(PORT_NAME, HResult(code as i32));

@@ -40,7 +40,11 @@ pub struct SandboxConfig {
 
 impl SandboxConfig {
     /// A configuration with the guide's defaults: AppContainer, minifilter, no network.
-    pub fn new(name: impl Into<String>, workspace: impl Into<PathBuf>, journal_dir: PathBuf) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        workspace: impl Into<PathBuf>,
+        journal_dir: PathBuf,
+    ) -> Self {
         SandboxConfig {
             name: name.into(),
             workspace: workspace.into(),
@@ -146,12 +150,22 @@ impl CancelToken {
 pub enum SandboxError {
     #[error("sandbox name `{0}` is invalid (1-48 characters of A-Z a-z 0-9 . _ -)")]
     InvalidName(String),
-    #[error("sandbox `{name}`: appcontainer unavailable and --fail-on-appcontainer-error is set: {reason}")]
+    #[error(
+        "sandbox `{name}`: appcontainer unavailable and --fail-on-appcontainer-error is set: {reason}"
+    )]
     AppContainerRequired { name: String, reason: String },
-    #[error("sandbox `{name}`: minifilter session requested but no session registrar is available: {reason}; pass --no-minifilter to run with appcontainer only")]
+    #[error(
+        "sandbox `{name}`: minifilter session requested but no session registrar is available: {reason}; pass --no-minifilter to run with appcontainer only"
+    )]
     NoRegistrar { name: String, reason: String },
-    #[error("sandbox `{name}`: session registration of process {pid} failed: {reason}; the process was killed before it ran")]
-    Registration { name: String, pid: u32, reason: String },
+    #[error(
+        "sandbox `{name}`: session registration of process {pid} failed: {reason}; the process was killed before it ran"
+    )]
+    Registration {
+        name: String,
+        pid: u32,
+        reason: String,
+    },
     #[error("sandbox `{name}`: {step} failed: {message} (win32 error {code})")]
     Os {
         name: String,
@@ -187,7 +201,10 @@ mod tests {
             let err = SandboxConfig::new(bad, "w", journal.clone())
                 .validate()
                 .expect_err(bad);
-            assert!(err.to_string().starts_with(&format!("sandbox name `{bad}` is invalid")));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("sandbox name `{bad}` is invalid"))
+            );
         }
     }
 
@@ -207,7 +224,10 @@ mod tests {
         let ac = Isolation::AppContainer {
             network: NetworkAccess::Outbound,
         };
-        assert_eq!(ac.to_string(), "appcontainer (network outbound) + job object");
+        assert_eq!(
+            ac.to_string(),
+            "appcontainer (network outbound) + job object"
+        );
     }
 
     #[test]

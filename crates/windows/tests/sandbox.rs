@@ -72,7 +72,10 @@ fn appcontainer_required_either_applies_or_refuses_naming_the_cause() {
     match Sandbox::create(c, None) {
         // Real Windows 8+: AppContainer is in force.
         Ok(sandbox) => {
-            assert!(matches!(sandbox.isolation(), Isolation::AppContainer { .. }));
+            assert!(matches!(
+                sandbox.isolation(),
+                Isolation::AppContainer { .. }
+            ));
             assert_eq!(sandbox.fallback_reason(), None);
             sandbox.close().expect("close");
         }

@@ -3,6 +3,7 @@
 pub mod driver;
 pub mod eventlog;
 pub mod port;
+mod registry;
 pub mod sandbox;
 pub mod scm;
 mod security;

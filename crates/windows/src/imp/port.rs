@@ -90,8 +90,10 @@ impl FilterPort {
 
     /// `FilterSendMessage`: sends `input`, returns how many bytes of `output` the driver filled.
     pub fn send(&self, input: &[u8], output: &mut [u8]) -> Result<usize, PortError> {
-        let in_len = u32::try_from(input.len()).map_err(|_| self.call_error("FilterSendMessage", 0x8007_0057_u32 as i32))?;
-        let out_len = u32::try_from(output.len()).map_err(|_| self.call_error("FilterSendMessage", 0x8007_0057_u32 as i32))?;
+        let in_len = u32::try_from(input.len())
+            .map_err(|_| self.call_error("FilterSendMessage", 0x8007_0057_u32 as i32))?;
+        let out_len = u32::try_from(output.len())
+            .map_err(|_| self.call_error("FilterSendMessage", 0x8007_0057_u32 as i32))?;
         let mut returned = 0u32;
         // SAFETY: input and output are valid for their lengths for the duration of the call.
         let hr = unsafe {
@@ -114,7 +116,8 @@ impl FilterPort {
     pub fn reply(&self, message_id: u64, status: i32, reply: &[u8]) -> Result<(), PortError> {
         let buffer = crate::port::encode_reply(message_id, status, reply);
         debug_assert!(buffer.len() >= size_of::<FILTER_REPLY_HEADER>());
-        let len = u32::try_from(buffer.len()).map_err(|_| self.call_error("FilterReplyMessage", 0x8007_0057_u32 as i32))?;
+        let len = u32::try_from(buffer.len())
+            .map_err(|_| self.call_error("FilterReplyMessage", 0x8007_0057_u32 as i32))?;
         // SAFETY: `buffer` starts with a FILTER_REPLY_HEADER layout and is valid for `len` bytes.
         let hr = unsafe { FilterReplyMessage(self.raw(), buffer.as_ptr().cast(), len) };
         if hr < 0 {
@@ -125,15 +128,25 @@ impl FilterPort {
 
     /// Starts `outstanding` overlapped gets of `buffer_len` bytes each (header included). Only one
     /// pump per connection: the handle can belong to one completion port.
-    pub fn pump(self: &Arc<Self>, outstanding: usize, buffer_len: usize) -> Result<MessagePump, PortError> {
+    pub fn pump(
+        self: &Arc<Self>,
+        outstanding: usize,
+        buffer_len: usize,
+    ) -> Result<MessagePump, PortError> {
         if self.pumping.swap(true, Ordering::SeqCst) {
-            return Err(self.call_error("second message pump on one connection", 0x8007_00AA_u32 as i32));
+            return Err(self.call_error(
+                "second message pump on one connection",
+                0x8007_00AA_u32 as i32,
+            ));
         }
         // SAFETY: associates the port handle with a new completion port; no pointers are passed.
         let iocp = unsafe { CreateIoCompletionPort(self.raw(), null_mut(), 0, 1) };
         let iocp = owned(iocp).ok_or_else(|| {
             let (code, _) = last_error();
-            self.call_error("CreateIoCompletionPort", (0x8007_0000 | (code & 0xFFFF)) as i32)
+            self.call_error(
+                "CreateIoCompletionPort",
+                (0x8007_0000 | (code & 0xFFFF)) as i32,
+            )
         })?;
         let mut pump = MessagePump {
             port: Arc::clone(self),
@@ -175,7 +188,10 @@ impl std::fmt::Debug for MessagePump {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MessagePump")
             .field("port", &self.port.name)
-            .field("outstanding", &self.slots.iter().filter(|s| s.pending).count())
+            .field(
+                "outstanding",
+                &self.slots.iter().filter(|s| s.pending).count(),
+            )
             .finish()
     }
 }
@@ -223,13 +239,21 @@ impl MessagePump {
                     port: self.port.name.clone(),
                 });
             }
-            return Err(self.port.call_error("GetQueuedCompletionStatus", (0x8007_0000 | (code & 0xFFFF)) as i32));
+            return Err(self.port.call_error(
+                "GetQueuedCompletionStatus",
+                (0x8007_0000 | (code & 0xFFFF)) as i32,
+            ));
         }
         let index = self
             .slots
             .iter()
             .position(|s| std::ptr::eq(&s.overlapped, overlapped))
-            .ok_or_else(|| self.port.call_error("GetQueuedCompletionStatus (unknown completion)", 0x8000_FFFF_u32 as i32))?;
+            .ok_or_else(|| {
+                self.port.call_error(
+                    "GetQueuedCompletionStatus (unknown completion)",
+                    0x8000_FFFF_u32 as i32,
+                )
+            })?;
         self.slots[index].pending = false;
         if ok == 0 {
             let (code, _) = last_error();

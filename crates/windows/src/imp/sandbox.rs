@@ -16,7 +16,9 @@ use windows_sys::Win32::Foundation::{
     WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SE_REGISTRY_KEY};
-use windows_sys::Win32::Security::{SECURITY_ATTRIBUTES, SECURITY_CAPABILITIES, SID_AND_ATTRIBUTES};
+use windows_sys::Win32::Security::{
+    SECURITY_ATTRIBUTES, SECURITY_CAPABILITIES, SID_AND_ATTRIBUTES,
+};
 use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_GENERIC_EXECUTE, FILE_GENERIC_READ, FILE_GENERIC_WRITE,
 };
@@ -47,7 +49,8 @@ use crate::sandbox::{
 };
 
 /// Access of the container to its workspace: read, write, execute, delete.
-const WORKSPACE_ACCESS: u32 = FILE_GENERIC_READ | FILE_GENERIC_WRITE | FILE_GENERIC_EXECUTE | DELETE;
+const WORKSPACE_ACCESS: u32 =
+    FILE_GENERIC_READ | FILE_GENERIC_WRITE | FILE_GENERIC_EXECUTE | DELETE;
 /// Access of the container to allowed paths: read and execute.
 const ALLOWED_ACCESS: u32 = FILE_GENERIC_READ | FILE_GENERIC_EXECUTE;
 /// How often a running command checks its cancellation token.
@@ -114,7 +117,10 @@ impl Sandbox {
                         // Leave nothing half-applied before deciding what to do.
                         undo_grants(&sandbox.config.name, &sandbox.journal, Some(&api))?;
                         sandbox.container = None;
-                        format!("{}: {} (win32 error {})", failure.step, failure.message, failure.code)
+                        format!(
+                            "{}: {} (win32 error {})",
+                            failure.step, failure.message, failure.code
+                        )
                     }
                 },
                 Err(reason) => reason,
@@ -161,7 +167,13 @@ impl Sandbox {
             sid: sid.clone(),
             key: key.clone(),
         })?;
-        change_dacl(&key, SE_REGISTRY_KEY, container.as_psid(), KEY_ALL_ACCESS, true)?;
+        change_dacl(
+            &key,
+            SE_REGISTRY_KEY,
+            container.as_psid(),
+            KEY_ALL_ACCESS,
+            true,
+        )?;
 
         self.container = Some(container);
         self.isolation = Isolation::AppContainer {
@@ -171,7 +183,13 @@ impl Sandbox {
         Ok(())
     }
 
-    fn grant_file(&self, sid: &str, container: &LocalSid, path: &str, access: u32) -> Result<(), OsFailure> {
+    fn grant_file(
+        &self,
+        sid: &str,
+        container: &LocalSid,
+        path: &str,
+        access: u32,
+    ) -> Result<(), OsFailure> {
         self.record(Grant::File {
             sid: sid.to_owned(),
             path: path.to_owned(),
@@ -233,7 +251,11 @@ impl Sandbox {
             .collect();
         let security = self.container.as_ref().map(|sid| SECURITY_CAPABILITIES {
             AppContainerSid: sid.as_psid(),
-            Capabilities: if cap_attrs.is_empty() { null_mut() } else { cap_attrs.as_mut_ptr() },
+            Capabilities: if cap_attrs.is_empty() {
+                null_mut()
+            } else {
+                cap_attrs.as_mut_ptr()
+            },
             CapabilityCount: cap_attrs.len() as u32,
             Reserved: 0,
         });
@@ -320,17 +342,19 @@ impl Sandbox {
             }
         };
         let session = match (&self.registrar, self.config.use_minifilter) {
-            (Some(registrar), true) => match registrar.register(info.dwProcessId, &self.config.name) {
-                Ok(id) => Some(id),
-                Err(reason) => {
-                    kill(&process);
-                    return Err(SandboxError::Registration {
-                        name: self.config.name.clone(),
-                        pid: info.dwProcessId,
-                        reason,
-                    });
+            (Some(registrar), true) => {
+                match registrar.register(info.dwProcessId, &self.config.name) {
+                    Ok(id) => Some(id),
+                    Err(reason) => {
+                        kill(&process);
+                        return Err(SandboxError::Registration {
+                            name: self.config.name.clone(),
+                            pid: info.dwProcessId,
+                            reason,
+                        });
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let stdout = reader(stdout_read);
@@ -422,7 +446,11 @@ impl Drop for Sandbox {
 const SE_GROUP_ENABLED: u32 = 0x4;
 
 /// Undoes every journaled grant, newest first; keeps the ones that failed.
-fn undo_grants(name: &str, journal: &GrantJournal, api: Option<&AppContainerApi>) -> Result<(), SandboxError> {
+fn undo_grants(
+    name: &str,
+    journal: &GrantJournal,
+    api: Option<&AppContainerApi>,
+) -> Result<(), SandboxError> {
     let grants = journal.entries()?;
     let mut remaining = Vec::new();
     let mut first_error = None;
@@ -591,7 +619,10 @@ struct AttributeList {
 }
 
 impl AttributeList {
-    fn new(handles: &[HANDLE], security: Option<&SECURITY_CAPABILITIES>) -> Result<Self, OsFailure> {
+    fn new(
+        handles: &[HANDLE],
+        security: Option<&SECURITY_CAPABILITIES>,
+    ) -> Result<Self, OsFailure> {
         let count = 1 + u32::from(security.is_some());
         let mut size = 0usize;
         // SAFETY: a size query with a null list is the documented first call; it "fails" with
@@ -635,7 +666,9 @@ impl AttributeList {
                 )
             };
             if ok == 0 {
-                return Err(OsFailure::last("UpdateProcThreadAttribute(security capabilities)"));
+                return Err(OsFailure::last(
+                    "UpdateProcThreadAttribute(security capabilities)",
+                ));
             }
         }
         Ok(list)

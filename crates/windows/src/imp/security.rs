@@ -13,10 +13,10 @@ use windows_sys::Win32::Security::Authorization::{
 };
 use windows_sys::Win32::Security::{
     ACL, CreateRestrictedToken, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
-    DISABLE_MAX_PRIVILEGE, PSECURITY_DESCRIPTOR, PSID, SECURITY_MAX_SID_SIZE,
-    SID_AND_ATTRIBUTES, SUB_CONTAINERS_AND_OBJECTS_INHERIT, SetTokenInformation,
-    TOKEN_ADJUST_DEFAULT, TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL, TOKEN_QUERY,
-    TokenIntegrityLevel, WinBuiltinAdministratorsSid, WinLowLabelSid,
+    DISABLE_MAX_PRIVILEGE, PSECURITY_DESCRIPTOR, PSID, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES,
+    SUB_CONTAINERS_AND_OBJECTS_INHERIT, SetTokenInformation, TOKEN_ADJUST_DEFAULT,
+    TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL, TOKEN_QUERY, TokenIntegrityLevel,
+    WinBuiltinAdministratorsSid, WinLowLabelSid,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
@@ -126,7 +126,10 @@ pub fn change_dacl(
         )
     };
     if rc != 0 {
-        return Err(OsFailure::code(format!("reading the acl of `{object}`"), rc));
+        return Err(OsFailure::code(
+            format!("reading the acl of `{object}`"),
+            rc,
+        ));
     }
     let entry = EXPLICIT_ACCESS_W {
         grfAccessPermissions: access,
@@ -144,7 +147,10 @@ pub fn change_dacl(
     // SAFETY: `entry` and `old_dacl` (inside `descriptor`) are valid; new_dacl is LocalAlloc'd.
     let rc = unsafe { SetEntriesInAclW(1, &entry, old_dacl, &mut new_dacl) };
     let result = if rc != 0 {
-        Err(OsFailure::code(format!("building the acl of `{object}`"), rc))
+        Err(OsFailure::code(
+            format!("building the acl of `{object}`"),
+            rc,
+        ))
     } else {
         // SAFETY: `new_dacl` is the valid ACL just built; only the DACL is written.
         let rc = unsafe {
@@ -161,7 +167,10 @@ pub fn change_dacl(
         // SAFETY: `new_dacl` was LocalAlloc'd by SetEntriesInAclW and is freed once.
         unsafe { LocalFree(new_dacl as HLOCAL) };
         if rc != 0 {
-            Err(OsFailure::code(format!("writing the acl of `{object}`"), rc))
+            Err(OsFailure::code(
+                format!("writing the acl of `{object}`"),
+                rc,
+            ))
         } else {
             Ok(())
         }
@@ -230,7 +239,12 @@ pub fn restricted_low_token() -> Result<OwnedHandle, OsFailure> {
     let mut low_len = SECURITY_MAX_SID_SIZE;
     // SAFETY: `low` has room for any SID; the length is in/out.
     let ok = unsafe {
-        CreateWellKnownSid(WinLowLabelSid, null_mut(), low.as_mut_ptr().cast(), &mut low_len)
+        CreateWellKnownSid(
+            WinLowLabelSid,
+            null_mut(),
+            low.as_mut_ptr().cast(),
+            &mut low_len,
+        )
     };
     if ok == 0 {
         return Err(OsFailure::last("CreateWellKnownSid(low integrity)"));
@@ -296,7 +310,9 @@ impl AppContainerApi {
         let module = unsafe { LoadLibraryW(dll.as_ptr()) };
         if module.is_null() {
             let (code, text) = last_error();
-            return Err(format!("userenv.dll cannot be loaded: {text} (win32 error {code})"));
+            return Err(format!(
+                "userenv.dll cannot be loaded: {text} (win32 error {code})"
+            ));
         }
         let find = |name: &'static [u8]| {
             // SAFETY: `name` is a NUL-terminated ASCII string; `module` is a loaded module.
@@ -313,31 +329,56 @@ impl AppContainerApi {
         let derive = find(b"DeriveAppContainerSidFromAppContainerName\0")?;
         Ok(AppContainerApi {
             // SAFETY: the export has exactly this documented signature (userenv.h).
-            create: unsafe { std::mem::transmute::<unsafe extern "system" fn() -> isize, CreateProfileFn>(create) },
+            create: unsafe {
+                std::mem::transmute::<unsafe extern "system" fn() -> isize, CreateProfileFn>(create)
+            },
             // SAFETY: the export has exactly this documented signature (userenv.h).
-            delete: unsafe { std::mem::transmute::<unsafe extern "system" fn() -> isize, DeleteProfileFn>(delete) },
+            delete: unsafe {
+                std::mem::transmute::<unsafe extern "system" fn() -> isize, DeleteProfileFn>(delete)
+            },
             // SAFETY: the export has exactly this documented signature (userenv.h).
-            derive: unsafe { std::mem::transmute::<unsafe extern "system" fn() -> isize, DeriveSidFn>(derive) },
+            derive: unsafe {
+                std::mem::transmute::<unsafe extern "system" fn() -> isize, DeriveSidFn>(derive)
+            },
         })
     }
 
     /// Creates the profile `name` (or reuses an existing one) and returns its SID string.
     /// `created` tells whether this call made it.
-    pub fn create_or_open(&self, name: &str, description: &str) -> Result<(String, bool), OsFailure> {
+    pub fn create_or_open(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<(String, bool), OsFailure> {
         let wname = wide(name);
         let wdesc = wide(description);
         let mut sid: PSID = null_mut();
         // SAFETY: strings are NUL-terminated; `sid` receives a SID freed with FreeSid below.
-        let hr = unsafe { (self.create)(wname.as_ptr(), wname.as_ptr(), wdesc.as_ptr(), null(), 0, &mut sid) };
+        let hr = unsafe {
+            (self.create)(
+                wname.as_ptr(),
+                wname.as_ptr(),
+                wdesc.as_ptr(),
+                null(),
+                0,
+                &mut sid,
+            )
+        };
         let created = if hr == HR_ALREADY_EXISTS {
             // SAFETY: as above; DeriveAppContainerSidFromAppContainerName allocates the SID.
             let hr = unsafe { (self.derive)(wname.as_ptr(), &mut sid) };
             if hr < 0 {
-                return Err(OsFailure::code(format!("DeriveAppContainerSidFromAppContainerName(`{name}`)"), hr as u32));
+                return Err(OsFailure::code(
+                    format!("DeriveAppContainerSidFromAppContainerName(`{name}`)"),
+                    hr as u32,
+                ));
             }
             false
         } else if hr < 0 {
-            return Err(OsFailure::code(format!("CreateAppContainerProfile(`{name}`)"), hr as u32));
+            return Err(OsFailure::code(
+                format!("CreateAppContainerProfile(`{name}`)"),
+                hr as u32,
+            ));
         } else {
             true
         };
@@ -353,7 +394,10 @@ impl AppContainerApi {
         // SAFETY: `wname` is NUL-terminated.
         let hr = unsafe { (self.delete)(wname.as_ptr()) };
         if hr < 0 && !HR_NOT_FOUND.contains(&hr) {
-            return Err(OsFailure::code(format!("DeleteAppContainerProfile(`{name}`)"), hr as u32));
+            return Err(OsFailure::code(
+                format!("DeleteAppContainerProfile(`{name}`)"),
+                hr as u32,
+            ));
         }
         Ok(())
     }
