@@ -233,48 +233,70 @@ pub fn parse_instance_entry(buf: &[u8]) -> Option<InstanceRow> {
     })
 }
 
-/// Handshake, then one GetMetrics over `send` (a `FilterSendMessage`): the driver's fail mode and
-/// every counter, named as in `agentsh_wire::control::Counter`.
-pub fn read_counters(
-    mut send: impl FnMut(&[u8], &mut [u8]) -> Result<usize, String>,
-) -> Result<DriverCounters, String> {
-    use agentsh_wire::MessageType;
-    use agentsh_wire::control::{ControlRepr, Counter, SendResult, SendStatus, len};
+/// A `FilterSendMessage`: request bytes in, answer bytes written, answer length returned.
+pub trait SendMessage: FnMut(&[u8], &mut [u8]) -> Result<usize, String> {}
+impl<F: FnMut(&[u8], &mut [u8]) -> Result<usize, String>> SendMessage for F {}
 
-    let mut exchange = |message: ControlRepr, out_len: usize| -> Result<SendResult, String> {
-        let mut request = vec![0u8; message.buffer_len()];
-        message
-            .emit(&mut request)
-            .map_err(|e| format!("encoding {:?}: {e:?}", message.message_type()))?;
-        let mut answer = vec![0u8; out_len];
-        let n = send(&request, &mut answer)?;
-        SendResult::decode(message.message_type(), &answer[..n.min(out_len)]).map_err(|e| {
+fn exchange(
+    send: &mut impl SendMessage,
+    message: agentsh_wire::control::ControlRepr,
+    out_len: usize,
+) -> Result<agentsh_wire::control::SendResult, String> {
+    let mut request = vec![0u8; message.buffer_len()];
+    message
+        .emit(&mut request)
+        .map_err(|e| format!("encoding {:?}: {e:?}", message.message_type()))?;
+    let mut answer = vec![0u8; out_len];
+    let n = send(&request, &mut answer)?;
+    agentsh_wire::control::SendResult::decode(message.message_type(), &answer[..n.min(out_len)])
+        .map_err(|e| {
             format!(
                 "driver answer to {:?} malformed: {e:?}",
                 message.message_type()
             )
         })
-    };
-    let hello = exchange(
+}
+
+/// The version handshake every connection starts with.
+pub fn hello(send: &mut impl SendMessage) -> Result<(), String> {
+    use agentsh_wire::control::{ControlRepr, SendResult, SendStatus, len};
+    let answer = exchange(
+        send,
         ControlRepr::Hello {
             protocol_version: agentsh_wire::PROTOCOL_VERSION,
         },
         len::HELLO_RESULT,
     )?;
-    match hello {
+    match answer {
         SendResult::Hello {
             status: SendStatus::Ok,
             ..
-        } => {}
-        SendResult::Hello { kernel_version, .. } => {
-            return Err(format!(
-                "driver speaks protocol {kernel_version}, this agentsh speaks {}: install matching versions",
-                agentsh_wire::PROTOCOL_VERSION
-            ));
-        }
-        other => return Err(format!("handshake refused: {:?}", other.status())),
+        } => Ok(()),
+        SendResult::Hello { kernel_version, .. } => Err(format!(
+            "driver speaks protocol {kernel_version}, this agentsh speaks {}: install matching versions",
+            agentsh_wire::PROTOCOL_VERSION
+        )),
+        other => Err(format!("handshake refused: {:?}", other.status())),
     }
-    match exchange(ControlRepr::GetMetrics, len::METRICS_RESULT)? {
+}
+
+/// Excludes the connected process from interception (WinFsp coexistence: a file system served by
+/// this process is then never counted twice). The driver takes the process id from the connection.
+pub fn exclude_self(send: &mut impl SendMessage) -> Result<(), String> {
+    use agentsh_wire::control::{ControlRepr, SendStatus, len};
+    let answer = exchange(send, ControlRepr::ExcludeSelf, len::SEND_RESULT_HEADER)?;
+    match answer.status() {
+        SendStatus::Ok => Ok(()),
+        status => Err(format!("ExcludeSelf refused: {status:?}")),
+    }
+}
+
+/// Handshake, then one GetMetrics over `send`: the driver's fail mode and every counter, named as
+/// in `agentsh_wire::control::Counter`.
+pub fn read_counters(mut send: impl SendMessage) -> Result<DriverCounters, String> {
+    use agentsh_wire::control::{ControlRepr, Counter, SendResult, len};
+    hello(&mut send)?;
+    match exchange(&mut send, ControlRepr::GetMetrics, len::METRICS_RESULT)? {
         SendResult::Metrics(m) => Ok(DriverCounters {
             fail_mode: match m.get(Counter::FailMode) {
                 0 => "open".into(),
@@ -286,11 +308,7 @@ pub fn read_counters(
                 .map(|c| (c.name().to_owned(), m.get(*c)))
                 .collect(),
         }),
-        other => Err(format!(
-            "GetMetrics answered {:?} ({:?})",
-            other.status(),
-            MessageType::GetMetrics
-        )),
+        other => Err(format!("GetMetrics answered {:?}", other.status())),
     }
 }
 
@@ -467,6 +485,22 @@ mod tests {
         })
         .expect_err("mismatch");
         assert!(err.contains("protocol 99"), "{err}");
+    }
+
+    #[test]
+    fn exclude_self_reports_a_refusal() {
+        use agentsh_wire::MessageType;
+        use agentsh_wire::control::{SendResult, SendStatus};
+        let mut send = |_: &[u8], out: &mut [u8]| {
+            let answer = SendResult::Status {
+                message_type: MessageType::ExcludeSelf,
+                status: SendStatus::HandshakeRequired,
+            };
+            answer.emit(out).map_err(|e| format!("{e:?}"))?;
+            Ok(answer.buffer_len())
+        };
+        let err = exclude_self(&mut send).expect_err("refused");
+        assert_eq!(err, "ExcludeSelf refused: HandshakeRequired");
     }
 
     #[test]

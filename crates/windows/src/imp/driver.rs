@@ -333,10 +333,16 @@ pub fn query_status() -> DriverStatus {
         Err(PortError::Busy { .. }) => Connection::HeldByService,
         Err(e) => Connection::Unavailable(e.to_string()),
     };
+    // Instances exist only for a loaded filter; asking otherwise is pointless, and Wine's fltlib
+    // does not even implement the instance enumeration.
+    let loaded = filters
+        .iter()
+        .flatten()
+        .any(|f| f.name.eq_ignore_ascii_case(FILTER_NAME));
     DriverStatus {
         filters,
         filters_error,
-        instances: list_instances(),
+        instances: if loaded { list_instances() } else { Vec::new() },
         test_signing,
         service_registered,
         connection,
