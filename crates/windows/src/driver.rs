@@ -522,3 +522,53 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod inf_tests {
+    use super::*;
+
+    const INF: &str = include_str!("../../../packaging/agentsh.inf");
+
+    fn string(name: &str) -> String {
+        INF.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .unwrap_or_else(|| panic!("agentsh.inf has no `{name}`"))
+    }
+
+    #[test]
+    fn inf_matches_what_driver_install_registers() {
+        assert_eq!(string("Instance1.Altitude"), ALTITUDE);
+        assert_eq!(string("Instance1.Name"), DEFAULT_INSTANCE);
+        assert_eq!(string("DefaultInstance"), DEFAULT_INSTANCE);
+        assert_eq!(string("ServiceName"), FILTER_NAME);
+        assert_eq!(string("ServiceDisplayName"), DISPLAY_NAME);
+        assert_eq!(string("LoadOrderGroup"), LOAD_ORDER_GROUP);
+        assert_eq!(string("Dependencies"), "FltMgr");
+    }
+
+    #[test]
+    fn inf_follows_current_windows_rules() {
+        assert_eq!(string("PnpLockdown"), "1");
+        assert!(
+            !INF.lines().any(|l| l
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("[defaultuninstall")),
+            "DefaultUninstall sections are rejected since Windows 10 1903"
+        );
+        assert!(
+            INF.contains("[DefaultInstall.NTamd64.10.0...19041]"),
+            "minimum build decoration"
+        );
+        assert_eq!(string("Class"), "ActivityMonitor");
+    }
+}
