@@ -6,6 +6,7 @@
 #   scripts/windows.sh build      cross-build every workspace crate (debug)
 #   scripts/windows.sh test       build the test binaries and run each under Wine
 #   scripts/windows.sh release    release build of agentsh.exe (the shipped binary)
+#   scripts/windows.sh sign-test  test-sign agentsh.exe with a throwaway certificate and verify it
 #
 # One target is built, tested and shipped: x86_64-pc-windows-gnu. Its std imports ProcessPrng from
 # bcryptprimitives.dll (Windows 10+), which Wine 8 lacks; the test harness alone puts a tiny shim
@@ -128,6 +129,24 @@ for line in sys.stdin:
   return "$failed"
 }
 
+# The test-signing steps of docs/deployment.md, run on the built agentsh.exe: a self-made code-signing
+# certificate (openssl), an Authenticode signature with a SHA-256 digest (osslsigncode), and the
+# verification against that certificate. The same commands sign agentsh.sys for a test-signing host.
+sign_test() {
+  local dir="$TARGET_DIR/signing" exe="$TARGET_DIR/$TARGET/debug/agentsh.exe"
+  mkdir -p "$dir"
+  if [ ! -f "$dir/agentsh-test.crt" ]; then
+    openssl req -x509 -newkey rsa:3072 -sha256 -days 30 -nodes -subj "/CN=AgentSH Test" \
+      -addext "extendedKeyUsage=codeSigning" -addext "keyUsage=digitalSignature" \
+      -keyout "$dir/agentsh-test.key" -out "$dir/agentsh-test.crt" 2>/dev/null
+  fi
+  rm -f "$dir/agentsh-signed.exe"
+  osslsigncode sign -certs "$dir/agentsh-test.crt" -key "$dir/agentsh-test.key" -h sha256 \
+    -n "AgentSH" -in "$exe" -out "$dir/agentsh-signed.exe" >/dev/null
+  osslsigncode verify -CAfile "$dir/agentsh-test.crt" -in "$dir/agentsh-signed.exe" >/dev/null
+  echo "test signature made and verified: $dir/agentsh-signed.exe"
+}
+
 release() { "$CARGO" build "${XARGS[@]}" --release -p agentsh; }
 
 case "${1:-all}" in
@@ -135,13 +154,15 @@ case "${1:-all}" in
   build) install; build ;;
   test) install; run_tests ;;
   release) install; release ;;
+  sign-test) install; sign_test ;;
   all)
     install
     start=$SECONDS
     safety_comments
     build
     run_tests
+    sign_test
     echo "windows stage: $((SECONDS - start)) s"
     ;;
-  *) echo "usage: scripts/windows.sh [install|build|test|release|all]" >&2; exit 2 ;;
+  *) echo "usage: scripts/windows.sh [install|build|test|release|sign-test|all]" >&2; exit 2 ;;
 esac
