@@ -3,7 +3,7 @@
 //! start after a crash — can undo exactly what was added.
 //!
 //! Format: one record per line, fields separated by a tab:
-//! `file <sid> <path>`, `registry <sid> <key>` or `profile <name>`. Paths cannot contain tabs or line
+//! `file <sid> <path>`, `registry <sid> <key>`, `profile <name>` or `label <path>`. Paths cannot contain tabs or line
 //! breaks on Windows, so no escaping is needed; such input is refused.
 
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +20,8 @@ pub enum Grant {
     Registry { sid: String, key: String },
     /// An AppContainer profile created for the sandbox.
     Profile { name: String },
+    /// A low mandatory label set on a directory that had no explicit label (fallback isolation).
+    Label { path: String },
 }
 
 /// Journal errors, with the journal's path and the line where parsing failed.
@@ -68,9 +70,10 @@ impl GrantJournal {
             Grant::File { sid, path } => ["file", sid, path].join("\t"),
             Grant::Registry { sid, key } => ["registry", sid, key].join("\t"),
             Grant::Profile { name } => ["profile", name].join("\t"),
+            Grant::Label { path } => ["label", path].join("\t"),
         };
         let fields = line.split('\t').count();
-        let expected = if matches!(grant, Grant::Profile { .. }) {
+        let expected = if matches!(grant, Grant::Profile { .. } | Grant::Label { .. }) {
             2
         } else {
             3
@@ -129,9 +132,12 @@ impl GrantJournal {
                 ["profile", name] => Grant::Profile {
                     name: (*name).to_owned(),
                 },
+                ["label", path] => Grant::Label {
+                    path: (*path).to_owned(),
+                },
                 [kind, ..] => {
                     return Err(corrupt(format!(
-                        "unknown record `{kind}` with {} fields (expected file, registry or profile)",
+                        "unknown record `{kind}` with {} fields (expected file, registry, profile or label)",
                         fields.len()
                     )));
                 }
@@ -193,6 +199,9 @@ mod tests {
                 sid: "S-1-15-2-1-2-3".into(),
                 key: r"CURRENT_USER\SOFTWARE\demo".into(),
             },
+            Grant::Label {
+                path: r"C:\work\space dir".into(),
+            },
         ];
         let journal = GrantJournal::in_dir(&dir, "demo").expect("journal");
         for g in &grants {
@@ -203,6 +212,7 @@ mod tests {
         assert_eq!(reopened.entries().expect("entries"), grants);
         reopened.keep_only(&grants[2..]).expect("keep");
         assert_eq!(reopened.entries().expect("entries"), grants[2..]);
+        assert_eq!(grants.len(), 4);
         reopened.discard().expect("discard");
         assert_eq!(reopened.entries().expect("entries"), Vec::new());
         let _ = fs::remove_dir_all(&dir);
@@ -217,7 +227,7 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.ends_with(
-                ":2: unknown record `acl` with 2 fields (expected file, registry or profile)"
+                ":2: unknown record `acl` with 2 fields (expected file, registry, profile or label)"
             ),
             "{text}"
         );

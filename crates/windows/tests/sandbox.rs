@@ -149,3 +149,31 @@ fn grants_left_by_a_crash_are_removed_on_next_start() {
     assert_eq!(journal.entries().expect("entries"), Vec::new());
     sandbox.close().expect("close");
 }
+
+#[test]
+fn fallback_labels_the_workspace_low_or_says_it_could_not() {
+    let mut c = config("label");
+    c.use_app_container = false;
+    let journal = GrantJournal::in_dir(&c.journal_dir, &c.name).expect("journal");
+    let sandbox = Sandbox::create(c, None).expect("create");
+    let entries = journal.entries().expect("entries");
+    let reason = sandbox
+        .fallback_reason()
+        .expect("fallback reason")
+        .to_owned();
+    match entries.as_slice() {
+        // Windows: the label is applied and journaled.
+        [Grant::Label { path }] => {
+            assert!(path.contains("agentsh-sbx-label-"), "{path}");
+            assert!(!reason.contains("not labelled low"), "{reason}");
+        }
+        // Wine refuses label access: nothing journaled, and the reason says what that means.
+        [] => assert!(
+            reason.contains("workspace not labelled low") && reason.contains("cannot write"),
+            "{reason}"
+        ),
+        other => panic!("unexpected journal {other:?}"),
+    }
+    sandbox.close().expect("close");
+    assert_eq!(journal.entries().expect("entries"), Vec::new());
+}

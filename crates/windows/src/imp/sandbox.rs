@@ -40,7 +40,10 @@ use windows_sys::Win32::System::Threading::{
     UpdateProcThreadAttribute, WaitForSingleObject,
 };
 
-use super::security::{AppContainerApi, LocalSid, OsFailure, change_dacl, restricted_low_token};
+use super::security::{
+    AppContainerApi, LocalSid, OsFailure, change_dacl, has_explicit_label, restricted_low_token,
+    set_low_label,
+};
 use super::util::{owned, wide};
 use crate::cmdline;
 use crate::grants::{Grant, GrantJournal};
@@ -133,6 +136,15 @@ impl Sandbox {
                 reason,
             });
         }
+        // Without a low label the low-integrity command cannot write its workspace: that limits
+        // what it can do, it weakens nothing, so it is reported rather than refused.
+        let reason = match sandbox.label_workspace_low() {
+            Ok(()) => reason,
+            Err(failure) => format!(
+                "{reason}; workspace not labelled low ({}: {}), so the command cannot write to it",
+                failure.step, failure.message
+            ),
+        };
         tracing::warn!(
             sandbox = %sandbox.config.name,
             reason = %reason,
@@ -183,6 +195,25 @@ impl Sandbox {
         Ok(())
     }
 
+    /// The fallback runs at low integrity, which cannot write to the (implicitly medium) workspace:
+    /// label it low unless it already carries an explicit label, and journal that so close undoes it.
+    fn label_workspace_low(&self) -> Result<(), OsFailure> {
+        let workspace = object_path(&self.config.workspace)?;
+        if has_explicit_label(&workspace)? {
+            return Ok(());
+        }
+        let before = self.journal.entries().map_err(journal_failure)?;
+        self.record(Grant::Label {
+            path: workspace.clone(),
+        })?;
+        let applied = set_low_label(&workspace, true);
+        if applied.is_err() {
+            // Nothing was changed: forget the record so close has nothing to undo.
+            self.journal.keep_only(&before).map_err(journal_failure)?;
+        }
+        applied
+    }
+
     fn grant_file(
         &self,
         sid: &str,
@@ -198,11 +229,7 @@ impl Sandbox {
     }
 
     fn record(&self, grant: Grant) -> Result<(), OsFailure> {
-        self.journal.record(&grant).map_err(|e| OsFailure {
-            step: "recording a grant".into(),
-            code: 0,
-            message: e.to_string(),
-        })
+        self.journal.record(&grant).map_err(journal_failure)
     }
 
     /// The isolation every command of this sandbox runs under.
@@ -442,6 +469,14 @@ impl Drop for Sandbox {
     }
 }
 
+fn journal_failure(e: crate::grants::JournalError) -> OsFailure {
+    OsFailure {
+        step: "grant journal".into(),
+        code: 0,
+        message: e.to_string(),
+    }
+}
+
 /// `SE_GROUP_ENABLED` (winnt.h).
 const SE_GROUP_ENABLED: u32 = 0x4;
 
@@ -458,6 +493,12 @@ fn undo_grants(
         let outcome = match grant {
             Grant::File { sid, path } => revoke(sid, path, SE_FILE_OBJECT),
             Grant::Registry { sid, key } => revoke(sid, key, SE_REGISTRY_KEY),
+            Grant::Label { path } => match set_low_label(path, false) {
+                Err(f) if f.code == ERROR_FILE_NOT_FOUND || f.code == ERROR_PATH_NOT_FOUND => {
+                    Ok(())
+                }
+                other => other,
+            },
             Grant::Profile { name } => match api {
                 Some(api) => api.delete(name),
                 None => Err(OsFailure {

@@ -7,13 +7,15 @@ use std::ptr::{null, null_mut};
 
 use windows_sys::Win32::Foundation::{HANDLE, HLOCAL, LocalFree};
 use windows_sys::Win32::Security::Authorization::{
-    ConvertSidToStringSidW, ConvertStringSidToSidW, EXPLICIT_ACCESS_W, GRANT_ACCESS,
-    GetNamedSecurityInfoW, NO_MULTIPLE_TRUSTEE, REVOKE_ACCESS, SE_OBJECT_TYPE, SetEntriesInAclW,
-    SetNamedSecurityInfoW, TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
+    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
+    ConvertStringSidToSidW, EXPLICIT_ACCESS_W, GRANT_ACCESS, GetNamedSecurityInfoW,
+    NO_MULTIPLE_TRUSTEE, REVOKE_ACCESS, SDDL_REVISION_1, SE_FILE_OBJECT, SE_OBJECT_TYPE,
+    SetEntriesInAclW, SetNamedSecurityInfoW, TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
 };
 use windows_sys::Win32::Security::{
     ACL, CreateRestrictedToken, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
-    DISABLE_MAX_PRIVILEGE, PSECURITY_DESCRIPTOR, PSID, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES,
+    DISABLE_MAX_PRIVILEGE, GetSecurityDescriptorSacl, LABEL_SECURITY_INFORMATION,
+    PSECURITY_DESCRIPTOR, PSID, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES,
     SUB_CONTAINERS_AND_OBJECTS_INHERIT, SetTokenInformation, TOKEN_ADJUST_DEFAULT,
     TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL, TOKEN_QUERY, TokenIntegrityLevel,
     WinBuiltinAdministratorsSid, WinLowLabelSid,
@@ -176,6 +178,95 @@ pub fn change_dacl(
         }
     };
     // SAFETY: the descriptor was LocalAlloc'd by GetNamedSecurityInfoW and is freed once.
+    unsafe { LocalFree(descriptor as HLOCAL) };
+    result
+}
+
+/// Whether `path` carries an explicit mandatory label (a label ACE in its SACL).
+pub fn has_explicit_label(path: &str) -> Result<bool, OsFailure> {
+    let wpath = wide(path);
+    let mut sacl: *mut ACL = null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: out-pointers are valid; the descriptor is LocalAlloc'd and freed below.
+    let rc = unsafe {
+        GetNamedSecurityInfoW(
+            wpath.as_ptr(),
+            SE_FILE_OBJECT,
+            LABEL_SECURITY_INFORMATION,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            &mut sacl,
+            &mut descriptor,
+        )
+    };
+    if rc != 0 {
+        return Err(OsFailure::code(
+            format!("reading the integrity label of `{path}`"),
+            rc,
+        ));
+    }
+    let labelled = if sacl.is_null() {
+        false
+    } else {
+        // SAFETY: `sacl` points into `descriptor`, which is still alive.
+        unsafe { (*sacl).AceCount > 0 }
+    };
+    // SAFETY: the descriptor was LocalAlloc'd by GetNamedSecurityInfoW and is freed once.
+    unsafe { LocalFree(descriptor as HLOCAL) };
+    Ok(labelled)
+}
+
+/// Sets (`low = true`: low, inherited by new files and directories, no write-up) or removes the
+/// explicit mandatory label of `path`. The fallback's low-integrity process can only write where the
+/// label is low.
+pub fn set_low_label(path: &str, low: bool) -> Result<(), OsFailure> {
+    let wpath = wide(path);
+    let sddl = wide(if low { "S:(ML;OICI;NW;;;LW)" } else { "S:" });
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `sddl` is NUL-terminated; the descriptor is LocalAlloc'd and freed below.
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut descriptor,
+            null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("building a mandatory label"));
+    }
+    let mut present = 0;
+    let mut defaulted = 0;
+    let mut sacl: *mut ACL = null_mut();
+    // SAFETY: `descriptor` is valid; out-pointers are valid locals.
+    let ok =
+        unsafe { GetSecurityDescriptorSacl(descriptor, &mut present, &mut sacl, &mut defaulted) };
+    let result = if ok == 0 {
+        Err(OsFailure::last("reading the mandatory label"))
+    } else {
+        // SAFETY: `sacl` (possibly an empty ACL) lives inside `descriptor` for the call.
+        let rc = unsafe {
+            SetNamedSecurityInfoW(
+                wpath.as_ptr(),
+                SE_FILE_OBJECT,
+                LABEL_SECURITY_INFORMATION,
+                null_mut(),
+                null_mut(),
+                null(),
+                sacl,
+            )
+        };
+        if rc != 0 {
+            Err(OsFailure::code(
+                format!("writing the integrity label of `{path}`"),
+                rc,
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: the descriptor was LocalAlloc'd by the conversion and is freed once.
     unsafe { LocalFree(descriptor as HLOCAL) };
     result
 }
