@@ -74,7 +74,15 @@ EOF
   fi
 }
 
-build() { "$CARGO" build "${XARGS[@]}" --all-targets; }
+build() {
+  "$CARGO" build "${XARGS[@]}" --all-targets
+  # Event Viewer can only show text if the message table really is inside agentsh.exe.
+  local exe="$TARGET_DIR/$TARGET/debug/agentsh.exe"
+  if [ -f "$exe" ] && ! strings -el "$exe" | grep -q 'The driver entered fail-closed mode'; then
+    echo "agentsh.exe has no Event Log message table (packaging/agentsh.mc)" >&2
+    return 1
+  fi
+}
 
 # clippy's undocumented_unsafe_blocks cannot run on the cfg(windows) code (see above), so the rule
 # is checked textually there: a line opening an `unsafe` block must directly follow a comment block

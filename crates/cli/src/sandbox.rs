@@ -92,6 +92,9 @@ mod imp {
                 sandbox.isolation()
             );
         }
+        for warning in sandbox.warnings() {
+            eprintln!("agentsh: sandbox `{}`: {warning}", args.name);
+        }
         if args.no_minifilter {
             eprintln!(
                 "agentsh: sandbox `{}`: --no-minifilter: no driver session, registry and file policy are not enforced for this command",

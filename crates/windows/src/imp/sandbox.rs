@@ -69,6 +69,8 @@ pub struct Sandbox {
     isolation: Isolation,
     registrar: Option<Arc<dyn SessionRegistrar>>,
     fallback_reason: Option<String>,
+    /// Limitations that weaken nothing but restrict the command (e.g. an unwritable workspace).
+    warnings: Vec<String>,
     closed: bool,
 }
 
@@ -108,6 +110,7 @@ impl Sandbox {
             isolation: Isolation::RestrictedToken,
             registrar,
             fallback_reason: None,
+            warnings: Vec::new(),
             closed: false,
         };
         let reason = if !sandbox.config.use_app_container {
@@ -115,7 +118,10 @@ impl Sandbox {
         } else {
             match api {
                 Ok(api) => match sandbox.apply_app_container(api) {
-                    Ok(()) => return Ok(sandbox),
+                    Ok(()) => {
+                        sandbox.label_or_warn();
+                        return Ok(sandbox);
+                    }
                     Err(failure) => {
                         // Leave nothing half-applied before deciding what to do.
                         undo_grants(&sandbox.config.name, &sandbox.journal, Some(&api))?;
@@ -136,15 +142,7 @@ impl Sandbox {
                 reason,
             });
         }
-        // Without a low label the low-integrity command cannot write its workspace: that limits
-        // what it can do, it weakens nothing, so it is reported rather than refused.
-        let reason = match sandbox.label_workspace_low() {
-            Ok(()) => reason,
-            Err(failure) => format!(
-                "{reason}; workspace not labelled low ({}: {}), so the command cannot write to it",
-                failure.step, failure.message
-            ),
-        };
+        sandbox.label_or_warn();
         tracing::warn!(
             sandbox = %sandbox.config.name,
             reason = %reason,
@@ -195,8 +193,28 @@ impl Sandbox {
         Ok(())
     }
 
-    /// The fallback runs at low integrity, which cannot write to the (implicitly medium) workspace:
-    /// label it low unless it already carries an explicit label, and journal that so close undoes it.
+    /// Without a low label a low-integrity command (AppContainer or fallback) cannot write its
+    /// workspace: that restricts the command and weakens nothing, so it is reported, not refused.
+    fn label_or_warn(&mut self) {
+        if let Err(failure) = self.label_workspace_low() {
+            let warning = format!(
+                "workspace `{}` not labelled low integrity ({}: {}): the command cannot write to it",
+                self.config.workspace.display(),
+                failure.step,
+                failure.message
+            );
+            tracing::warn!(sandbox = %self.config.name, "{warning}");
+            self.warnings.push(warning);
+        }
+    }
+
+    /// Limitations reported at creation (each also logged).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Low-integrity processes cannot write to the (implicitly medium) workspace: label it low unless
+    /// it already carries an explicit label, and journal that so close undoes it.
     fn label_workspace_low(&self) -> Result<(), OsFailure> {
         let workspace = object_path(&self.config.workspace)?;
         if has_explicit_label(&workspace)? {
