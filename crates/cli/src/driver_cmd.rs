@@ -66,8 +66,15 @@ mod imp {
                     Connection::Connected(_) | Connection::HeldByService
                 );
                 if !(status.loaded() && reachable) {
+                    let next = if !status.service_registered {
+                        "`agentsh driver install --sys agentsh.sys`, then `agentsh driver load`, as Administrator on Windows 10/11"
+                    } else if !status.loaded() {
+                        "`agentsh driver load` as Administrator (see docs/deployment.md, \"Driver won't load\")"
+                    } else {
+                        "`agentsh service start`, or check the port's security and the service's log"
+                    };
                     eprintln!(
-                        "agentsh: driver `{}` is not running here (exit code {EXIT_DRIVER_UNAVAILABLE}); next step: `agentsh driver install --sys agentsh.sys` and `agentsh driver load` as Administrator on Windows 10/11",
+                        "agentsh: driver `{}` is not running here (exit code {EXIT_DRIVER_UNAVAILABLE}); next step: {next}",
                         driver::FILTER_NAME
                     );
                     return Ok(ExitCode::from(EXIT_DRIVER_UNAVAILABLE));

@@ -39,7 +39,80 @@ fn driver_status_reports_a_missing_driver_with_exit_code_and_next_step() {
     );
     assert!(stdout.contains("fail mode:     unknown"), "{stdout}");
     assert!(stderr.contains("exit code 3"), "{stderr}");
-    assert!(stderr.contains("agentsh driver load"), "{stderr}");
+    assert!(stderr.contains("next step: `agentsh driver"), "{stderr}");
+}
+
+/// Registers the driver in the (Wine or test) machine, checks what `driver install` wrote, that
+/// loading fails with a reason, and that uninstall removes it all again.
+#[test]
+fn driver_install_registers_instances_and_uninstall_removes_them() {
+    let dir = workspace("driver");
+    let sys = format!("{dir}\\agentsh.sys");
+    std::fs::write(&sys, b"not a real driver").expect("image");
+    let out = agentsh(&["driver", "install", "--sys", &sys]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = r"HKLM\SYSTEM\CurrentControlSet\Services\agentsh\Instances\AgentSH Instance";
+    let reg = Command::new("reg.exe")
+        .args(["query", key, "/v", "Altitude"])
+        .output()
+        .expect("reg.exe");
+    assert!(
+        text(&reg.stdout).contains("385200"),
+        "{}",
+        text(&reg.stdout)
+    );
+    let status = agentsh(&["driver", "status"]);
+    assert!(
+        text(&status.stdout).contains("service registered"),
+        "{}",
+        text(&status.stdout)
+    );
+
+    let load = agentsh(&["driver", "load"]);
+    let stderr = text(&load.stderr);
+    if load.status.code() != Some(0) {
+        assert!(
+            stderr.starts_with("agentsh: driver load `agentsh`: "),
+            "{stderr}"
+        );
+    }
+
+    let out = agentsh(&["driver", "uninstall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let reg = Command::new("reg.exe")
+        .args(["query", r"HKLM\SYSTEM\CurrentControlSet\Services\agentsh"])
+        .output()
+        .expect("reg.exe");
+    assert_ne!(reg.status.code(), Some(0), "service key left behind");
+    let status = agentsh(&["driver", "status"]);
+    assert!(
+        text(&status.stdout).contains("service not registered"),
+        "{}",
+        text(&status.stdout)
+    );
+}
+
+#[test]
+fn service_install_registers_service_and_event_source_and_uninstall_removes_them() {
+    let out = agentsh(&["service", "install"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let source = r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\System\AgentSH";
+    let reg = Command::new("reg.exe")
+        .args(["query", source, "/v", "EventMessageFile"])
+        .output()
+        .expect("reg.exe");
+    assert!(
+        text(&reg.stdout).contains("agentsh.exe"),
+        "{}",
+        text(&reg.stdout)
+    );
+    let out = agentsh(&["service", "uninstall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let reg = Command::new("reg.exe")
+        .args(["query", source])
+        .output()
+        .expect("reg.exe");
+    assert_ne!(reg.status.code(), Some(0), "event source left behind");
 }
 
 #[test]

@@ -162,12 +162,12 @@ pub fn explain_filter_hresult(operation: &str, hr: i32) -> Option<String> {
     let text = match (operation, code) {
         ("load", 0x8007_00B7) | ("load", 0x801F_0011) => return None,
         ("unload", 0x801F_0013) => return None,
-        (_, 0x8000_4001) => "the filter manager is not available on this host (E_NOTIMPL; Wine cannot run agentsh.sys) — use Windows 10/11".to_owned(),
+        (_, 0x8000_4001) | (_, 0x8007_0032) => "the filter manager cannot load filters on this host (Wine has none) — use Windows 10/11".to_owned(),
         (_, 0x8007_0002) => "agentsh.sys is not installed — run `agentsh driver install --sys PATH` first".to_owned(),
         (_, 0x8007_0522) | (_, 0x8007_0005) => "not permitted — run as Administrator (SeLoadDriverPrivilege)".to_owned(),
         (_, 0x8007_0241) => "Windows rejected the driver signature — enable test signing (`bcdedit /set testsigning on`, reboot) or install the attestation-signed package; see docs/deployment.md".to_owned(),
         (_, 0x801F_0016) => "another filter already uses altitude 385200 — check `fltmc` and the instance registry values".to_owned(),
-        _ => format!("failed with {code:#010x}"),
+        _ => "unexpected failure".to_owned(),
     };
     Some(format!(
         "driver {operation} `{FILTER_NAME}`: {text} ({code:#010x})"
@@ -510,11 +510,12 @@ mod tests {
             assert!(text.contains(needle), "{op} {code:#x}: {text}");
             assert!(text.starts_with(&format!("driver {op} `agentsh`: ")));
         };
-        check("load", 0x8000_4001, "E_NOTIMPL");
+        check("load", 0x8000_4001, "cannot load filters on this host");
+        check("load", 0x8007_0032, "Wine has none");
         check("load", 0x8007_0002, "agentsh driver install");
         check("load", 0x8007_0522, "Administrator");
         check("load", 0x8007_0241, "testsigning");
-        check("unload", 0x8007_0057, "failed with 0x80070057");
+        check("unload", 0x8007_0057, "unexpected failure (0x80070057)");
         assert_eq!(explain_filter_hresult("load", 0x8007_00B7_u32 as i32), None);
         assert_eq!(
             explain_filter_hresult("unload", 0x801F_0013_u32 as i32),

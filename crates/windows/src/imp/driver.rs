@@ -314,14 +314,12 @@ pub fn query_status() -> DriverStatus {
                     .to_ascii_uppercase()
                     .contains("TESTSIGNING")
             });
-    let service_registered = match scm::state(FILTER_NAME, "driver") {
-        Ok(_) => true,
-        Err(ScmError::NotInstalled { .. }) => false,
-        Err(_) => registry::get_string(&service_key(), "ImagePath")
-            .ok()
-            .flatten()
-            .is_some(),
-    };
+    // The registration is the service key; a deleted service can linger in the SCM until its last
+    // handle closes, so the SCM's view is not asked.
+    let service_registered = registry::get_string(&service_key(), "ImagePath")
+        .ok()
+        .flatten()
+        .is_some();
     let connection = match FilterPort::connect(PORT_NAME, &[]) {
         Ok(port) => {
             match read_counters(|input, output| port.send(input, output).map_err(|e| e.to_string()))

@@ -23,8 +23,8 @@ use windows_sys::Win32::System::Services::{
 
 use super::util::{last_error, wide};
 
-/// Name of the agentsh user-mode service.
-pub const SERVICE_NAME: &str = "agentsh";
+/// Name of the agentsh user-mode service (the kernel service of the driver is `agentsh`).
+pub const SERVICE_NAME: &str = "AgentSHService";
 /// Its display name.
 pub const SERVICE_DISPLAY_NAME: &str = "AgentSH policy service";
 
