@@ -1,6 +1,7 @@
 //! The `agentsh` binary: parses the command line and hands each command group to its module.
 
 mod driver_cmd;
+mod policy;
 mod sandbox;
 mod winservice;
 
@@ -21,6 +22,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check, explain and test registry and file policies
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Run commands in a Windows sandbox (AppContainer, job object, driver session).
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         )
         .init();
     let outcome = match cli.command {
+        Command::Policy(cmd) => return policy::run(cmd),
         Command::Sandbox(c) => sandbox::run(c),
         Command::Service(c) => winservice::run(c),
         Command::Driver(c) => driver_cmd::run(c),

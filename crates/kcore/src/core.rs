@@ -246,7 +246,7 @@ impl KernelCore {
         let Some(session) = self.sessions.lookup(caller.pid) else {
             self.count(Counter::UnsandboxedOperations);
             if let Request::Registry(r) = req
-                && self.high_risk.classify(r.key).is_some()
+                && self.high_risk.classify_op(r.key, r.name).is_some()
             {
                 self.notify(NotifyReason::HighRiskUnsandboxed, true, 0, 0, caller, req);
             }
@@ -669,7 +669,7 @@ impl KernelCore {
     fn unavailable(&mut self, caller: Caller, req: &Request<'_>, token: u64) -> Verdict {
         let critical_write = match req {
             Request::Registry(r) => {
-                !r.op.is_read() && self.high_risk.classify(r.key) == Some(Risk::Critical)
+                !r.op.is_read() && self.high_risk.classify_op(r.key, r.name) == Some(Risk::Critical)
             }
             Request::File(_) => false,
         };

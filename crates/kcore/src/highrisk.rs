@@ -32,6 +32,7 @@ const MACHINE_SOFTWARE: &[&str] = &[
     "\\REGISTRY\\MACHINE\\SOFTWARE",
     "\\REGISTRY\\MACHINE\\SOFTWARE\\WOW6432NODE",
 ];
+const SYSTEM_ROOT: &[&str] = &["\\REGISTRY\\MACHINE\\SYSTEM"];
 const SYSTEM: &[&str] = &[
     "\\REGISTRY\\MACHINE\\SYSTEM\\CONTROLSET*",
     "\\REGISTRY\\MACHINE\\SYSTEM\\CURRENTCONTROLSET",
@@ -46,131 +47,54 @@ const USER: &[&str] = &["\\REGISTRY\\USER\\*"];
 const MACHINE: &[&str] = &["\\REGISTRY\\MACHINE"];
 
 /// (roots, suffix, risk): every root joined with the suffix is one pattern.
+#[rustfmt::skip]
 const TABLE: &[(&[&str], &str, Risk)] = &[
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\RUN*",
-        Risk::Critical,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\POLICIES\\EXPLORER\\RUN",
-        Risk::Critical,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\WINLOGON",
-        Risk::Critical,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\WINDOWS",
-        Risk::Critical,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\IMAGE FILE EXECUTION OPTIONS",
-        Risk::Critical,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\SILENTPROCESSEXIT",
-        Risk::Critical,
-    ),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\RUN*", Risk::Critical),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\POLICIES\\EXPLORER\\RUN", Risk::Critical),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\POLICIES\\SYSTEM", Risk::Critical),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\WINLOGON*", Risk::Critical),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\WINDOWS", Risk::Critical),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\IMAGE FILE EXECUTION OPTIONS", Risk::Critical),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\SILENTPROCESSEXIT", Risk::Critical),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\SCHEDULE\\TASKCACHE", Risk::Critical),
     (SOFTWARE, "MICROSOFT\\WINDOWS DEFENDER", Risk::Critical),
-    (
-        SOFTWARE,
-        "POLICIES\\MICROSOFT\\WINDOWS DEFENDER",
-        Risk::Critical,
-    ),
+    (SOFTWARE, "POLICIES\\MICROSOFT\\WINDOWS DEFENDER*", Risk::Critical),
+    (SOFTWARE, "POLICIES\\MICROSOFT\\WINDOWSFIREWALL", Risk::Critical),
+    (SOFTWARE, "POLICIES\\MICROSOFT\\WINDOWS\\POWERSHELL", Risk::Critical),
     (SOFTWARE, "MICROSOFT\\AMSI", Risk::Critical),
-    (SOFTWARE, "MICROSOFT\\WINDOWS SCRIPT\\SETTINGS", Risk::High),
+    (SOFTWARE, "MICROSOFT\\WINDOWS SCRIPT\\SETTINGS", Risk::Critical),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\WINEVT", Risk::Critical),
     (SOFTWARE, "POLICIES", Risk::High),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\POLICIES",
-        Risk::High,
-    ),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\POLICIES", Risk::High),
     (SOFTWARE, "MICROSOFT\\CRYPTOGRAPHY\\OID", Risk::Medium),
-    (
-        SOFTWARE,
-        "MICROSOFT\\CRYPTOGRAPHY\\PROVIDERS\\TRUST",
-        Risk::Medium,
-    ),
+    (SOFTWARE, "MICROSOFT\\CRYPTOGRAPHY\\PROVIDERS\\TRUST", Risk::Medium),
     (SOFTWARE, "MICROSOFT\\ENTERPRISECERTIFICATES", Risk::Medium),
     (SOFTWARE, "MICROSOFT\\SYSTEMCERTIFICATES", Risk::Medium),
-    (
-        SOFTWARE,
-        "MICROSOFT\\ACTIVE SETUP\\INSTALLED COMPONENTS",
-        Risk::High,
-    ),
+    (SOFTWARE, "MICROSOFT\\ACTIVE SETUP\\INSTALLED COMPONENTS", Risk::High),
     (SOFTWARE, "MICROSOFT\\NETSH", Risk::High),
     (SOFTWARE, "MICROSOFT\\COMMAND PROCESSOR", Risk::High),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\APPCOMPATFLAGS",
-        Risk::High,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\SCHEDULE\\TASKCACHE",
-        Risk::High,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\TERMINAL SERVER",
-        Risk::High,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\PORTS",
-        Risk::High,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\EXPLORER\\SHELL FOLDERS",
-        Risk::High,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\EXPLORER\\USER SHELL FOLDERS",
-        Risk::High,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\EXPLORER\\ADVANCED",
-        Risk::Medium,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\EXPLORER\\FILEEXTS",
-        Risk::High,
-    ),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\WINEVT",
-        Risk::High,
-    ),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\APPCOMPATFLAGS", Risk::High),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\ACCESSIBILITY\\ATS", Risk::High),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\TERMINAL SERVER", Risk::High),
+    (SOFTWARE, "MICROSOFT\\WINDOWS NT\\CURRENTVERSION\\PORTS", Risk::High),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\GROUP POLICY\\SCRIPTS", Risk::High),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\EXPLORER\\SHELL FOLDERS", Risk::High),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\EXPLORER\\USER SHELL FOLDERS", Risk::High),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\EXPLORER\\ADVANCED", Risk::Medium),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\EXPLORER\\FILEEXTS", Risk::High),
     (SOFTWARE, "MICROSOFT\\OFFICE TEST", Risk::High),
     (SOFTWARE, "MICROSOFT\\OFFICE", Risk::Medium),
     (SOFTWARE, "MICROSOFT\\.NETFRAMEWORK", Risk::High),
-    (
-        SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\AUTHENTICATION",
-        Risk::High,
-    ),
-    (
-        MACHINE_SOFTWARE,
-        "MICROSOFT\\WINDOWS\\CURRENTVERSION\\SHELLSERVICEOBJECTDELAYLOAD",
-        Risk::High,
-    ),
+    (SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\AUTHENTICATION", Risk::High),
+    (MACHINE_SOFTWARE, "MICROSOFT\\WINDOWS\\CURRENTVERSION\\SHELLSERVICEOBJECTDELAYLOAD", Risk::High),
+    (SYSTEM_ROOT, "SELECT", Risk::Critical),
     (SYSTEM, "SERVICES", Risk::Critical),
-    (SYSTEM, "CONTROL\\LSA", Risk::Critical),
+    (SYSTEM, "CONTROL\\LSA*", Risk::Critical),
     (SYSTEM, "CONTROL\\SECURITYPROVIDERS", Risk::Critical),
     (SYSTEM, "CONTROL\\SESSION MANAGER", Risk::Critical),
     (SYSTEM, "CONTROL\\SAFEBOOT", Risk::Critical),
+    (SYSTEM, "CONTROL\\NETWORKPROVIDER", Risk::Critical),
     (SYSTEM, "CONTROL\\PRINT", Risk::High),
-    (SYSTEM, "CONTROL\\NETWORKPROVIDER", Risk::High),
     (SYSTEM, "CONTROL\\WMI\\AUTOLOGGER", Risk::High),
     (SYSTEM, "CONTROL\\TERMINAL SERVER", Risk::High),
     (CLASSES, "CLSID\\*\\INPROCSERVER32", Risk::High),
@@ -179,6 +103,10 @@ const TABLE: &[(&[&str], &str, Risk)] = &[
     (CLASSES, "CLSID\\*\\SCRIPTLETURL", Risk::High),
     (CLASSES, "*\\SHELL\\*\\COMMAND", Risk::High),
     (CLASSES, "*\\SHELL\\*\\DDEEXEC", Risk::High),
+    (CLASSES, "MS-SETTINGS\\SHELL", Risk::Critical),
+    (CLASSES, "MSCFILE\\SHELL", Risk::Critical),
+    (CLASSES, "EXEFILE\\SHELL", Risk::Critical),
+    (CLASSES, "FOLDER\\SHELL", Risk::Critical),
     (USER, "ENVIRONMENT", Risk::High),
     (USER, "CONTROL PANEL\\DESKTOP", Risk::Medium),
     (MACHINE, "SAM", Risk::Critical),
@@ -260,6 +188,26 @@ impl HighRiskSet {
             })
             .map(|p| p.risk)
             .max()
+    }
+}
+
+/// Value names that are dangerous under any key: `SymbolicLinkValue` turns a key into a registry
+/// symbolic link, redirecting whoever opens it.
+const VALUES: &[(&str, Risk)] = &[("SYMBOLICLINKVALUE", Risk::Critical)];
+
+impl HighRiskSet {
+    /// The risk of writing a value with this name under any key.
+    pub fn classify_value(&self, name: &[u16]) -> Option<Risk> {
+        VALUES
+            .iter()
+            .filter(|(v, _)| agentsh_winstr::eq_ignore_case_str(name, v))
+            .map(|(_, r)| *r)
+            .max()
+    }
+
+    /// The risk of an operation on `key` naming the value `name`.
+    pub fn classify_op(&self, key: &[u16], name: &[u16]) -> Option<Risk> {
+        self.classify(key).max(self.classify_value(name))
     }
 }
 

@@ -1001,7 +1001,7 @@ fn the_high_risk_set_covers_every_view_of_a_key() {
             Risk::High,
         ),
         (
-            "\\registry\\machine\\software\\classes\\exefile\\shell\\open\\command".into(),
+            "\\registry\\machine\\software\\classes\\txtfile\\shell\\open\\command".into(),
             Risk::High,
         ),
     ] {
