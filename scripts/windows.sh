@@ -126,6 +126,12 @@ for line in sys.stdin:
     mkdir -p "$dir" && cp -f "$SHIM_DIR/bcryptprimitives.dll" "$dir/"
   done
   wineprefix
+  # One persistent wineserver for the whole run: otherwise each test binary may connect while the
+  # previous one's server is shutting down ("recvmsg: Connection reset by peer").
+  /usr/lib/wine/wineserver -p
+  trap '/usr/lib/wine/wineserver -k 2>/dev/null || true' RETURN
+  # insta finds its snapshots through the workspace root; it cannot run cargo from inside Wine.
+  export INSTA_WORKSPACE_ROOT="$PWD" INSTA_UPDATE=no
   local failed=0 exe
   for exe in $list; do
     echo "--- wine $(basename "$exe")"
