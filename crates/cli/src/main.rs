@@ -1,15 +1,18 @@
 //! The `agentsh` binary: parses the command line and hands each command group to its module.
 
-use std::process::ExitCode;
-
-use clap::{Parser, Subcommand};
-
 mod approvals;
 mod audit;
 mod demo;
+mod driver_cmd;
 mod emulator_cmd;
 mod policy;
+mod sandbox;
 mod service_cmd;
+mod winservice;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,10 +30,7 @@ enum Command {
     /// Check, explain and test registry and file policies
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// Play the driver over a local socket: check and replay operation traces
-    #[command(subcommand)]
-    Emulator(emulator_cmd::EmulatorCommand),
-    /// Run the policy service
+    /// Run the policy service, or install and control it as a Windows service
     #[command(subcommand)]
     Service(service_cmd::ServiceCommand),
     /// List, approve and deny operations held for a person (through the running service)
@@ -40,19 +40,45 @@ enum Command {
     /// Summarise an audit-mode run and propose the rules that would allow its would-be denials
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Run commands in a Windows sandbox (AppContainer, job object, driver session)
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
+    /// Install, load, unload or inspect the agentsh.sys minifilter
+    #[command(subcommand)]
+    Driver(driver_cmd::DriverCommand),
+    /// Play the driver over a local socket: check and replay operation traces
+    #[command(subcommand)]
+    Emulator(emulator_cmd::EmulatorCommand),
     /// Play the design's five manual scenarios through the driver emulator and check the outcomes
     Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Policy(cmd) => policy::run(cmd),
-        Command::Emulator(cmd) => emulator_cmd::run(cmd),
-        Command::Demo(args) => demo::run(args),
-        Command::Service(cmd) => service_cmd::run(cmd),
-        Command::Approvals(args) => approvals::run(args),
-        Command::Metrics(args) => approvals::metrics(args),
-        Command::Audit(cmd) => audit::run(cmd),
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AGENTSH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let outcome = match cli.command {
+        Command::Policy(cmd) => return policy::run(cmd),
+        Command::Service(cmd) => return service_cmd::run(cmd),
+        Command::Approvals(args) => return approvals::run(args),
+        Command::Metrics(args) => return approvals::metrics(args),
+        Command::Audit(cmd) => return audit::run(cmd),
+        Command::Emulator(cmd) => return emulator_cmd::run(cmd),
+        Command::Demo(args) => return demo::run(args),
+        Command::Sandbox(c) => sandbox::run(c),
+        Command::Driver(c) => driver_cmd::run(c),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agentsh: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

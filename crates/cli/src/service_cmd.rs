@@ -32,8 +32,20 @@ fn whoami() -> String {
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
-    /// Run the policy service in the foreground
+    /// Run the policy service (in the foreground, or under the SCM once installed)
     Run(RunArgs),
+    /// Register the Windows service (automatic start) and the "AgentSH" event source
+    Install {
+        /// agentsh.exe to register (default: this executable)
+        #[arg(long)]
+        exe: Option<PathBuf>,
+    },
+    /// Stop and delete the Windows service and its event source
+    Uninstall,
+    /// Start the Windows service and wait until it runs
+    Start,
+    /// Stop the Windows service and wait until it has stopped
+    Stop,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -86,7 +98,27 @@ pub struct RunArgs {
 }
 
 pub fn run(cmd: ServiceCommand) -> ExitCode {
-    let ServiceCommand::Run(args) = cmd;
+    use crate::winservice::ServiceCommand as Win;
+    let win = match cmd {
+        ServiceCommand::Run(args) if args.driver_socket.is_some() || !cfg!(windows) => {
+            return run_socket(args);
+        }
+        ServiceCommand::Run(_) => Win::Run,
+        ServiceCommand::Install { exe } => Win::Install { exe },
+        ServiceCommand::Uninstall => Win::Uninstall,
+        ServiceCommand::Start => Win::Start,
+        ServiceCommand::Stop => Win::Stop,
+    };
+    match crate::winservice::run(win) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agentsh: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_socket(args: RunArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -1,0 +1,137 @@
+//! `agentsh sandbox run`: one command in a Windows sandbox (AppContainer, or the reported fallback),
+//! its output passed through in full and its exit code returned.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agentsh_windows::network::NetworkAccess;
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Run COMMAND ARGS inside a sandbox and report which isolation was in force.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Sandbox name (AppContainer profile `agentsh.<name>`).
+    #[arg(long)]
+    name: String,
+    /// Directory the command may read and write.
+    #[arg(long)]
+    workspace: PathBuf,
+    /// Extra path the command may read (repeatable).
+    #[arg(long = "allow", value_name = "PATH")]
+    allow: Vec<PathBuf>,
+    /// Network access: none, outbound, local or full.
+    #[arg(long, default_value = "none")]
+    network: NetworkAccess,
+    /// Do not use AppContainer (runs with the restricted-token fallback).
+    #[arg(long)]
+    no_appcontainer: bool,
+    /// Refuse to run when AppContainer cannot be applied.
+    #[arg(long)]
+    fail_on_appcontainer_error: bool,
+    /// Do not register the process with the driver (AppContainer-only).
+    #[arg(long)]
+    no_minifilter: bool,
+    /// Where grant journals are kept (default: %LOCALAPPDATA%\agentsh\sandboxes).
+    #[arg(long)]
+    journal_dir: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+pub fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SandboxCommand::Run(args) => imp::run(args),
+    }
+}
+
+#[cfg(windows)]
+mod imp {
+    use std::io::Write;
+    use std::process::ExitCode;
+
+    use agentsh_windows::sandbox::{CancelToken, Sandbox, SandboxConfig, SandboxError};
+
+    use super::RunArgs;
+
+    pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+        let journal_dir = args.journal_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("LOCALAPPDATA")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir)
+                .join("agentsh")
+                .join("sandboxes")
+        });
+        let mut config = SandboxConfig::new(&args.name, &args.workspace, journal_dir);
+        config.allowed_paths = args.allow;
+        config.network = args.network;
+        config.use_app_container = !args.no_appcontainer;
+        config.fail_on_app_container_error = args.fail_on_appcontainer_error;
+        config.use_minifilter = !args.no_minifilter;
+        let registrar = if config.use_minifilter {
+            // Session registration goes through the running service (the port has one client).
+            // This build has no client for the service's local API, so it cannot register.
+            return Err(SandboxError::NoRegistrar {
+                name: args.name,
+                reason: "this agentsh build has no client for the service's local api".into(),
+            }
+            .into());
+        } else {
+            None
+        };
+        let sandbox = Sandbox::create(config, registrar)?;
+        if let Some(reason) = sandbox.fallback_reason() {
+            eprintln!(
+                "agentsh: sandbox `{}`: appcontainer not in force ({reason}); isolation: {}",
+                args.name,
+                sandbox.isolation()
+            );
+        }
+        for warning in sandbox.warnings() {
+            eprintln!("agentsh: sandbox `{}`: {warning}", args.name);
+        }
+        if args.no_minifilter {
+            eprintln!(
+                "agentsh: sandbox `{}`: --no-minifilter: no driver session, registry and file policy are not enforced for this command",
+                args.name
+            );
+        }
+        let (program, rest) = args
+            .command
+            .split_first()
+            .ok_or_else(|| anyhow::anyhow!("sandbox run: no command given after `--`"))?;
+        let result = sandbox.execute(program, rest, &CancelToken::new());
+        let close = sandbox.close();
+        let result = result?;
+        std::io::stdout().write_all(&result.stdout)?;
+        std::io::stdout().flush()?;
+        std::io::stderr().write_all(&result.stderr)?;
+        eprintln!(
+            "agentsh: sandbox `{}`: exit code {}; isolation: {}",
+            args.name, result.exit_code, result.isolation
+        );
+        close?;
+        // Windows exit codes are 32-bit; ExitCode only carries 8 bits portably.
+        std::process::exit(result.exit_code as i32)
+    }
+}
+
+#[cfg(not(windows))]
+mod imp {
+    use std::process::ExitCode;
+
+    use super::RunArgs;
+
+    pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+        anyhow::bail!(
+            "sandbox `{}`: the sandbox needs Windows (AppContainer, job objects); this is {}",
+            args.name,
+            std::env::consts::OS
+        )
+    }
+}

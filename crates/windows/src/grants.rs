@@ -1,0 +1,251 @@
+//! The grant journal: every change a sandbox makes outside itself (an ACL entry on a file or registry
+//! key, an AppContainer profile) is written here *before* it is made, so that `close` — or the next
+//! start after a crash — can undo exactly what was added.
+//!
+//! Format: one record per line, fields separated by a tab:
+//! `file <sid> <path>`, `registry <sid> <key>`, `profile <name>` or `label <path>`. Paths cannot contain tabs or line
+//! breaks on Windows, so no escaping is needed; such input is refused.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// One change to undo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// An access-allowed ACE for `sid` on a file or directory (inherited by its contents).
+    File { sid: String, path: String },
+    /// An access-allowed ACE for `sid` on a registry key, in `SE_REGISTRY_KEY` form
+    /// (`CURRENT_USER\SOFTWARE\app`).
+    Registry { sid: String, key: String },
+    /// An AppContainer profile created for the sandbox.
+    Profile { name: String },
+    /// A low mandatory label set on a directory that had no explicit label (fallback isolation).
+    Label { path: String },
+}
+
+/// Journal errors, with the journal's path and the line where parsing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("grant journal `{path}`: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("grant journal `{path}`:{line}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error(
+        "grant journal `{path}`: cannot record `{value}`: tabs and line breaks are not allowed"
+    )]
+    Unrecordable { path: PathBuf, value: String },
+}
+
+/// An append-only record of grants, one file per sandbox name.
+#[derive(Debug)]
+pub struct GrantJournal {
+    path: PathBuf,
+}
+
+impl GrantJournal {
+    /// The journal of sandbox `name` inside `dir` (created if missing).
+    pub fn in_dir(dir: &Path, name: &str) -> Result<Self, JournalError> {
+        fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(GrantJournal {
+            path: dir.join(format!("{name}.grants")),
+        })
+    }
+
+    /// Where the journal lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `grant` and flushes it to disk before the caller applies it.
+    pub fn record(&self, grant: &Grant) -> Result<(), JournalError> {
+        let line = match grant {
+            Grant::File { sid, path } => ["file", sid, path].join("\t"),
+            Grant::Registry { sid, key } => ["registry", sid, key].join("\t"),
+            Grant::Profile { name } => ["profile", name].join("\t"),
+            Grant::Label { path } => ["label", path].join("\t"),
+        };
+        let fields = line.split('\t').count();
+        let expected = if matches!(grant, Grant::Profile { .. } | Grant::Label { .. }) {
+            2
+        } else {
+            3
+        };
+        if fields != expected || line.contains(['\n', '\r']) {
+            return Err(JournalError::Unrecordable {
+                path: self.path.clone(),
+                value: line,
+            });
+        }
+        let io = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        writeln!(file, "{line}").map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+
+    /// Every recorded grant, oldest first; an absent journal has none.
+    pub fn entries(&self) -> Result<Vec<Grant>, JournalError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(JournalError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let mut grants = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let corrupt = |reason: String| JournalError::Corrupt {
+                path: self.path.clone(),
+                line: index + 1,
+                reason,
+            };
+            let fields: Vec<&str> = line.split('\t').collect();
+            let grant = match fields.as_slice() {
+                ["file", sid, path] => Grant::File {
+                    sid: (*sid).to_owned(),
+                    path: (*path).to_owned(),
+                },
+                ["registry", sid, key] => Grant::Registry {
+                    sid: (*sid).to_owned(),
+                    key: (*key).to_owned(),
+                },
+                ["profile", name] => Grant::Profile {
+                    name: (*name).to_owned(),
+                },
+                ["label", path] => Grant::Label {
+                    path: (*path).to_owned(),
+                },
+                [kind, ..] => {
+                    return Err(corrupt(format!(
+                        "unknown record `{kind}` with {} fields (expected file, registry, profile or label)",
+                        fields.len()
+                    )));
+                }
+                [] => return Err(corrupt("empty record".to_owned())),
+            };
+            grants.push(grant);
+        }
+        Ok(grants)
+    }
+
+    /// Deletes the journal once every grant in it has been undone.
+    pub fn discard(&self) -> Result<(), JournalError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(JournalError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Rewrites the journal with only `remaining` (the grants that could not be undone yet).
+    pub fn keep_only(&self, remaining: &[Grant]) -> Result<(), JournalError> {
+        self.discard()?;
+        if remaining.is_empty() {
+            return Ok(());
+        }
+        File::create(&self.path).map_err(|source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        remaining.iter().try_for_each(|g| self.record(g))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("agentsh-grants-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn recorded_grants_read_back_in_order_and_survive_a_new_handle() {
+        let dir = temp_dir("order");
+        let grants = vec![
+            Grant::Profile {
+                name: "agentsh.demo".into(),
+            },
+            Grant::File {
+                sid: "S-1-15-2-1-2-3".into(),
+                path: r"C:\work\space dir".into(),
+            },
+            Grant::Registry {
+                sid: "S-1-15-2-1-2-3".into(),
+                key: r"CURRENT_USER\SOFTWARE\demo".into(),
+            },
+            Grant::Label {
+                path: r"C:\work\space dir".into(),
+            },
+        ];
+        let journal = GrantJournal::in_dir(&dir, "demo").expect("journal");
+        for g in &grants {
+            journal.record(g).expect("record");
+        }
+        // A crashed process leaves the file; a new process reads it back.
+        let reopened = GrantJournal::in_dir(&dir, "demo").expect("journal");
+        assert_eq!(reopened.entries().expect("entries"), grants);
+        reopened.keep_only(&grants[2..]).expect("keep");
+        assert_eq!(reopened.entries().expect("entries"), grants[2..]);
+        assert_eq!(grants.len(), 4);
+        reopened.discard().expect("discard");
+        assert_eq!(reopened.entries().expect("entries"), Vec::new());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn corrupt_line_is_reported_with_its_number() {
+        let dir = temp_dir("corrupt");
+        let journal = GrantJournal::in_dir(&dir, "x").expect("journal");
+        fs::write(journal.path(), "profile\tx\nacl\tS-1\n").expect("write");
+        let err = journal.entries().expect_err("corrupt");
+        let text = err.to_string();
+        assert!(
+            text.ends_with(
+                ":2: unknown record `acl` with 2 fields (expected file, registry, profile or label)"
+            ),
+            "{text}"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn path_with_tab_is_refused_not_recorded() {
+        let dir = temp_dir("tab");
+        let journal = GrantJournal::in_dir(&dir, "x").expect("journal");
+        let err = journal
+            .record(&Grant::File {
+                sid: "S-1".into(),
+                path: "a\tb".into(),
+            })
+            .expect_err("tab");
+        assert!(matches!(err, JournalError::Unrecordable { .. }));
+        assert_eq!(journal.entries().expect("entries"), Vec::new());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

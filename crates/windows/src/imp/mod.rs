@@ -1,0 +1,10 @@
+//! Windows implementations behind the portable types: every FFI call of the crate lives below here.
+
+pub mod driver;
+pub mod eventlog;
+pub mod port;
+mod registry;
+pub mod sandbox;
+pub mod scm;
+mod security;
+mod util;

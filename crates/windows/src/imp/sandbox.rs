@@ -1,0 +1,746 @@
+//! The sandbox on Windows: AppContainer profile, ACL grants recorded in the grant journal, job
+//! object, suspended start with session registration, full output capture, and the restricted-token
+//! fallback when AppContainer is unavailable.
+
+use std::ffi::c_void;
+use std::fs::File;
+use std::io::Read;
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::path::{Path, PathBuf};
+use std::ptr::{null, null_mut};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use windows_sys::Win32::Foundation::{
+    ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, HANDLE, HANDLE_FLAG_INHERIT, SetHandleInformation,
+    WAIT_OBJECT_0,
+};
+use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SE_REGISTRY_KEY};
+use windows_sys::Win32::Security::{
+    SECURITY_ATTRIBUTES, SECURITY_CAPABILITIES, SID_AND_ATTRIBUTES,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    DELETE, FILE_GENERIC_EXECUTE, FILE_GENERIC_READ, FILE_GENERIC_WRITE,
+};
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
+    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
+};
+use windows_sys::Win32::System::Pipes::CreatePipe;
+use windows_sys::Win32::System::Registry::{
+    HKEY, HKEY_CURRENT_USER, KEY_ALL_ACCESS, REG_OPTION_NON_VOLATILE, RegCloseKey, RegCreateKeyExW,
+};
+use windows_sys::Win32::System::Threading::{
+    CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessAsUserW,
+    CreateProcessW, DeleteProcThreadAttributeList, EXTENDED_STARTUPINFO_PRESENT,
+    GetExitCodeProcess, InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST,
+    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES,
+    PROCESS_INFORMATION, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW, TerminateProcess,
+    UpdateProcThreadAttribute, WaitForSingleObject,
+};
+
+use super::security::{
+    AppContainerApi, LocalSid, OsFailure, change_dacl, has_explicit_label, restricted_low_token,
+    set_low_label,
+};
+use super::util::{owned, wide};
+use crate::cmdline;
+use crate::grants::{Grant, GrantJournal};
+use crate::sandbox::{
+    CancelToken, ExecResult, Isolation, SandboxConfig, SandboxError, SessionRegistrar,
+};
+
+/// Access of the container to its workspace: read, write, execute, delete.
+const WORKSPACE_ACCESS: u32 =
+    FILE_GENERIC_READ | FILE_GENERIC_WRITE | FILE_GENERIC_EXECUTE | DELETE;
+/// Access of the container to allowed paths: read and execute.
+const ALLOWED_ACCESS: u32 = FILE_GENERIC_READ | FILE_GENERIC_EXECUTE;
+/// How often a running command checks its cancellation token.
+const CANCEL_POLL_MS: u32 = 50;
+
+/// A sandbox between `create` and `close`.
+pub struct Sandbox {
+    config: SandboxConfig,
+    journal: GrantJournal,
+    api: Option<AppContainerApi>,
+    /// The container SID (AppContainer isolation only).
+    container: Option<LocalSid>,
+    isolation: Isolation,
+    registrar: Option<Arc<dyn SessionRegistrar>>,
+    fallback_reason: Option<String>,
+    /// Limitations that weaken nothing but restrict the command (e.g. an unwritable workspace).
+    warnings: Vec<String>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("name", &self.config.name)
+            .field("isolation", &self.isolation)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl Sandbox {
+    /// Creates the sandbox: undoes what a crashed predecessor of the same name left behind, then
+    /// applies AppContainer (or, when it cannot and the configuration allows it, the fallback).
+    pub fn create(
+        config: SandboxConfig,
+        registrar: Option<Arc<dyn SessionRegistrar>>,
+    ) -> Result<Self, SandboxError> {
+        config.validate()?;
+        if config.use_minifilter && registrar.is_none() {
+            return Err(SandboxError::NoRegistrar {
+                name: config.name.clone(),
+                reason: "no running agentsh service was given".into(),
+            });
+        }
+        let journal = GrantJournal::in_dir(&config.journal_dir, &config.name)?;
+        let api = AppContainerApi::load();
+        undo_grants(&config.name, &journal, api.as_ref().ok())?;
+
+        let mut sandbox = Sandbox {
+            config,
+            journal,
+            api: None,
+            container: None,
+            isolation: Isolation::RestrictedToken,
+            registrar,
+            fallback_reason: None,
+            warnings: Vec::new(),
+            closed: false,
+        };
+        let reason = if !sandbox.config.use_app_container {
+            "appcontainer disabled by configuration (--no-appcontainer)".to_owned()
+        } else {
+            match api {
+                Ok(api) => match sandbox.apply_app_container(api) {
+                    Ok(()) => {
+                        sandbox.label_or_warn();
+                        return Ok(sandbox);
+                    }
+                    Err(failure) => {
+                        // Leave nothing half-applied before deciding what to do.
+                        undo_grants(&sandbox.config.name, &sandbox.journal, Some(&api))?;
+                        sandbox.container = None;
+                        format!(
+                            "{}: {} (win32 error {})",
+                            failure.step, failure.message, failure.code
+                        )
+                    }
+                },
+                Err(reason) => reason,
+            }
+        };
+        if sandbox.config.use_app_container && sandbox.config.fail_on_app_container_error {
+            sandbox.closed = true;
+            return Err(SandboxError::AppContainerRequired {
+                name: sandbox.config.name.clone(),
+                reason,
+            });
+        }
+        sandbox.label_or_warn();
+        tracing::warn!(
+            sandbox = %sandbox.config.name,
+            reason = %reason,
+            isolation = %Isolation::RestrictedToken,
+            "appcontainer not applied; running with the fallback isolation"
+        );
+        sandbox.fallback_reason = Some(reason);
+        Ok(sandbox)
+    }
+
+    fn apply_app_container(&mut self, api: AppContainerApi) -> Result<(), OsFailure> {
+        let profile = self.config.profile_name();
+        self.record(Grant::Profile {
+            name: profile.clone(),
+        })?;
+        let (sid, _created) = api.create_or_open(&profile, "agentsh sandbox")?;
+        let container = LocalSid::parse(&sid)?;
+        self.api = Some(api);
+
+        let workspace = object_path(&self.config.workspace)?;
+        self.grant_file(&sid, &container, &workspace, WORKSPACE_ACCESS)?;
+        for path in self.config.allowed_paths.clone() {
+            let path = object_path(&path)?;
+            self.grant_file(&sid, &container, &path, ALLOWED_ACCESS)?;
+        }
+
+        // AppContainer processes cannot write HKCU\Software; give the container its own key.
+        let subkey = format!("SOFTWARE\\{}", self.config.app_key());
+        create_user_key(&subkey)?;
+        let key = format!("CURRENT_USER\\{subkey}");
+        self.record(Grant::Registry {
+            sid: sid.clone(),
+            key: key.clone(),
+        })?;
+        change_dacl(
+            &key,
+            SE_REGISTRY_KEY,
+            container.as_psid(),
+            KEY_ALL_ACCESS,
+            true,
+        )?;
+
+        self.container = Some(container);
+        self.isolation = Isolation::AppContainer {
+            network: self.config.network,
+        };
+        tracing::info!(sandbox = %self.config.name, profile = %profile, sid = %sid, isolation = %self.isolation, "sandbox created");
+        Ok(())
+    }
+
+    /// Without a low label a low-integrity command (AppContainer or fallback) cannot write its
+    /// workspace: that restricts the command and weakens nothing, so it is reported, not refused.
+    fn label_or_warn(&mut self) {
+        if let Err(failure) = self.label_workspace_low() {
+            let warning = format!(
+                "workspace `{}` not labelled low integrity ({}: {}): the command cannot write to it",
+                self.config.workspace.display(),
+                failure.step,
+                failure.message
+            );
+            tracing::warn!(sandbox = %self.config.name, "{warning}");
+            self.warnings.push(warning);
+        }
+    }
+
+    /// Limitations reported at creation (each also logged).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Low-integrity processes cannot write to the (implicitly medium) workspace: label it low unless
+    /// it already carries an explicit label, and journal that so close undoes it.
+    fn label_workspace_low(&self) -> Result<(), OsFailure> {
+        let workspace = object_path(&self.config.workspace)?;
+        if has_explicit_label(&workspace)? {
+            return Ok(());
+        }
+        let before = self.journal.entries().map_err(journal_failure)?;
+        self.record(Grant::Label {
+            path: workspace.clone(),
+        })?;
+        let applied = set_low_label(&workspace, true);
+        if applied.is_err() {
+            // Nothing was changed: forget the record so close has nothing to undo.
+            self.journal.keep_only(&before).map_err(journal_failure)?;
+        }
+        applied
+    }
+
+    fn grant_file(
+        &self,
+        sid: &str,
+        container: &LocalSid,
+        path: &str,
+        access: u32,
+    ) -> Result<(), OsFailure> {
+        self.record(Grant::File {
+            sid: sid.to_owned(),
+            path: path.to_owned(),
+        })?;
+        change_dacl(path, SE_FILE_OBJECT, container.as_psid(), access, true)
+    }
+
+    fn record(&self, grant: Grant) -> Result<(), OsFailure> {
+        self.journal.record(&grant).map_err(journal_failure)
+    }
+
+    /// The isolation every command of this sandbox runs under.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// Why AppContainer is not in force, when it is not.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// Runs `program args` in the workspace and returns its exit code and complete output.
+    pub fn execute(
+        &self,
+        program: &str,
+        args: &[String],
+        cancel: &CancelToken,
+    ) -> Result<ExecResult, SandboxError> {
+        if self.closed {
+            return Err(SandboxError::Closed {
+                name: self.config.name.clone(),
+            });
+        }
+        let os = |f: OsFailure| self.os_error(f);
+        let (stdout_read, stdout_write) = pipe().map_err(os)?;
+        let (stderr_read, stderr_write) = pipe().map_err(os)?;
+        let (stdin_read, stdin_write) = pipe().map_err(os)?;
+        drop(stdin_write);
+
+        let capabilities: Vec<LocalSid> = match self.isolation {
+            Isolation::AppContainer { network } => network
+                .capability_sids()
+                .iter()
+                .map(|s| LocalSid::parse(s))
+                .collect::<Result<_, _>>()
+                .map_err(os)?,
+            Isolation::RestrictedToken => Vec::new(),
+        };
+        let mut cap_attrs: Vec<SID_AND_ATTRIBUTES> = capabilities
+            .iter()
+            .map(|c| SID_AND_ATTRIBUTES {
+                Sid: c.as_psid(),
+                Attributes: SE_GROUP_ENABLED,
+            })
+            .collect();
+        let security = self.container.as_ref().map(|sid| SECURITY_CAPABILITIES {
+            AppContainerSid: sid.as_psid(),
+            Capabilities: if cap_attrs.is_empty() {
+                null_mut()
+            } else {
+                cap_attrs.as_mut_ptr()
+            },
+            CapabilityCount: cap_attrs.len() as u32,
+            Reserved: 0,
+        });
+        let inherit: [HANDLE; 3] = [
+            stdin_read.as_raw_handle(),
+            stdout_write.as_raw_handle(),
+            stderr_write.as_raw_handle(),
+        ];
+        let attributes = AttributeList::new(&inherit, security.as_ref()).map_err(os)?;
+
+        // SAFETY: STARTUPINFOEXW is plain data; zero is its initial state before the fields below.
+        let mut startup: STARTUPINFOEXW = unsafe { std::mem::zeroed() };
+        startup.StartupInfo.cb = size_of::<STARTUPINFOEXW>() as u32;
+        startup.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+        startup.StartupInfo.hStdInput = inherit[0];
+        startup.StartupInfo.hStdOutput = inherit[1];
+        startup.StartupInfo.hStdError = inherit[2];
+        startup.lpAttributeList = attributes.as_ptr();
+
+        let mut command_line = wide(cmdline::join(program, args));
+        let directory = wide(&self.config.workspace);
+        let flags = EXTENDED_STARTUPINFO_PRESENT
+            | CREATE_SUSPENDED
+            | CREATE_UNICODE_ENVIRONMENT
+            | CREATE_NO_WINDOW;
+        // SAFETY: PROCESS_INFORMATION is plain data filled by the call.
+        let mut info: PROCESS_INFORMATION = unsafe { std::mem::zeroed() };
+        let ok = match self.isolation {
+            Isolation::AppContainer { .. } => {
+                // SAFETY: every pointer is valid for the call; the command line buffer is mutable
+                // as CreateProcessW requires; handles in the list are inheritable and open.
+                unsafe {
+                    CreateProcessW(
+                        null(),
+                        command_line.as_mut_ptr(),
+                        null(),
+                        null(),
+                        1,
+                        flags,
+                        null(),
+                        directory.as_ptr(),
+                        &startup.StartupInfo,
+                        &mut info,
+                    )
+                }
+            }
+            Isolation::RestrictedToken => {
+                let token = restricted_low_token().map_err(os)?;
+                // SAFETY: as above; `token` is a primary token derived from our own.
+                unsafe {
+                    CreateProcessAsUserW(
+                        token.as_raw_handle(),
+                        null(),
+                        command_line.as_mut_ptr(),
+                        null(),
+                        null(),
+                        1,
+                        flags,
+                        null(),
+                        directory.as_ptr(),
+                        &startup.StartupInfo,
+                        &mut info,
+                    )
+                }
+            }
+        };
+        if ok == 0 {
+            return Err(os(OsFailure::last(format!("starting `{program}`"))));
+        }
+        let process = owned(info.hProcess).ok_or_else(|| os(OsFailure::last("process handle")))?;
+        let thread = owned(info.hThread).ok_or_else(|| os(OsFailure::last("thread handle")))?;
+        // Only the child holds the write ends now, so the readers see EOF when it (and its
+        // children) exit.
+        drop(stdout_write);
+        drop(stderr_write);
+        drop(stdin_read);
+        drop(attributes);
+
+        let job = match job_for(&process) {
+            Ok(job) => job,
+            Err(f) => {
+                kill(&process);
+                return Err(os(f));
+            }
+        };
+        let session = match (&self.registrar, self.config.use_minifilter) {
+            (Some(registrar), true) => {
+                match registrar.register(info.dwProcessId, &self.config.name) {
+                    Ok(id) => Some(id),
+                    Err(reason) => {
+                        kill(&process);
+                        return Err(SandboxError::Registration {
+                            name: self.config.name.clone(),
+                            pid: info.dwProcessId,
+                            reason,
+                        });
+                    }
+                }
+            }
+            _ => None,
+        };
+        let stdout = reader(stdout_read);
+        let stderr = reader(stderr_read);
+        // SAFETY: `thread` is the suspended main thread of the process we created.
+        let resumed = unsafe { ResumeThread(thread.as_raw_handle()) };
+        if resumed == u32::MAX {
+            let failure = OsFailure::last("ResumeThread");
+            kill(&process);
+            return Err(os(failure));
+        }
+
+        let mut cancelled = false;
+        loop {
+            // SAFETY: waits on a process handle we own.
+            let wait = unsafe { WaitForSingleObject(process.as_raw_handle(), CANCEL_POLL_MS) };
+            if wait == WAIT_OBJECT_0 {
+                break;
+            }
+            if cancel.is_cancelled() && !cancelled {
+                cancelled = true;
+                // SAFETY: terminates every process in the job we own.
+                unsafe { TerminateJobObject(job.as_raw_handle(), 1) };
+            }
+        }
+        let mut exit_code = 0u32;
+        // SAFETY: `process` has exited; `exit_code` is a valid out-pointer.
+        let ok = unsafe { GetExitCodeProcess(process.as_raw_handle(), &mut exit_code) };
+        if ok == 0 {
+            return Err(os(OsFailure::last("GetExitCodeProcess")));
+        }
+        // Background children of the command end with it, so nothing keeps the pipes open.
+        // SAFETY: terminates what is left in the job we own.
+        unsafe { TerminateJobObject(job.as_raw_handle(), exit_code) };
+        let stdout = join(stdout);
+        let stderr = join(stderr);
+        if let (Some(id), Some(registrar)) = (session, &self.registrar)
+            && let Err(reason) = registrar.unregister(id)
+        {
+            tracing::warn!(sandbox = %self.config.name, session = id, reason = %reason, "session unregistration failed");
+        }
+        Ok(ExecResult {
+            exit_code,
+            stdout: stdout.map_err(|e| self.io_error("reading stdout", e))?,
+            stderr: stderr.map_err(|e| self.io_error("reading stderr", e))?,
+            isolation: self.isolation,
+            session,
+            cancelled,
+        })
+    }
+
+    /// Removes every grant and the profile. Errors name what could not be removed; those grants stay
+    /// in the journal and are retried on the next start.
+    pub fn close(mut self) -> Result<(), SandboxError> {
+        self.closed = true;
+        undo_grants(&self.config.name, &self.journal, self.api.as_ref())
+    }
+
+    fn os_error(&self, f: OsFailure) -> SandboxError {
+        SandboxError::Os {
+            name: self.config.name.clone(),
+            step: f.step,
+            code: f.code,
+            message: f.message,
+        }
+    }
+
+    fn io_error(&self, step: &str, e: std::io::Error) -> SandboxError {
+        SandboxError::Os {
+            name: self.config.name.clone(),
+            step: step.to_owned(),
+            code: e.raw_os_error().unwrap_or(0) as u32,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if !self.closed
+            && let Err(e) = undo_grants(&self.config.name, &self.journal, self.api.as_ref())
+        {
+            tracing::error!(sandbox = %self.config.name, error = %e, "sandbox cleanup failed; grants stay journaled for the next start");
+        }
+    }
+}
+
+fn journal_failure(e: crate::grants::JournalError) -> OsFailure {
+    OsFailure {
+        step: "grant journal".into(),
+        code: 0,
+        message: e.to_string(),
+    }
+}
+
+/// `SE_GROUP_ENABLED` (winnt.h).
+const SE_GROUP_ENABLED: u32 = 0x4;
+
+/// Undoes every journaled grant, newest first; keeps the ones that failed.
+fn undo_grants(
+    name: &str,
+    journal: &GrantJournal,
+    api: Option<&AppContainerApi>,
+) -> Result<(), SandboxError> {
+    let grants = journal.entries()?;
+    let mut remaining = Vec::new();
+    let mut first_error = None;
+    for grant in grants.iter().rev() {
+        let outcome = match grant {
+            Grant::File { sid, path } => revoke(sid, path, SE_FILE_OBJECT),
+            Grant::Registry { sid, key } => revoke(sid, key, SE_REGISTRY_KEY),
+            Grant::Label { path } => match set_low_label(path, false) {
+                Err(f) if f.code == ERROR_FILE_NOT_FOUND || f.code == ERROR_PATH_NOT_FOUND => {
+                    Ok(())
+                }
+                other => other,
+            },
+            Grant::Profile { name } => match api {
+                Some(api) => api.delete(name),
+                None => Err(OsFailure {
+                    step: format!("deleting profile `{name}`"),
+                    code: 0,
+                    message: "appcontainer api unavailable".into(),
+                }),
+            },
+        };
+        if let Err(f) = outcome {
+            first_error.get_or_insert(SandboxError::Os {
+                name: name.to_owned(),
+                step: format!("cleanup: {}", f.step),
+                code: f.code,
+                message: f.message,
+            });
+            remaining.insert(0, grant.clone());
+        }
+    }
+    journal.keep_only(&remaining)?;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn revoke(sid: &str, object: &str, kind: i32) -> Result<(), OsFailure> {
+    let sid = LocalSid::parse(sid)?;
+    match change_dacl(object, kind, sid.as_psid(), 0, false) {
+        // The object is gone: nothing left to revoke.
+        Err(f) if f.code == ERROR_FILE_NOT_FOUND || f.code == ERROR_PATH_NOT_FOUND => Ok(()),
+        other => other,
+    }
+}
+
+/// A path in the form the security APIs take: absolute, without the `\\?\` prefix of
+/// `canonicalize` for plain drive paths.
+fn object_path(path: &Path) -> Result<String, OsFailure> {
+    let full: PathBuf = std::fs::canonicalize(path).map_err(|e| OsFailure {
+        step: format!("resolving `{}`", path.display()),
+        code: e.raw_os_error().unwrap_or(0) as u32,
+        message: e.to_string(),
+    })?;
+    let text = full.to_string_lossy().into_owned();
+    Ok(match text.strip_prefix(r"\\?\") {
+        Some(rest) if !rest.starts_with("UNC\\") => rest.to_owned(),
+        _ => text,
+    })
+}
+
+fn create_user_key(subkey: &str) -> Result<(), OsFailure> {
+    let wkey = wide(subkey);
+    let mut key: HKEY = null_mut();
+    // SAFETY: creates or opens the key under HKCU; `key` is closed below.
+    let rc = unsafe {
+        RegCreateKeyExW(
+            HKEY_CURRENT_USER,
+            wkey.as_ptr(),
+            0,
+            null(),
+            REG_OPTION_NON_VOLATILE,
+            KEY_ALL_ACCESS,
+            null(),
+            &mut key,
+            null_mut(),
+        )
+    };
+    if rc != 0 {
+        return Err(OsFailure::code(format!("creating `HKCU\\{subkey}`"), rc));
+    }
+    // SAFETY: `key` was opened above and is closed once.
+    unsafe { RegCloseKey(key) };
+    Ok(())
+}
+
+/// An anonymous pipe; both ends inheritable-off except where the child needs them (the handle list
+/// restricts inheritance to exactly the three standard handles).
+fn pipe() -> Result<(OwnedHandle, OwnedHandle), OsFailure> {
+    let attributes = SECURITY_ATTRIBUTES {
+        nLength: size_of::<SECURITY_ATTRIBUTES>() as u32,
+        lpSecurityDescriptor: null_mut(),
+        bInheritHandle: 1,
+    };
+    let mut read: HANDLE = null_mut();
+    let mut write: HANDLE = null_mut();
+    // SAFETY: out-pointers are valid; both handles are owned just below.
+    let ok = unsafe { CreatePipe(&mut read, &mut write, &attributes, 0) };
+    if ok == 0 {
+        return Err(OsFailure::last("CreatePipe"));
+    }
+    let read = owned(read).ok_or_else(|| OsFailure::last("CreatePipe"))?;
+    let write = owned(write).ok_or_else(|| OsFailure::last("CreatePipe"))?;
+    Ok((read, write))
+}
+
+/// Reads a pipe to its end on its own thread, so stdout and stderr drain concurrently and a child
+/// filling one pipe never deadlocks against us waiting on the other.
+fn reader(handle: OwnedHandle) -> JoinHandle<std::io::Result<Vec<u8>>> {
+    // The parent's read end must not leak into later children.
+    // SAFETY: clears the inherit flag on a handle we own.
+    unsafe { SetHandleInformation(handle.as_raw_handle(), HANDLE_FLAG_INHERIT, 0) };
+    std::thread::spawn(move || {
+        let mut file = File::from(handle);
+        let mut out = Vec::new();
+        match file.read_to_end(&mut out) {
+            Ok(_) => Ok(out),
+            // ERROR_BROKEN_PIPE is the normal end of an anonymous pipe.
+            Err(e) if e.raw_os_error() == Some(109) => Ok(out),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+fn join(handle: JoinHandle<std::io::Result<Vec<u8>>>) -> std::io::Result<Vec<u8>> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("output reader thread panicked")))
+}
+
+fn kill(process: &OwnedHandle) {
+    // SAFETY: terminates a process we created and own the handle of.
+    unsafe { TerminateProcess(process.as_raw_handle(), 1) };
+}
+
+/// A job that kills every process in it when the last handle closes.
+fn job_for(process: &OwnedHandle) -> Result<OwnedHandle, OsFailure> {
+    // SAFETY: creates an unnamed job object with default security.
+    let job = unsafe { CreateJobObjectW(null(), null()) };
+    let job = owned(job).ok_or_else(|| OsFailure::last("CreateJobObjectW"))?;
+    // SAFETY: plain data; zero means "no limits" before the flags below.
+    let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+    limits.BasicLimitInformation.LimitFlags =
+        JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
+    // SAFETY: `limits` is valid for its size.
+    let ok = unsafe {
+        SetInformationJobObject(
+            job.as_raw_handle(),
+            JobObjectExtendedLimitInformation,
+            (&limits as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast::<c_void>(),
+            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("SetInformationJobObject(kill on close)"));
+    }
+    // SAFETY: both handles are valid and owned; the process is still suspended.
+    let ok = unsafe { AssignProcessToJobObject(job.as_raw_handle(), process.as_raw_handle()) };
+    if ok == 0 {
+        return Err(OsFailure::last("AssignProcessToJobObject"));
+    }
+    Ok(job)
+}
+
+/// PROC_THREAD_ATTRIBUTE_LIST holding the handle list and, for AppContainer, the security
+/// capabilities. The values it points to must outlive it; the caller keeps them alive.
+struct AttributeList {
+    buffer: Vec<usize>,
+    handles: Box<[HANDLE]>,
+}
+
+impl AttributeList {
+    fn new(
+        handles: &[HANDLE],
+        security: Option<&SECURITY_CAPABILITIES>,
+    ) -> Result<Self, OsFailure> {
+        let count = 1 + u32::from(security.is_some());
+        let mut size = 0usize;
+        // SAFETY: a size query with a null list is the documented first call; it "fails" with
+        // ERROR_INSUFFICIENT_BUFFER and fills `size`.
+        unsafe { InitializeProcThreadAttributeList(null_mut(), count, 0, &mut size) };
+        let list = AttributeList {
+            buffer: vec![0usize; size.div_ceil(size_of::<usize>()).max(1)],
+            handles: handles.into(),
+        };
+        // SAFETY: the buffer is at least `size` bytes and pointer-aligned.
+        let ok = unsafe { InitializeProcThreadAttributeList(list.as_ptr(), count, 0, &mut size) };
+        if ok == 0 {
+            return Err(OsFailure::last("InitializeProcThreadAttributeList"));
+        }
+        // SAFETY: the handle array lives in `list.handles` (boxed, stable) as long as the list.
+        let ok = unsafe {
+            UpdateProcThreadAttribute(
+                list.as_ptr(),
+                0,
+                PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
+                list.handles.as_ptr().cast(),
+                size_of_val(&*list.handles),
+                null_mut(),
+                null(),
+            )
+        };
+        if ok == 0 {
+            return Err(OsFailure::last("UpdateProcThreadAttribute(handle list)"));
+        }
+        if let Some(security) = security {
+            // SAFETY: `security` outlives the list (the caller holds it until the process exists).
+            let ok = unsafe {
+                UpdateProcThreadAttribute(
+                    list.as_ptr(),
+                    0,
+                    PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES as usize,
+                    (security as *const SECURITY_CAPABILITIES).cast(),
+                    size_of::<SECURITY_CAPABILITIES>(),
+                    null_mut(),
+                    null(),
+                )
+            };
+            if ok == 0 {
+                return Err(OsFailure::last(
+                    "UpdateProcThreadAttribute(security capabilities)",
+                ));
+            }
+        }
+        Ok(list)
+    }
+
+    fn as_ptr(&self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
+        self.buffer.as_ptr().cast_mut().cast()
+    }
+}
+
+impl Drop for AttributeList {
+    fn drop(&mut self) {
+        // SAFETY: the list was initialised in `new` and is deleted once.
+        unsafe { DeleteProcThreadAttributeList(self.as_ptr()) };
+    }
+}

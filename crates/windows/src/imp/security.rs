@@ -1,0 +1,495 @@
+//! Security primitives for the sandbox: SIDs, DACL grants and revocations, the fallback restricted
+//! low-integrity token, and AppContainer entry points resolved at run time.
+
+use std::ffi::c_void;
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::ptr::{null, null_mut};
+
+use windows_sys::Win32::Foundation::{HANDLE, HLOCAL, LocalFree};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
+    ConvertStringSidToSidW, EXPLICIT_ACCESS_W, GRANT_ACCESS, GetNamedSecurityInfoW,
+    NO_MULTIPLE_TRUSTEE, REVOKE_ACCESS, SDDL_REVISION_1, SE_FILE_OBJECT, SE_OBJECT_TYPE,
+    SetEntriesInAclW, SetNamedSecurityInfoW, TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
+};
+use windows_sys::Win32::Security::{
+    ACL, CreateRestrictedToken, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
+    DISABLE_MAX_PRIVILEGE, GetSecurityDescriptorSacl, LABEL_SECURITY_INFORMATION,
+    PSECURITY_DESCRIPTOR, PSID, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES,
+    SUB_CONTAINERS_AND_OBJECTS_INHERIT, SetTokenInformation, TOKEN_ADJUST_DEFAULT,
+    TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL, TOKEN_QUERY, TokenIntegrityLevel,
+    WinBuiltinAdministratorsSid, WinLowLabelSid,
+};
+use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+
+use super::util::{last_error, owned, wide};
+
+/// `SE_GROUP_INTEGRITY` (winnt.h): marks the SID of a TOKEN_MANDATORY_LABEL.
+const SE_GROUP_INTEGRITY: u32 = 0x20;
+
+/// A failed Win32 step: what was attempted and the error code.
+#[derive(Debug)]
+pub struct OsFailure {
+    pub step: String,
+    pub code: u32,
+    pub message: String,
+}
+
+impl OsFailure {
+    pub fn last(step: impl Into<String>) -> Self {
+        let (code, message) = last_error();
+        OsFailure {
+            step: step.into(),
+            code,
+            message,
+        }
+    }
+    pub fn code(step: impl Into<String>, code: u32) -> Self {
+        OsFailure {
+            step: step.into(),
+            code,
+            message: super::util::error_text(code),
+        }
+    }
+}
+
+/// A SID allocated by the system with LocalFree as its release (ConvertStringSidToSidW).
+#[derive(Debug)]
+pub struct LocalSid(PSID);
+
+impl LocalSid {
+    pub fn parse(text: &str) -> Result<Self, OsFailure> {
+        let wtext = wide(text);
+        let mut sid: PSID = null_mut();
+        // SAFETY: `wtext` is NUL-terminated; `sid` receives a LocalAlloc'd SID owned by LocalSid.
+        let ok = unsafe { ConvertStringSidToSidW(wtext.as_ptr(), &mut sid) };
+        if ok == 0 {
+            return Err(OsFailure::last(format!("ConvertStringSidToSidW(`{text}`)")));
+        }
+        Ok(LocalSid(sid))
+    }
+    pub fn as_psid(&self) -> PSID {
+        self.0
+    }
+}
+
+impl Drop for LocalSid {
+    fn drop(&mut self) {
+        // SAFETY: the SID was allocated with LocalAlloc by ConvertStringSidToSidW and is freed once.
+        unsafe { LocalFree(self.0 as HLOCAL) };
+    }
+}
+
+/// The string form (`S-1-15-2-...`) of `sid`.
+pub fn sid_string(sid: PSID) -> Result<String, OsFailure> {
+    let mut text: *mut u16 = null_mut();
+    // SAFETY: `sid` is a valid SID; `text` receives a LocalAlloc'd string freed below.
+    let ok = unsafe { ConvertSidToStringSidW(sid, &mut text) };
+    if ok == 0 {
+        return Err(OsFailure::last("ConvertSidToStringSidW"));
+    }
+    let mut len = 0usize;
+    // SAFETY: the system returned a NUL-terminated string; reading up to the NUL stays inside it.
+    while unsafe { *text.add(len) } != 0 {
+        len += 1;
+    }
+    // SAFETY: `text` is valid for `len` u16 units (measured above).
+    let units = unsafe { std::slice::from_raw_parts(text, len) };
+    let out = String::from_utf16_lossy(units);
+    // SAFETY: the string was LocalAlloc'd by ConvertSidToStringSidW and is freed once.
+    unsafe { LocalFree(text as HLOCAL) };
+    Ok(out)
+}
+
+/// Adds (`grant = true`: an inheritable allow ACE with `access`) or removes (every explicit ACE of
+/// `sid`) an entry in the DACL of `object`.
+pub fn change_dacl(
+    object: &str,
+    kind: SE_OBJECT_TYPE,
+    sid: PSID,
+    access: u32,
+    grant: bool,
+) -> Result<(), OsFailure> {
+    let wobject = wide(object);
+    let mut old_dacl: *mut ACL = null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: out-pointers are valid; the descriptor is LocalAlloc'd and freed below.
+    let rc = unsafe {
+        GetNamedSecurityInfoW(
+            wobject.as_ptr(),
+            kind,
+            DACL_SECURITY_INFORMATION,
+            null_mut(),
+            null_mut(),
+            &mut old_dacl,
+            null_mut(),
+            &mut descriptor,
+        )
+    };
+    if rc != 0 {
+        return Err(OsFailure::code(
+            format!("reading the acl of `{object}`"),
+            rc,
+        ));
+    }
+    let entry = EXPLICIT_ACCESS_W {
+        grfAccessPermissions: access,
+        grfAccessMode: if grant { GRANT_ACCESS } else { REVOKE_ACCESS },
+        grfInheritance: SUB_CONTAINERS_AND_OBJECTS_INHERIT,
+        Trustee: TRUSTEE_W {
+            pMultipleTrustee: null_mut(),
+            MultipleTrusteeOperation: NO_MULTIPLE_TRUSTEE,
+            TrusteeForm: TRUSTEE_IS_SID,
+            TrusteeType: TRUSTEE_IS_UNKNOWN,
+            ptstrName: sid.cast(),
+        },
+    };
+    let mut new_dacl: *mut ACL = null_mut();
+    // SAFETY: `entry` and `old_dacl` (inside `descriptor`) are valid; new_dacl is LocalAlloc'd.
+    let rc = unsafe { SetEntriesInAclW(1, &entry, old_dacl, &mut new_dacl) };
+    let result = if rc != 0 {
+        Err(OsFailure::code(
+            format!("building the acl of `{object}`"),
+            rc,
+        ))
+    } else {
+        // SAFETY: `new_dacl` is the valid ACL just built; only the DACL is written.
+        let rc = unsafe {
+            SetNamedSecurityInfoW(
+                wobject.as_ptr(),
+                kind,
+                DACL_SECURITY_INFORMATION,
+                null_mut(),
+                null_mut(),
+                new_dacl,
+                null(),
+            )
+        };
+        // SAFETY: `new_dacl` was LocalAlloc'd by SetEntriesInAclW and is freed once.
+        unsafe { LocalFree(new_dacl as HLOCAL) };
+        if rc != 0 {
+            Err(OsFailure::code(
+                format!("writing the acl of `{object}`"),
+                rc,
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: the descriptor was LocalAlloc'd by GetNamedSecurityInfoW and is freed once.
+    unsafe { LocalFree(descriptor as HLOCAL) };
+    result
+}
+
+/// Whether `path` carries an explicit mandatory label (a label ACE in its SACL).
+pub fn has_explicit_label(path: &str) -> Result<bool, OsFailure> {
+    let wpath = wide(path);
+    let mut sacl: *mut ACL = null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: out-pointers are valid; the descriptor is LocalAlloc'd and freed below.
+    let rc = unsafe {
+        GetNamedSecurityInfoW(
+            wpath.as_ptr(),
+            SE_FILE_OBJECT,
+            LABEL_SECURITY_INFORMATION,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            &mut sacl,
+            &mut descriptor,
+        )
+    };
+    if rc != 0 {
+        return Err(OsFailure::code(
+            format!("reading the integrity label of `{path}`"),
+            rc,
+        ));
+    }
+    let labelled = if sacl.is_null() {
+        false
+    } else {
+        // SAFETY: `sacl` points into `descriptor`, which is still alive.
+        unsafe { (*sacl).AceCount > 0 }
+    };
+    // SAFETY: the descriptor was LocalAlloc'd by GetNamedSecurityInfoW and is freed once.
+    unsafe { LocalFree(descriptor as HLOCAL) };
+    Ok(labelled)
+}
+
+/// Sets (`low = true`: low, inherited by new files and directories, no write-up) or removes the
+/// explicit mandatory label of `path`. The fallback's low-integrity process can only write where the
+/// label is low.
+pub fn set_low_label(path: &str, low: bool) -> Result<(), OsFailure> {
+    let wpath = wide(path);
+    let sddl = wide(if low { "S:(ML;OICI;NW;;;LW)" } else { "S:" });
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `sddl` is NUL-terminated; the descriptor is LocalAlloc'd and freed below.
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut descriptor,
+            null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("building a mandatory label"));
+    }
+    let mut present = 0;
+    let mut defaulted = 0;
+    let mut sacl: *mut ACL = null_mut();
+    // SAFETY: `descriptor` is valid; out-pointers are valid locals.
+    let ok =
+        unsafe { GetSecurityDescriptorSacl(descriptor, &mut present, &mut sacl, &mut defaulted) };
+    let result = if ok == 0 {
+        Err(OsFailure::last("reading the mandatory label"))
+    } else {
+        // SAFETY: `sacl` (possibly an empty ACL) lives inside `descriptor` for the call.
+        let rc = unsafe {
+            SetNamedSecurityInfoW(
+                wpath.as_ptr(),
+                SE_FILE_OBJECT,
+                LABEL_SECURITY_INFORMATION,
+                null_mut(),
+                null_mut(),
+                null(),
+                sacl,
+            )
+        };
+        if rc != 0 {
+            Err(OsFailure::code(
+                format!("writing the integrity label of `{path}`"),
+                rc,
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: the descriptor was LocalAlloc'd by the conversion and is freed once.
+    unsafe { LocalFree(descriptor as HLOCAL) };
+    result
+}
+
+/// The fallback token: a copy of ours with every privilege but SeChangeNotify removed, the
+/// Administrators group deny-only, and a low mandatory label.
+pub fn restricted_low_token() -> Result<OwnedHandle, OsFailure> {
+    let mut own: HANDLE = null_mut();
+    // SAFETY: opens the current process token into `own`, owned just below.
+    let ok = unsafe {
+        OpenProcessToken(
+            GetCurrentProcess(),
+            TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY | TOKEN_ADJUST_DEFAULT,
+            &mut own,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("OpenProcessToken"));
+    }
+    let own = owned(own).ok_or_else(|| OsFailure::last("OpenProcessToken"))?;
+
+    let mut admins = [0u8; SECURITY_MAX_SID_SIZE as usize];
+    let mut admins_len = SECURITY_MAX_SID_SIZE;
+    // SAFETY: `admins` has room for any SID; the length is in/out.
+    let ok = unsafe {
+        CreateWellKnownSid(
+            WinBuiltinAdministratorsSid,
+            null_mut(),
+            admins.as_mut_ptr().cast(),
+            &mut admins_len,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("CreateWellKnownSid(Administrators)"));
+    }
+    let disable = SID_AND_ATTRIBUTES {
+        Sid: admins.as_mut_ptr().cast(),
+        Attributes: 0,
+    };
+    let mut restricted: HANDLE = null_mut();
+    // SAFETY: `own` is a valid token; `disable` points at a valid SID that outlives the call.
+    let ok = unsafe {
+        CreateRestrictedToken(
+            own.as_raw_handle(),
+            DISABLE_MAX_PRIVILEGE,
+            1,
+            &disable,
+            0,
+            null(),
+            0,
+            null(),
+            &mut restricted,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("CreateRestrictedToken"));
+    }
+    let restricted = owned(restricted).ok_or_else(|| OsFailure::last("CreateRestrictedToken"))?;
+
+    let mut low = [0u8; SECURITY_MAX_SID_SIZE as usize];
+    let mut low_len = SECURITY_MAX_SID_SIZE;
+    // SAFETY: `low` has room for any SID; the length is in/out.
+    let ok = unsafe {
+        CreateWellKnownSid(
+            WinLowLabelSid,
+            null_mut(),
+            low.as_mut_ptr().cast(),
+            &mut low_len,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("CreateWellKnownSid(low integrity)"));
+    }
+    let label = TOKEN_MANDATORY_LABEL {
+        Label: SID_AND_ATTRIBUTES {
+            Sid: low.as_mut_ptr().cast(),
+            Attributes: SE_GROUP_INTEGRITY,
+        },
+    };
+    let size = (size_of::<TOKEN_MANDATORY_LABEL>() + low_len as usize) as u32;
+    // SAFETY: `label` and the SID it points to are valid for the call.
+    let ok = unsafe {
+        SetTokenInformation(
+            restricted.as_raw_handle(),
+            TokenIntegrityLevel,
+            (&label as *const TOKEN_MANDATORY_LABEL).cast::<c_void>(),
+            size,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("SetTokenInformation(low integrity)"));
+    }
+    Ok(restricted)
+}
+
+type CreateProfileFn = unsafe extern "system" fn(
+    *const u16,
+    *const u16,
+    *const u16,
+    *const SID_AND_ATTRIBUTES,
+    u32,
+    *mut PSID,
+) -> i32;
+type DeleteProfileFn = unsafe extern "system" fn(*const u16) -> i32;
+type DeriveSidFn = unsafe extern "system" fn(*const u16, *mut PSID) -> i32;
+
+/// The AppContainer entry points of userenv.dll, looked up at run time: Windows 8+ has them, Wine
+/// does not (a static import would abort the process at the first call).
+#[derive(Clone, Copy)]
+pub struct AppContainerApi {
+    create: CreateProfileFn,
+    delete: DeleteProfileFn,
+    derive: DeriveSidFn,
+}
+
+impl std::fmt::Debug for AppContainerApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppContainerApi")
+    }
+}
+
+/// `HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS)`.
+const HR_ALREADY_EXISTS: i32 = 0x8007_00B7_u32 as i32;
+/// `HRESULT_FROM_WIN32(ERROR_NOT_FOUND)` / `ERROR_FILE_NOT_FOUND` from DeleteAppContainerProfile.
+const HR_NOT_FOUND: [i32; 2] = [0x8007_0490_u32 as i32, 0x8007_0002_u32 as i32];
+
+impl AppContainerApi {
+    /// Resolves the three entry points; the error says which one is missing.
+    pub fn load() -> Result<Self, String> {
+        let dll = wide("userenv.dll");
+        // SAFETY: loads a system library by name; the module stays loaded for the process lifetime.
+        let module = unsafe { LoadLibraryW(dll.as_ptr()) };
+        if module.is_null() {
+            let (code, text) = last_error();
+            return Err(format!(
+                "userenv.dll cannot be loaded: {text} (win32 error {code})"
+            ));
+        }
+        let find = |name: &'static [u8]| {
+            // SAFETY: `name` is a NUL-terminated ASCII string; `module` is a loaded module.
+            let f = unsafe { GetProcAddress(module, name.as_ptr()) };
+            f.ok_or_else(|| {
+                format!(
+                    "userenv.dll has no `{}` (appcontainer needs windows 8 or later; wine lacks it)",
+                    String::from_utf8_lossy(&name[..name.len() - 1])
+                )
+            })
+        };
+        let create = find(b"CreateAppContainerProfile\0")?;
+        let delete = find(b"DeleteAppContainerProfile\0")?;
+        let derive = find(b"DeriveAppContainerSidFromAppContainerName\0")?;
+        Ok(AppContainerApi {
+            // SAFETY: the export has exactly this documented signature (userenv.h).
+            create: unsafe {
+                std::mem::transmute::<unsafe extern "system" fn() -> isize, CreateProfileFn>(create)
+            },
+            // SAFETY: the export has exactly this documented signature (userenv.h).
+            delete: unsafe {
+                std::mem::transmute::<unsafe extern "system" fn() -> isize, DeleteProfileFn>(delete)
+            },
+            // SAFETY: the export has exactly this documented signature (userenv.h).
+            derive: unsafe {
+                std::mem::transmute::<unsafe extern "system" fn() -> isize, DeriveSidFn>(derive)
+            },
+        })
+    }
+
+    /// Creates the profile `name` (or reuses an existing one) and returns its SID string.
+    /// `created` tells whether this call made it.
+    pub fn create_or_open(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<(String, bool), OsFailure> {
+        let wname = wide(name);
+        let wdesc = wide(description);
+        let mut sid: PSID = null_mut();
+        // SAFETY: strings are NUL-terminated; `sid` receives a SID freed with FreeSid below.
+        let hr = unsafe {
+            (self.create)(
+                wname.as_ptr(),
+                wname.as_ptr(),
+                wdesc.as_ptr(),
+                null(),
+                0,
+                &mut sid,
+            )
+        };
+        let created = if hr == HR_ALREADY_EXISTS {
+            // SAFETY: as above; DeriveAppContainerSidFromAppContainerName allocates the SID.
+            let hr = unsafe { (self.derive)(wname.as_ptr(), &mut sid) };
+            if hr < 0 {
+                return Err(OsFailure::code(
+                    format!("DeriveAppContainerSidFromAppContainerName(`{name}`)"),
+                    hr as u32,
+                ));
+            }
+            false
+        } else if hr < 0 {
+            return Err(OsFailure::code(
+                format!("CreateAppContainerProfile(`{name}`)"),
+                hr as u32,
+            ));
+        } else {
+            true
+        };
+        let text = sid_string(sid);
+        // SAFETY: both functions document FreeSid as the release of the returned SID.
+        unsafe { windows_sys::Win32::Security::FreeSid(sid) };
+        Ok((text?, created))
+    }
+
+    /// Deletes the profile; an absent profile is not an error.
+    pub fn delete(&self, name: &str) -> Result<(), OsFailure> {
+        let wname = wide(name);
+        // SAFETY: `wname` is NUL-terminated.
+        let hr = unsafe { (self.delete)(wname.as_ptr()) };
+        if hr < 0 && !HR_NOT_FOUND.contains(&hr) {
+            return Err(OsFailure::code(
+                format!("DeleteAppContainerProfile(`{name}`)"),
+                hr as u32,
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+//! Windows glue for agentsh: filter port transport, sandbox, Event Log, service control manager and
+//! minifilter management. On other systems only the portable parts compile (configuration, journals,
+//! command-line quoting, error explanations, status rendering), so they are tested everywhere.
+
+pub mod cmdline;
+pub mod driver;
+pub mod eventlog;
+pub mod grants;
+pub mod network;
+pub mod port;
+pub mod sandbox;
+
+#[cfg(windows)]
+mod imp;
+
+#[cfg(windows)]
+pub use imp::scm;
+
+#[cfg(windows)]
+pub use imp::driver::DriverError;

@@ -1,0 +1,241 @@
+//! The sandbox's configuration, result and error types, shared by the Windows implementation and the
+//! command line. Lifecycle (on Windows): [`Sandbox::create`] → [`Sandbox::execute`] any number of
+//! times (each cancellable) → [`Sandbox::close`], which undoes every grant; a journal undoes them on
+//! the next start after a crash.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::grants::JournalError;
+use crate::network::NetworkAccess;
+
+#[cfg(windows)]
+pub use crate::imp::sandbox::Sandbox;
+
+/// Prefix of every AppContainer profile agentsh creates (names are global per user).
+pub const PROFILE_PREFIX: &str = "agentsh.";
+
+/// The guide's `SandboxConfig` with its Windows options.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Sandbox name: 1-48 characters of `A-Z a-z 0-9 . _ -`; the profile is `agentsh.<name>`.
+    pub name: String,
+    /// Read/write for the sandbox.
+    pub workspace: PathBuf,
+    /// Read-only for the sandbox.
+    pub allowed_paths: Vec<PathBuf>,
+    pub network: NetworkAccess,
+    pub use_app_container: bool,
+    /// Refuse to run when AppContainer cannot be applied instead of falling back.
+    pub fail_on_app_container_error: bool,
+    /// Register each root process with the driver (through the service) before it runs.
+    pub use_minifilter: bool,
+    /// `HKCU\SOFTWARE\<app_key>` is granted to the container; defaults to the sandbox name.
+    pub app_key: Option<String>,
+    /// Where grant journals are kept (one file per sandbox name).
+    pub journal_dir: PathBuf,
+}
+
+impl SandboxConfig {
+    /// A configuration with the guide's defaults: AppContainer, minifilter, no network.
+    pub fn new(
+        name: impl Into<String>,
+        workspace: impl Into<PathBuf>,
+        journal_dir: PathBuf,
+    ) -> Self {
+        SandboxConfig {
+            name: name.into(),
+            workspace: workspace.into(),
+            allowed_paths: Vec::new(),
+            network: NetworkAccess::None,
+            use_app_container: true,
+            fail_on_app_container_error: false,
+            use_minifilter: true,
+            app_key: None,
+            journal_dir,
+        }
+    }
+
+    /// Checks the name; AppContainer names are at most 64 characters including the prefix.
+    pub fn validate(&self) -> Result<(), SandboxError> {
+        let ok = !self.name.is_empty()
+            && self.name.len() <= 48
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(())
+        } else {
+            Err(SandboxError::InvalidName(self.name.clone()))
+        }
+    }
+
+    /// The AppContainer profile name.
+    pub fn profile_name(&self) -> String {
+        format!("{PROFILE_PREFIX}{}", self.name)
+    }
+
+    /// The application key under `HKCU\SOFTWARE` the container may write.
+    pub fn app_key(&self) -> &str {
+        self.app_key.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// Which isolation a command actually ran under. Reported in every result and logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// AppContainer token with the capabilities of the network level, plus a job object.
+    AppContainer { network: NetworkAccess },
+    /// Fallback: restricted token (Administrators deny-only, privileges removed), low integrity,
+    /// job object. Network is not restricted by this layer.
+    RestrictedToken,
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Isolation::AppContainer { network } => {
+                write!(f, "appcontainer (network {network}) + job object")
+            }
+            Isolation::RestrictedToken => f.write_str(
+                "restricted token (administrators deny-only, privileges removed) + low integrity + job object; no network isolation",
+            ),
+        }
+    }
+}
+
+/// Outcome of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    pub exit_code: u32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub isolation: Isolation,
+    /// Driver session id, when the minifilter layer registered the process.
+    pub session: Option<u64>,
+    /// The command was stopped through its [`CancelToken`] (the exit code is then 1).
+    pub cancelled: bool,
+}
+
+/// Registers a suspended root process with the driver as a session before it resumes. The service
+/// owns the single port connection, so the real implementation calls the running service.
+pub trait SessionRegistrar: Send + Sync {
+    /// Makes `pid` (suspended) a session of sandbox `sandbox`; returns the session id.
+    fn register(&self, pid: u32, sandbox: &str) -> Result<u64, String>;
+    /// Ends the session when the command has finished.
+    fn unregister(&self, session: u64) -> Result<(), String>;
+}
+
+/// Cooperative cancellation of a running command: the job object is terminated.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Sandbox failures: each says which step and which object.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("sandbox name `{0}` is invalid (1-48 characters of A-Z a-z 0-9 . _ -)")]
+    InvalidName(String),
+    #[error(
+        "sandbox `{name}`: appcontainer unavailable and --fail-on-appcontainer-error is set: {reason}"
+    )]
+    AppContainerRequired { name: String, reason: String },
+    #[error(
+        "sandbox `{name}`: minifilter session requested but no session registrar is available: {reason}; pass --no-minifilter to run with appcontainer only"
+    )]
+    NoRegistrar { name: String, reason: String },
+    #[error(
+        "sandbox `{name}`: session registration of process {pid} failed: {reason}; the process was killed before it ran"
+    )]
+    Registration {
+        name: String,
+        pid: u32,
+        reason: String,
+    },
+    #[error("sandbox `{name}`: {step} failed: {message} (win32 error {code})")]
+    Os {
+        name: String,
+        step: String,
+        code: u32,
+        message: String,
+    },
+    #[error("sandbox `{name}`: path `{path}`: {reason}")]
+    Path {
+        name: String,
+        path: String,
+        reason: String,
+    },
+    #[error("sandbox `{name}` is closed")]
+    Closed { name: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_before_any_profile_is_made() {
+        let journal = std::env::temp_dir();
+        for ok in ["demo", "agent-1", "a.b_c"] {
+            SandboxConfig::new(ok, "w", journal.clone())
+                .validate()
+                .expect(ok);
+        }
+        for bad in ["", "has space", "slash/name", &"x".repeat(49)] {
+            let err = SandboxConfig::new(bad, "w", journal.clone())
+                .validate()
+                .expect_err(bad);
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("sandbox name `{bad}` is invalid"))
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_guide() {
+        let c = SandboxConfig::new("demo", "w", std::env::temp_dir());
+        assert!(c.use_app_container && c.use_minifilter && !c.fail_on_app_container_error);
+        assert_eq!(c.network, NetworkAccess::None);
+        assert_eq!(c.profile_name(), "agentsh.demo");
+        assert_eq!(c.app_key(), "demo");
+    }
+
+    #[test]
+    fn fallback_isolation_says_what_is_missing() {
+        let text = Isolation::RestrictedToken.to_string();
+        assert!(text.contains("low integrity") && text.contains("no network isolation"));
+        let ac = Isolation::AppContainer {
+            network: NetworkAccess::Outbound,
+        };
+        assert_eq!(
+            ac.to_string(),
+            "appcontainer (network outbound) + job object"
+        );
+    }
+
+    #[test]
+    fn cancel_token_is_shared_between_clones() {
+        let t = CancelToken::new();
+        let u = t.clone();
+        assert!(!u.is_cancelled());
+        t.cancel();
+        assert!(u.is_cancelled());
+    }
+}

@@ -1,0 +1,176 @@
+//! The sandbox on Windows (and under Wine, which has no AppContainer): fallback isolation, full output
+//! capture with exit code, cancellation, and clean-up of a crashed predecessor's grants.
+#![cfg(windows)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use agentsh_windows::grants::{Grant, GrantJournal};
+use agentsh_windows::sandbox::{CancelToken, Isolation, Sandbox, SandboxConfig, SandboxError};
+
+/// Lines the child writes to each stream: far more than a pipe buffer, so a parent that reads one
+/// stream at a time would deadlock.
+const LINES: usize = 40_000;
+
+/// The `sandbox_child` example, built next to this test's directory by `cargo test`.
+fn child() -> String {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    dir.join("examples")
+        .join("sandbox_child.exe")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn workspace(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agentsh-sbx-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("workspace");
+    dir
+}
+
+fn config(tag: &str) -> SandboxConfig {
+    let dir = workspace(tag);
+    let mut c = SandboxConfig::new(format!("test-{tag}"), &dir, dir.join("journal"));
+    c.use_minifilter = false;
+    c
+}
+
+#[test]
+fn fallback_captures_all_output_and_the_exit_code() {
+    let mut c = config("output");
+    c.use_app_container = false;
+    let sandbox = Sandbox::create(c, None).expect("create");
+    assert_eq!(sandbox.isolation(), Isolation::RestrictedToken);
+    assert!(
+        sandbox
+            .fallback_reason()
+            .expect("reason")
+            .contains("--no-appcontainer")
+    );
+    let args = vec!["output".to_owned(), LINES.to_string(), "7".into()];
+    let result = sandbox
+        .execute(&child(), &args, &CancelToken::new())
+        .expect("execute");
+    assert_eq!(result.exit_code, 7);
+    assert_eq!(result.isolation, Isolation::RestrictedToken);
+    assert!(!result.cancelled);
+    for (stream, prefix) in [(&result.stdout, "out"), (&result.stderr, "err")] {
+        let expected: String = (0..LINES).map(|i| format!("{prefix} {i:06}\n")).collect();
+        assert_eq!(stream.len(), expected.len(), "{prefix} length");
+        assert!(stream == expected.as_bytes(), "{prefix} content differs");
+    }
+    sandbox.close().expect("close");
+}
+
+#[test]
+fn appcontainer_required_either_applies_or_refuses_naming_the_cause() {
+    let mut c = config("required");
+    c.fail_on_app_container_error = true;
+    match Sandbox::create(c, None) {
+        // Real Windows 8+: AppContainer is in force.
+        Ok(sandbox) => {
+            assert!(matches!(
+                sandbox.isolation(),
+                Isolation::AppContainer { .. }
+            ));
+            assert_eq!(sandbox.fallback_reason(), None);
+            sandbox.close().expect("close");
+        }
+        // Wine: userenv has no CreateAppContainerProfile; the sandbox must refuse, not degrade.
+        Err(SandboxError::AppContainerRequired { reason, .. }) => {
+            assert!(reason.contains("CreateAppContainerProfile"), "{reason}");
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn appcontainer_unavailable_without_fail_flag_falls_back_and_says_so() {
+    let c = config("fallback");
+    let sandbox = Sandbox::create(c, None).expect("create");
+    match sandbox.isolation() {
+        Isolation::AppContainer { .. } => assert_eq!(sandbox.fallback_reason(), None),
+        Isolation::RestrictedToken => {
+            let reason = sandbox.fallback_reason().expect("fallback has a reason");
+            assert!(reason.contains("userenv.dll"), "{reason}");
+        }
+    }
+    sandbox.close().expect("close");
+}
+
+#[test]
+fn minifilter_without_registrar_is_refused() {
+    let mut c = config("noreg");
+    c.use_minifilter = true;
+    let err = Sandbox::create(c, None).expect_err("no registrar");
+    assert!(err.to_string().contains("--no-minifilter"), "{err}");
+}
+
+#[test]
+fn cancellation_kills_the_command() {
+    let mut c = config("cancel");
+    c.use_app_container = false;
+    let sandbox = Sandbox::create(c, None).expect("create");
+    let cancel = CancelToken::new();
+    let trigger = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let args = vec!["sleep".to_owned(), "120".into()];
+    let result = sandbox.execute(&child(), &args, &cancel).expect("execute");
+    canceller.join().expect("canceller");
+    assert!(result.cancelled);
+    assert_ne!(result.exit_code, 0);
+    // The child sleeps 120 s; returning at all well before that means it was killed.
+    assert!(started.elapsed() < Duration::from_secs(60));
+    sandbox.close().expect("close");
+}
+
+#[test]
+fn grants_left_by_a_crash_are_removed_on_next_start() {
+    let c = config("crash");
+    let target = workspace("crash-target");
+    let journal = GrantJournal::in_dir(&c.journal_dir, &c.name).expect("journal");
+    // What a crashed run would have left: an ACE for a container SID on a directory.
+    journal
+        .record(&Grant::File {
+            sid: "S-1-15-2-1-2-3-4-5-6-7".into(),
+            path: target.to_string_lossy().into_owned(),
+        })
+        .expect("record");
+    let mut c = c;
+    c.use_app_container = false;
+    let sandbox = Sandbox::create(c, None).expect("create cleans up");
+    assert_eq!(journal.entries().expect("entries"), Vec::new());
+    sandbox.close().expect("close");
+}
+
+#[test]
+fn fallback_labels_the_workspace_low_or_says_it_could_not() {
+    let mut c = config("label");
+    c.use_app_container = false;
+    let journal = GrantJournal::in_dir(&c.journal_dir, &c.name).expect("journal");
+    let sandbox = Sandbox::create(c, None).expect("create");
+    let entries = journal.entries().expect("entries");
+    let warnings = sandbox.warnings().join("; ");
+    match entries.as_slice() {
+        // Windows: the label is applied and journaled.
+        [Grant::Label { path }] => {
+            assert!(path.contains("agentsh-sbx-label-"), "{path}");
+            assert_eq!(warnings, "");
+        }
+        // Wine refuses label access: nothing journaled, and a warning says what that means.
+        [] => assert!(
+            warnings.contains("not labelled low integrity") && warnings.contains("cannot write"),
+            "{warnings}"
+        ),
+        other => panic!("unexpected journal {other:?}"),
+    }
+    sandbox.close().expect("close");
+    assert_eq!(journal.entries().expect("entries"), Vec::new());
+}
