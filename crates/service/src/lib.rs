@@ -17,6 +17,7 @@ pub mod api;
 pub mod approvals;
 pub mod client;
 pub mod events;
+pub mod failmode;
 pub mod metrics;
 pub mod sessions;
 pub mod transport;
@@ -91,6 +92,12 @@ impl<T: PortTransport> Service<T> {
         adapter.fail_mode = config.fail_mode;
         adapter.audit_all = settings.audit.enabled;
         adapter.default_approval_timeout_secs = settings.approvals.default_timeout_secs;
+        // Decisions the kernel made on its own while no service was connected.
+        if let Ok(m) = client.metrics().await {
+            for ev in adapter.fail_watch.on_metrics(&m) {
+                adapter.events.emit(ev);
+            }
+        }
         let adapter = Arc::new(adapter);
         let serve = tokio::spawn({
             let client = client.clone();
@@ -209,6 +216,12 @@ impl<T: PortTransport> api::DriverOps for Service<T> {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>,
     > {
-        Box::pin(async move { self.client.metrics().await.ok() })
+        Box::pin(async move {
+            let m = self.client.metrics().await.ok()?;
+            for ev in self.adapter.fail_watch.on_metrics(&m) {
+                self.adapter.events.emit(ev);
+            }
+            Some(m)
+        })
     }
 }
