@@ -191,10 +191,18 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         let service = service.clone();
         tokio::spawn(async move { watch_policy(path, service).await });
     }
+    let mut ticks: u32 = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         if !service.is_running() {
             bail!("the driver closed the port");
+        }
+        ticks = ticks.wrapping_add(1);
+        // Every 5 s: the driver's counters, for fail-mode transitions the service could not see.
+        if ticks % 25 == 1
+            && let Err(e) = service.poll_driver().await
+        {
+            eprintln!("agentsh service: cannot read the driver's counters: {e}");
         }
     }
 }

@@ -92,12 +92,6 @@ impl<T: PortTransport> Service<T> {
         adapter.fail_mode = config.fail_mode;
         adapter.audit_all = settings.audit.enabled;
         adapter.default_approval_timeout_secs = settings.approvals.default_timeout_secs;
-        // Decisions the kernel made on its own while no service was connected.
-        if let Ok(m) = client.metrics().await {
-            for ev in adapter.fail_watch.on_metrics(&m) {
-                adapter.events.emit(ev);
-            }
-        }
         let adapter = Arc::new(adapter);
         let serve = tokio::spawn({
             let client = client.clone();
@@ -162,6 +156,17 @@ impl<T: PortTransport> Service<T> {
         self.client.flush_cache().await
     }
 
+    /// Reads the driver's counters and reports the fail-mode transitions they show (decisions the
+    /// kernel made on its own while the service was away or too slow). `agentsh service run`
+    /// calls it periodically and on every metrics request.
+    pub async fn poll_driver(&self) -> Result<agentsh_wire::control::Metrics, ClientError> {
+        let m = self.client.metrics().await?;
+        for ev in self.adapter.fail_watch.on_metrics(&m) {
+            self.adapter.events.emit(ev);
+        }
+        Ok(m)
+    }
+
     /// Whether the driver connection is still being served.
     pub fn is_running(&self) -> bool {
         self.serve.as_ref().is_some_and(|s| !s.is_finished())
@@ -216,12 +221,6 @@ impl<T: PortTransport> api::DriverOps for Service<T> {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>,
     > {
-        Box::pin(async move {
-            let m = self.client.metrics().await.ok()?;
-            for ev in self.adapter.fail_watch.on_metrics(&m) {
-                self.adapter.events.emit(ev);
-            }
-            Some(m)
-        })
+        Box::pin(async move { self.poll_driver().await.ok() })
     }
 }
