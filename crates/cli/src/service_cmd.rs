@@ -95,6 +95,9 @@ pub struct RunArgs {
     /// Override CacheDefaultTTLMs (100..=3600000)
     #[arg(long)]
     pub cache_default_ttl_ms: Option<u32>,
+    /// Seconds between session token rotations (60..=86400); processes keep their session
+    #[arg(long, default_value_t = 3600)]
+    pub token_rotation_secs: u32,
 }
 
 pub fn run(cmd: ServiceCommand) -> ExitCode {
@@ -174,6 +177,12 @@ fn config(policy: &Policy, args: &RunArgs) -> anyhow::Result<DriverConfig> {
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
     let config = config(&policy, &args)?;
+    if !(60..=86_400).contains(&args.token_rotation_secs) {
+        bail!(
+            "--token-rotation-secs `{}` is out of range 60..=86400",
+            args.token_rotation_secs
+        );
+    }
     let Some(socket) = &args.driver_socket else {
         bail!(
             "no driver transport: pass --driver-socket PATH to use the driver emulator (`agentsh emulator run`); \
@@ -219,14 +228,27 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         token_file.display()
     );
 
+    tokio::spawn({
+        let service = service.clone();
+        let every = Duration::from_secs(u64::from(args.token_rotation_secs));
+        async move { rotate_tokens(service, every).await }
+    });
     if let Some(path) = args.policy.clone() {
         let service = service.clone();
         tokio::spawn(async move { watch_policy(path, service).await });
     }
+    let mut ticks: u32 = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         if !service.is_running() {
             bail!("the driver closed the port");
+        }
+        ticks = ticks.wrapping_add(1);
+        // Every 5 s: the driver's counters, for fail-mode transitions the service could not see.
+        if ticks % 25 == 1
+            && let Err(e) = service.poll_driver().await
+        {
+            eprintln!("agentsh service: cannot read the driver's counters: {e}");
         }
     }
 }
@@ -263,6 +285,22 @@ async fn watch_policy(path: PathBuf, service: Arc<Service<SocketTransport>>) {
                 "agentsh service: `{}` changed but is invalid; keeping the last good policy:\n{e}",
                 path.display()
             ),
+        }
+    }
+}
+
+/// Rotates every session's token on a schedule (the guide's security considerations), without
+/// dropping the session's processes: the driver moves them to the new token.
+async fn rotate_tokens(service: Arc<Service<SocketTransport>>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        for session in service.adapter.sessions.list() {
+            if let Err(e) = service.rotate_token(&session.id).await {
+                eprintln!(
+                    "agentsh service: session `{}` keeps its token; rotation failed: {e}",
+                    session.id
+                );
+            }
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct PolicyAdapter {
     pub default_approval_timeout_secs: u32,
     pub fail_mode: FailMode,
     pub volumes: VolumeMap,
+    /// Fail-mode transitions, reported as their own events.
+    pub fail_watch: crate::failmode::FailModeWatch,
     /// Process names learned from process events, for events and messages.
     pub process_names: RwLock<std::collections::HashMap<u32, String>>,
 }
@@ -82,6 +84,7 @@ impl PolicyAdapter {
             fail_mode: FailMode::Open,
             volumes: VolumeMap::new(),
             process_names: RwLock::default(),
+            fail_watch: Default::default(),
         }
     }
 

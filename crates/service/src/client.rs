@@ -198,7 +198,15 @@ impl<T: PortTransport> DriverClient<T> {
     }
 
     async fn handle(&self, msg: KernelMessage, adapter: &PolicyAdapter) {
-        let answer = match MessageType::of(&msg.body) {
+        let ty = MessageType::of(&msg.body);
+        if matches!(
+            ty,
+            Ok(MessageType::PolicyCheckRegistry | MessageType::PolicyCheckFile)
+        ) && let Some(ev) = adapter.fail_watch.on_request()
+        {
+            adapter.events.emit(ev);
+        }
+        let answer = match ty {
             Ok(MessageType::PolicyCheckRegistry) => match RegistryRequestRepr::decode(&msg.body) {
                 Ok(req) => adapter.check_registry(&req),
                 Err(e) => Answer::Reply(
@@ -213,7 +221,12 @@ impl<T: PortTransport> DriverClient<T> {
             },
             Ok(MessageType::Notify) => {
                 match NotifyRepr::decode(&msg.body) {
-                    Ok(n) => adapter.events.emit(notification_event(&n, adapter)),
+                    Ok(n) => {
+                        if let Some(ev) = adapter.fail_watch.on_notification(n.reason) {
+                            adapter.events.emit(ev);
+                        }
+                        adapter.events.emit(notification_event(&n, adapter));
+                    }
                     Err(e) => tracing::warn!(error = %e, "malformed notification from the driver"),
                 }
                 return self.reply_if_expected(&msg, None).await;

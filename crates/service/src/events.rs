@@ -210,7 +210,9 @@ impl Event {
             _ => (1, 1),
         };
         let mut ev = json!({
-            "category_uid": if class_uid == 1001 { 1 } else { 201 },
+            // Registry Key/Value Activity belong to the System Activity category (1) like File
+            // System Activity; 201 is the Windows extension's class range, not a category.
+            "category_uid": 1,
             "class_uid": class_uid,
             "class_name": class_name,
             "activity_id": activity_id,

@@ -17,6 +17,7 @@ pub mod api;
 pub mod approvals;
 pub mod client;
 pub mod events;
+pub mod failmode;
 pub mod metrics;
 pub mod sessions;
 pub mod transport;
@@ -155,6 +156,17 @@ impl<T: PortTransport> Service<T> {
         self.client.flush_cache().await
     }
 
+    /// Reads the driver's counters and reports the fail-mode transitions they show (decisions the
+    /// kernel made on its own while the service was away or too slow). `agentsh service run`
+    /// calls it periodically and on every metrics request.
+    pub async fn poll_driver(&self) -> Result<agentsh_wire::control::Metrics, ClientError> {
+        let m = self.client.metrics().await?;
+        for ev in self.adapter.fail_watch.on_metrics(&m) {
+            self.adapter.events.emit(ev);
+        }
+        Ok(m)
+    }
+
     /// Whether the driver connection is still being served.
     pub fn is_running(&self) -> bool {
         self.serve.as_ref().is_some_and(|s| !s.is_finished())
@@ -209,6 +221,6 @@ impl<T: PortTransport> api::DriverOps for Service<T> {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>,
     > {
-        Box::pin(async move { self.client.metrics().await.ok() })
+        Box::pin(async move { self.poll_driver().await.ok() })
     }
 }
