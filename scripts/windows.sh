@@ -36,7 +36,7 @@ export RUSTC_BOOTSTRAP=1
 # clippy-driver belongs to another compiler version than /usr/bin/rustc and Debian ships no clippy
 # for rustc-web, so the cfg(windows) code gets rustc's lints (workspace [lints] included) only.
 # build.warnings=deny applies to workspace crates only (RUSTFLAGS would also hit std and rebuild it).
-XARGS=(-Zbuild-std -Zwarnings --config 'build.warnings="deny"' --target "$TARGET" --target-dir "$TARGET_DIR" --workspace --locked)
+XARGS=(-Zbuild-std -Zwarnings --config 'build.warnings="deny"' --target "$TARGET" --target-dir "$TARGET_DIR" --workspace --exclude agentsh-emulator --locked)
 
 need_sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -2,8 +2,10 @@
 
 mod approvals;
 mod audit;
+#[cfg(unix)]
 mod demo;
 mod driver_cmd;
+#[cfg(unix)]
 mod emulator_cmd;
 mod policy;
 mod sandbox;
@@ -47,9 +49,11 @@ enum Command {
     #[command(subcommand)]
     Driver(driver_cmd::DriverCommand),
     /// Play the driver over a local socket: check and replay operation traces
+    #[cfg(unix)]
     #[command(subcommand)]
     Emulator(emulator_cmd::EmulatorCommand),
     /// Play the design's five manual scenarios through the driver emulator and check the outcomes
+    #[cfg(unix)]
     Demo(demo::DemoArgs),
 }
 
@@ -69,7 +73,9 @@ fn main() -> ExitCode {
         Command::Approvals(args) => return approvals::run(args),
         Command::Metrics(args) => return approvals::metrics(args),
         Command::Audit(cmd) => return audit::run(cmd),
+        #[cfg(unix)]
         Command::Emulator(cmd) => return emulator_cmd::run(cmd),
+        #[cfg(unix)]
         Command::Demo(args) => return demo::run(args),
         Command::Sandbox(c) => sandbox::run(c),
         Command::Driver(c) => driver_cmd::run(c),

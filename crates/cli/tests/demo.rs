@@ -1,6 +1,7 @@
 //! `agentsh demo` from the built binary: all five design scenarios behave as designed, the table
 //! names rule, risk and technique, the approval timeout is recorded as a timeout, and the exit
 //! code is 0.
+#![cfg(unix)]
 
 use std::process::Command;
 

@@ -1,5 +1,6 @@
 //! `agentsh emulator check`: a good trace is summarised, a bad one is refused with file, line and
 //! field, and the exit code says which.
+#![cfg(unix)]
 
 use std::process::Command;
 

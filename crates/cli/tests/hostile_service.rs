@@ -1,6 +1,7 @@
 //! Hostile messages from the port never crash the service: each corrupted registry check (sent as
 //! a query and as a one-way notification) is survived, and the next valid check is still decided
 //! by the service.
+#![cfg(unix)]
 
 use std::time::Duration;
 

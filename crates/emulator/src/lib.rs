@@ -1,6 +1,8 @@
 //! agentsh driver emulator: plays agentsh.sys over a loopback socket. Simulated processes replay a
 //! trace, each operation goes through the kernel core exactly as in the driver, and every outcome is
 //! reported as the kernel would (success or STATUS_ACCESS_DENIED) with its latency.
+// The emulator serves a Unix domain socket and reads SO_PEERCRED: it exists on Unix only.
+#![cfg(unix)]
 
 pub mod emulator;
 pub mod frame;

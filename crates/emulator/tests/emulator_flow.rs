@@ -2,6 +2,7 @@
 //! answers decide; cached answers are not asked again; `pending` holds the caller until the final
 //! decision or the hold's end; a silent or absent service falls to the fail mode; a replay reports
 //! every operation line.
+#![cfg(unix)]
 
 pub mod support;
 

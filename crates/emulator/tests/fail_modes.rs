@@ -2,6 +2,7 @@
 //! (allow in open mode, except critical high-risk writes; deny in closed mode), reports it in its
 //! metrics and transitions; a service that connects again gets the queries back and the mode
 //! recovers. Tested for both fail modes.
+#![cfg(unix)]
 
 pub mod support;
 

@@ -1,6 +1,7 @@
 //! One million operations from 8 simulated processes through the emulator and the port: every
 //! request is answered exactly once and memory does not grow after warm-up. Run in release by
 //! scripts/ci.d/30-reliability.sh (`--features reliability`).
+#![cfg(unix)]
 
 pub mod support;
 

@@ -1,6 +1,7 @@
 //! The loopback port's contract: one client (the rest refused with a status), replies matched by
 //! MessageId exactly once, timeouts and late replies, sends answered in order, garbage closes the
 //! connection without harming the kernel side.
+#![cfg(unix)]
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
 //! The shipped traces parse, and the five-scenario trace says what the design's
 //! manual scenarios expect.
+#![cfg(unix)]
 
 use agentsh_emulator::trace::{Action, Expect, Trace};
 use agentsh_wire::Operation;

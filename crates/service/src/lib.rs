@@ -27,7 +27,9 @@ pub use approvals::{ApprovalManager, ApprovalOutcome, PendingApproval};
 pub use client::{ClientError, DriverClient};
 pub use events::{Event, EventKind, EventPipeline, Format, Reason};
 pub use sessions::{SessionInfo, SessionRegistry};
-pub use transport::{KernelMessage, PortTransport, SocketTransport};
+#[cfg(unix)]
+pub use transport::SocketTransport;
+pub use transport::{KernelMessage, PortTransport};
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The local API: loopback only, a bearer token on every request, sessions registered through it
 //! reach the driver, and approvals are answered through it.
+#![cfg(unix)]
 
 use std::time::Duration;
 

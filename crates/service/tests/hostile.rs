@@ -1,5 +1,6 @@
 //! A hostile or broken kernel side never crashes the service: every request is answered exactly
 //! once, malformed ones per the fail mode, and a lying frame closes the connection cleanly.
+#![cfg(unix)]
 
 use std::collections::HashMap;
 

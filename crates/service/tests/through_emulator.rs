@@ -1,6 +1,7 @@
 //! The real service against the driver emulator (the same kernel core and bytes as agentsh.sys):
 //! the design's five manual scenarios, session grants, audit mode, hostile requests, and a service
 //! that goes away and comes back.
+#![cfg(unix)]
 
 use std::path::PathBuf;
 use std::time::Duration;
