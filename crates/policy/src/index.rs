@@ -22,11 +22,12 @@ pub(crate) struct PathIndex {
     nodes: Vec<Node>,
 }
 
-/// The component path a glob is filed under: the whole text for a literal pattern, otherwise its
-/// literal prefix up to the last complete component.
+/// The component path a glob is filed under: the whole (unescaped) text for a literal pattern,
+/// otherwise its literal prefix up to the last complete component. The pattern's source text is
+/// never used: an escaped `[*]` must be filed under the literal `*` a key really has.
 pub(crate) fn index_path(glob: &Glob) -> String {
     if glob.is_literal() {
-        return glob.as_str().to_owned();
+        return glob.literal_prefix();
     }
     let prefix = glob.literal_prefix();
     match prefix.rfind('\\') {
@@ -107,6 +108,15 @@ mod tests {
         assert_eq!(index_path(&glob(r"HKCU\${APP_NAME}\*")), "HKCU");
         assert_eq!(index_path(&glob(r"*")), "");
         assert_eq!(index_path(&glob(r"HKLM\A\*")), r"HKLM\A");
+    }
+
+    #[test]
+    fn escaped_wildcards_are_filed_under_the_literal_character() {
+        assert_eq!(
+            index_path(&glob(r"HKCR\[*]\shell")),
+            index_path(&glob(r"HKCR\[*]")) + r"\SHELL"
+        );
+        assert!(!index_path(&glob(r"HKCR\[*]\shell")).contains('['));
     }
 
     #[test]

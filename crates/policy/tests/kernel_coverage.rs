@@ -71,3 +71,27 @@ fn every_catalog_location_is_in_the_kernels_high_risk_set() {
         missing.join("\n")
     );
 }
+
+/// Regression: an exact-key rule naming the real `HKCR\*` key with the `[*]` escape was filed in
+/// the compiled index under its escaped text, so the engine never consulted it (while `explain`,
+/// which scans linearly, showed it matching): a deny rule was silently bypassed.
+#[test]
+fn an_escaped_star_rule_is_enforced_by_the_compiled_engine() {
+    let yaml = "registry_policy:\n  default_action: allow\n  rules:\n    - name: block-star-shell\n      paths: ['HKCR\\[*]\\shell']\n      operations: [write]\n      action: deny\n";
+    let policy = agentsh_policy::Policy::from_str(yaml, "star.yaml").expect("loads");
+    let ctx = agentsh_policy::SessionContext::new(Some("TestApp"), None, Some(SID)).expect("valid");
+    for key in [
+        r"HKLM\SOFTWARE\Classes\*\shell",
+        &format!(r"\REGISTRY\USER\{SID}_Classes\*\shell"),
+    ] {
+        let q = agentsh_policy::RegistryQuery::new(key, agentsh_policy::Operation::Write, &ctx);
+        let v = policy.engine().decide_registry(&q);
+        assert_eq!(
+            v.decision,
+            agentsh_policy::Decision::Deny,
+            "{key}: {:?}",
+            v.rule
+        );
+        assert_eq!(v.rule.to_string(), "block-star-shell");
+    }
+}
