@@ -7,7 +7,10 @@ use std::process::Command;
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dlltool = std::env::var("DLLTOOL").unwrap_or_else(|_| "x86_64-w64-mingw32-dlltool".into());
-    for (def, lib) in [("ntoskrnl", "libagentsh_ntoskrnl.a"), ("fltmgr", "libagentsh_fltmgr.a")] {
+    for (def, lib) in [
+        ("ntoskrnl", "libagentsh_ntoskrnl.a"),
+        ("fltmgr", "libagentsh_fltmgr.a"),
+    ] {
         let def_path = format!("imports/{def}.def");
         println!("cargo:rerun-if-changed={def_path}");
         let status = Command::new(&dlltool)
@@ -15,7 +18,10 @@ fn main() {
             .arg(out.join(lib))
             .status()
             .unwrap_or_else(|e| panic!("build.rs: cannot run `{dlltool}`: {e}"));
-        assert!(status.success(), "build.rs: `{dlltool}` failed on `{def_path}`");
+        assert!(
+            status.success(),
+            "build.rs: `{dlltool}` failed on `{def_path}`"
+        );
     }
     println!("cargo:rerun-if-env-changed=DLLTOOL");
     println!("cargo:rustc-link-search=native={}", out.display());
@@ -44,7 +50,10 @@ fn main() {
             .arg(&path)
             .status()
             .unwrap_or_else(|e| panic!("build.rs: cannot run `{ar}`: {e}"));
-        assert!(status.success(), "build.rs: `{ar}` could not create `{lib}`");
+        assert!(
+            status.success(),
+            "build.rs: `{ar}` could not create `{lib}`"
+        );
     }
     // Named again after every crate (link args come last) so that references from kcore, wire and
     // compiler_builtins resolve to ntoskrnl.exe's exports.
@@ -63,6 +72,10 @@ fn main() {
         "-Wl,--file-alignment,0x200",
         "-Wl,--section-alignment,0x1000",
         "-Wl,--exclude-all-symbols",
+        // The kernel ignores these for drivers; they make an emulator give the driver exactly the
+        // 24 KB an x64 kernel thread stack has, so a frame that would overflow it fails in tests.
+        "-Xlinker",
+        "--stack=0x6000,0x6000",
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }

@@ -7,8 +7,18 @@ use crate::state::Driver;
 use crate::{file, port, registry};
 
 const PORT_NAME: &[u16] = &[
-    b'\\' as u16, b'A' as u16, b'g' as u16, b'e' as u16, b'n' as u16, b't' as u16, b's' as u16,
-    b'h' as u16, b'P' as u16, b'o' as u16, b'r' as u16, b't' as u16,
+    b'\\' as u16,
+    b'A' as u16,
+    b'g' as u16,
+    b'e' as u16,
+    b'n' as u16,
+    b't' as u16,
+    b's' as u16,
+    b'h' as u16,
+    b'P' as u16,
+    b'o' as u16,
+    b'r' as u16,
+    b't' as u16,
 ];
 
 static REGISTRATION: ffi::FltRegistration = ffi::FltRegistration {
@@ -48,7 +58,10 @@ enum Stage {
 /// # Safety
 /// Called once by the I/O manager with a valid DRIVER_OBJECT.
 #[unsafe(no_mangle)]
-pub unsafe extern "system" fn DriverEntry(driver_object: Pvoid, _registry_path: Pvoid) -> ffi::NtStatus {
+pub unsafe extern "system" fn DriverEntry(
+    driver_object: Pvoid,
+    _registry_path: Pvoid,
+) -> ffi::NtStatus {
     let d = Driver::install(driver_object);
     match register(d) {
         Ok(()) => {
@@ -71,8 +84,14 @@ fn register(d: &mut Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
 
     let mut sd: Pvoid = core::ptr::null_mut();
     // SAFETY: PASSIVE_LEVEL; builds a descriptor granting access to administrators and SYSTEM only.
-    let status = unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) };
-    check(status, "FltBuildDefaultSecurityDescriptor", d, Some(Stage::Filter))?;
+    let status =
+        unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) };
+    check(
+        status,
+        "FltBuildDefaultSecurityDescriptor",
+        d,
+        Some(Stage::Filter),
+    )?;
     let name = UnicodeString::from_static(PORT_NAME);
     let attrs = ffi::ObjectAttributes {
         length: core::mem::size_of::<ffi::ObjectAttributes>() as u32,
@@ -115,7 +134,12 @@ fn register(d: &mut Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
 
     // SAFETY: PASSIVE_LEVEL; requires an image linked with FORCE_INTEGRITY (build.rs sets it).
     let status = unsafe { ffi::PsSetCreateProcessNotifyRoutineEx(process_notify, 0) };
-    check(status, "PsSetCreateProcessNotifyRoutineEx", d, Some(Stage::Registry))?;
+    check(
+        status,
+        "PsSetCreateProcessNotifyRoutineEx",
+        d,
+        Some(Stage::Registry),
+    )?;
 
     // SAFETY: PASSIVE_LEVEL; the filter is registered.
     let status = unsafe { ffi::FltStartFiltering(d.filter) };

@@ -8,7 +8,8 @@ use crate::ffi::{self, FltCallbackData, FltRelatedObjects, Pvoid};
 use crate::flow::decide;
 use crate::state::Driver;
 
-const FILE_WRITE_RIGHTS: u32 = 0x0002 | 0x0004 | 0x0010 | 0x0100 | 0x0001_0000 | 0x0004_0000 | 0x0008_0000;
+const FILE_WRITE_RIGHTS: u32 =
+    0x0002 | 0x0004 | 0x0010 | 0x0100 | 0x0001_0000 | 0x0004_0000 | 0x0008_0000;
 const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
 const FILE_SUPERSEDE: u32 = 0;
 const FILE_CREATE: u32 = 2;
@@ -18,8 +19,14 @@ const FILE_OVERWRITE_IF: u32 = 5;
 
 pub static OPERATIONS: [ffi::FltOperationRegistration; 4] = [
     op_reg(ffi::IRP_MJ_CREATE, 0),
-    op_reg(ffi::IRP_MJ_WRITE, ffi::FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO),
-    op_reg(ffi::IRP_MJ_SET_INFORMATION, ffi::FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO),
+    op_reg(
+        ffi::IRP_MJ_WRITE,
+        ffi::FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO,
+    ),
+    op_reg(
+        ffi::IRP_MJ_SET_INFORMATION,
+        ffi::FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO,
+    ),
     ffi::FltOperationRegistration {
         major_function: ffi::IRP_MJ_OPERATION_END,
         flags: 0,
@@ -100,7 +107,8 @@ unsafe fn intercept(
             // SAFETY: the create arm of FLT_PARAMETERS is active for IRP_MJ_CREATE.
             let create = unsafe { &*params.cast::<ffi::FltCreateParameters>() };
             // SAFETY: SecurityContext is valid for creates.
-            let access = unsafe { create.security_context.as_ref() }.map_or(0, |c| c.desired_access);
+            let access =
+                unsafe { create.security_context.as_ref() }.map_or(0, |c| c.desired_access);
             let disposition = create.options >> 24;
             if access & FILE_WRITE_RIGHTS != 0 {
                 flags |= OpFlags::WRITE_ACCESS;
@@ -109,8 +117,10 @@ unsafe fn intercept(
                 FileOperation::Delete
             } else if matches!(disposition, FILE_CREATE | FILE_OPEN_IF) {
                 FileOperation::Create
-            } else if matches!(disposition, FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF)
-                || access & FILE_WRITE_RIGHTS != 0
+            } else if matches!(
+                disposition,
+                FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF
+            ) || access & FILE_WRITE_RIGHTS != 0
             {
                 FileOperation::Write
             } else {

@@ -13,7 +13,11 @@ use crate::kernel::{EventCode, debug, event_log, now_ms};
 use crate::state::Driver;
 
 /// Largest request the driver sends.
-const REQUEST_MAX: usize = if file::LEN > registry::LEN { file::LEN } else { registry::LEN };
+const REQUEST_MAX: usize = if file::LEN > registry::LEN {
+    file::LEN
+} else {
+    registry::LEN
+};
 
 /// The caller of the current operation (PASSIVE or APC level).
 pub fn current_caller() -> Caller {
@@ -145,7 +149,9 @@ pub fn wake(holds: &[(u32, *mut ffi::KEvent)], ticket: u32) {
 
 /// Queues one work item that drains the notification queue, unless one is already queued.
 fn schedule_notifications(d: &Driver) {
-    if d.notify_queued.swap(true, core::sync::atomic::Ordering::AcqRel) {
+    if d.notify_queued
+        .swap(true, core::sync::atomic::Ordering::AcqRel)
+    {
         return;
     }
     // SAFETY: IRQL <= DISPATCH_LEVEL.
@@ -168,7 +174,11 @@ fn schedule_notifications(d: &Driver) {
 }
 
 /// Work item: sends every queued notification one-way (ReplyLength 0) at PASSIVE_LEVEL.
-unsafe extern "system" fn drain_notifications(item: ffi::Pvoid, _flt: ffi::Pvoid, _ctx: ffi::Pvoid) {
+unsafe extern "system" fn drain_notifications(
+    item: ffi::Pvoid,
+    _flt: ffi::Pvoid,
+    _ctx: ffi::Pvoid,
+) {
     if let Some(d) = Driver::get()
         && let Some(_guard) = d.enter()
     {
@@ -181,7 +191,8 @@ unsafe extern "system" fn drain_notifications(item: ffi::Pvoid, _flt: ffi::Pvoid
                 continue;
             }
             let len = repr.buffer_len();
-            let timeout = -(i64::from(d.with(|s| s.core.config().policy_query_timeout_ms)) * 10_000);
+            let timeout =
+                -(i64::from(d.with(|s| s.core.config().policy_query_timeout_ms)) * 10_000);
             // SAFETY: PASSIVE_LEVEL; one-way message (no reply buffer); `buf` outlives the call.
             let status = unsafe {
                 ffi::FltSendMessage(

@@ -112,7 +112,10 @@ pub fn event_log(driver_object: ffi::Pvoid, code: EventCode, status: ffi::NtStat
     // SAFETY: IRQL <= DISPATCH_LEVEL; `driver_object` is our DRIVER_OBJECT; size <= 240.
     let entry = unsafe { ffi::IoAllocateErrorLogEntry(driver_object, size as u8) };
     if entry.is_null() {
-        debug!("event log entry could not be allocated (code {:#x})", code as u32);
+        debug!(
+            "event log entry could not be allocated (code {:#x})",
+            code as u32
+        );
         return;
     }
     let packet = ffi::IoErrorLogPacket {
@@ -133,7 +136,12 @@ pub fn event_log(driver_object: ffi::Pvoid, code: EventCode, status: ffi::NtStat
     // SAFETY: `entry` points to `size` writable bytes owned by us until IoWriteErrorLogEntry.
     unsafe { entry.write(packet) };
     let strings = entry.cast::<u8>().wrapping_add(HEADER).cast::<u16>();
-    for (i, b) in text.bytes().take(units).chain(core::iter::once(0)).enumerate() {
+    for (i, b) in text
+        .bytes()
+        .take(units)
+        .chain(core::iter::once(0))
+        .enumerate()
+    {
         // SAFETY: i <= units, inside the `size` bytes allocated above (2-byte aligned offset).
         unsafe { strings.add(i).write_unaligned(u16::from(b)) };
     }

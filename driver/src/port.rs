@@ -62,7 +62,8 @@ unsafe extern "C" {
 }
 
 fn is_user_range(addr: usize, len: usize) -> bool {
-    addr.checked_add(len).is_some_and(|end| end <= USER_PROBE_ADDRESS)
+    addr.checked_add(len)
+        .is_some_and(|end| end <= USER_PROBE_ADDRESS)
 }
 
 /// Connect: records the client port; kcore refuses a second client. PASSIVE_LEVEL, in the context
@@ -87,8 +88,15 @@ pub unsafe extern "system" fn on_connect(
         }
         ok
     });
-    debug!("client {pid} {}", if accepted { "connected" } else { "refused" });
-    if accepted { ffi::STATUS_SUCCESS } else { ffi::STATUS_ACCESS_DENIED }
+    debug!(
+        "client {pid} {}",
+        if accepted { "connected" } else { "refused" }
+    );
+    if accepted {
+        ffi::STATUS_SUCCESS
+    } else {
+        ffi::STATUS_ACCESS_DENIED
+    }
 }
 
 /// Disconnect: closes the client port, forgets exclusion and cache, denies held operations.

@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use agentsh_kcore::{Request, RegistryOp};
+use agentsh_kcore::{RegistryOp, Request};
 use agentsh_wire::op::{OpFlags, Operation};
 
 use crate::ffi::{self, Pvoid, UnicodeString};
@@ -35,11 +35,20 @@ const KEY_QUERY_VALUE: u32 = 0x0001;
 
 /// The altitude the callback registers at.
 pub const ALTITUDE: &[u16] = &[
-    b'3' as u16, b'8' as u16, b'5' as u16, b'2' as u16, b'0' as u16, b'0' as u16,
+    b'3' as u16,
+    b'8' as u16,
+    b'5' as u16,
+    b'2' as u16,
+    b'0' as u16,
+    b'0' as u16,
 ];
 
 /// RegistryCallback. IRQL: PASSIVE_LEVEL (the configuration manager calls pre-notifications there).
-pub unsafe extern "system" fn registry_callback(_ctx: Pvoid, arg1: Pvoid, arg2: Pvoid) -> ffi::NtStatus {
+pub unsafe extern "system" fn registry_callback(
+    _ctx: Pvoid,
+    arg1: Pvoid,
+    arg2: Pvoid,
+) -> ffi::NtStatus {
     let Some(d) = Driver::get() else {
         return ffi::STATUS_SUCCESS;
     };
