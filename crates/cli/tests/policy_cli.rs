@@ -1,0 +1,246 @@
+//! `agentsh policy` end to end: the design's five manual scenarios as `policy check` queries,
+//! exit codes and locations for invalid files, `test`, `explain` and `schema`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../policy/tests/data")
+        .join(name)
+}
+
+fn agentsh(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agentsh"))
+        .args(args)
+        .output()
+        .expect("agentsh runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn the_five_manual_scenarios_give_the_designed_decisions() {
+    let file = data("scenarios.jsonl");
+    let out = agentsh(&[
+        "policy",
+        "check",
+        "--batch",
+        file.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 5);
+    // 1. sandboxed write to a Run key: blocked
+    assert_eq!(lines[0]["decision"], "deny");
+    assert_eq!(lines[0]["rule"], "builtin:run-keys-hkcu");
+    assert_eq!(lines[0]["mitre_id"], "T1547.001");
+    assert_eq!(
+        lines[0]["canonical"],
+        r"HKCU\SOFTWARE\MICROSOFT\WINDOWS\CURRENTVERSION\RUN"
+    );
+    // 2. the application's own key: allowed
+    assert_eq!(lines[1]["decision"], "allow");
+    assert_eq!(lines[1]["rule"], "allow-app-settings");
+    // 3. creating a service key: held for approval, never cached
+    assert_eq!(lines[2]["decision"], "approve");
+    assert_eq!(lines[2]["rule"], "builtin:services");
+    assert_eq!(lines[2]["cache_ttl_seconds"], 0);
+    assert!(
+        lines[2]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("agentsh-demo"))
+    );
+    // 4. the same approval has a timeout after which the service denies it
+    assert_eq!(lines[3]["decision"], "approve");
+    assert_eq!(lines[3]["approval_timeout_seconds"], 30);
+    assert_eq!(
+        lines[3]["canonical"],
+        r"HKLM\SYSTEM\CURRENTCONTROLSET\SERVICES\AGENTSH-TIMEOUT"
+    );
+    // 5. a process outside the sandbox: allowed and logged with its technique
+    assert_eq!(lines[4]["decision"], "allow");
+    assert_eq!(lines[4]["log"], true);
+    assert_eq!(lines[4]["risk_level"], "critical");
+    assert_eq!(lines[4]["mitre_tactic"], "persistence");
+    for l in &lines {
+        for field in [
+            "decision",
+            "rule",
+            "canonical",
+            "cache_ttl_seconds",
+            "notify",
+            "log",
+            "risk_level",
+            "mitre_id",
+            "mitre_tactic",
+            "approval_timeout_seconds",
+            "message",
+        ] {
+            assert!(l.get(field).is_some(), "missing `{field}` in {l}");
+        }
+    }
+}
+
+#[test]
+fn single_check_with_flags_and_json() {
+    let out = agentsh(&[
+        "policy",
+        "check",
+        "--key",
+        r"HKCU\SOFTWARE\TestApp\config",
+        "--op",
+        "write",
+        "--app",
+        "TestApp",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(v["decision"], "allow");
+    let out = agentsh(&[
+        "policy",
+        "check",
+        "--key",
+        r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run",
+        "--op",
+        "write",
+        "--unsandboxed",
+    ]);
+    assert!(
+        stdout(&out).contains("decision:  allow") && stdout(&out).contains("T1547.001"),
+        "{}",
+        stdout(&out)
+    );
+    let out = agentsh(&["policy", "check", "--key", r"HKCU\x", "--op", "wirte"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown operation `wirte`"));
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_location_and_exits_2() {
+    let file = data("invalid.yaml");
+    let out = agentsh(&["policy", "validate", file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    // The double-quoted-backslash trap: "HKCU\Network\tcpip" holds U+0085 and a tab.
+    assert!(err.contains("invalid.yaml:3:13: rule `block-run-keys`: path `HKCU\\u{85}etwork\\tcpip`: control character U+0085"), "{err}");
+    assert!(
+        err.contains("invalid.yaml:4:25: rule `block-run-keys`: unknown operation `craete`"),
+        "{err}"
+    );
+    assert!(err.contains("invalid.yaml:6:5: rule `block-run-keys`: unknown field `priorty` in a rule (did you mean `priority`?)"), "{err}");
+    let ok = agentsh(&["policy", "validate"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+#[test]
+fn test_command_reports_each_test() {
+    let good = data("team-policy.yaml");
+    let out = agentsh(&["policy", "test", good.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("3 passed, 0 failed"));
+    let bad = data("failing-tests.yaml");
+    let out = agentsh(&["policy", "test", bad.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("FAIL") && stdout(&out).contains("expected allow, got deny"),
+        "{}",
+        stdout(&out)
+    );
+    // Loading the failing file for anything else is an error too.
+    let out = agentsh(&["policy", "validate", bad.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn explain_names_the_winner_and_the_catalog_entries() {
+    let out = agentsh(&[
+        "policy",
+        "explain",
+        "--key",
+        r"HKLM\SOFTWARE\Policies\Microsoft\Windows Defender",
+        "--op",
+        "SetValue",
+        "--value",
+        "DisableAntiSpyware",
+        "--app",
+        "TestApp",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = stdout(&out);
+    assert!(
+        s.contains("builtin:windows-defender") && s.contains("builtin:policies"),
+        "{s}"
+    );
+    assert!(s.contains("decides"), "{s}");
+}
+
+#[test]
+fn explain_works_for_file_queries() {
+    let out = agentsh(&[
+        "policy",
+        "explain",
+        "--path",
+        r"C:\work\..\Windows\x.dll",
+        "--op",
+        "write",
+        "--workspace",
+        r"C:\work",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(v["canonical"], r"C:\WINDOWS\X.DLL");
+    assert_eq!(v["verdict"]["decision"], "deny");
+    assert_eq!(v["steps"][0]["name"], "allow-workspace");
+}
+
+#[test]
+fn rendered_explain_and_scenarios_are_stable() {
+    let out = agentsh(&[
+        "policy",
+        "explain",
+        "--key",
+        r"\REGISTRY\MACHINE\SYSTEM\ControlSet001\Services\agentsh-demo",
+        "--op",
+        "CreateKey",
+        "--app",
+        "TestApp",
+    ]);
+    insta::assert_snapshot!("explain_service_create", stdout(&out));
+    let file = data("scenarios.jsonl");
+    let out = agentsh(&[
+        "policy",
+        "check",
+        "--batch",
+        file.to_str().expect("utf-8 path"),
+    ]);
+    let pretty: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(l).expect("json"))
+                .expect("json")
+        })
+        .collect();
+    insta::assert_snapshot!("scenarios", pretty.join("\n"));
+}
+
+#[test]
+fn schema_is_json_and_closed() {
+    let out = agentsh(&["policy", "schema"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("json schema");
+    assert_eq!(v["additionalProperties"], false);
+    assert!(v["properties"]["registry_rules"].is_object());
+}

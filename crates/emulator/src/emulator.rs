@@ -1,0 +1,349 @@
+//! The emulated driver: the kernel core behind the loopback port. Each simulated operation runs the
+//! kernel core's flow exactly as agentsh.sys does (begin; if asked, encode, send without the lock,
+//! complete; while held, wait for a wake or the deadline and ask again), and the time the calling
+//! thread was held is measured.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use agentsh_kcore::breaker::Transition;
+use agentsh_kcore::{Caller, KernelCore, QueryOutcome, Step, Verdict as CoreVerdict};
+use agentsh_wire::control::Metrics;
+use agentsh_wire::header::HEADER_LEN;
+use agentsh_wire::notify::{ProcessEventKind, ProcessEventRepr};
+use agentsh_wire::{Utf16Buf, file, registry, response};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::port::{Port, PortHandler, QueryError};
+use crate::request::{OperationRequest, Reason, Verdict};
+
+/// The reply buffer offered with every policy query: FILTER_REPLY_HEADER + the response.
+const REPLY_LENGTH: u32 = (HEADER_LEN + response::LEN) as u32;
+/// Output buffer for a FilterSendMessage answer (the metrics reply is the largest).
+const SEND_OUTPUT: usize = 1024;
+const REQUEST_BUFFER: usize = if registry::LEN > file::LEN {
+    registry::LEN
+} else {
+    file::LEN
+};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is one call into the kernel core or one map update; the state stays
+    // consistent even if a holder panicked, so the emulator keeps serving.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the caller of an operation saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperationOutcome {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub latency: Duration,
+}
+
+impl OperationOutcome {
+    /// The NTSTATUS returned to the caller.
+    pub fn status(&self) -> u32 {
+        self.verdict.status()
+    }
+}
+
+/// A fail-mode transition the kernel core reported, with when (emulator milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeChange {
+    pub at_ms: u64,
+    pub transition: Transition,
+}
+
+struct Shared {
+    core: Mutex<KernelCore>,
+    /// Held operations by approval ticket, woken by a final decision or a disconnect.
+    holds: Mutex<HashMap<u32, Arc<Notify>>>,
+    transitions: Mutex<Vec<ModeChange>>,
+    epoch: Instant,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn wake(&self, ticket: u32) {
+        if let Some(n) = lock(&self.holds).get(&ticket) {
+            n.notify_one();
+        }
+    }
+
+    /// Collects the core's pending transition after a call that may have changed the mode.
+    fn note_transition(&self, core: &mut KernelCore) {
+        if let Some(transition) = core.take_transition() {
+            tracing::info!("fail mode: {transition:?}");
+            lock(&self.transitions).push(ModeChange {
+                at_ms: self.now_ms(),
+                transition,
+            });
+        }
+    }
+}
+
+struct Bridge(Arc<Shared>);
+
+impl PortHandler for Bridge {
+    fn connected(&self, client_pid: u32) {
+        let mut core = lock(&self.0.core);
+        if let Err(status) = core.on_client_connected(client_pid) {
+            // The port admits one client at a time, so the core cannot already have one.
+            tracing::error!("port: kernel core refused client {client_pid}: {status:?}");
+        }
+    }
+
+    fn disconnected(&self) {
+        let abandoned = {
+            let mut core = lock(&self.0.core);
+            let abandoned = core.on_client_disconnected();
+            self.0.note_transition(&mut core);
+            abandoned
+        };
+        for ticket in abandoned {
+            self.0.wake(ticket);
+        }
+    }
+
+    fn user_send(&self, message: &[u8]) -> (i32, Vec<u8>) {
+        let mut output = vec![0u8; SEND_OUTPUT];
+        let result = {
+            let mut core = lock(&self.0.core);
+            let result = core.on_user_message(message, &mut output);
+            self.0.note_transition(&mut core);
+            result
+        };
+        output.truncate(result.written);
+        if let Some(ticket) = result.wake {
+            self.0.wake(ticket);
+        }
+        (0, output)
+    }
+}
+
+/// The emulated agentsh.sys.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    port: Port,
+    accept_task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+impl Emulator {
+    /// Starts listening on `socket` with a fresh kernel core (default configuration until the
+    /// service sends its own). Needs a tokio runtime.
+    pub fn start(socket: &Path, seed: u64) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            core: Mutex::new(KernelCore::new(seed)),
+            holds: Mutex::new(HashMap::new()),
+            transitions: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+        });
+        let (port, accept_task) = Port::bind(socket, Arc::new(Bridge(shared.clone())))?;
+        Ok(Emulator {
+            shared,
+            port,
+            accept_task,
+        })
+    }
+
+    pub fn port(&self) -> &Port {
+        &self.port
+    }
+
+    /// Runs `f` on the kernel core (inspection in tests and reports).
+    pub fn with_core<R>(&self, f: impl FnOnce(&mut KernelCore) -> R) -> R {
+        f(&mut lock(&self.shared.core))
+    }
+
+    /// The kernel core's counters.
+    pub fn metrics(&self) -> Metrics {
+        lock(&self.shared.core).metrics()
+    }
+
+    /// Fail-mode transitions so far, oldest first.
+    pub fn transitions(&self) -> Vec<ModeChange> {
+        lock(&self.shared.transitions).clone()
+    }
+
+    /// A process starts; `creator` is the creating process (what session tracking trusts).
+    pub fn process_created(&self, pid: u32, creator: u32, image: &str) {
+        let session = lock(&self.shared.core).on_process_created(pid, creator, creator);
+        if let Some(session) = session {
+            self.send_process_event(session.id, pid, creator, ProcessEventKind::Created, image);
+        }
+    }
+
+    pub fn process_exited(&self, pid: u32) {
+        let session = {
+            let mut core = lock(&self.shared.core);
+            let session = core.session_of(pid);
+            core.on_process_exited(pid);
+            session
+        };
+        if let Some(session) = session {
+            self.send_process_event(session.id, pid, 0, ProcessEventKind::Exited, "");
+        }
+    }
+
+    fn send_process_event(
+        &self,
+        session_id: u64,
+        pid: u32,
+        creator: u32,
+        kind: ProcessEventKind,
+        image: &str,
+    ) {
+        let units: Vec<u16> = image.encode_utf16().collect();
+        let repr = ProcessEventRepr {
+            session_id,
+            process_id: pid,
+            creating_process_id: creator,
+            parent_process_id: creator,
+            kind,
+            exit_status: 0,
+            image_name: Utf16Buf::from_units_truncating(&units).0,
+        };
+        let mut buf = vec![0u8; repr.buffer_len()];
+        match repr.emit(&mut buf) {
+            Ok(()) => {
+                self.port.notify(&buf);
+            }
+            Err(e) => tracing::warn!("process event for {pid} not sent: {e:?}"),
+        }
+    }
+
+    fn flush_notifications(&self) {
+        loop {
+            let Some(note) = lock(&self.shared.core).next_notification() else {
+                return;
+            };
+            let repr = note.to_repr();
+            let mut buf = vec![0u8; repr.buffer_len()];
+            match repr.emit(&mut buf) {
+                Ok(()) => {
+                    self.port.notify(&buf);
+                }
+                Err(e) => tracing::warn!("notification not sent: {e:?}"),
+            }
+        }
+    }
+
+    /// Performs one intercepted operation the way the driver's callback does.
+    pub async fn perform(&self, request: &OperationRequest) -> OperationOutcome {
+        let started = Instant::now();
+        let (verdict, why) = self.decide(request).await;
+        self.flush_notifications();
+        OperationOutcome {
+            verdict,
+            reason: why,
+            latency: started.elapsed(),
+        }
+    }
+
+    async fn decide(&self, request: &OperationRequest) -> (Verdict, Reason) {
+        let shared = &self.shared;
+        let caller = Caller {
+            pid: request.pid,
+            tid: request.thread_id,
+        };
+        let req = request.target.as_request();
+        let mut buf = [0u8; REQUEST_BUFFER];
+        let (token, timeout_ms, len) = {
+            let mut core = lock(&shared.core);
+            let step = core.begin(shared.now_ms(), caller, &req);
+            shared.note_transition(&mut core);
+            match step {
+                Step::Allow(why) => return (Verdict::Allow, why.into()),
+                Step::Deny(why) => return (Verdict::Deny, why.into()),
+                Step::Query { token, timeout_ms } => {
+                    match core.encode_request(caller, &req, token, &mut buf) {
+                        Ok(len) => (token, timeout_ms, len),
+                        Err(e) => {
+                            // Cannot happen for requests built by as_request; treat as a failed query.
+                            tracing::error!("request not encodable: {e:?}");
+                            let v = core.complete(
+                                shared.now_ms(),
+                                caller,
+                                &req,
+                                token,
+                                QueryOutcome::Error,
+                            );
+                            shared.note_transition(&mut core);
+                            return settle(v);
+                        }
+                    }
+                }
+            }
+        };
+        let reply = self
+            .port
+            .query(
+                &buf[..len],
+                REPLY_LENGTH,
+                Duration::from_millis(u64::from(timeout_ms)),
+            )
+            .await;
+        let outcome = match &reply {
+            Ok(bytes) => QueryOutcome::Reply(bytes),
+            Err(QueryError::Timeout) => QueryOutcome::Timeout,
+            Err(QueryError::NotConnected) => QueryOutcome::NotConnected,
+            Err(QueryError::Disconnected | QueryError::Status(_) | QueryError::TooLarge) => {
+                QueryOutcome::Error
+            }
+        };
+        let mut verdict = {
+            let mut core = lock(&shared.core);
+            let v = core.complete(shared.now_ms(), caller, &req, token, outcome);
+            shared.note_transition(&mut core);
+            v
+        };
+        while let CoreVerdict::Hold { ticket, deadline } = verdict {
+            let waker = lock(&shared.holds)
+                .entry(ticket)
+                .or_insert_with(|| Arc::new(Notify::new()))
+                .clone();
+            // The decision may have arrived before the waker was registered: ask first, then wait.
+            verdict = lock(&shared.core).hold_status(shared.now_ms(), caller, &req, ticket);
+            if let CoreVerdict::Hold { deadline: d, .. } = verdict {
+                let wait = Duration::from_millis(d.max(deadline).saturating_sub(shared.now_ms()));
+                // Woken or timed out, the core says which: poll it again at the loop's head.
+                let _ = tokio::time::timeout(wait, waker.notified()).await;
+                verdict = lock(&shared.core).hold_status(shared.now_ms(), caller, &req, ticket);
+            }
+            if !matches!(verdict, CoreVerdict::Hold { .. }) {
+                lock(&shared.holds).remove(&ticket);
+            }
+        }
+        settle(verdict)
+    }
+}
+
+fn settle(verdict: CoreVerdict) -> (Verdict, Reason) {
+    match verdict {
+        CoreVerdict::Allow(why) => (Verdict::Allow, why.into()),
+        CoreVerdict::Deny(why) => (Verdict::Deny, why.into()),
+        // Only reached from the hold loop's exit, which never leaves a Hold.
+        CoreVerdict::Hold { .. } => (Verdict::Deny, Reason::HoldRefused),
+    }
+}

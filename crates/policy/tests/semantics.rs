@@ -1,0 +1,620 @@
+//! Every evaluation rule of docs/policy.md ("Evaluation"), one test each.
+
+mod support;
+
+use agentsh_policy::filepath::VolumeMap;
+use agentsh_policy::load::parse_access;
+use agentsh_policy::{
+    Decision, FileQuery, Operation, RegistryQuery, Risk, RuleRef, SessionContext,
+};
+use support::{SID, policy, reg, session};
+
+const RUN_HKCU: &str = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run";
+
+#[test]
+fn higher_priority_wins_and_equal_priorities_keep_file_order() {
+    let p = policy(
+        r#"
+registry_rules:
+  - { name: low, paths: ['HKCU\SOFTWARE\X\*'], operations: [write], decision: deny }
+  - { name: high, paths: ['HKCU\SOFTWARE\X\*'], operations: [write], decision: allow, priority: 5 }
+  - { name: tie-first, paths: ['HKCU\SOFTWARE\Y\*'], operations: [write], decision: allow }
+  - { name: tie-second, paths: ['HKCU\SOFTWARE\Y\*'], operations: [write], decision: deny }
+"#,
+    );
+    let v = reg(&p, r"HKCU\SOFTWARE\X\a", None, "write", true);
+    assert_eq!(
+        (v.decision, v.rule.to_string()),
+        (Decision::Allow, "high".into())
+    );
+    for _ in 0..20 {
+        let v = reg(&p, r"HKCU\SOFTWARE\Y\a", None, "write", true);
+        assert_eq!(v.rule.to_string(), "tie-first");
+    }
+}
+
+#[test]
+fn first_matching_rule_wins_and_operations_filter() {
+    let p = policy(
+        r#"
+registry_rules:
+  - { name: reads-only, paths: ['HKCU\SOFTWARE\X\*'], operations: [read], decision: allow }
+  - { name: writes, paths: ['HKCU\SOFTWARE\X\*'], operations: [write, create], decision: approve, timeout: 2m }
+"#,
+    );
+    assert_eq!(
+        reg(&p, r"HKCU\SOFTWARE\X\a", None, "QueryValue", true)
+            .rule
+            .to_string(),
+        "reads-only"
+    );
+    let v = reg(&p, r"HKCU\SOFTWARE\X\a", None, "SetValue", true);
+    assert_eq!(
+        (v.decision, v.rule.to_string()),
+        (Decision::Approve, "writes".into())
+    );
+    let v = reg(&p, r"HKCU\SOFTWARE\X\a", None, "DeleteKey", true);
+    assert_eq!((v.decision, v.rule), (Decision::Deny, RuleRef::Default));
+}
+
+#[test]
+fn no_match_gives_default_action() {
+    let p = policy("registry_policy: { default_action: allow }\n");
+    let v = reg(&p, r"HKCU\SOFTWARE\Whatever", None, "write", true);
+    assert_eq!((v.decision, v.rule), (Decision::Allow, RuleRef::Default));
+}
+
+#[test]
+fn catch_all_allow_and_default_allow_never_unlock_a_high_risk_key() {
+    let catch_all = policy(
+        "registry_rules:\n  - { name: everything, paths: ['*'], operations: ['*'], decision: allow, priority: 1000000 }\n",
+    );
+    let default_allow = policy("registry_policy: { default_action: allow }\n");
+    for p in [&catch_all, &default_allow] {
+        for op in [
+            "SetValue",
+            "CreateKey",
+            "DeleteKey",
+            "DeleteValue",
+            "RenameKey",
+        ] {
+            let v = reg(p, RUN_HKCU, Some("x"), op, true);
+            assert_eq!(v.decision, Decision::Deny, "{op}");
+            assert_eq!(v.rule, RuleRef::Builtin("run-keys-hkcu"), "{op}");
+            assert_eq!(v.mitre_id(), Some("T1547.001"));
+        }
+    }
+}
+
+#[test]
+fn an_override_names_the_entry_it_unlocks_and_only_that_entry() {
+    let p = policy(
+        r#"
+registry_rules:
+  - name: installer-may-register-services
+    paths: ['HKLM\SYSTEM\CurrentControlSet\Services\*']
+    operations: [create, write]
+    decision: allow
+    overrides: [services]
+"#,
+    );
+    let v = reg(
+        &p,
+        r"HKLM\SYSTEM\CurrentControlSet\Services\mysvc",
+        None,
+        "CreateKey",
+        true,
+    );
+    assert_eq!(
+        (v.decision, v.rule.to_string()),
+        (Decision::Allow, "installer-may-register-services".into())
+    );
+    // The rule names `services`, not the stricter `security-services` entry.
+    let v = reg(
+        &p,
+        r"HKLM\SYSTEM\CurrentControlSet\Services\WinDefend\x",
+        None,
+        "CreateKey",
+        true,
+    );
+    assert_eq!(
+        (v.decision, v.rule),
+        (Decision::Deny, RuleRef::Builtin("security-services"))
+    );
+}
+
+#[test]
+fn disabling_an_entry_by_id_removes_it() {
+    let p = policy(
+        "registry_policy: { default_action: allow }\nhigh_risk: { disable: [run-keys-hkcu] }\n",
+    );
+    let v = reg(&p, RUN_HKCU, Some("x"), "SetValue", true);
+    assert_eq!(
+        (v.decision, v.rule, v.high_risk),
+        (Decision::Allow, RuleRef::Default, None)
+    );
+}
+
+#[test]
+fn catalog_is_a_floor_a_stricter_rule_keeps_its_decision() {
+    let p = policy(
+        r#"
+registry_rules:
+  - { name: no-services, paths: ['HKLM\SYSTEM\CurrentControlSet\Services\*'], operations: ['*'], decision: deny }
+  - { name: ask-run, paths: ['HKCU\SOFTWARE\Microsoft\Windows\CurrentVersion\Run*'], operations: ['*'], decision: approve }
+"#,
+    );
+    let v = reg(
+        &p,
+        r"HKLM\SYSTEM\CurrentControlSet\Services\x",
+        None,
+        "CreateKey",
+        true,
+    );
+    assert_eq!(
+        (v.decision, v.rule.to_string()),
+        (Decision::Deny, "no-services".into())
+    );
+    // approve is weaker than the Run key's deny: the catalog decides.
+    let v = reg(&p, RUN_HKCU, Some("x"), "SetValue", true);
+    assert_eq!(
+        (v.decision, v.rule),
+        (Decision::Deny, RuleRef::Builtin("run-keys-hkcu"))
+    );
+}
+
+#[test]
+fn where_several_entries_match_the_strictest_wins() {
+    let p = policy("registry_policy: { default_action: allow }\n");
+    // `policies` (approve) and `windows-defender` (deny) both match.
+    let v = reg(
+        &p,
+        r"HKLM\SOFTWARE\Policies\Microsoft\Windows Defender\Exclusions",
+        None,
+        "CreateKey",
+        true,
+    );
+    assert_eq!(
+        (v.decision, v.rule),
+        (Decision::Deny, RuleRef::Builtin("windows-defender"))
+    );
+    let v = reg(
+        &p,
+        r"HKLM\SOFTWARE\Policies\Contoso",
+        None,
+        "CreateKey",
+        true,
+    );
+    assert_eq!(
+        (v.decision, v.rule),
+        (Decision::Approve, RuleRef::Builtin("policies"))
+    );
+}
+
+#[test]
+fn reads_of_high_risk_keys_are_allowed_and_logged() {
+    let p = policy(
+        "registry_rules:\n  - { name: reads, paths: ['*'], operations: [read], decision: allow }\n",
+    );
+    for op in ["QueryValue", "EnumKeys", "EnumValues", "OpenKey"] {
+        let v = reg(&p, RUN_HKCU, Some("x"), op, true);
+        assert_eq!(v.decision, Decision::Allow, "{op}");
+        assert!(v.log, "{op}");
+        assert_eq!(v.risk(), Some(Risk::Critical));
+    }
+}
+
+#[test]
+fn unsandboxed_processes_are_never_blocked_but_high_risk_writes_are_logged_and_not_cached() {
+    let p = policy("registry_policy: { default_action: deny, default_cache_ttl: 30 }\n");
+    let v = reg(
+        &p,
+        r"\REGISTRY\MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Run",
+        Some("x"),
+        "SetValue",
+        false,
+    );
+    assert_eq!(v.decision, Decision::Allow);
+    assert!(v.log);
+    assert_eq!(
+        (v.mitre_id(), v.mitre_tactic()),
+        (Some("T1547.001"), Some("persistence"))
+    );
+    assert_eq!(v.rule, RuleRef::Builtin("run-keys-hklm"));
+    assert_eq!(v.cache_ttl, None);
+    let v = reg(&p, r"HKCU\SOFTWARE\Anything", None, "SetValue", false);
+    assert_eq!(
+        (v.decision, v.rule, v.log),
+        (Decision::Allow, RuleRef::Unsandboxed, false)
+    );
+}
+
+#[test]
+fn cache_ttl_comes_from_the_rule_then_the_policy_and_approvals_are_never_cached() {
+    let p = policy(
+        r#"
+registry_policy:
+  default_action: deny
+  default_cache_ttl: 30
+  rules:
+    - { name: own-ttl, paths: ['HKCU\SOFTWARE\A\*'], operations: ['*'], action: allow, cache_ttl: 60 }
+    - { name: no-cache, paths: ['HKCU\SOFTWARE\B\*'], operations: ['*'], action: allow, cache_ttl: 0 }
+    - { name: inherit, paths: ['HKCU\SOFTWARE\C\*'], operations: ['*'], action: allow }
+    - { name: ask, paths: ['HKCU\SOFTWARE\D\*'], operations: ['*'], action: approve, cache_ttl: 60 }
+"#,
+    );
+    let ttl = |k: &str| reg(&p, k, None, "write", true).cache_ttl;
+    assert_eq!(ttl(r"HKCU\SOFTWARE\A\x"), Some(60));
+    assert_eq!(ttl(r"HKCU\SOFTWARE\B\x"), None);
+    assert_eq!(ttl(r"HKCU\SOFTWARE\C\x"), Some(30));
+    assert_eq!(ttl(r"HKCU\SOFTWARE\D\x"), None);
+    let none = policy("registry_policy: { default_action: allow }\n");
+    assert_eq!(
+        reg(&none, r"HKCU\SOFTWARE\A", None, "write", true).cache_ttl,
+        None
+    );
+}
+
+#[test]
+fn notify_and_log_flags() {
+    let p = policy(
+        r#"
+registry_policy:
+  default_action: deny
+  notify_on_deny: true
+  log_all: false
+  rules:
+    - { name: quiet-allow, paths: ['HKCU\SOFTWARE\A\*'], operations: ['*'], action: allow }
+    - { name: loud-allow, paths: ['HKCU\SOFTWARE\B\*'], operations: ['*'], action: allow, notify: true }
+"#,
+    );
+    let v = reg(&p, r"HKCU\SOFTWARE\A\x", None, "write", true);
+    assert_eq!((v.notify, v.log), (false, false));
+    let v = reg(&p, r"HKCU\SOFTWARE\B\x", None, "write", true);
+    assert_eq!((v.notify, v.log), (true, false));
+    let v = reg(&p, r"HKCU\SOFTWARE\Z", None, "write", true);
+    assert_eq!((v.decision, v.notify, v.log), (Decision::Deny, true, true));
+    let quiet =
+        policy("registry_policy: { default_action: deny, notify_on_deny: false, log_all: true }\n");
+    let v = reg(&quiet, r"HKCU\SOFTWARE\Z", None, "write", true);
+    assert_eq!((v.notify, v.log), (false, true));
+}
+
+#[test]
+fn approval_timeout_and_message_come_from_the_rule() {
+    let p = policy(
+        r#"
+approvals: { default_timeout: 45s }
+registry_rules:
+  - name: approve-service-changes
+    paths: ['HKLM\SYSTEM\CurrentControlSet\Services\*']
+    operations: [write, create, delete]
+    decision: approve
+    message: "Agent wants to modify service: {{.Path}} ({{.Operation}} {{.ValueName}} by {{.ProcessName}} {{.ProcessID}})"
+    timeout: 2m
+  - { name: seconds, paths: ['HKCU\SOFTWARE\S\*'], operations: ['*'], action: approve, timeout_seconds: 7 }
+  - { name: default-timeout, paths: ['HKCU\SOFTWARE\T\*'], operations: ['*'], action: approve }
+"#,
+    );
+    let s = session();
+    let key = r"HKLM\SYSTEM\CurrentControlSet\Services\svc";
+    let mut q = RegistryQuery::new(key, parse_access("SetValue").expect("op"), &s);
+    q.value = Some("ImagePath");
+    q.process_name = "python.exe";
+    q.process_id = 4242;
+    let v = p.engine().decide_registry(&q);
+    assert_eq!(v.decision, Decision::Approve);
+    assert_eq!((v.decision.wire_code(), v.wire_flags()), (2, 0b10));
+    assert_eq!(v.approval_timeout_secs, Some(120));
+    assert_eq!(
+        v.message.as_deref(),
+        Some(
+            r"Agent wants to modify service: HKLM\SYSTEM\CurrentControlSet\Services\svc (write ImagePath by python.exe 4242)"
+        )
+    );
+    assert_eq!(
+        reg(&p, r"HKCU\SOFTWARE\S\x", None, "write", true).approval_timeout_secs,
+        Some(7)
+    );
+    assert_eq!(
+        reg(&p, r"HKCU\SOFTWARE\T\x", None, "write", true).approval_timeout_secs,
+        Some(45)
+    );
+    assert_eq!(
+        reg(&p, r"HKCU\SOFTWARE\Z", None, "write", true).approval_timeout_secs,
+        None
+    );
+}
+
+#[test]
+fn value_names_are_kept_apart_and_the_empty_name_is_the_default_value() {
+    let p = policy(
+        r#"
+registry_policy: { default_action: allow }
+registry_rules:
+  - name: shell-value
+    paths: [{ key: 'HKCU\SOFTWARE\App\Winlogon', value: 'Shell' }]
+    operations: [write]
+    decision: deny
+  - name: default-value
+    paths: [{ key: 'HKCU\SOFTWARE\App\Cls', value: '' }]
+    operations: [write]
+    decision: deny
+  - name: backslash-value
+    paths: [{ key: 'HKCU\SOFTWARE\App\Paths', value: 'C:\tools\*' }]
+    operations: [write]
+    decision: deny
+"#,
+    );
+    let d = |k: &str, v: Option<&str>| reg(&p, k, v, "SetValue", true).rule.to_string();
+    assert_eq!(
+        d(r"HKCU\SOFTWARE\App\Winlogon", Some("shell")),
+        "shell-value"
+    );
+    assert_eq!(
+        d(r"HKCU\SOFTWARE\App\Winlogon", Some("Userinit")),
+        "default"
+    );
+    assert_eq!(d(r"HKCU\SOFTWARE\App\Winlogon", None), "default");
+    assert_eq!(d(r"HKCU\SOFTWARE\App\Cls", Some("")), "default-value");
+    assert_eq!(d(r"HKCU\SOFTWARE\App\Cls", Some("x")), "default");
+    assert_eq!(
+        d(r"HKCU\SOFTWARE\App\Paths", Some(r"c:\Tools\bin\x.exe")),
+        "backslash-value"
+    );
+    // A value name containing `\` is never read as part of the key.
+    assert_eq!(
+        d(r"HKCU\SOFTWARE\App", Some(r"Paths\C:\tools\x")),
+        "default"
+    );
+}
+
+#[test]
+fn rename_is_checked_at_its_destination_too() {
+    let p = policy(
+        "registry_rules:\n  - { name: cv, paths: ['HKCU\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\*'], operations: ['*'], decision: allow }\n",
+    );
+    let s = session();
+    let mut q = RegistryQuery::new(
+        r"HKCU\Software\Microsoft\Windows\CurrentVersion\Staging",
+        Operation::Rename,
+        &s,
+    );
+    q.rename_to = Some("Run");
+    let v = p.engine().decide_registry(&q);
+    assert_eq!(
+        (v.decision, v.rule),
+        (Decision::Deny, RuleRef::Builtin("run-keys-hkcu"))
+    );
+    q.rename_to = Some("Harmless");
+    assert_eq!(p.engine().decide_registry(&q).decision, Decision::Allow);
+}
+
+#[test]
+fn deleting_an_ancestor_of_a_high_risk_key_meets_its_floor() {
+    let p = policy("registry_policy: { default_action: allow }\n");
+    let v = reg(
+        &p,
+        r"HKCU\Software\Microsoft\Windows\CurrentVersion",
+        None,
+        "DeleteKey",
+        true,
+    );
+    assert_eq!(v.decision, Decision::Deny);
+    // Creating a sibling does not.
+    assert_eq!(
+        reg(
+            &p,
+            r"HKCU\Software\Microsoft\Windows\CurrentVersion\Other",
+            None,
+            "CreateKey",
+            true
+        )
+        .decision,
+        Decision::Allow
+    );
+}
+
+#[test]
+fn hive_export_of_sam_is_denied_but_reading_it_is_logged() {
+    let p = policy("registry_policy: { default_action: allow }\n");
+    let v = reg(&p, r"\REGISTRY\MACHINE\SAM\SAM", None, "SaveKey", true);
+    assert_eq!(
+        (v.decision, v.rule),
+        (Decision::Deny, RuleRef::Builtin("sam-hive"))
+    );
+    // The SYSTEM hive holds the boot key that decrypts SAM hashes: exporting it copies the
+    // LSA and other catalog keys beneath it.
+    let v = reg(&p, r"\REGISTRY\MACHINE\SYSTEM", None, "SaveKey", true);
+    assert_eq!(v.decision, Decision::Deny);
+    let v = reg(&p, r"\REGISTRY\MACHINE\SAM\SAM", None, "QueryValue", true);
+    assert_eq!(
+        (v.decision, v.log, v.mitre_id()),
+        (Decision::Allow, true, Some("T1003.002"))
+    );
+}
+
+#[test]
+fn driver_operations_map_onto_the_five_policy_operations() {
+    let table = [
+        ("QueryValue", Operation::Read),
+        ("SetValue", Operation::Write),
+        ("DeleteValue", Operation::Delete),
+        ("CreateKey", Operation::Create),
+        ("DeleteKey", Operation::Delete),
+        ("EnumKeys", Operation::Read),
+        ("EnumValues", Operation::Read),
+        ("OpenKey", Operation::Read),
+        ("RenameKey", Operation::Rename),
+        ("SaveKey", Operation::Read),
+        ("RestoreKey", Operation::Write),
+        ("ReplaceKey", Operation::Write),
+        ("LoadKey", Operation::Write),
+        ("SetKeySecurity", Operation::Write),
+    ];
+    for (name, op) in table {
+        let a = parse_access(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(a.op, op, "{name}");
+        assert_eq!(a.exports_hive, name == "SaveKey", "{name}");
+    }
+    assert!(parse_access("Frobnicate").is_none());
+}
+
+#[test]
+fn variables_expand_per_session() {
+    let p = policy(
+        "registry_rules:\n  - { name: app, paths: ['HKCU\\SOFTWARE\\${APP_NAME}\\*'], operations: ['*'], decision: allow }\n",
+    );
+    let a = SessionContext::new(Some("AppA"), None, Some(SID)).expect("session");
+    let b = SessionContext::new(Some("AppB"), None, Some(SID)).expect("session");
+    let key = format!(r"\REGISTRY\USER\{SID}\Software\AppA\settings");
+    let qa = RegistryQuery::new(&key, Operation::Write, &a);
+    let qb = RegistryQuery::new(&key, Operation::Write, &b);
+    assert_eq!(p.engine().decide_registry(&qa).decision, Decision::Allow);
+    assert_eq!(p.engine().decide_registry(&qb).decision, Decision::Deny);
+    let unset = SessionContext::new(None, None, Some(SID)).expect("session");
+    let qu = RegistryQuery::new(r"HKCU\SOFTWARE\x", Operation::Write, &unset);
+    assert_eq!(p.engine().decide_registry(&qu).decision, Decision::Deny);
+    assert!(SessionContext::new(Some(r"Microsoft\Windows"), None, None).is_err());
+    assert!(SessionContext::new(Some("*"), None, None).is_err());
+    for shared in ["Microsoft", "classes", "Policies", "WOW6432Node"] {
+        assert!(
+            SessionContext::new(Some(shared), None, None).is_err(),
+            "{shared}"
+        );
+    }
+    for root in [r"C:\", "C:", r"\\server\share", r"\\?\C:\", "relative\\dir"] {
+        assert!(
+            SessionContext::new(None, Some(root), None).is_err(),
+            "{root}"
+        );
+    }
+}
+
+#[test]
+fn hkcr_rules_cover_machine_and_per_user_classes() {
+    let p = policy(
+        "registry_rules:\n  - { name: txt, paths: ['HKCR\\.txt\\*'], operations: ['*'], decision: allow }\n",
+    );
+    for key in [
+        r"\REGISTRY\MACHINE\SOFTWARE\Classes\.txt".to_owned(),
+        format!(r"\REGISTRY\USER\{SID}_Classes\.txt\OpenWithList"),
+        r"HKEY_CLASSES_ROOT\.TXT".to_owned(),
+    ] {
+        assert_eq!(
+            reg(&p, &key, None, "write", true).rule.to_string(),
+            "txt",
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn file_rules_canonicalize_every_spelling_and_workspace_escapes_fail() {
+    let p = agentsh_policy::Policy::embedded_default().expect("default policy");
+    let s = session();
+    let mut volumes = VolumeMap::new();
+    volumes
+        .insert(r"\Device\HarddiskVolume3", "C:")
+        .expect("volume");
+    let decide = |path: &str, op: Operation| {
+        p.engine()
+            .decide_file(&FileQuery::new(path, op, &s, &volumes))
+            .decision
+    };
+    for path in [
+        r"C:\work\src\main.rs",
+        r"\??\C:\work\src\main.rs",
+        r"\\?\c:\WORK\src\main.rs",
+        r"\Device\HarddiskVolume3\work\src\main.rs",
+        r"c:/work/src/../lib.rs",
+    ] {
+        assert_eq!(decide(path, Operation::Write), Decision::Allow, "{path}");
+    }
+    for path in [
+        r"C:\work\..\Windows\evil.dll",
+        r"C:\workspace2\x",
+        r"\Device\HarddiskVolume4\work\x",
+    ] {
+        assert_eq!(decide(path, Operation::Write), Decision::Deny, "{path}");
+    }
+    assert_eq!(
+        decide(r"C:\Windows\notepad.exe", Operation::Read),
+        Decision::Allow
+    );
+}
+
+#[test]
+fn file_renames_and_hard_links_are_decided_at_their_target_too() {
+    let p = agentsh_policy::Policy::embedded_default().expect("default policy");
+    let s = session();
+    let volumes = VolumeMap::new();
+    let mut q = FileQuery::new(r"C:\work\payload.dll", Operation::Rename, &s, &volumes);
+    q.target = Some(r"C:\work\renamed.dll");
+    assert_eq!(p.engine().decide_file(&q).decision, Decision::Allow);
+    q.target = Some(r"C:\Windows\System32\payload.dll");
+    let v = p.engine().decide_file(&q);
+    assert_eq!(
+        (v.decision, v.canonical.as_str()),
+        (Decision::Deny, r"C:\WORK\PAYLOAD.DLL")
+    );
+    // A hard link in the workspace to a system file is a write to that file.
+    let link = agentsh_wire::FileOperation::HardLink;
+    let mut h = FileQuery::new(
+        r"C:\Windows\System32\drivers\etc\hosts",
+        link.into(),
+        &s,
+        &volumes,
+    );
+    h.target = Some(r"C:\work\hosts");
+    assert_eq!(p.engine().decide_file(&h).decision, Decision::Deny);
+}
+
+#[test]
+fn truncated_paths_are_never_written_by_a_sandboxed_process() {
+    let p = agentsh_policy::Policy::embedded_default().expect("default policy");
+    let s = session();
+    let mut q = RegistryQuery::new(r"HKCU\SOFTWARE\TestApp\very\long", Operation::Write, &s);
+    assert_eq!(p.engine().decide_registry(&q).decision, Decision::Allow);
+    q.truncated = true;
+    let v = p.engine().decide_registry(&q);
+    assert_eq!(
+        (v.decision, v.rule, v.cache_ttl, v.log),
+        (Decision::Deny, RuleRef::Truncated, None, true)
+    );
+    q.access = Operation::Read.into();
+    assert_eq!(p.engine().decide_registry(&q).decision, Decision::Allow);
+    q.access = Operation::Write.into();
+    q.sandboxed = false;
+    let v = p.engine().decide_registry(&q);
+    assert_eq!((v.decision, v.log), (Decision::Allow, true));
+    let volumes = VolumeMap::new();
+    let mut f = FileQuery::new(r"C:\work\deep\file", Operation::Write, &s, &volumes);
+    f.truncated = true;
+    assert_eq!(p.engine().decide_file(&f).rule, RuleRef::Truncated);
+}
+
+#[test]
+fn both_syntaxes_in_one_file() {
+    let p = policy(
+        r#"
+registry_policy:
+  default_action: allow
+  default_cache_ttl: 10
+registry_rules:
+  - { name: guide-style, paths: ['HKCU\SOFTWARE\G\*'], operations: ['*'], decision: deny, timeout: 30s }
+file_rules:
+  - { name: files, paths: ['C:\tmp\*'], operations: [write], action: allow, timeout_seconds: 5 }
+"#,
+    );
+    assert_eq!(
+        reg(&p, r"HKCU\SOFTWARE\G\x", None, "write", true)
+            .rule
+            .to_string(),
+        "guide-style"
+    );
+    assert_eq!(
+        reg(&p, r"HKCU\SOFTWARE\H", None, "write", true).cache_ttl,
+        Some(10)
+    );
+}

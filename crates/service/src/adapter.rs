@@ -1,0 +1,415 @@
+//! The policy adapter: turns one driver request into a verdict — session membership, the policy
+//! engine's decision, audit mode, session grants, and `approve` handed to the approval manager —
+//! and records it as an event.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use agentsh_policy::filepath::VolumeMap;
+use agentsh_policy::{
+    Decision, Engine, FileQuery, Operation, RegistryQuery, RuleRef, SessionContext, Verdict,
+};
+use agentsh_wire::control::FailMode;
+use agentsh_wire::file::FileRequestRepr;
+use agentsh_wire::op::{self, FileOperation, MessageType};
+use agentsh_wire::registry::RegistryRequestRepr;
+use agentsh_wire::response::{CacheTtl, PolicyResponseRepr};
+
+use crate::approvals::{ApprovalManager, ApprovalOutcome, GrantKey, PendingApproval};
+use crate::events::{ATTACK_VERSION, Event, EventKind, EventPipeline, Reason};
+use crate::metrics::ServiceMetrics;
+use crate::sessions::{SessionInfo, SessionRegistry};
+
+/// An approval's eventual outcome.
+pub type OutcomeFuture = Pin<Box<dyn Future<Output = ApprovalOutcome> + Send>>;
+
+/// What to answer the kernel.
+pub enum Answer {
+    /// Reply now with this.
+    Reply(PolicyResponseRepr),
+    /// Reply `pending` now; send a FinalDecision with `ticket` when `outcome` resolves.
+    Pending {
+        reply: PolicyResponseRepr,
+        ticket: u32,
+        outcome: OutcomeFuture,
+        event: Box<Event>,
+    },
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Reply(r) => f.debug_tuple("Reply").field(r).finish(),
+            Answer::Pending { reply, ticket, .. } => f
+                .debug_struct("Pending")
+                .field("reply", reply)
+                .field("ticket", ticket)
+                .finish(),
+        }
+    }
+}
+
+/// The adapter.
+#[derive(Debug)]
+pub struct PolicyAdapter {
+    engine: RwLock<Arc<Engine>>,
+    pub sessions: Arc<SessionRegistry>,
+    pub approvals: Arc<ApprovalManager>,
+    pub events: EventPipeline,
+    pub metrics: Arc<ServiceMetrics>,
+    /// Audit every session (per-policy audit mode).
+    pub audit_all: bool,
+    pub default_approval_timeout_secs: u32,
+    pub fail_mode: FailMode,
+    pub volumes: VolumeMap,
+    /// Fail-mode transitions, reported as their own events.
+    pub fail_watch: crate::failmode::FailModeWatch,
+    /// Process names learned from process events, for events and messages.
+    pub process_names: RwLock<std::collections::HashMap<u32, String>>,
+}
+
+impl PolicyAdapter {
+    /// An adapter deciding with `engine`.
+    pub fn new(engine: Arc<Engine>, events: EventPipeline) -> Self {
+        PolicyAdapter {
+            engine: RwLock::new(engine),
+            sessions: Arc::default(),
+            approvals: ApprovalManager::new(),
+            events,
+            metrics: Arc::default(),
+            audit_all: false,
+            default_approval_timeout_secs: 30,
+            fail_mode: FailMode::Open,
+            volumes: VolumeMap::new(),
+            process_names: RwLock::default(),
+            fail_watch: Default::default(),
+        }
+    }
+
+    /// Swaps in a new engine (policy reload) atomically.
+    pub fn replace_engine(&self, engine: Arc<Engine>) {
+        if let Ok(mut e) = self.engine.write() {
+            *e = engine;
+        }
+    }
+
+    fn engine(&self) -> Arc<Engine> {
+        self.engine
+            .read()
+            .map(|e| e.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn process_name(&self, pid: u32) -> String {
+        self.process_names
+            .read()
+            .ok()
+            .and_then(|m| m.get(&pid).cloned())
+            .unwrap_or_default()
+    }
+
+    /// What a malformed request gets: the fail mode's answer, never a crash.
+    pub fn malformed(&self, message_type: MessageType, problem: &str) -> PolicyResponseRepr {
+        self.metrics
+            .malformed_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            problem,
+            "malformed request from the driver port; answered per the fail mode"
+        );
+        let decision = match self.fail_mode {
+            FailMode::Open => op::Decision::Allow,
+            FailMode::Closed => op::Decision::Deny,
+        };
+        response(message_type, decision, CacheTtl::None, false, true)
+    }
+
+    /// Decides a registry request.
+    pub fn check_registry(&self, req: &RegistryRequestRepr) -> Answer {
+        let started = Instant::now();
+        let (session, sandboxed) = self.session_of(req.session_token);
+        let key = req.key_path.to_string();
+        let name = req.value_name.to_string();
+        let has_value = matches!(
+            req.operation,
+            op::Operation::QueryValue | op::Operation::SetValue | op::Operation::DeleteValue
+        );
+        let process_name = self.process_name(req.process_id);
+        let ctx = session
+            .as_ref()
+            .map(|s| s.context.clone())
+            .unwrap_or_else(|| Arc::new(SessionContext::default()));
+        let mut q = RegistryQuery::new(&key, req.operation, &ctx);
+        q.value = has_value.then_some(name.as_str());
+        q.rename_to = (req.operation == op::Operation::RenameKey).then_some(name.as_str());
+        q.sandboxed = sandboxed;
+        q.truncated = req.flags.truncated();
+        q.process_id = req.process_id;
+        q.process_name = &process_name;
+        let verdict = self.engine().decide_registry(&q);
+        self.metrics
+            .observe_decision(started.elapsed().as_micros() as u64);
+        let mut ev = Event::now(registry_kind(req.operation, verdict.decision));
+        ev.key_path = key.clone();
+        ev.value_name = has_value.then(|| name.clone());
+        ev.driver_operation = req.operation.name().to_owned();
+        self.finish(
+            MessageType::PolicyCheckRegistry,
+            &verdict,
+            session.as_deref(),
+            req.process_id,
+            process_name,
+            ev,
+        )
+    }
+
+    /// Decides a file request.
+    pub fn check_file(&self, req: &FileRequestRepr) -> Answer {
+        let started = Instant::now();
+        let (session, sandboxed) = self.session_of(req.session_token);
+        let path = req.path.to_string();
+        let target = req.target_path.to_string();
+        let process_name = self.process_name(req.process_id);
+        let ctx = session
+            .as_ref()
+            .map(|s| s.context.clone())
+            .unwrap_or_else(|| Arc::new(SessionContext::default()));
+        let policy_op = match req.operation {
+            FileOperation::Read => Operation::Read,
+            FileOperation::Write | FileOperation::HardLink => Operation::Write,
+            FileOperation::Create => Operation::Create,
+            FileOperation::Delete => Operation::Delete,
+            FileOperation::Rename => Operation::Rename,
+        };
+        let mut q = FileQuery::new(&path, policy_op, &ctx, &self.volumes);
+        q.target = (!target.is_empty()).then_some(target.as_str());
+        q.sandboxed = sandboxed;
+        q.truncated = req.flags.truncated();
+        q.process_id = req.process_id;
+        q.process_name = &process_name;
+        let verdict = self.engine().decide_file(&q);
+        self.metrics
+            .observe_decision(started.elapsed().as_micros() as u64);
+        let mut ev = Event::now(file_kind(req.operation, verdict.decision));
+        ev.key_path = path;
+        ev.driver_operation = req.operation.name().to_owned();
+        self.finish(
+            MessageType::PolicyCheckFile,
+            &verdict,
+            session.as_deref(),
+            req.process_id,
+            process_name,
+            ev,
+        )
+    }
+
+    /// A non-zero token the service does not know (it restarted while the kernel kept its
+    /// sessions) is still a sandboxed process: decided with an empty registration, never as an
+    /// outsider.
+    fn session_of(&self, token: u64) -> (Option<Arc<SessionInfo>>, bool) {
+        if token == 0 {
+            return (None, false);
+        }
+        (self.sessions.by_token(token), true)
+    }
+
+    fn finish(
+        &self,
+        ty: MessageType,
+        verdict: &Verdict,
+        session: Option<&SessionInfo>,
+        pid: u32,
+        process_name: String,
+        mut ev: Event,
+    ) -> Answer {
+        ev.session_id = session.map(|s| s.id.clone()).unwrap_or_default();
+        ev.operation = verdict.operation.name().to_owned();
+        ev.process_id = pid;
+        ev.process_name = process_name.clone();
+        ev.rule_name = verdict.rule.to_string();
+        ev.reason = reason_of(&verdict.rule);
+        if let Some(e) = verdict.high_risk {
+            ev.risk_level = Some(e.risk.name().to_owned());
+            ev.mitre_id = Some(e.technique.to_owned());
+            ev.mitre_tactic = Some(e.tactic.to_owned());
+            ev.description = Some(e.description.to_owned());
+            ev.attack_version = Some(ATTACK_VERSION);
+        }
+        ev.message = verdict.message.clone();
+        let ttl = match verdict.cache_ttl {
+            Some(0) | None => CacheTtl::None,
+            Some(s) => CacheTtl::Seconds(s),
+        };
+        let audit = self.audit_all || session.is_some_and(|s| s.audit);
+        if audit && verdict.decision != Decision::Allow {
+            ev.decision = match verdict.decision {
+                Decision::Deny => "would deny".to_owned(),
+                _ => "would ask".to_owned(),
+            };
+            ev.reason = Reason::Audit;
+            self.events.emit(ev);
+            return Answer::Reply(response(
+                ty,
+                op::Decision::Allow,
+                CacheTtl::None,
+                verdict.notify,
+                true,
+            ));
+        }
+        match verdict.decision {
+            Decision::Allow | Decision::Deny => {
+                ev.decision = verdict.decision.name().to_owned();
+                let allow = verdict.decision == Decision::Allow;
+                if !allow || verdict.log || verdict.notify {
+                    self.events.emit(ev);
+                }
+                let d = if allow {
+                    op::Decision::Allow
+                } else {
+                    op::Decision::Deny
+                };
+                Answer::Reply(response(ty, d, ttl, verdict.notify, verdict.log))
+            }
+            Decision::Approve => {
+                let grant = GrantKey {
+                    session_id: ev.session_id.clone(),
+                    operation: ev.driver_operation.clone(),
+                    canonical: verdict.canonical.clone(),
+                    value_name: ev.value_name.clone(),
+                };
+                if self.approvals.granted(&grant) {
+                    ev.decision = "allow".to_owned();
+                    ev.reason = Reason::SessionGrant;
+                    self.events.emit(ev);
+                    return Answer::Reply(response(
+                        ty,
+                        op::Decision::Allow,
+                        CacheTtl::None,
+                        verdict.notify,
+                        true,
+                    ));
+                }
+                let timeout_secs = verdict
+                    .approval_timeout_secs
+                    .unwrap_or(self.default_approval_timeout_secs)
+                    .max(1);
+                let info = PendingApproval {
+                    id: 0,
+                    session_id: ev.session_id.clone(),
+                    process_id: pid,
+                    process_name,
+                    operation: ev.driver_operation.clone(),
+                    path: ev.key_path.clone(),
+                    value_name: ev.value_name.clone(),
+                    rule: ev.rule_name.clone(),
+                    message: verdict
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| format!("{} {}", ev.driver_operation, ev.key_path)),
+                    timeout_secs,
+                    expires_at_ms: 0,
+                };
+                let (ticket, outcome) = self.approvals.open(info, grant);
+                self.metrics
+                    .approvals_opened
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut request = ev.clone();
+                request.kind = EventKind::RegistryApprovalRequest;
+                request.decision = "approve".to_owned();
+                request.approval_id = Some(ticket);
+                self.events.emit(request);
+                ev.kind = EventKind::RegistryApprovalResponse;
+                ev.approval_id = Some(ticket);
+                let mut reply = response(ty, op::Decision::Pending, CacheTtl::None, true, true);
+                reply.approval_timeout_secs = timeout_secs;
+                reply.approval_ticket = ticket;
+                Answer::Pending {
+                    reply,
+                    ticket,
+                    outcome: Box::pin(outcome),
+                    event: Box::new(ev),
+                }
+            }
+        }
+    }
+
+    /// Records how an approval ended (the response event).
+    pub fn approval_finished(&self, mut ev: Event, outcome: ApprovalOutcome) {
+        ev.timestamp_ms = crate::events::now_ms();
+        ev.decision = if outcome.allows() { "allow" } else { "deny" }.to_owned();
+        ev.reason = match outcome {
+            ApprovalOutcome::TimedOut => Reason::Timeout,
+            ApprovalOutcome::AllowSession => Reason::SessionGrant,
+            _ => Reason::Person,
+        };
+        if outcome == ApprovalOutcome::TimedOut {
+            self.metrics
+                .approvals_timed_out
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.events.emit(ev);
+    }
+}
+
+fn response(
+    ty: MessageType,
+    decision: op::Decision,
+    cache_ttl: CacheTtl,
+    notify: bool,
+    log: bool,
+) -> PolicyResponseRepr {
+    PolicyResponseRepr {
+        message_type: ty,
+        decision,
+        cache_ttl,
+        notify,
+        log,
+        approval_timeout_secs: 0,
+        approval_ticket: 0,
+    }
+}
+
+fn reason_of(rule: &RuleRef) -> Reason {
+    match rule {
+        RuleRef::Builtin(_) => Reason::Catalog,
+        RuleRef::Rule(_) => Reason::Rule,
+        RuleRef::Default => Reason::Default,
+        RuleRef::Unsandboxed => Reason::Unsandboxed,
+        RuleRef::Truncated => Reason::Truncated,
+    }
+}
+
+/// The event type of a registry operation with this decision.
+pub fn registry_kind(op: op::Operation, decision: Decision) -> EventKind {
+    if decision == Decision::Deny {
+        return EventKind::RegistryBlocked;
+    }
+    use op::Operation as O;
+    match op {
+        O::QueryValue | O::EnumKeys | O::EnumValues | O::OpenKey | O::SaveKey => {
+            EventKind::RegistryRead
+        }
+        O::SetValue | O::RestoreKey | O::ReplaceKey | O::LoadKey | O::SetKeySecurity => {
+            EventKind::RegistryWrite
+        }
+        O::CreateKey => EventKind::RegistryCreate,
+        O::DeleteKey | O::DeleteValue => EventKind::RegistryDelete,
+        O::RenameKey => EventKind::RegistryRename,
+    }
+}
+
+/// The event type of a file operation with this decision.
+pub fn file_kind(op: FileOperation, decision: Decision) -> EventKind {
+    if decision == Decision::Deny {
+        return EventKind::FileBlocked;
+    }
+    match op {
+        FileOperation::Read => EventKind::FileRead,
+        FileOperation::Write | FileOperation::HardLink => EventKind::FileWrite,
+        FileOperation::Create => EventKind::FileCreate,
+        FileOperation::Delete => EventKind::FileDelete,
+        FileOperation::Rename => EventKind::FileRename,
+    }
+}

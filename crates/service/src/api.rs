@@ -1,0 +1,205 @@
+//! The local HTTP API: approvals, sessions and metrics for the approvals CLI and the sandbox
+//! (the driver's port admits one client, the service; everything else goes through here).
+//! It binds to loopback only and every request must carry the bearer token the service writes to
+//! its token file (readable by the service's account only).
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /v1/approvals` | approvals waiting for a person |
+//! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session) | allow |
+//! | `POST /v1/approvals/{id}/deny` | deny |
+//! | `POST /v1/sessions` `{root_pid, app, workspace, user_sid, audit}` | register a sandbox session |
+//! | `DELETE /v1/sessions/{id}` | end a session |
+//! | `GET /v1/metrics` | Prometheus text: the service's metrics and the driver's counters |
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+
+use crate::adapter::PolicyAdapter;
+use crate::approvals::ApprovalOutcome;
+
+/// What the API needs from the running service beyond the adapter: the driver, behind a small
+/// object-safe seam so the API does not depend on the transport type.
+pub trait DriverOps: Send + Sync + 'static {
+    /// Registers a session; returns its public id.
+    fn register(
+        &self,
+        req: SessionRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
+    /// Ends a session; `false` if unknown.
+    fn unregister(
+        &self,
+        id: String,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + '_>>;
+    /// The driver's counters, if the driver answers.
+    fn driver_metrics(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>>;
+}
+
+/// A session registration request.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct SessionRequest {
+    pub root_pid: u32,
+    pub app: Option<String>,
+    pub workspace: Option<String>,
+    pub user_sid: Option<String>,
+    #[serde(default)]
+    pub audit: bool,
+}
+
+#[derive(Clone)]
+struct AppState {
+    adapter: Arc<PolicyAdapter>,
+    driver: Arc<dyn DriverOps>,
+    token: Arc<str>,
+}
+
+/// A fresh API token (hex of 16 random bytes).
+pub fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes the token where only this account can read it.
+pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(path)?, token.as_bytes())
+}
+
+/// Binds the API on a loopback address and serves it until the task is dropped.
+pub async fn serve(
+    addr: SocketAddr,
+    adapter: Arc<PolicyAdapter>,
+    driver: Arc<dyn DriverOps>,
+    token: String,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("the API must listen on a loopback address, not `{addr}`"),
+        ));
+    }
+    let state = AppState {
+        adapter,
+        driver,
+        token: token.into(),
+    };
+    let app = Router::new()
+        .route("/v1/approvals", get(list_approvals))
+        .route("/v1/approvals/{id}/{answer}", post(answer_approval))
+        .route("/v1/sessions", post(register_session))
+        .route("/v1/sessions/{id}", delete(unregister_session))
+        .route("/v1/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "approvals API stopped");
+        }
+    });
+    Ok((local, task))
+}
+
+async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), s.token.as_bytes()));
+    if !ok {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong API token\n").into_response();
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn list_approvals(State(s): State<AppState>) -> Response {
+    axum::Json(s.adapter.approvals.list()).into_response()
+}
+
+#[derive(Deserialize)]
+struct Scope {
+    scope: Option<String>,
+}
+
+async fn answer_approval(
+    State(s): State<AppState>,
+    UrlPath((id, answer)): UrlPath<(u32, String)>,
+    Query(scope): Query<Scope>,
+) -> Response {
+    let outcome = match (answer.as_str(), scope.scope.as_deref()) {
+        ("allow", None | Some("once")) => ApprovalOutcome::AllowOnce,
+        ("allow", Some("session")) => ApprovalOutcome::AllowSession,
+        ("deny", None) => ApprovalOutcome::Denied,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown answer `{answer}` (expected allow, allow?scope=session or deny)\n"
+                ),
+            )
+                .into_response();
+        }
+    };
+    match s.adapter.approvals.answer(id, outcome) {
+        Ok(()) => (StatusCode::OK, format!("approval {id}: {answer}\n")).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn register_session(
+    State(s): State<AppState>,
+    axum::Json(req): axum::Json<SessionRequest>,
+) -> Response {
+    match s.driver.register(req).await {
+        Ok(id) => (
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({ "session_id": id })),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn unregister_session(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    match s.driver.unregister(id.clone()).await {
+        Ok(true) => (StatusCode::OK, format!("session `{id}` ended\n")).into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, format!("no session `{id}`\n")).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let driver = s.driver.driver_metrics().await;
+    let body = s.adapter.metrics.render(
+        driver.as_ref(),
+        s.adapter.approvals.pending_count(),
+        s.adapter.events.dropped(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,365 @@
+//! The driver client: the handshake, the service's own exclusion, configuration, and the pump that
+//! answers every kernel request exactly once, each on its own task so that an approval waiting
+//! for a person never holds up other checks.
+
+use std::io;
+use std::sync::Arc;
+
+use agentsh_wire::control::{ControlRepr, DriverConfig, Metrics, SendResult, SendStatus};
+use agentsh_wire::file::FileRequestRepr;
+use agentsh_wire::notify::{NotifyReason, NotifyRepr, ProcessEventKind, ProcessEventRepr, Subject};
+use agentsh_wire::op::{Decision, MessageType};
+use agentsh_wire::registry::RegistryRequestRepr;
+use agentsh_wire::response::{self, PolicyResponseRepr};
+use agentsh_wire::{PROTOCOL_VERSION, Utf16Buf};
+
+use crate::adapter::{Answer, PolicyAdapter, file_kind, registry_kind};
+use crate::events::{Event, Reason};
+use crate::transport::{KernelMessage, PortTransport};
+
+/// Why talking to the driver failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("driver port: {0}")]
+    Io(#[from] io::Error),
+    #[error(
+        "protocol version mismatch: this agentsh speaks version {ours}, the driver speaks {theirs}; install matching agentsh.sys and agentsh"
+    )]
+    VersionMismatch { ours: u32, theirs: u32 },
+    #[error("the driver answered {message:?} with {status:?}")]
+    Refused {
+        message: MessageType,
+        status: SendStatus,
+    },
+    #[error("the driver's answer to {message:?} did not decode: {error}")]
+    Malformed {
+        message: MessageType,
+        error: agentsh_wire::Error,
+    },
+}
+
+/// A connected, handshaken driver client.
+#[derive(Debug)]
+pub struct DriverClient<T: PortTransport> {
+    transport: Arc<T>,
+}
+
+impl<T: PortTransport> Clone for DriverClient<T> {
+    fn clone(&self) -> Self {
+        DriverClient {
+            transport: self.transport.clone(),
+        }
+    }
+}
+
+impl<T: PortTransport> DriverClient<T> {
+    /// Handshakes on `transport` and excludes this process, before anything the service does
+    /// could be intercepted.
+    pub async fn connect(transport: T) -> Result<Self, ClientError> {
+        let client = DriverClient {
+            transport: Arc::new(transport),
+        };
+        match client
+            .request(ControlRepr::Hello {
+                protocol_version: PROTOCOL_VERSION,
+            })
+            .await?
+        {
+            SendResult::Hello {
+                status: SendStatus::Ok,
+                ..
+            } => {}
+            SendResult::Hello { kernel_version, .. } => {
+                return Err(ClientError::VersionMismatch {
+                    ours: PROTOCOL_VERSION,
+                    theirs: kernel_version,
+                });
+            }
+            other => {
+                return Err(ClientError::Refused {
+                    message: MessageType::Hello,
+                    status: other.status(),
+                });
+            }
+        }
+        client.expect_ok(ControlRepr::ExcludeSelf).await?;
+        Ok(client)
+    }
+
+    /// Sends one control message and decodes the kernel's answer.
+    pub async fn request(&self, msg: ControlRepr) -> Result<SendResult, ClientError> {
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.emit(&mut buf).map_err(|error| ClientError::Malformed {
+            message: msg.message_type(),
+            error,
+        })?;
+        let out = self.transport.send(&buf).await?;
+        SendResult::decode(msg.message_type(), &out).map_err(|error| ClientError::Malformed {
+            message: msg.message_type(),
+            error,
+        })
+    }
+
+    async fn expect_ok(&self, msg: ControlRepr) -> Result<(), ClientError> {
+        let message = msg.message_type();
+        match self.request(msg).await?.status() {
+            SendStatus::Ok => Ok(()),
+            status => Err(ClientError::Refused { message, status }),
+        }
+    }
+
+    /// Applies the driver configuration.
+    pub async fn set_config(&self, config: DriverConfig) -> Result<(), ClientError> {
+        self.expect_ok(ControlRepr::SetConfig(config)).await
+    }
+
+    /// Reads the driver's counters.
+    pub async fn metrics(&self) -> Result<Metrics, ClientError> {
+        match self.request(ControlRepr::GetMetrics).await? {
+            SendResult::Metrics(m) => Ok(m),
+            other => Err(ClientError::Refused {
+                message: MessageType::GetMetrics,
+                status: other.status(),
+            }),
+        }
+    }
+
+    /// Registers a session's root process with the driver.
+    pub async fn register_session(
+        &self,
+        root_pid: u32,
+        token: u64,
+        session_id: u64,
+        audit: bool,
+        workspace: &str,
+    ) -> Result<(), ClientError> {
+        let (workspace, _) =
+            Utf16Buf::from_units_truncating(&workspace.encode_utf16().collect::<Vec<_>>());
+        self.expect_ok(ControlRepr::RegisterSession {
+            root_process_id: root_pid,
+            session_token: token,
+            session_id,
+            flags: if audit {
+                agentsh_wire::control::SESSION_FLAG_AUDIT
+            } else {
+                0
+            },
+            workspace,
+        })
+        .await
+    }
+
+    /// Ends a session in the driver.
+    pub async fn unregister_session(&self, token: u64) -> Result<(), ClientError> {
+        self.expect_ok(ControlRepr::UnregisterSession {
+            session_token: token,
+        })
+        .await
+    }
+
+    /// Replaces a session's token in the driver without dropping its processes.
+    pub async fn rotate_session_token(&self, old: u64, new: u64) -> Result<(), ClientError> {
+        self.expect_ok(ControlRepr::RotateSessionToken {
+            old_token: old,
+            new_token: new,
+        })
+        .await
+    }
+
+    /// Drops the driver's cached decisions (after a policy reload).
+    pub async fn flush_cache(&self) -> Result<(), ClientError> {
+        self.expect_ok(ControlRepr::FlushCache { session_token: 0 })
+            .await
+    }
+
+    /// Sends the final decision for a `pending` answer.
+    pub async fn final_decision(&self, ticket: u32, allow: bool) -> Result<(), ClientError> {
+        let decision = if allow {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        self.expect_ok(ControlRepr::FinalDecision {
+            ticket,
+            decision,
+            flags: 0,
+        })
+        .await
+    }
+
+    /// Answers kernel messages until the port closes. Every request gets exactly one reply.
+    pub async fn serve(&self, adapter: Arc<PolicyAdapter>) -> Result<(), ClientError> {
+        while let Some(msg) = self.transport.recv().await? {
+            let this = self.clone();
+            let adapter = adapter.clone();
+            tokio::spawn(async move { this.handle(msg, &adapter).await });
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, msg: KernelMessage, adapter: &PolicyAdapter) {
+        let ty = MessageType::of(&msg.body);
+        if matches!(
+            ty,
+            Ok(MessageType::PolicyCheckRegistry | MessageType::PolicyCheckFile)
+        ) && let Some(ev) = adapter.fail_watch.on_request()
+        {
+            adapter.events.emit(ev);
+        }
+        let answer = match ty {
+            Ok(MessageType::PolicyCheckRegistry) => match RegistryRequestRepr::decode(&msg.body) {
+                Ok(req) => adapter.check_registry(&req),
+                Err(e) => Answer::Reply(
+                    adapter.malformed(MessageType::PolicyCheckRegistry, &e.to_string()),
+                ),
+            },
+            Ok(MessageType::PolicyCheckFile) => match FileRequestRepr::decode(&msg.body) {
+                Ok(req) => adapter.check_file(&req),
+                Err(e) => {
+                    Answer::Reply(adapter.malformed(MessageType::PolicyCheckFile, &e.to_string()))
+                }
+            },
+            Ok(MessageType::Notify) => {
+                match NotifyRepr::decode(&msg.body) {
+                    Ok(n) => {
+                        if let Some(ev) = adapter.fail_watch.on_notification(n.reason) {
+                            adapter.events.emit(ev);
+                        }
+                        adapter.events.emit(notification_event(&n, adapter));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "malformed notification from the driver"),
+                }
+                return self.reply_if_expected(&msg, None).await;
+            }
+            Ok(MessageType::ProcessEvent) => {
+                if let Ok(p) = ProcessEventRepr::decode(&msg.body) {
+                    track_process(&p, adapter);
+                }
+                return self.reply_if_expected(&msg, None).await;
+            }
+            Ok(other) => Answer::Reply(adapter.malformed(
+                MessageType::PolicyCheckRegistry,
+                &format!("unexpected {other:?}"),
+            )),
+            Err(e) => {
+                Answer::Reply(adapter.malformed(MessageType::PolicyCheckRegistry, &e.to_string()))
+            }
+        };
+        match answer {
+            Answer::Reply(r) => self.reply_if_expected(&msg, Some(r)).await,
+            Answer::Pending {
+                reply,
+                ticket,
+                outcome,
+                event,
+            } => {
+                self.reply_if_expected(&msg, Some(reply)).await;
+                let result = outcome.await;
+                adapter.approval_finished(*event, result);
+                if let Err(e) = self.final_decision(ticket, result.allows()).await {
+                    tracing::error!(ticket, error = %e, "could not deliver an approval's final decision; the driver denies on its own deadline");
+                }
+            }
+        }
+    }
+
+    async fn reply_if_expected(&self, msg: &KernelMessage, reply: Option<PolicyResponseRepr>) {
+        if !msg.header.expects_reply() {
+            return;
+        }
+        // A one-way message never needs an answer; a request always gets one, malformed or not.
+        let reply = reply.unwrap_or(PolicyResponseRepr {
+            message_type: MessageType::PolicyCheckRegistry,
+            decision: Decision::Allow,
+            cache_ttl: response::CacheTtl::None,
+            notify: false,
+            log: false,
+            approval_timeout_secs: 0,
+            approval_ticket: 0,
+        });
+        let mut buf = [0u8; response::LEN];
+        if reply.emit(&mut buf).is_ok()
+            && let Err(e) = self.transport.reply(msg.header.message_id, &buf).await
+        {
+            tracing::warn!(error = %e, "could not reply to the driver");
+        }
+    }
+}
+
+fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
+    if let Ok(mut names) = adapter.process_names.write() {
+        match p.kind {
+            ProcessEventKind::Created => {
+                let image = p.image_name.to_string();
+                let short = image.rsplit('\\').next().unwrap_or(&image).to_owned();
+                names.insert(p.process_id, short);
+            }
+            ProcessEventKind::Exited => {
+                names.remove(&p.process_id);
+            }
+        }
+    }
+}
+
+/// The event for an operation the kernel decided on its own.
+fn notification_event(n: &NotifyRepr, adapter: &PolicyAdapter) -> Event {
+    let allowed = n.decision == Decision::Allow;
+    let (kind, key, value, op, pid, token) = match &n.subject {
+        Subject::Registry(r) => {
+            let has_value = matches!(
+                r.operation,
+                agentsh_wire::Operation::SetValue
+                    | agentsh_wire::Operation::DeleteValue
+                    | agentsh_wire::Operation::QueryValue
+            );
+            let d = if allowed {
+                agentsh_policy::Decision::Allow
+            } else {
+                agentsh_policy::Decision::Deny
+            };
+            (
+                registry_kind(r.operation, d),
+                r.key_path.to_string(),
+                has_value.then(|| r.value_name.to_string()),
+                r.operation.name().to_owned(),
+                r.process_id,
+                r.session_token,
+            )
+        }
+        Subject::File(f) => {
+            let d = if allowed {
+                agentsh_policy::Decision::Allow
+            } else {
+                agentsh_policy::Decision::Deny
+            };
+            (
+                file_kind(f.operation, d),
+                f.path.to_string(),
+                None,
+                f.operation.name().to_owned(),
+                f.process_id,
+                f.session_token,
+            )
+        }
+    };
+    let mut ev = Event::now(kind);
+    ev.key_path = key;
+    ev.value_name = value;
+    ev.driver_operation = op.clone();
+    ev.operation = op;
+    ev.process_id = pid;
+    ev.session_id = adapter
+        .sessions
+        .by_token(token)
+        .map(|s| s.id.clone())
+        .unwrap_or_default();
+    ev.decision = if allowed { "allow" } else { "deny" }.to_owned();
+    ev.reason = match n.reason {
+        NotifyReason::HighRiskUnsandboxed => Reason::Unsandboxed,
+        NotifyReason::CachedDecision | NotifyReason::Monitored => Reason::Cached,
+        NotifyReason::FailOpen => Reason::FailOpen,
+        NotifyReason::FailClosed => Reason::FailClosed,
+        NotifyReason::PendingExpired => Reason::Timeout,
+    };
+    ev
+}

@@ -1,0 +1,382 @@
+//! Events: one canonical record for everything the service and the kernel decided, rendered as
+//! the design's JSON payload or as OCSF, through a bounded queue that never blocks a decision.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// OCSF schema version the events follow (Registry Key/Value Activity live in its Windows
+/// extension, uid 2).
+pub const OCSF_VERSION: &str = "1.9.0";
+
+/// ATT&CK release the catalog's technique ids were checked against.
+pub const ATTACK_VERSION: &str = "18.1";
+
+/// The event types: the design's eight, plus file and fail-mode types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    RegistryRead,
+    RegistryWrite,
+    RegistryCreate,
+    RegistryDelete,
+    RegistryRename,
+    /// A denied registry operation (carries its operation).
+    RegistryBlocked,
+    RegistryApprovalRequest,
+    RegistryApprovalResponse,
+    FileRead,
+    FileWrite,
+    FileCreate,
+    FileDelete,
+    FileRename,
+    FileBlocked,
+    /// The kernel started deciding without the service (fail open or closed).
+    FailModeEngaged,
+    /// The kernel is asking the service again.
+    FailModeRecovered,
+}
+
+impl EventKind {
+    /// Every kind, for exhaustiveness tests.
+    pub const ALL: [EventKind; 16] = [
+        EventKind::RegistryRead,
+        EventKind::RegistryWrite,
+        EventKind::RegistryCreate,
+        EventKind::RegistryDelete,
+        EventKind::RegistryRename,
+        EventKind::RegistryBlocked,
+        EventKind::RegistryApprovalRequest,
+        EventKind::RegistryApprovalResponse,
+        EventKind::FileRead,
+        EventKind::FileWrite,
+        EventKind::FileCreate,
+        EventKind::FileDelete,
+        EventKind::FileRename,
+        EventKind::FileBlocked,
+        EventKind::FailModeEngaged,
+        EventKind::FailModeRecovered,
+    ];
+
+    /// The `type` string.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    fn is_file(self) -> bool {
+        matches!(
+            self,
+            EventKind::FileRead
+                | EventKind::FileWrite
+                | EventKind::FileCreate
+                | EventKind::FileDelete
+                | EventKind::FileRename
+                | EventKind::FileBlocked
+        )
+    }
+}
+
+/// Why the decision was what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A policy rule decided.
+    Rule,
+    /// A high-risk catalog entry decided.
+    Catalog,
+    /// No rule matched: the policy's default action.
+    Default,
+    /// The process is outside every sandbox session (never blocked).
+    Unsandboxed,
+    /// The path was longer than the driver's buffer.
+    Truncated,
+    /// The kernel allowed because the service could not answer.
+    FailOpen,
+    /// The kernel denied because the service could not answer.
+    FailClosed,
+    /// An approval was not answered in time.
+    Timeout,
+    /// A person answered an approval.
+    Person,
+    /// A grant for the rest of the session allowed it.
+    SessionGrant,
+    /// Audit mode: recorded as decided, allowed anyway.
+    Audit,
+    /// The kernel answered from its cache.
+    Cached,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub timestamp_ms: u64,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// Public session id (`s-1`), never the token; empty outside sessions.
+    pub session_id: String,
+    pub key_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_name: Option<String>,
+    /// Policy operation (`write`, …) and the driver's (`SetValue`, …).
+    pub operation: String,
+    pub driver_operation: String,
+    pub process_id: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub process_name: String,
+    /// `allow`, `deny`, `approve`, or in audit mode `would deny` / `would ask`.
+    pub decision: String,
+    pub reason: Reason,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rule_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mitre_tactic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mitre_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Approval events: the approval's id and message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// ATT&CK release of `mitre_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack_version: Option<&'static str>,
+}
+
+impl Event {
+    /// An event stamped now.
+    pub fn now(kind: EventKind) -> Event {
+        Event {
+            timestamp_ms: now_ms(),
+            kind,
+            session_id: String::new(),
+            key_path: String::new(),
+            value_name: None,
+            operation: String::new(),
+            driver_operation: String::new(),
+            process_id: 0,
+            process_name: String::new(),
+            decision: String::new(),
+            reason: Reason::Default,
+            rule_name: String::new(),
+            risk_level: None,
+            mitre_tactic: None,
+            mitre_id: None,
+            description: None,
+            approval_id: None,
+            message: None,
+            attack_version: None,
+        }
+    }
+
+    /// The design's JSON payload (plus the fields agentsh adds).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// OCSF: Registry Key Activity (201001) or Registry Value Activity (201002) with the
+    /// security_control profile, file events as File System Activity (1001), and fail-mode
+    /// transitions as Registry Key Activity with activity `Other` (99) and `status_detail`.
+    pub fn to_ocsf(&self) -> Value {
+        let value_event = self.value_name.is_some();
+        let (class_uid, class_name) = if self.kind.is_file() {
+            (1001, "File System Activity")
+        } else if value_event {
+            (201002, "Registry Value Activity")
+        } else {
+            (201001, "Registry Key Activity")
+        };
+        let activity_id = ocsf_activity(class_uid, &self.driver_operation);
+        let denied = self.decision == "deny";
+        let (action_id, disposition_id) = match (self.reason, self.decision.as_str()) {
+            (Reason::Timeout, _) => (2, 2),
+            (Reason::Person, "deny") => (2, 25),
+            (Reason::Person | Reason::SessionGrant, _) => (1, 8),
+            (Reason::FailClosed, _) => (2, 27),
+            (_, "approve") => (3, 14),
+            (Reason::Audit, _) => (3, 17),
+            _ if denied => (2, 2),
+            _ => (1, 1),
+        };
+        let mut ev = json!({
+            // Registry Key/Value Activity belong to the System Activity category (1) like File
+            // System Activity; 201 is the Windows extension's class range, not a category.
+            "category_uid": 1,
+            "class_uid": class_uid,
+            "class_name": class_name,
+            "activity_id": activity_id,
+            "type_uid": class_uid * 100 + activity_id,
+            "time": self.timestamp_ms,
+            "severity_id": match self.risk_level.as_deref() { Some("critical") => 5, Some("high") => 4, Some("medium") => 3, _ => 1 },
+            "action_id": action_id,
+            "disposition_id": disposition_id,
+            "metadata": { "product": { "name": "agentsh", "vendor_name": "agentsh" }, "version": OCSF_VERSION,
+                          "extensions": [{ "name": "win", "uid": "2", "version": OCSF_VERSION }],
+                          "profiles": ["security_control"], "event_code": self.kind.name() },
+            "actor": { "process": { "pid": self.process_id, "name": self.process_name } },
+            "device": { "type_id": 0 },
+            "unmapped": { "session_id": self.session_id, "reason": self.reason, "decision": self.decision,
+                          "rule": self.rule_name, "driver_operation": self.driver_operation },
+        });
+        if class_uid == 1001 {
+            ev["file"] = json!({ "path": self.key_path, "name": self.key_path.rsplit('\\').next().unwrap_or("") });
+        } else if value_event {
+            ev["reg_value"] = json!({ "path": self.key_path, "name": self.value_name, "is_default": self.value_name.as_deref() == Some("") });
+        } else {
+            ev["reg_key"] = json!({ "path": self.key_path });
+        }
+        if !self.rule_name.is_empty() {
+            ev["firewall_rule"] = json!({ "name": self.rule_name, "desc": self.description });
+        }
+        if let Some(id) = &self.mitre_id {
+            let (technique, sub) = match id.split_once('.') {
+                Some((t, _)) => (t.to_owned(), Some(id.clone())),
+                None => (id.clone(), None),
+            };
+            let mut attack = json!({ "technique": { "uid": technique }, "version": self.attack_version.unwrap_or(ATTACK_VERSION) });
+            if let Some(s) = sub {
+                attack["sub_technique"] = json!({ "uid": s });
+            }
+            if let Some(t) = &self.mitre_tactic {
+                attack["tactic"] = json!({ "name": t });
+            }
+            ev["attacks"] = json!([attack]);
+        }
+        if let Some(m) = &self.message {
+            ev["message"] = json!(m);
+        }
+        let detail = self.status_detail();
+        if !detail.is_empty() {
+            ev["status_detail"] = json!(detail);
+        }
+        ev
+    }
+
+    fn status_detail(&self) -> &'static str {
+        match self.reason {
+            Reason::Timeout => "approval timeout",
+            Reason::FailOpen => "fail-open: service unavailable",
+            Reason::FailClosed => "fail-closed: service unavailable",
+            Reason::Audit => "audit mode",
+            Reason::Truncated => "path longer than the driver's buffer",
+            _ => "",
+        }
+    }
+}
+
+/// OCSF activity ids: Registry Key 1 Create, 2 Read, 3 Modify, 4 Delete, 5 Rename, 6 Set Security,
+/// 7 Restore, 8 Import, 9 Export; Registry Value 1 Get, 2 Set, 3 Modify, 4 Delete; File System
+/// 1 Create, 2 Read, 3 Update, 4 Delete, 5 Rename; 99 Other.
+fn ocsf_activity(class_uid: u32, driver_op: &str) -> u32 {
+    match (class_uid, driver_op) {
+        (201001, "CreateKey") => 1,
+        (201001, "OpenKey" | "EnumKeys" | "EnumValues" | "QueryValue") => 2,
+        (201001, "DeleteKey") => 4,
+        (201001, "RenameKey") => 5,
+        (201001, "SetKeySecurity") => 6,
+        (201001, "RestoreKey" | "ReplaceKey") => 7,
+        (201001, "LoadKey") => 8,
+        (201001, "SaveKey") => 9,
+        (201002, "QueryValue") => 1,
+        (201002, "SetValue") => 2,
+        (201002, "DeleteValue") => 4,
+        (1001, "create") => 1,
+        (1001, "read") => 2,
+        (1001, "write") => 3,
+        (1001, "delete") => 4,
+        (1001, "rename" | "hardlink") => 5,
+        _ => 99,
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Output format of a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Ocsf,
+}
+
+/// The bounded event pipeline: `emit` never blocks; a full queue drops and counts.
+#[derive(Debug, Clone)]
+pub struct EventPipeline {
+    tx: mpsc::Sender<Event>,
+    dropped: Arc<AtomicU64>,
+    emitted: Arc<AtomicU64>,
+}
+
+impl EventPipeline {
+    /// A pipeline of `capacity` events written by a background task to `out` in `format`.
+    pub fn spawn(capacity: usize, format: Format, mut out: Box<dyn Write + Send>) -> EventPipeline {
+        let (tx, mut rx) = mpsc::channel::<Event>(capacity.max(1));
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let line = match format {
+                    Format::Jsonl => ev.to_json(),
+                    Format::Ocsf => ev.to_ocsf(),
+                };
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    tracing::error!("event sink write failed; events are being lost");
+                }
+            }
+        });
+        EventPipeline {
+            tx,
+            dropped: Arc::default(),
+            emitted: Arc::default(),
+        }
+    }
+
+    /// A pipeline whose events the caller reads from the returned receiver (tests, the demo).
+    pub fn channel(capacity: usize) -> (EventPipeline, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            EventPipeline {
+                tx,
+                dropped: Arc::default(),
+                emitted: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    /// Queues an event, or drops and counts it when the queue is full.
+    pub fn emit(&self, ev: Event) {
+        match self.tx.try_send(ev) {
+            Ok(()) => {
+                self.emitted.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Events dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events queued so far.
+    pub fn emitted(&self) -> u64 {
+        self.emitted.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,226 @@
+//! The user-mode half of agentsh: it receives the driver's policy checks, decides them with the
+//! policy engine, holds `approve` decisions for a person, and reports everything as events and
+//! metrics.
+//!
+//! ```text
+//! Transport (filter port | loopback socket) → DriverClient → PolicyAdapter → Engine
+//!                                                        ↘ ApprovalManager (timer, final decision)
+//!                                                        ↘ EventPipeline (bounded, counted drops)
+//! ```
+//!
+//! The service never blocks a decision on anything but the policy and a pending approval: events
+//! go through a bounded queue, and each kernel request is handled on its own task, so a slow
+//! approval cannot hold up other checks.
+
+pub mod adapter;
+pub mod api;
+pub mod approvals;
+pub mod client;
+pub mod events;
+pub mod failmode;
+pub mod metrics;
+pub mod sessions;
+pub mod transport;
+
+pub use adapter::PolicyAdapter;
+pub use approvals::{ApprovalManager, ApprovalOutcome, PendingApproval};
+pub use client::{ClientError, DriverClient};
+pub use events::{Event, EventKind, EventPipeline, Format, Reason};
+pub use sessions::{SessionInfo, SessionRegistry};
+pub use transport::{KernelMessage, PortTransport, SocketTransport};
+
+use std::sync::Arc;
+
+use agentsh_policy::settings::{self, DriverSettings};
+use agentsh_policy::{Policy, SessionContext};
+use agentsh_wire::control::{DriverConfig, FailMode};
+use tokio::task::JoinHandle;
+
+/// The driver configuration a policy's `driver:` section asks for.
+pub fn driver_config(s: &DriverSettings, reads_need_query: bool, log_reads: bool) -> DriverConfig {
+    let mut flags = 0;
+    if reads_need_query {
+        flags |= agentsh_wire::control::CONFIG_QUERY_READS;
+    }
+    if log_reads {
+        flags |= agentsh_wire::control::CONFIG_NOTIFY_READS;
+    }
+    DriverConfig {
+        fail_mode: match s.fail_mode {
+            settings::FailMode::Open => FailMode::Open,
+            settings::FailMode::Closed => FailMode::Closed,
+        },
+        policy_query_timeout_ms: s.policy_query_timeout_ms,
+        max_consecutive_failures: s.max_consecutive_failures,
+        cache_max_entries: s.cache_max_entries,
+        cache_default_ttl_ms: s.cache_default_ttl_ms,
+        pending_grace_ms: DriverConfig::PENDING_GRACE_MS.default,
+        flags,
+    }
+}
+
+/// A running service: connected to the driver, configured, answering requests.
+#[derive(Debug)]
+pub struct Service<T: PortTransport> {
+    pub client: DriverClient<T>,
+    pub adapter: Arc<PolicyAdapter>,
+    serve: Option<JoinHandle<Result<(), ClientError>>>,
+}
+
+impl<T: PortTransport> Drop for Service<T> {
+    /// Stops answering and lets the port close, so the driver sees the service go.
+    fn drop(&mut self) {
+        if let Some(serve) = &self.serve {
+            serve.abort();
+        }
+    }
+}
+
+impl<T: PortTransport> Service<T> {
+    /// Connects over `transport` (handshake, exclusion of this process), applies the policy's
+    /// driver settings, and starts answering requests.
+    pub async fn start(
+        transport: T,
+        policy: &Policy,
+        events: EventPipeline,
+    ) -> Result<Self, ClientError> {
+        let client = DriverClient::connect(transport).await?;
+        let settings = policy.settings();
+        let config = driver_config(&settings.driver, false, false);
+        client.set_config(config).await?;
+        let mut adapter = PolicyAdapter::new(policy.engine().clone(), events);
+        adapter.fail_mode = config.fail_mode;
+        adapter.audit_all = settings.audit.enabled;
+        adapter.default_approval_timeout_secs = settings.approvals.default_timeout_secs;
+        let adapter = Arc::new(adapter);
+        let serve = tokio::spawn({
+            let client = client.clone();
+            let adapter = adapter.clone();
+            async move { client.serve(adapter).await }
+        });
+        Ok(Service {
+            client,
+            adapter,
+            serve: Some(serve),
+        })
+    }
+
+    /// Starts a session for a sandbox's root process: a fresh token, registered with the driver.
+    pub async fn register_session(
+        &self,
+        root_pid: u32,
+        context: SessionContext,
+        audit: bool,
+    ) -> Result<Arc<SessionInfo>, ClientError> {
+        let workspace = context.workspace().unwrap_or_default().to_owned();
+        let (token, info) = self.adapter.sessions.register(root_pid, context, audit)?;
+        if let Err(e) = self
+            .client
+            .register_session(root_pid, token, info.numeric_id, audit, &workspace)
+            .await
+        {
+            self.adapter.sessions.remove(&info.id);
+            return Err(e);
+        }
+        tracing::info!(session = %info.id, root_pid, token = %sessions::redact(token), "session registered");
+        Ok(info)
+    }
+
+    /// Ends a session (driver first, so no request can name a token the service forgot).
+    pub async fn unregister_session(&self, id: &str) -> Result<bool, ClientError> {
+        let Some(token) = self.adapter.sessions.token_of(id) else {
+            return Ok(false);
+        };
+        self.client.unregister_session(token).await?;
+        self.adapter.sessions.remove(id);
+        self.adapter.approvals.forget_session(id);
+        Ok(true)
+    }
+
+    /// Rotates a session's token without dropping its processes.
+    pub async fn rotate_token(&self, id: &str) -> Result<bool, ClientError> {
+        let Some((old, new)) = self.adapter.sessions.rotate(id)? else {
+            return Ok(false);
+        };
+        if let Err(e) = self.client.rotate_session_token(old, new).await {
+            // Keep the service and the driver in agreement: put the old token back.
+            let _ = self.adapter.sessions.rotate_to(id, old);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Swaps in a new policy atomically and drops the driver's cached decisions.
+    pub async fn reload(&self, policy: &Policy) -> Result<(), ClientError> {
+        self.adapter.replace_engine(policy.engine().clone());
+        self.client.flush_cache().await
+    }
+
+    /// Reads the driver's counters and reports the fail-mode transitions they show (decisions the
+    /// kernel made on its own while the service was away or too slow). `agentsh service run`
+    /// calls it periodically and on every metrics request.
+    pub async fn poll_driver(&self) -> Result<agentsh_wire::control::Metrics, ClientError> {
+        let m = self.client.metrics().await?;
+        for ev in self.adapter.fail_watch.on_metrics(&m) {
+            self.adapter.events.emit(ev);
+        }
+        Ok(m)
+    }
+
+    /// Whether the driver connection is still being served.
+    pub fn is_running(&self) -> bool {
+        self.serve.as_ref().is_some_and(|s| !s.is_finished())
+    }
+
+    /// Waits until the driver port closes.
+    pub async fn wait(mut self) -> Result<(), ClientError> {
+        match self.serve.take() {
+            Some(serve) => match serve.await {
+                Ok(r) => r,
+                Err(e) => Err(ClientError::Io(std::io::Error::other(e.to_string()))),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl<T: PortTransport> api::DriverOps for Service<T> {
+    fn register(
+        &self,
+        req: api::SessionRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let ctx = SessionContext::new(
+                req.app.as_deref(),
+                req.workspace.as_deref(),
+                req.user_sid.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
+            self.register_session(req.root_pid, ctx, req.audit)
+                .await
+                .map(|s| s.id.clone())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn unregister(
+        &self,
+        id: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + '_>>
+    {
+        Box::pin(async move {
+            self.unregister_session(&id)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn driver_metrics(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>,
+    > {
+        Box::pin(async move { self.poll_driver().await.ok() })
+    }
+}

@@ -1,0 +1,153 @@
+//! Event output: a golden file per event type in both formats, checks of the OCSF mappings a SIEM
+//! relies on, and the pipeline's bound.
+
+use agentsh_service::events::{Event, EventKind, EventPipeline, Reason};
+
+fn sample(kind: EventKind) -> Event {
+    let mut e = Event::now(kind);
+    e.timestamp_ms = 1_767_312_000_000;
+    e.session_id = "s-1".into();
+    e.process_id = 4100;
+    e.process_name = "python.exe".into();
+    let file = matches!(
+        kind,
+        EventKind::FileRead
+            | EventKind::FileWrite
+            | EventKind::FileCreate
+            | EventKind::FileDelete
+            | EventKind::FileRename
+            | EventKind::FileBlocked
+    );
+    if file {
+        e.key_path = r"C:\work\project\out.txt".into();
+        e.operation = "write".into();
+        e.driver_operation = "write".into();
+        e.decision = if kind == EventKind::FileBlocked {
+            "deny"
+        } else {
+            "allow"
+        }
+        .into();
+        e.reason = Reason::Rule;
+        e.rule_name = "workspace-only".into();
+        return e;
+    }
+    e.key_path =
+        r"\REGISTRY\USER\S-1-5-21-1-2-3-1001\SOFTWARE\Microsoft\Windows\CurrentVersion\Run".into();
+    e.value_name = Some("Updater".into());
+    e.operation = "write".into();
+    e.driver_operation = "SetValue".into();
+    e.rule_name = "builtin:run-keys-hkcu".into();
+    e.reason = Reason::Catalog;
+    e.risk_level = Some("critical".into());
+    e.mitre_id = Some("T1547.001".into());
+    e.mitre_tactic = Some("persistence".into());
+    e.description = Some("per-user Run/RunOnce keys start programs at logon".into());
+    e.attack_version = Some("18.1");
+    e.decision = match kind {
+        EventKind::RegistryBlocked => "deny",
+        EventKind::RegistryApprovalRequest => "approve",
+        EventKind::FailModeEngaged => "deny",
+        _ => "allow",
+    }
+    .into();
+    if matches!(
+        kind,
+        EventKind::RegistryApprovalRequest | EventKind::RegistryApprovalResponse
+    ) {
+        e.approval_id = Some(3);
+        e.message = Some(
+            "Agent wants to modify service: HKLM\\SYSTEM\\CurrentControlSet\\Services\\x".into(),
+        );
+        e.reason = if kind == EventKind::RegistryApprovalResponse {
+            Reason::Person
+        } else {
+            Reason::Rule
+        };
+    }
+    if kind == EventKind::FailModeEngaged {
+        e.reason = Reason::FailClosed;
+    }
+    e
+}
+
+#[test]
+fn every_event_type_has_golden_json_and_ocsf() {
+    for kind in EventKind::ALL {
+        let e = sample(kind);
+        insta::assert_json_snapshot!(format!("{}_json", kind.name()), e.to_json());
+        insta::assert_json_snapshot!(format!("{}_ocsf", kind.name()), e.to_ocsf());
+    }
+}
+
+#[test]
+fn ocsf_classes_activities_and_dispositions() {
+    let set = sample(EventKind::RegistryBlocked).to_ocsf();
+    assert_eq!(
+        set["class_uid"], 201002,
+        "a value event is Registry Value Activity"
+    );
+    assert_eq!(set["activity_id"], 2, "SetValue is Set");
+    assert_eq!(set["type_uid"], 20100202);
+    assert_eq!(
+        (set["action_id"].as_u64(), set["disposition_id"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(set["attacks"][0]["sub_technique"]["uid"], "T1547.001");
+    assert_eq!(set["attacks"][0]["technique"]["uid"], "T1547");
+    assert_eq!(set["attacks"][0]["version"], "18.1");
+
+    let mut key = sample(EventKind::RegistryCreate);
+    key.value_name = None;
+    key.driver_operation = "CreateKey".into();
+    let key = key.to_ocsf();
+    assert_eq!(
+        (key["class_uid"].as_u64(), key["activity_id"].as_u64()),
+        (Some(201001), Some(1))
+    );
+
+    let mut by_person = sample(EventKind::RegistryApprovalResponse);
+    by_person.decision = "deny".into();
+    assert_eq!(
+        by_person.to_ocsf()["disposition_id"],
+        25,
+        "a person's denial is Rejected"
+    );
+    by_person.reason = Reason::Timeout;
+    let timed_out = by_person.to_ocsf();
+    assert_eq!(
+        timed_out["disposition_id"], 2,
+        "a timeout is Blocked, never Rejected"
+    );
+    assert_eq!(timed_out["status_detail"], "approval timeout");
+    let mut allowed = sample(EventKind::RegistryApprovalResponse);
+    allowed.decision = "allow".into();
+    assert_eq!(allowed.to_ocsf()["disposition_id"], 8, "Approved");
+    assert_eq!(
+        sample(EventKind::RegistryApprovalRequest).to_ocsf()["disposition_id"],
+        14,
+        "Delayed"
+    );
+    assert_eq!(
+        sample(EventKind::FailModeEngaged).to_ocsf()["disposition_id"],
+        27,
+        "fail-closed is Error"
+    );
+}
+
+#[test]
+fn events_never_carry_a_session_token() {
+    let json = sample(EventKind::RegistryWrite).to_json();
+    assert_eq!(json["session_id"], "s-1");
+    assert!(json.get("session_token").is_none());
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    let (pipeline, mut rx) = EventPipeline::channel(2);
+    for _ in 0..5 {
+        pipeline.emit(sample(EventKind::RegistryWrite));
+    }
+    assert_eq!((pipeline.emitted(), pipeline.dropped()), (2, 3));
+    assert!(rx.recv().await.is_some());
+}

@@ -1,0 +1,322 @@
+//! The real service against the driver emulator (the same kernel core and bytes as agentsh.sys):
+//! the design's five manual scenarios, session grants, audit mode, hostile requests, and a service
+//! that goes away and comes back.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agentsh_emulator::emulator::Emulator;
+use agentsh_emulator::request::{OperationRequest, Target, Verdict};
+use agentsh_policy::{Policy, SessionContext};
+use agentsh_service::events::{Event, EventKind, EventPipeline, Reason};
+use agentsh_service::{ApprovalOutcome, Service, SocketTransport};
+use agentsh_wire::Operation;
+use tokio::sync::mpsc;
+
+const SID: &str = "S-1-5-21-1004336348-1177238915-682003330-1001";
+const ROOT: u32 = 4100;
+const OUTSIDER: u32 = 900;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    emulator: Emulator,
+    service: Service<SocketTransport>,
+    events: mpsc::Receiver<Event>,
+}
+
+async fn rig(policy: &Policy) -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 11).expect("emulator listens");
+    let (pipeline, events) = EventPipeline::channel(1024);
+    let transport = SocketTransport::connect(&socket).await.expect("connects");
+    let service = Service::start(transport, policy, pipeline)
+        .await
+        .expect("service starts");
+    Rig {
+        _dir: dir,
+        socket,
+        emulator,
+        service,
+        events,
+    }
+}
+
+fn reg(pid: u32, op: Operation, key: &str, value: &str) -> OperationRequest {
+    OperationRequest {
+        pid,
+        thread_id: pid + 1,
+        target: Target::registry(op, key, value, None, 1, 4),
+    }
+}
+
+fn hkcu(path: &str) -> String {
+    format!("\\REGISTRY\\USER\\{SID}\\{path}")
+}
+
+const RUN: &str = "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run";
+const SERVICE_KEY: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\AgentUpdater";
+
+async fn session(r: &Rig, app: &str) -> String {
+    let ctx = SessionContext::new(Some(app), Some("C:\\work\\project"), Some(SID))
+        .expect("valid session");
+    let info = r
+        .service
+        .register_session(ROOT, ctx, false)
+        .await
+        .expect("registers");
+    info.id.clone()
+}
+
+fn drain(rx: &mut mpsc::Receiver<Event>) -> Vec<Event> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+/// Approves the first pending approval once it shows up.
+async fn answer_when_pending(service: &Service<SocketTransport>, outcome: ApprovalOutcome) {
+    for _ in 0..200 {
+        if let Some(a) = service.adapter.approvals.list().first() {
+            service
+                .adapter
+                .approvals
+                .answer(a.id, outcome)
+                .expect("answer taken");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no approval was requested");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_designs_five_manual_scenarios() {
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    let sid = session(&r, "TestApp").await;
+
+    // 1. A sandboxed process writes a Run key: blocked.
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::SetValue, &hkcu(RUN), "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    // 2. It writes its own application key: allowed.
+    let out = r
+        .emulator
+        .perform(&reg(
+            ROOT,
+            Operation::SetValue,
+            &hkcu("SOFTWARE\\TestApp\\config"),
+            "theme",
+        ))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow);
+    // 3. It creates a service key: approval requested, a person approves, it succeeds.
+    let create = reg(ROOT, Operation::CreateKey, SERVICE_KEY, "");
+    let (out, ()) = tokio::join!(
+        r.emulator.perform(&create),
+        answer_when_pending(&r.service, ApprovalOutcome::AllowOnce)
+    );
+    assert_eq!(out.verdict, Verdict::Allow);
+    // 5. A process outside the sandbox writes a Run key: allowed, and logged.
+    let out = r
+        .emulator
+        .perform(&reg(OUTSIDER, Operation::SetValue, &hkcu(RUN), "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow);
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let blocked = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryBlocked)
+        .expect("a blocked event");
+    assert_eq!(blocked.session_id, sid);
+    assert_eq!(blocked.mitre_id.as_deref(), Some("T1547.001"));
+    assert_eq!(blocked.driver_operation, "SetValue");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == EventKind::RegistryApprovalRequest)
+    );
+    let response = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryApprovalResponse)
+        .expect("response event");
+    assert_eq!(
+        (response.decision.as_str(), response.reason),
+        ("allow", Reason::Person)
+    );
+    let outside = events
+        .iter()
+        .find(|e| e.process_id == OUTSIDER)
+        .expect("the outsider's write is logged");
+    assert_eq!(outside.decision, "allow");
+    assert_eq!(outside.reason, Reason::Unsandboxed);
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.session_id.contains(&format!("{:x}", 0))),
+        "no token in events"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_approval_times_out_as_a_timeout() {
+    let yaml = r#"
+registry_rules:
+  - name: approve-service-create
+    paths: ['HKLM\SYSTEM\CurrentControlSet\Services\*']
+    operations: [create]
+    decision: approve
+    timeout: 1s
+"#;
+    let policy = Policy::from_str(yaml, "inline.yaml").expect("policy loads");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let started = std::time::Instant::now();
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::CreateKey, SERVICE_KEY, ""))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "held for the rule's timeout"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let response = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryApprovalResponse)
+        .expect("response event");
+    assert_eq!(
+        (response.decision.as_str(), response.reason),
+        ("deny", Reason::Timeout)
+    );
+    assert_eq!(response.to_ocsf()["status_detail"], "approval timeout");
+    assert_ne!(
+        response.to_ocsf()["disposition_id"],
+        25,
+        "a timeout is never recorded as a person's rejection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_for_the_session_is_remembered_by_the_service() {
+    let policy = Policy::embedded_default().expect("default policy");
+    let r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let create = reg(ROOT, Operation::CreateKey, SERVICE_KEY, "");
+    let (out, ()) = tokio::join!(
+        r.emulator.perform(&create),
+        answer_when_pending(&r.service, ApprovalOutcome::AllowSession)
+    );
+    assert_eq!(out.verdict, Verdict::Allow);
+    // The same operation again: no person asked (approvals are never cached in the kernel, the
+    // service's grant answers).
+    let out = r.emulator.perform(&create).await;
+    assert_eq!(out.verdict, Verdict::Allow);
+    assert!(r.service.adapter.approvals.list().is_empty());
+    assert_eq!(
+        r.service
+            .adapter
+            .metrics
+            .approvals_opened
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_mode_allows_and_records_would_deny() {
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    let ctx =
+        SessionContext::new(Some("TestApp"), Some("C:\\work\\project"), Some(SID)).expect("valid");
+    r.service
+        .register_session(ROOT, ctx, true)
+        .await
+        .expect("registers");
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::SetValue, &hkcu(RUN), "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let events = drain(&mut r.events);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.decision == "would deny" && e.reason == Reason::Audit)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_session_token_is_rotated_without_dropping_processes() {
+    let policy = Policy::embedded_default().expect("default policy");
+    let r = rig(&policy).await;
+    let id = session(&r, "TestApp").await;
+    r.emulator.process_created(ROOT + 1, ROOT, "python.exe");
+    assert!(r.service.rotate_token(&id).await.expect("rotates"));
+    let out = r
+        .emulator
+        .perform(&reg(ROOT + 1, Operation::SetValue, &hkcu(RUN), "x"))
+        .await;
+    assert_eq!(
+        out.verdict,
+        Verdict::Deny,
+        "the child is still a session process under the new token"
+    );
+    assert!(
+        r.service
+            .unregister_session(&id)
+            .await
+            .expect("unregisters")
+    );
+    let out = r
+        .emulator
+        .perform(&reg(ROOT + 1, Operation::SetValue, &hkcu(RUN), "x"))
+        .await;
+    assert_eq!(
+        out.verdict,
+        Verdict::Allow,
+        "after the session ends the process is an outsider"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_excludes_itself_and_reconnects_cleanly() {
+    let policy = Policy::embedded_default().expect("default policy");
+    let r = rig(&policy).await;
+    assert_eq!(
+        r.emulator.with_core(|c| c.excluded_process()),
+        Some(std::process::id())
+    );
+    drop(r.service);
+    // A new service on the same port: the handshake succeeds again and decisions resume.
+    let (pipeline, _events) = EventPipeline::channel(16);
+    let mut connected = None;
+    for _ in 0..100 {
+        if let Ok(t) = SocketTransport::connect(&r.socket).await
+            && let Ok(s) = Service::start(t, &policy, pipeline.clone()).await
+        {
+            connected = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let service = connected.expect("a new service connects after the first went away");
+    let ctx =
+        SessionContext::new(Some("TestApp"), Some("C:\\work\\project"), Some(SID)).expect("valid");
+    service
+        .register_session(ROOT + 50, ctx, false)
+        .await
+        .expect("registers");
+    let out = r
+        .emulator
+        .perform(&reg(ROOT + 50, Operation::SetValue, &hkcu(RUN), "x"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+}
