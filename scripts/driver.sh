@@ -59,7 +59,12 @@ sign() {
 }
 
 emu() {
-  python3 tests/kernel-emu/run.py --driver "$out/agentsh.unsigned.sys" ${AGENTSH_EMU_ARGS:-}
+  # The driver's side against a small Python stand-in of the service.
+  python3 tests/kernel-emu/run.py --driver "$out/agentsh.unsigned.sys"
+  # The issue's scenarios end to end against the real `agentsh service run`.
+  "$cargo_bin" build -p agentsh --locked
+  python3 tests/kernel-emu/real_service.py --driver "$out/agentsh.unsigned.sys" \
+    --agentsh "$root/target/debug/agentsh"
 }
 
 case $what in
