@@ -149,6 +149,9 @@ def main():
           s == 0 and notes, f"{s:#x} {len(notes)}")
     time.sleep(0.3)
     svc.settle(quiet=0.3)
+    events = [json.loads(line) for line in open(svc.events) if line.strip()]
+    check("real service: ... and the service recorded the notification as an event",
+          any("Outside" in json.dumps(e) for e in events), f"{len(events)} events")
 
     svc.stop()
     s = h.set_value(1001, APP_KEY, "other")
