@@ -1,0 +1,217 @@
+//! DriverEntry and unload: register in order, unwind exactly what was registered on any failure,
+//! and unregister in reverse order after every callback in flight has returned.
+
+use crate::ffi::{self, Pvoid, UnicodeString};
+use crate::kernel::{EventCode, debug, event_log};
+use crate::state::Driver;
+use crate::{file, port, registry};
+
+const PORT_NAME: &[u16] = &[
+    b'\\' as u16,
+    b'A' as u16,
+    b'g' as u16,
+    b'e' as u16,
+    b'n' as u16,
+    b't' as u16,
+    b's' as u16,
+    b'h' as u16,
+    b'P' as u16,
+    b'o' as u16,
+    b'r' as u16,
+    b't' as u16,
+];
+
+static REGISTRATION: ffi::FltRegistration = ffi::FltRegistration {
+    size: core::mem::size_of::<ffi::FltRegistration>() as u16,
+    version: ffi::FLT_REGISTRATION_VERSION_0202,
+    flags: 0,
+    context_registration: core::ptr::null_mut(),
+    operation_registration: file::OPERATIONS.as_ptr(),
+    filter_unload_callback: Some(unload),
+    instance_setup_callback: Some(file::instance_setup),
+    instance_query_teardown_callback: core::ptr::null_mut(),
+    instance_teardown_start_callback: core::ptr::null_mut(),
+    instance_teardown_complete_callback: core::ptr::null_mut(),
+    generate_file_name_callback: core::ptr::null_mut(),
+    normalize_name_component_callback: core::ptr::null_mut(),
+    normalize_context_cleanup_callback: core::ptr::null_mut(),
+    transaction_notification_callback: core::ptr::null_mut(),
+    normalize_name_component_ex_callback: core::ptr::null_mut(),
+};
+
+// SAFETY: the registration is immutable and only read by Filter Manager.
+unsafe impl Sync for ffi::FltRegistration {}
+// SAFETY: the operation table is immutable and only read by Filter Manager.
+unsafe impl Sync for ffi::FltOperationRegistration {}
+
+/// What has been registered so far, unwound in reverse.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+enum Stage {
+    Filter,
+    Port,
+    Registry,
+    Process,
+}
+
+/// The driver's entry point. PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called once by the I/O manager with a valid DRIVER_OBJECT.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn DriverEntry(
+    driver_object: Pvoid,
+    _registry_path: Pvoid,
+) -> ffi::NtStatus {
+    let d = Driver::install(driver_object);
+    match register(d) {
+        Ok(()) => {
+            debug!("loaded; port \\AgentshPort, registry altitude 385200");
+            ffi::STATUS_SUCCESS
+        }
+        Err((what, status)) => {
+            debug!("load failed: {what} returned {status:#x}");
+            event_log(driver_object, EventCode::LoadFailed, status, what);
+            Driver::remove();
+            status
+        }
+    }
+}
+
+fn register(d: &mut Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
+    // SAFETY: PASSIVE_LEVEL; REGISTRATION and its tables are 'static.
+    let status = unsafe { ffi::FltRegisterFilter(d.driver_object, &REGISTRATION, &mut d.filter) };
+    check(status, "FltRegisterFilter", d, None)?;
+
+    let mut sd: Pvoid = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; builds a descriptor granting access to administrators and SYSTEM only.
+    let status =
+        unsafe { ffi::FltBuildDefaultSecurityDescriptor(&mut sd, ffi::FLT_PORT_ALL_ACCESS) };
+    check(
+        status,
+        "FltBuildDefaultSecurityDescriptor",
+        d,
+        Some(Stage::Filter),
+    )?;
+    let name = UnicodeString::from_static(PORT_NAME);
+    let attrs = ffi::ObjectAttributes {
+        length: core::mem::size_of::<ffi::ObjectAttributes>() as u32,
+        root_directory: core::ptr::null_mut(),
+        object_name: &name,
+        attributes: ffi::OBJ_CASE_INSENSITIVE | ffi::OBJ_KERNEL_HANDLE,
+        security_descriptor: sd,
+        security_quality_of_service: core::ptr::null_mut(),
+    };
+    // SAFETY: PASSIVE_LEVEL; one connection at most; callbacks are 'static functions.
+    let status = unsafe {
+        ffi::FltCreateCommunicationPort(
+            d.filter,
+            &mut d.server_port,
+            &attrs,
+            core::ptr::null_mut(),
+            port::on_connect,
+            port::on_disconnect,
+            port::on_message,
+            1,
+        )
+    };
+    // SAFETY: the port holds its own copy of the descriptor; ours is freed once.
+    unsafe { ffi::FltFreeSecurityDescriptor(sd) };
+    check(status, "FltCreateCommunicationPort", d, Some(Stage::Filter))?;
+
+    let altitude = UnicodeString::from_static(registry::ALTITUDE);
+    // SAFETY: PASSIVE_LEVEL; the callback is 'static; the cookie lives in the driver state.
+    let status = unsafe {
+        ffi::CmRegisterCallbackEx(
+            registry::registry_callback,
+            &altitude,
+            d.driver_object,
+            core::ptr::null_mut(),
+            &mut d.cm_cookie,
+            core::ptr::null_mut(),
+        )
+    };
+    check(status, "CmRegisterCallbackEx", d, Some(Stage::Port))?;
+
+    // SAFETY: PASSIVE_LEVEL; requires an image linked with FORCE_INTEGRITY (build.rs sets it).
+    let status = unsafe { ffi::PsSetCreateProcessNotifyRoutineEx(process_notify, 0) };
+    check(
+        status,
+        "PsSetCreateProcessNotifyRoutineEx",
+        d,
+        Some(Stage::Registry),
+    )?;
+
+    // SAFETY: PASSIVE_LEVEL; the filter is registered.
+    let status = unsafe { ffi::FltStartFiltering(d.filter) };
+    check(status, "FltStartFiltering", d, Some(Stage::Process))
+}
+
+fn check(
+    status: ffi::NtStatus,
+    what: &'static str,
+    d: &Driver,
+    done: Option<Stage>,
+) -> Result<(), (&'static str, ffi::NtStatus)> {
+    if ffi::nt_success(status) {
+        return Ok(());
+    }
+    if let Some(stage) = done {
+        unwind(d, stage);
+    }
+    Err((what, status))
+}
+
+/// Unregisters everything up to and including `done`, newest first. PASSIVE_LEVEL.
+fn unwind(d: &Driver, done: Stage) {
+    if done >= Stage::Process {
+        // SAFETY: PASSIVE_LEVEL; removes the routine registered in `register`.
+        unsafe { ffi::PsSetCreateProcessNotifyRoutineEx(process_notify, 1) };
+    }
+    if done >= Stage::Registry {
+        // SAFETY: PASSIVE_LEVEL; the cookie of our registration.
+        unsafe { ffi::CmUnRegisterCallback(d.cm_cookie) };
+    }
+    if done >= Stage::Port {
+        // SAFETY: PASSIVE_LEVEL; our server port, closed once.
+        unsafe { ffi::FltCloseCommunicationPort(d.server_port) };
+        port::disconnect(d);
+    }
+    d.wait_for_callbacks();
+    // SAFETY: PASSIVE_LEVEL; waits for Filter Manager callbacks in flight, then unregisters.
+    unsafe { ffi::FltUnregisterFilter(d.filter) };
+}
+
+/// FilterUnloadCallback. PASSIVE_LEVEL.
+unsafe extern "system" fn unload(_flags: u32) -> ffi::NtStatus {
+    if let Some(d) = Driver::get() {
+        unwind(d, Stage::Process);
+        debug!("unloaded");
+    }
+    Driver::remove();
+    ffi::STATUS_SUCCESS
+}
+
+/// Process notify: sessions follow the creating process (CreatingThreadId), never the parent
+/// attribute, which the creator can forge. PASSIVE_LEVEL.
+unsafe extern "system" fn process_notify(
+    _process: Pvoid,
+    pid: ffi::Handle,
+    info: *mut ffi::PsCreateNotifyInfo,
+) {
+    let Some(d) = Driver::get() else {
+        return;
+    };
+    let Some(_guard) = d.enter() else {
+        return;
+    };
+    let pid = pid as usize as u32;
+    // SAFETY: `info` is null on exit, otherwise valid for the callback's duration.
+    match unsafe { info.as_ref() } {
+        Some(info) => {
+            let creating = info.creating_thread_id.unique_process as usize as u32;
+            let parent = info.parent_process_id as usize as u32;
+            d.with(|s| s.core.on_process_created(pid, creating, parent));
+        }
+        None => d.with(|s| s.core.on_process_exited(pid)),
+    }
+}

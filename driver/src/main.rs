@@ -1,0 +1,18 @@
+//! agentsh.sys: registers the registry callback, the file-system minifilter, the process notify
+//! routine and the `\AgentshPort` communication port, and runs every intercepted operation through
+//! agentsh-kcore. Decisions live in kcore; this crate is the kernel glue.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod entry;
+mod ffi;
+mod file;
+mod flow;
+mod kernel;
+mod port;
+mod registry;
+mod state;
+
+pub use entry::DriverEntry;
