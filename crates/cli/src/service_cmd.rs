@@ -10,11 +10,20 @@ use clap::{Args, Subcommand, ValueEnum};
 /// The API's default address.
 pub const DEFAULT_API: &str = "127.0.0.1:7878";
 
-/// The default API token file: in a directory only this account can read.
+/// The default API token file: `.agentsh/api-token` under the account's own runtime directory
+/// (`XDG_RUNTIME_DIR`), `%LOCALAPPDATA%` or home directory; the shared temporary directory only when
+/// none is set (the service then checks the directory's owner and mode before writing).
 pub fn default_token_file() -> PathBuf {
-    std::env::temp_dir()
-        .join(format!("agentsh-{}", whoami()))
-        .join("api-token")
+    let base = ["XDG_RUNTIME_DIR", "LOCALAPPDATA", "HOME"]
+        .iter()
+        .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
+        .map(PathBuf::from);
+    match base {
+        Some(dir) => dir.join(".agentsh").join("api-token"),
+        None => std::env::temp_dir()
+            .join(format!("agentsh-{}", whoami()))
+            .join("api-token"),
+    }
 }
 
 fn whoami() -> String {

@@ -74,15 +74,69 @@ pub fn new_token() -> std::io::Result<String> {
 }
 
 /// Writes the token where only this account can read it.
+///
+/// The directory is created private (0700) when missing; an existing one must be a real directory
+/// (not a symbolic link), owned by this account, and writable by nobody else. The token goes to a
+/// freshly created file (never an existing one, so a planted link is not followed) that is then
+/// renamed over the token path — replacing whatever entry is there, never writing through it.
 pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let refuse = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "API token directory `{}` {why}; choose another with --api-token-file",
+                dir.display()
+            ),
+        )
+    };
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
     }
+    let dir_meta = std::fs::symlink_metadata(dir)?;
+    if !dir_meta.is_dir() {
+        return Err(refuse("is not a directory (a symbolic link?)"));
+    }
+    let tmp = dir.join(format!(".api-token.{}", new_token()?));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    std::io::Write::write_all(&mut opts.open(path)?, token.as_bytes())
+    let mut file = opts.open(&tmp)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // The file was just created by this process, so its owner is this account.
+        let mine = file.metadata()?.uid();
+        let foreign = dir_meta.uid() != mine;
+        let shared = dir_meta.permissions().mode() & 0o022 != 0;
+        if foreign || shared {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(refuse(if foreign {
+                "belongs to another account"
+            } else {
+                "is writable by others"
+            }));
+        }
+    }
+    let written =
+        std::io::Write::write_all(&mut file, token.as_bytes()).and_then(|()| file.sync_all());
+    drop(file);
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 /// Binds the API on a loopback address and serves it until the task is dropped.
