@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use crate::canonical::{self, CanonicalKey};
 use crate::catalog::{self, Entry};
 use crate::filepath::{self, VolumeMap};
-use crate::index::{PathIndex, index_path};
+use crate::index::{IndexComp, PathIndex, index_path, is_beneath, literal_len};
 use crate::load::{PolicyDoc, RuleSet};
 use crate::ops::{Access, Decision, OpSet, Operation, Risk};
 use crate::pattern::{self, Glob, UserScope, VarValues};
@@ -300,7 +300,7 @@ struct Target {
 
 impl Target {
     fn new(key: Glob, value: Option<Glob>, owner: u32, specificity: usize) -> Target {
-        let skip = index_path(&key).len();
+        let skip = literal_len(&index_path(&key));
         Target {
             key,
             value,
@@ -449,7 +449,7 @@ impl RuleTable {
 struct CatalogTable {
     targets: Vec<Target>,
     /// Index path of each target, for the linear reference's ancestor test.
-    paths: Vec<String>,
+    paths: Vec<Vec<IndexComp>>,
 }
 
 /// Catalog matches of one query: the entry to report, and the floor to enforce.
@@ -496,7 +496,7 @@ impl CatalogTable {
                 }
             }
         }
-        let paths: Vec<String> = targets.iter().map(|t| index_path(&t.key)).collect();
+        let paths: Vec<Vec<IndexComp>> = targets.iter().map(|t| index_path(&t.key)).collect();
         CatalogTable { targets, paths }
     }
 
@@ -518,10 +518,7 @@ impl CatalogTable {
         let vars = VarValues::default();
         let subtree = Self::covers_subtree(value, access);
         for (t, path) in self.targets.iter().zip(&self.paths) {
-            let beneath = subtree
-                && path.len() >= key.len()
-                && path.starts_with(key)
-                && (path.len() == key.len() || path.as_bytes()[key.len()] == b'\\');
+            let beneath = subtree && is_beneath(path, key);
             if beneath || t.matches(key, value, &vars) {
                 hit.add(t.owner, t.specificity, overridden);
             }
@@ -617,10 +614,12 @@ impl Engine {
         for (owner, specificity) in found {
             hit.add(owner, specificity, overridden);
         }
-        if CatalogTable::covers_subtree(value, access)
-            && let Some(ids) = subtree
-        {
-            for &t in ids.iter().filter(|&&t| t >= rule_count) {
+        if CatalogTable::covers_subtree(value, access) {
+            for &t in subtree
+                .iter()
+                .flat_map(|ids| ids.iter())
+                .filter(|&&t| t >= rule_count)
+            {
                 let target = &self.catalog.targets[(t - rule_count) as usize];
                 hit.add(target.owner, target.specificity, overridden);
             }
@@ -874,9 +873,7 @@ impl Engine {
                 continue;
             }
             let k = key.as_str();
-            let beneath = subtree
-                && path.starts_with(k)
-                && (path.len() == k.len() || path.as_bytes().get(k.len()) == Some(&b'\\'));
+            let beneath = subtree && is_beneath(path, k);
             let direct = t.matches(k, value.as_deref(), &VarValues::default());
             if !(direct || beneath) {
                 continue;

@@ -5,6 +5,7 @@
 
 use crate::canonical::{self, Root};
 use crate::filepath;
+use crate::index::IndexComp;
 
 /// Variables a pattern may use; each is set per session from its registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +53,9 @@ enum Token {
     Var(Var),
     Star,
     One,
+    /// One whole key component (the user SID in a catalog `HKU\<user>\...` pattern); always
+    /// followed by `\` or the end, so taking every character up to the next `\` is exact.
+    Component,
 }
 
 /// A compiled glob over upper-cased text.
@@ -188,6 +192,59 @@ impl Glob {
         out
     }
 
+    /// The components the prefix index files this pattern under: its literal components up to
+    /// the last complete one before a wildcard, with [`IndexComp::Any`] for a user component.
+    /// An escaped `[*]` is the literal `*` a key really has, never a wildcard.
+    pub(crate) fn index_components(&self) -> Vec<IndexComp> {
+        let mut comps = Vec::new();
+        let mut buf = String::new();
+        let push = |comps: &mut Vec<IndexComp>, text: &str| {
+            comps.extend(
+                text.split('\\')
+                    .filter(|c| !c.is_empty())
+                    .map(|c| IndexComp::Lit(c.into())),
+            );
+        };
+        for t in &self.tokens {
+            match t {
+                Token::Lit(l) => buf.push_str(l),
+                Token::Component => {
+                    push(&mut comps, &buf);
+                    buf.clear();
+                    comps.push(IndexComp::Any);
+                }
+                Token::Star | Token::One | Token::Var(_) => {
+                    // Only complete components are filed: `RUN*` is not the component `RUN`.
+                    let complete = buf.rfind('\\').map_or("", |i| &buf[..i]);
+                    push(&mut comps, complete);
+                    return comps;
+                }
+            }
+        }
+        push(&mut comps, &buf);
+        comps
+    }
+
+    /// A catalog `HKCU` location read for every user: `HKU\<one component>` + `rest` (empty or
+    /// starting with `\`). The user component is one key name (a SID, `.DEFAULT`), never a run
+    /// of components, so the index can walk it like any other component.
+    fn any_user(rest: &str) -> Result<Glob, PatternError> {
+        let mut g = Glob::compile(&format!("HKU\\*{rest}"))?;
+        g.user_component();
+        Ok(g)
+    }
+
+    fn user_component(&mut self) {
+        if let [Token::Lit(l), t @ Token::Star, ..] = self.tokens.as_mut_slice()
+            && &**l == "HKU\\"
+        {
+            *t = Token::Component;
+        }
+        if let Some(itself) = self.itself.as_mut() {
+            itself.user_component();
+        }
+    }
+
     /// Matches upper-cased `text`. `*` backtracks to the most recent star only, which is exact for
     /// globs (a later star subsumes every earlier choice), so matching is O(pattern × text).
     pub fn matches(&self, text: &str, vars: &VarValues) -> bool {
@@ -235,6 +292,14 @@ impl Glob {
                         star = Some((ti + 1, pos));
                         ti += 1;
                         continue;
+                    }
+                    Token::Component => {
+                        let len = bytes[pos..]
+                            .iter()
+                            .position(|&b| b == b'\\')
+                            .unwrap_or(bytes.len() - pos);
+                        pos += len;
+                        len > 0
                     }
                     Token::One => match text[pos..].chars().next() {
                         Some(c) => {
@@ -318,7 +383,8 @@ pub enum UserScope {
 }
 
 /// Compiles a registry key pattern into one glob per canonical spelling it covers (`HKCR` covers
-/// the machine and the user classes; catalog `HKCU` patterns also cover `HKU\*`).
+/// the machine and the user classes; catalog `HKCU` patterns also cover `HKU\<user>`, the user
+/// being exactly one key name).
 pub fn registry_key(pattern: &str, scope: UserScope) -> Result<Vec<Glob>, PatternError> {
     check_controls(pattern)?;
     let upper = canonical::upcase(pattern);
@@ -348,9 +414,8 @@ pub fn registry_key(pattern: &str, scope: UserScope) -> Result<Vec<Glob>, Patter
                 return Err(PatternError::UnknownRoot(first.to_owned()));
             }
             if r.root == Root::CurrentUser && scope == UserScope::AnyUser {
-                let mut any = vec!["HKU", "*"];
-                any.extend_from_slice(&r.comps[1..]);
-                globs.push(Glob::compile(&any.join("\\"))?);
+                let rest: String = r.comps[1..].iter().map(|c| format!("\\{c}")).collect();
+                globs.push(Glob::any_user(&rest)?);
             }
             r.comps.to_vec()
         };

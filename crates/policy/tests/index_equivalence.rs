@@ -39,3 +39,52 @@ fn index_and_linear_scan_agree_on_every_benchmark_query() {
         check(&p, n);
     }
 }
+
+/// Every catalog location in another user's hive (`HKU\<SID>\...`, the form a process outside
+/// the session user sees), and every ancestor of it, under writes, deletes and hive exports, with
+/// and without a session SID: the index (which walks the user component as any one name) and
+/// the linear scan agree.
+#[test]
+fn index_and_linear_scan_agree_on_other_users_hives() {
+    use agentsh_policy::catalog::ENTRIES;
+    const OTHER: &str = "S-1-5-21-9-9-9-1002";
+    let policy = Policy::embedded_default().expect("default policy loads");
+    let with_sid =
+        SessionContext::new(Some(APP), Some(r"C:\work"), Some(SID)).expect("valid session");
+    let without_sid = SessionContext::default();
+    let mut compared = 0usize;
+    for e in ENTRIES {
+        for loc in e.locations.iter().filter(|l| l.starts_with("HKCU\\")) {
+            let (key, value) = match loc.split_once('>') {
+                Some((k, v)) => (k, Some(v.replace('*', "Probe"))),
+                None => (*loc, None),
+            };
+            let key = format!(r"\REGISTRY\USER\{OTHER}{}", &key.replace('*', "Probe")[4..]);
+            let comps: Vec<&str> = key.split('\\').collect();
+            for depth in 4..=comps.len() {
+                let k = comps[..depth].join("\\");
+                for op in ["SetValue", "DeleteKey", "SaveKey", "CreateKey"] {
+                    let access = parse_access(op).expect("known operation");
+                    for (session, sandboxed) in
+                        [(&with_sid, true), (&with_sid, false), (&without_sid, true)]
+                    {
+                        let mut q = RegistryQuery::new(&k, access, session);
+                        q.value = (op == "SetValue").then(|| value.as_deref().unwrap_or("V"));
+                        q.sandboxed = sandboxed;
+                        let fast = policy.engine().decide_registry_with(&q, Strategy::Indexed);
+                        let slow = policy.engine().decide_registry_with(&q, Strategy::Linear);
+                        assert_eq!(fast, slow, "{op} `{k}` sandboxed={sandboxed}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 1_000, "only {compared} queries compared");
+    // Deleting an ancestor of another user's Run key destroys it: high-risk either way.
+    let del = parse_access("DeleteKey").expect("known operation");
+    let key = format!(r"\REGISTRY\USER\{OTHER}\Software\Microsoft\Windows\CurrentVersion");
+    let q = RegistryQuery::new(&key, del, &without_sid);
+    let v = policy.engine().decide_registry(&q);
+    assert!(v.high_risk.is_some(), "{v:?}");
+}
