@@ -5,3 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo test --release --locked -p agentsh-emulator --features reliability --test million -- --nocapture
+cargo test --release --locked -p agentsh-service --features reliability --test million_service -- --nocapture

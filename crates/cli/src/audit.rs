@@ -305,11 +305,11 @@ mod tests {
     use agentsh_policy::{Decision, Policy, RegistryQuery, SessionContext};
 
     const RUN: &str = r#"
-{"timestamp_ms":1,"type":"registry_write","session_id":"s-1","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor\\Tool","value_name":"Level","operation":"write","driver_operation":"SetValue","process_id":7,"decision":"would deny","reason":"audit","rule_name":"default"}
-{"timestamp_ms":2,"type":"registry_write","session_id":"s-1","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor\\Tool","value_name":"Level","operation":"write","driver_operation":"SetValue","process_id":7,"decision":"would deny","reason":"audit","rule_name":"default"}
-{"timestamp_ms":3,"type":"registry_write","session_id":"s-1","key_path":"\\REGISTRY\\USER\\S-1-5-21-1\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run","value_name":"x","operation":"write","driver_operation":"SetValue","process_id":7,"decision":"would deny","reason":"audit","rule_name":"builtin:run-keys-hkcu","risk_level":"critical","mitre_id":"T1547.001"}
-{"timestamp_ms":4,"type":"registry_create","session_id":"s-1","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Odd*Name[1]","operation":"create","driver_operation":"CreateKey","process_id":7,"decision":"would ask","reason":"audit","rule_name":"ask-vendor"}
-{"timestamp_ms":5,"type":"registry_write","session_id":"s-1","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor\\Tool","operation":"write","driver_operation":"SetValue","process_id":7,"decision":"allow","reason":"rule","rule_name":"x"}
+{"timestamp":"2026-01-02T00:00:01.000Z","type":"registry_write","session_id":"s-1","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor\\Tool","value_name":"Level","operation":"write","driver_operation":"SetValue","process_id":7,"decision":"would deny","reason":"audit","rule_name":"default"}
+{"timestamp":"2026-01-02T00:00:02.000Z","type":"registry_write","session_id":"s-1","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor\\Tool","value_name":"Level","operation":"write","driver_operation":"SetValue","process_id":7,"decision":"would deny","reason":"audit","rule_name":"default"}
+{"timestamp":"2026-01-02T00:00:03.000Z","type":"registry_write","session_id":"s-1","key_path":"\\REGISTRY\\USER\\S-1-5-21-1\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run","value_name":"x","operation":"write","driver_operation":"SetValue","process_id":7,"decision":"would deny","reason":"audit","rule_name":"builtin:run-keys-hkcu","risk_level":"critical","mitre_id":"T1547.001"}
+{"timestamp":"2026-01-02T00:00:04.000Z","type":"registry_create","session_id":"s-1","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Odd*Name[1]","operation":"create","driver_operation":"CreateKey","process_id":7,"decision":"would ask","reason":"audit","rule_name":"ask-vendor"}
+{"timestamp":"2026-01-02T00:00:05.000Z","type":"registry_write","session_id":"s-1","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor\\Tool","operation":"write","driver_operation":"SetValue","process_id":7,"decision":"allow","reason":"rule","rule_name":"x"}
 "#;
 
     #[test]

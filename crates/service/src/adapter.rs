@@ -13,6 +13,7 @@ use agentsh_policy::{
 };
 use agentsh_wire::control::FailMode;
 use agentsh_wire::file::FileRequestRepr;
+use agentsh_wire::notify::{NotifyReason, NotifyRepr, Subject};
 use agentsh_wire::op::{self, FileOperation, MessageType};
 use agentsh_wire::registry::RegistryRequestRepr;
 use agentsh_wire::response::{CacheTtl, PolicyResponseRepr};
@@ -21,6 +22,15 @@ use crate::approvals::{ApprovalManager, ApprovalOutcome, GrantKey, PendingApprov
 use crate::events::{ATTACK_VERSION, Event, EventKind, EventPipeline, Reason};
 use crate::metrics::ServiceMetrics;
 use crate::sessions::{SessionInfo, SessionRegistry};
+
+/// A request the policy decided, before it is answered.
+#[derive(Debug)]
+pub struct Decided {
+    pub verdict: Verdict,
+    pub session: Option<Arc<SessionInfo>>,
+    /// Its event, with the operation, path and process filled in.
+    pub event: Event,
+}
 
 /// An approval's eventual outcome.
 pub type OutcomeFuture = Pin<Box<dyn Future<Output = ApprovalOutcome> + Send>>;
@@ -66,8 +76,8 @@ pub struct PolicyAdapter {
     pub volumes: VolumeMap,
     /// Fail-mode transitions, reported as their own events.
     pub fail_watch: crate::failmode::FailModeWatch,
-    /// Process names learned from process events, for events and messages.
-    pub process_names: RwLock<std::collections::HashMap<u32, String>>,
+    /// Image paths of session processes, learned from the kernel's process events.
+    process_images: RwLock<std::collections::HashMap<u32, Arc<str>>>,
 }
 
 impl PolicyAdapter {
@@ -83,7 +93,7 @@ impl PolicyAdapter {
             default_approval_timeout_secs: 30,
             fail_mode: FailMode::Open,
             volumes: VolumeMap::new(),
-            process_names: RwLock::default(),
+            process_images: RwLock::default(),
             fail_watch: Default::default(),
         }
     }
@@ -102,12 +112,112 @@ impl PolicyAdapter {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    fn process_name(&self, pid: u32) -> String {
-        self.process_names
+    /// The image path the kernel reported for `pid` (session processes), if any.
+    fn process_image(&self, pid: u32) -> Option<Arc<str>> {
+        self.process_images
             .read()
             .ok()
             .and_then(|m| m.get(&pid).cloned())
-            .unwrap_or_default()
+    }
+
+    /// Remembers a session process's image path (from the kernel's process events).
+    pub fn process_started(&self, pid: u32, image: &str) {
+        if let Ok(mut m) = self.process_images.write() {
+            m.insert(pid, image.into());
+        }
+    }
+
+    /// Forgets an exited process.
+    pub fn process_exited(&self, pid: u32) {
+        if let Ok(mut m) = self.process_images.write() {
+            m.remove(&pid);
+        }
+    }
+
+    /// The session a request's token names, whether the process is sandboxed, and the context
+    /// its rules are evaluated in.
+    fn context_of(&self, token: u64) -> (Option<Arc<SessionInfo>>, bool, Arc<SessionContext>) {
+        let (session, sandboxed) = self.session_of(token);
+        let ctx = session
+            .as_ref()
+            .map(|s| s.context.clone())
+            .unwrap_or_else(|| Arc::new(SessionContext::default()));
+        (session, sandboxed, ctx)
+    }
+
+    /// An event for `pid`'s operation, with the process's name and image filled in.
+    fn event_for(&self, kind: EventKind, pid: u32) -> Event {
+        let mut ev = Event::now(kind);
+        ev.process_id = pid;
+        if let Some(image) = self.process_image(pid) {
+            ev.process_name = image.rsplit('\\').next().unwrap_or(&image).to_owned();
+            ev.process_image = image.to_string();
+        }
+        ev
+    }
+
+    /// Decides a registry request with the policy: the verdict, the session, and its event
+    /// (without the decision-specific fields [`PolicyAdapter::finish`] adds).
+    pub fn decide_registry(&self, req: &RegistryRequestRepr) -> Decided {
+        let (session, sandboxed, ctx) = self.context_of(req.session_token);
+        let key = req.key_path.to_string();
+        let name = req.value_name.to_string();
+        let has_value = matches!(
+            req.operation,
+            op::Operation::QueryValue | op::Operation::SetValue | op::Operation::DeleteValue
+        );
+        let mut ev = self.event_for(EventKind::RegistryRead, req.process_id);
+        let mut q = RegistryQuery::new(&key, req.operation, &ctx);
+        q.value = has_value.then_some(name.as_str());
+        q.rename_to = (req.operation == op::Operation::RenameKey).then_some(name.as_str());
+        q.sandboxed = sandboxed;
+        q.truncated = req.flags.truncated();
+        q.process_id = req.process_id;
+        q.process_name = &ev.process_name;
+        let verdict = self.engine().decide_registry(&q);
+        ev.kind = registry_kind(req.operation, verdict.decision);
+        if req.operation == op::Operation::SetValue {
+            ev.value_type = crate::events::value_type_name(req.value_type);
+            ev.data_size = Some(req.data_size);
+        }
+        ev.value_name = has_value.then_some(name);
+        ev.key_path = key;
+        ev.driver_operation = req.operation.name().to_owned();
+        Decided {
+            verdict,
+            session,
+            event: ev,
+        }
+    }
+
+    /// Decides a file request with the policy (see [`PolicyAdapter::decide_registry`]).
+    pub fn decide_file(&self, req: &FileRequestRepr) -> Decided {
+        let (session, sandboxed, ctx) = self.context_of(req.session_token);
+        let path = req.path.to_string();
+        let target = req.target_path.to_string();
+        let policy_op = match req.operation {
+            FileOperation::Read => Operation::Read,
+            FileOperation::Write | FileOperation::HardLink => Operation::Write,
+            FileOperation::Create => Operation::Create,
+            FileOperation::Delete => Operation::Delete,
+            FileOperation::Rename => Operation::Rename,
+        };
+        let mut ev = self.event_for(EventKind::FileRead, req.process_id);
+        let mut q = FileQuery::new(&path, policy_op, &ctx, &self.volumes);
+        q.target = (!target.is_empty()).then_some(target.as_str());
+        q.sandboxed = sandboxed;
+        q.truncated = req.flags.truncated();
+        q.process_id = req.process_id;
+        q.process_name = &ev.process_name;
+        let verdict = self.engine().decide_file(&q);
+        ev.kind = file_kind(req.operation, verdict.decision);
+        ev.key_path = path;
+        ev.driver_operation = req.operation.name().to_owned();
+        Decided {
+            verdict,
+            session,
+            event: ev,
+        }
     }
 
     /// What a malformed request gets: the fail mode's answer, never a crash.
@@ -129,80 +239,67 @@ impl PolicyAdapter {
     /// Decides a registry request.
     pub fn check_registry(&self, req: &RegistryRequestRepr) -> Answer {
         let started = Instant::now();
-        let (session, sandboxed) = self.session_of(req.session_token);
-        let key = req.key_path.to_string();
-        let name = req.value_name.to_string();
-        let has_value = matches!(
-            req.operation,
-            op::Operation::QueryValue | op::Operation::SetValue | op::Operation::DeleteValue
-        );
-        let process_name = self.process_name(req.process_id);
-        let ctx = session
-            .as_ref()
-            .map(|s| s.context.clone())
-            .unwrap_or_else(|| Arc::new(SessionContext::default()));
-        let mut q = RegistryQuery::new(&key, req.operation, &ctx);
-        q.value = has_value.then_some(name.as_str());
-        q.rename_to = (req.operation == op::Operation::RenameKey).then_some(name.as_str());
-        q.sandboxed = sandboxed;
-        q.truncated = req.flags.truncated();
-        q.process_id = req.process_id;
-        q.process_name = &process_name;
-        let verdict = self.engine().decide_registry(&q);
+        let d = self.decide_registry(req);
         self.metrics
             .observe_decision(started.elapsed().as_micros() as u64);
-        let mut ev = Event::now(registry_kind(req.operation, verdict.decision));
-        ev.key_path = key.clone();
-        ev.value_name = has_value.then(|| name.clone());
-        ev.driver_operation = req.operation.name().to_owned();
-        self.finish(
-            MessageType::PolicyCheckRegistry,
-            &verdict,
-            session.as_deref(),
-            req.process_id,
-            process_name,
-            ev,
-        )
+        self.finish(MessageType::PolicyCheckRegistry, d)
     }
 
     /// Decides a file request.
     pub fn check_file(&self, req: &FileRequestRepr) -> Answer {
         let started = Instant::now();
-        let (session, sandboxed) = self.session_of(req.session_token);
-        let path = req.path.to_string();
-        let target = req.target_path.to_string();
-        let process_name = self.process_name(req.process_id);
-        let ctx = session
-            .as_ref()
-            .map(|s| s.context.clone())
-            .unwrap_or_else(|| Arc::new(SessionContext::default()));
-        let policy_op = match req.operation {
-            FileOperation::Read => Operation::Read,
-            FileOperation::Write | FileOperation::HardLink => Operation::Write,
-            FileOperation::Create => Operation::Create,
-            FileOperation::Delete => Operation::Delete,
-            FileOperation::Rename => Operation::Rename,
-        };
-        let mut q = FileQuery::new(&path, policy_op, &ctx, &self.volumes);
-        q.target = (!target.is_empty()).then_some(target.as_str());
-        q.sandboxed = sandboxed;
-        q.truncated = req.flags.truncated();
-        q.process_id = req.process_id;
-        q.process_name = &process_name;
-        let verdict = self.engine().decide_file(&q);
+        let d = self.decide_file(req);
         self.metrics
             .observe_decision(started.elapsed().as_micros() as u64);
-        let mut ev = Event::now(file_kind(req.operation, verdict.decision));
-        ev.key_path = path;
-        ev.driver_operation = req.operation.name().to_owned();
-        self.finish(
-            MessageType::PolicyCheckFile,
-            &verdict,
-            session.as_deref(),
-            req.process_id,
-            process_name,
-            ev,
-        )
+        self.finish(MessageType::PolicyCheckFile, d)
+    }
+
+    /// The event for a decision the kernel made on its own (a notification): what the policy
+    /// says of the operation — rule, catalog entry, risk, technique — with the kernel's decision
+    /// and reason.
+    pub fn notification_event(&self, n: &NotifyRepr) -> Event {
+        let allowed = n.decision == op::Decision::Allow;
+        let decision = if allowed {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        let Decided {
+            verdict,
+            session,
+            mut event,
+        } = match &n.subject {
+            Subject::Registry(r) => {
+                let d = self.decide_registry(r);
+                Decided {
+                    event: Event {
+                        kind: registry_kind(r.operation, decision),
+                        ..d.event
+                    },
+                    ..d
+                }
+            }
+            Subject::File(f) => {
+                let d = self.decide_file(f);
+                Decided {
+                    event: Event {
+                        kind: file_kind(f.operation, decision),
+                        ..d.event
+                    },
+                    ..d
+                }
+            }
+        };
+        annotate(&mut event, &verdict, session.as_deref());
+        event.decision = decision.name().to_owned();
+        event.reason = match n.reason {
+            NotifyReason::HighRiskUnsandboxed => Reason::Unsandboxed,
+            NotifyReason::CachedDecision | NotifyReason::Monitored => Reason::Cached,
+            NotifyReason::FailOpen => Reason::FailOpen,
+            NotifyReason::FailClosed => Reason::FailClosed,
+            NotifyReason::PendingExpired => Reason::Timeout,
+        };
+        event
     }
 
     /// A non-zero token the service does not know (it restarted while the kernel kept its
@@ -215,29 +312,14 @@ impl PolicyAdapter {
         (self.sessions.by_token(token), true)
     }
 
-    fn finish(
-        &self,
-        ty: MessageType,
-        verdict: &Verdict,
-        session: Option<&SessionInfo>,
-        pid: u32,
-        process_name: String,
-        mut ev: Event,
-    ) -> Answer {
-        ev.session_id = session.map(|s| s.id.clone()).unwrap_or_default();
-        ev.operation = verdict.operation.name().to_owned();
-        ev.process_id = pid;
-        ev.process_name = process_name.clone();
-        ev.rule_name = verdict.rule.to_string();
-        ev.reason = reason_of(&verdict.rule);
-        if let Some(e) = verdict.high_risk {
-            ev.risk_level = Some(e.risk.name().to_owned());
-            ev.mitre_id = Some(e.technique.to_owned());
-            ev.mitre_tactic = Some(e.tactic.to_owned());
-            ev.description = Some(e.description.to_owned());
-            ev.attack_version = Some(ATTACK_VERSION);
-        }
-        ev.message = verdict.message.clone();
+    fn finish(&self, ty: MessageType, d: Decided) -> Answer {
+        let Decided {
+            verdict,
+            session,
+            event: mut ev,
+        } = d;
+        let session = session.as_deref();
+        annotate(&mut ev, &verdict, session);
         let ttl = match verdict.cache_ttl {
             Some(0) | None => CacheTtl::None,
             Some(s) => CacheTtl::Seconds(s),
@@ -298,8 +380,8 @@ impl PolicyAdapter {
                 let info = PendingApproval {
                     id: 0,
                     session_id: ev.session_id.clone(),
-                    process_id: pid,
-                    process_name,
+                    process_id: ev.process_id,
+                    process_name: ev.process_name.clone(),
                     operation: ev.driver_operation.clone(),
                     path: ev.key_path.clone(),
                     value_name: ev.value_name.clone(),
@@ -369,6 +451,23 @@ fn response(
         approval_timeout_secs: 0,
         approval_ticket: 0,
     }
+}
+
+/// What the policy says of an operation, on its event: session, policy operation, rule, reason,
+/// catalog entry (risk, technique, tactic) and the rule's message.
+fn annotate(ev: &mut Event, verdict: &Verdict, session: Option<&SessionInfo>) {
+    ev.session_id = session.map(|s| s.id.clone()).unwrap_or_default();
+    ev.operation = verdict.operation.name().to_owned();
+    ev.rule_name = verdict.rule.to_string();
+    ev.reason = reason_of(&verdict.rule);
+    if let Some(e) = verdict.high_risk {
+        ev.risk_level = Some(e.risk.name().to_owned());
+        ev.mitre_id = Some(e.technique.to_owned());
+        ev.mitre_tactic = Some(e.tactic.to_owned());
+        ev.description = Some(e.description.to_owned());
+        ev.attack_version = Some(ATTACK_VERSION);
+    }
+    ev.message = verdict.message.clone();
 }
 
 fn reason_of(rule: &RuleRef) -> Reason {

@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use agentsh_wire::control::{ControlRepr, DriverConfig, Metrics, SendResult, SendStatus};
 use agentsh_wire::file::FileRequestRepr;
-use agentsh_wire::notify::{NotifyReason, NotifyRepr, ProcessEventKind, ProcessEventRepr, Subject};
+use agentsh_wire::notify::{NotifyRepr, ProcessEventKind, ProcessEventRepr};
 use agentsh_wire::op::{Decision, MessageType};
 use agentsh_wire::registry::RegistryRequestRepr;
 use agentsh_wire::response::{self, PolicyResponseRepr};
 use agentsh_wire::{PROTOCOL_VERSION, Utf16Buf};
 
-use crate::adapter::{Answer, PolicyAdapter, file_kind, registry_kind};
-use crate::events::{Event, Reason};
+use crate::adapter::{Answer, PolicyAdapter};
 use crate::transport::{KernelMessage, PortTransport};
 
 /// Why talking to the driver failed.
@@ -225,7 +224,7 @@ impl<T: PortTransport> DriverClient<T> {
                         if let Some(ev) = adapter.fail_watch.on_notification(n.reason) {
                             adapter.events.emit(ev);
                         }
-                        adapter.events.emit(notification_event(&n, adapter));
+                        adapter.events.emit(adapter.notification_event(&n));
                     }
                     Err(e) => tracing::warn!(error = %e, "malformed notification from the driver"),
                 }
@@ -287,79 +286,10 @@ impl<T: PortTransport> DriverClient<T> {
 }
 
 fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
-    if let Ok(mut names) = adapter.process_names.write() {
-        match p.kind {
-            ProcessEventKind::Created => {
-                let image = p.image_name.to_string();
-                let short = image.rsplit('\\').next().unwrap_or(&image).to_owned();
-                names.insert(p.process_id, short);
-            }
-            ProcessEventKind::Exited => {
-                names.remove(&p.process_id);
-            }
+    match p.kind {
+        ProcessEventKind::Created => {
+            adapter.process_started(p.process_id, &p.image_name.to_string())
         }
+        ProcessEventKind::Exited => adapter.process_exited(p.process_id),
     }
-}
-
-/// The event for an operation the kernel decided on its own.
-fn notification_event(n: &NotifyRepr, adapter: &PolicyAdapter) -> Event {
-    let allowed = n.decision == Decision::Allow;
-    let (kind, key, value, op, pid, token) = match &n.subject {
-        Subject::Registry(r) => {
-            let has_value = matches!(
-                r.operation,
-                agentsh_wire::Operation::SetValue
-                    | agentsh_wire::Operation::DeleteValue
-                    | agentsh_wire::Operation::QueryValue
-            );
-            let d = if allowed {
-                agentsh_policy::Decision::Allow
-            } else {
-                agentsh_policy::Decision::Deny
-            };
-            (
-                registry_kind(r.operation, d),
-                r.key_path.to_string(),
-                has_value.then(|| r.value_name.to_string()),
-                r.operation.name().to_owned(),
-                r.process_id,
-                r.session_token,
-            )
-        }
-        Subject::File(f) => {
-            let d = if allowed {
-                agentsh_policy::Decision::Allow
-            } else {
-                agentsh_policy::Decision::Deny
-            };
-            (
-                file_kind(f.operation, d),
-                f.path.to_string(),
-                None,
-                f.operation.name().to_owned(),
-                f.process_id,
-                f.session_token,
-            )
-        }
-    };
-    let mut ev = Event::now(kind);
-    ev.key_path = key;
-    ev.value_name = value;
-    ev.driver_operation = op.clone();
-    ev.operation = op;
-    ev.process_id = pid;
-    ev.session_id = adapter
-        .sessions
-        .by_token(token)
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    ev.decision = if allowed { "allow" } else { "deny" }.to_owned();
-    ev.reason = match n.reason {
-        NotifyReason::HighRiskUnsandboxed => Reason::Unsandboxed,
-        NotifyReason::CachedDecision | NotifyReason::Monitored => Reason::Cached,
-        NotifyReason::FailOpen => Reason::FailOpen,
-        NotifyReason::FailClosed => Reason::FailClosed,
-        NotifyReason::PendingExpired => Reason::Timeout,
-    };
-    ev
 }

@@ -18,7 +18,7 @@ pub const OCSF_VERSION: &str = "1.9.0";
 pub const ATTACK_VERSION: &str = "18.1";
 
 /// The event types: the design's eight, plus file and fail-mode types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::VariantArray)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     RegistryRead,
@@ -43,25 +43,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// Every kind, for exhaustiveness tests.
-    pub const ALL: [EventKind; 16] = [
-        EventKind::RegistryRead,
-        EventKind::RegistryWrite,
-        EventKind::RegistryCreate,
-        EventKind::RegistryDelete,
-        EventKind::RegistryRename,
-        EventKind::RegistryBlocked,
-        EventKind::RegistryApprovalRequest,
-        EventKind::RegistryApprovalResponse,
-        EventKind::FileRead,
-        EventKind::FileWrite,
-        EventKind::FileCreate,
-        EventKind::FileDelete,
-        EventKind::FileRename,
-        EventKind::FileBlocked,
-        EventKind::FailModeEngaged,
-        EventKind::FailModeRecovered,
-    ];
+    /// Every kind, for exhaustiveness tests (derived: a new kind cannot be left out).
+    pub const ALL: &'static [EventKind] = <EventKind as strum::VariantArray>::VARIANTS;
 
     /// The `type` string.
     pub fn name(self) -> String {
@@ -117,6 +100,9 @@ pub enum Reason {
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
+    /// When it was decided, in milliseconds since the Unix epoch; written as the design's
+    /// `timestamp` (RFC 3339, UTC, milliseconds).
+    #[serde(rename = "timestamp", serialize_with = "rfc3339")]
     pub timestamp_ms: u64,
     #[serde(rename = "type")]
     pub kind: EventKind,
@@ -131,6 +117,14 @@ pub struct Event {
     pub process_id: u32,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub process_name: String,
+    /// The process's full image path, when the kernel reported it (session processes).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub process_image: String,
+    /// For a value written: its registry type (`REG_SZ`, …) and size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_size: Option<u32>,
     /// `allow`, `deny`, `approve`, or in audit mode `would deny` / `would ask`.
     pub decision: String,
     pub reason: Reason,
@@ -167,6 +161,9 @@ impl Event {
             driver_operation: String::new(),
             process_id: 0,
             process_name: String::new(),
+            process_image: String::new(),
+            value_type: None,
+            data_size: None,
             decision: String::new(),
             reason: Reason::Default,
             rule_name: String::new(),
@@ -224,7 +221,7 @@ impl Event {
             "metadata": { "product": { "name": "agentsh", "vendor_name": "agentsh" }, "version": OCSF_VERSION,
                           "extensions": [{ "name": "win", "uid": "2", "version": OCSF_VERSION }],
                           "profiles": ["security_control"], "event_code": self.kind.name() },
-            "actor": { "process": { "pid": self.process_id, "name": self.process_name } },
+            "actor": { "process": self.ocsf_process() },
             "device": { "type_id": 0 },
             "unmapped": { "session_id": self.session_id, "reason": self.reason, "decision": self.decision,
                           "rule": self.rule_name, "driver_operation": self.driver_operation },
@@ -233,6 +230,10 @@ impl Event {
             ev["file"] = json!({ "path": self.key_path, "name": self.key_path.rsplit('\\').next().unwrap_or("") });
         } else if value_event {
             ev["reg_value"] = json!({ "path": self.key_path, "name": self.value_name, "is_default": self.value_name.as_deref() == Some("") });
+            if let Some(t) = self.value_type {
+                ev["reg_value"]["type"] = json!(t);
+                ev["reg_value"]["type_id"] = json!(ocsf_value_type_id(t));
+            }
         } else {
             ev["reg_key"] = json!({ "path": self.key_path });
         }
@@ -261,6 +262,15 @@ impl Event {
             ev["status_detail"] = json!(detail);
         }
         ev
+    }
+
+    fn ocsf_process(&self) -> Value {
+        let mut p = json!({ "pid": self.process_id, "name": self.process_name });
+        if !self.process_image.is_empty() {
+            p["file"] =
+                json!({ "path": self.process_image, "name": self.process_name, "type_id": 1 });
+        }
+        p
     }
 
     fn status_detail(&self) -> &'static str {
@@ -298,6 +308,47 @@ fn ocsf_activity(class_uid: u32, driver_op: &str) -> u32 {
         (1001, "rename" | "hardlink") => 5,
         _ => 99,
     }
+}
+
+/// Windows' registry value types (`REG_*` constants) by number; `None` for a number Windows does
+/// not define.
+pub fn value_type_name(value_type: u32) -> Option<&'static str> {
+    Some(match value_type {
+        0 => "REG_NONE",
+        1 => "REG_SZ",
+        2 => "REG_EXPAND_SZ",
+        3 => "REG_BINARY",
+        4 => "REG_DWORD",
+        5 => "REG_DWORD_BIG_ENDIAN",
+        6 => "REG_LINK",
+        7 => "REG_MULTI_SZ",
+        8 => "REG_RESOURCE_LIST",
+        9 => "REG_FULL_RESOURCE_DESCRIPTOR",
+        10 => "REG_RESOURCE_REQUIREMENTS_LIST",
+        11 => "REG_QWORD",
+        _ => return None,
+    })
+}
+
+/// OCSF's own `reg_value.type_id` enumeration, which is not Windows' numbering.
+fn ocsf_value_type_id(name: &str) -> u32 {
+    match name {
+        "REG_BINARY" => 1,
+        "REG_DWORD" => 2,
+        "REG_DWORD_BIG_ENDIAN" => 3,
+        "REG_EXPAND_SZ" => 4,
+        "REG_LINK" => 5,
+        "REG_MULTI_SZ" => 6,
+        "REG_NONE" => 7,
+        "REG_QWORD" => 8,
+        "REG_SZ" => 10,
+        _ => 99,
+    }
+}
+
+fn rfc3339<S: serde::Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+    let t = UNIX_EPOCH + std::time::Duration::from_millis(*ms);
+    s.collect_str(&humantime::format_rfc3339_millis(t))
 }
 
 /// Milliseconds since the epoch.

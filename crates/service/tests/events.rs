@@ -9,6 +9,7 @@ fn sample(kind: EventKind) -> Event {
     e.session_id = "s-1".into();
     e.process_id = 4100;
     e.process_name = "python.exe".into();
+    e.process_image = r"C:\Python311\python.exe".into();
     let file = matches!(
         kind,
         EventKind::FileRead
@@ -37,6 +38,8 @@ fn sample(kind: EventKind) -> Event {
     e.value_name = Some("Updater".into());
     e.operation = "write".into();
     e.driver_operation = "SetValue".into();
+    e.value_type = Some("REG_SZ");
+    e.data_size = Some(46);
     e.rule_name = "builtin:run-keys-hkcu".into();
     e.reason = Reason::Catalog;
     e.risk_level = Some("critical".into());
@@ -73,7 +76,7 @@ fn sample(kind: EventKind) -> Event {
 
 #[test]
 fn every_event_type_has_golden_json_and_ocsf() {
-    for kind in EventKind::ALL {
+    for &kind in EventKind::ALL {
         let e = sample(kind);
         insta::assert_json_snapshot!(format!("{}_json", kind.name()), e.to_json());
         insta::assert_json_snapshot!(format!("{}_ocsf", kind.name()), e.to_ocsf());
@@ -96,6 +99,23 @@ fn ocsf_classes_activities_and_dispositions() {
     assert_eq!(set["attacks"][0]["sub_technique"]["uid"], "T1547.001");
     assert_eq!(set["attacks"][0]["technique"]["uid"], "T1547");
     assert_eq!(set["attacks"][0]["version"], "18.1");
+    assert_eq!(set["reg_value"]["type"], "REG_SZ");
+    assert_eq!(
+        set["reg_value"]["type_id"], 10,
+        "OCSF numbers REG_SZ 10, not Windows' 1"
+    );
+    assert_eq!(
+        set["actor"]["process"]["file"]["path"],
+        r"C:\Python311\python.exe"
+    );
+    assert_eq!(set["time"], 1_767_312_000_000u64, "OCSF time is epoch ms");
+    let json = sample(EventKind::RegistryBlocked).to_json();
+    assert_eq!(
+        json["timestamp"], "2026-01-02T00:00:00.000Z",
+        "the design's `timestamp`, RFC 3339 in UTC"
+    );
+    assert_eq!(json["value_type"], "REG_SZ");
+    assert_eq!(json["process_image"], r"C:\Python311\python.exe");
 
     let mut key = sample(EventKind::RegistryCreate);
     key.value_name = None;

@@ -136,6 +136,11 @@ async fn the_designs_five_manual_scenarios() {
     assert_eq!(blocked.session_id, sid);
     assert_eq!(blocked.mitre_id.as_deref(), Some("T1547.001"));
     assert_eq!(blocked.driver_operation, "SetValue");
+    assert_eq!(
+        (blocked.value_type, blocked.data_size),
+        (Some("REG_SZ"), Some(4)),
+        "the written value's type and size, as the kernel reported them"
+    );
     assert!(
         events
             .iter()
@@ -155,6 +160,10 @@ async fn the_designs_five_manual_scenarios() {
         .expect("the outsider's write is logged");
     assert_eq!(outside.decision, "allow");
     assert_eq!(outside.reason, Reason::Unsandboxed);
+    // The kernel decided this one alone; the event still says what the location is.
+    assert_eq!(outside.mitre_id.as_deref(), Some("T1547.001"));
+    assert_eq!(outside.risk_level.as_deref(), Some("critical"));
+    assert_eq!(outside.mitre_tactic.as_deref(), Some("persistence"));
     assert!(
         events
             .iter()
@@ -320,4 +329,36 @@ async fn the_service_excludes_itself_and_reconnects_cleanly() {
         .perform(&reg(ROOT + 50, Operation::SetValue, &hkcu(RUN), "x"))
         .await;
     assert_eq!(out.verdict, Verdict::Deny);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_name_the_process_image_the_kernel_reported() {
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    const CHILD: u32 = ROOT + 8;
+    r.emulator.process_created(
+        CHILD,
+        ROOT,
+        "\\Device\\HarddiskVolume3\\Python311\\python.exe",
+    );
+    // The process event reaches the service before the child's first request (same port, in
+    // order), but give the event task a moment.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let out = r
+        .emulator
+        .perform(&reg(CHILD, Operation::SetValue, &hkcu(RUN), "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let blocked = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryBlocked && e.process_id == CHILD)
+        .expect("the child's blocked write");
+    assert_eq!(
+        blocked.process_image,
+        "\\Device\\HarddiskVolume3\\Python311\\python.exe"
+    );
+    assert_eq!(blocked.process_name, "python.exe");
 }
