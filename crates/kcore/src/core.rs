@@ -317,7 +317,7 @@ impl KernelCore {
                     process_id: caller.pid,
                     thread_id: caller.tid,
                     operation: r.op,
-                    flags: cut_flags(r.flags, key_cut, name_cut),
+                    flags: r.flags.with_cuts(key_cut, name_cut),
                     value_type: r.value_type,
                     data_size: r.data_size,
                     key_path,
@@ -334,7 +334,7 @@ impl KernelCore {
                     process_id: caller.pid,
                     thread_id: caller.tid,
                     operation: f.op,
-                    flags: cut_flags(f.flags, path_cut, target_cut),
+                    flags: f.flags.with_cuts(path_cut, target_cut),
                     desired_access: f.desired_access,
                     create_disposition: f.create_disposition,
                     path,
@@ -733,17 +733,6 @@ impl Verdict {
             Verdict::Hold { .. } => Step::Deny(Why::HoldRefused),
         }
     }
-}
-
-fn cut_flags(flags: OpFlags, path_cut: bool, name_cut: bool) -> OpFlags {
-    let mut bits = flags.0;
-    if path_cut {
-        bits |= OpFlags::PATH_TRUNCATED;
-    }
-    if name_cut {
-        bits |= OpFlags::NAME_TRUNCATED;
-    }
-    OpFlags(bits)
 }
 
 fn session_status(r: Result<(), SessionError>) -> SendStatus {

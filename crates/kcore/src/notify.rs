@@ -65,7 +65,7 @@ impl Notification {
                     process_id: self.process_id,
                     thread_id: self.thread_id,
                     operation: *op,
-                    flags: with_cuts(*flags, key_cut, name_cut),
+                    flags: flags.with_cuts(key_cut, name_cut),
                     value_type: *value_type,
                     data_size: *data_size,
                     key_path,
@@ -87,7 +87,7 @@ impl Notification {
                     process_id: self.process_id,
                     thread_id: self.thread_id,
                     operation: *op,
-                    flags: with_cuts(*flags, path_cut, target_cut),
+                    flags: flags.with_cuts(path_cut, target_cut),
                     desired_access: *desired_access,
                     create_disposition: *create_disposition,
                     path: p,
@@ -106,17 +106,6 @@ impl Notification {
             subject,
         }
     }
-}
-
-fn with_cuts(flags: OpFlags, path_cut: bool, name_cut: bool) -> OpFlags {
-    let mut bits = flags.0;
-    if path_cut {
-        bits |= OpFlags::PATH_TRUNCATED;
-    }
-    if name_cut {
-        bits |= OpFlags::NAME_TRUNCATED;
-    }
-    OpFlags(bits)
 }
 
 const _: () = assert!(registry::KEY_PATH_MAX <= file::PATH_MAX);

@@ -231,6 +231,20 @@ impl OpFlags {
         self.0 & flag != 0
     }
 
+    /// These flags, marking the path and the name as cut where the caller had to cut them to
+    /// fit their fields (set flags stay set).
+    #[must_use]
+    pub fn with_cuts(self, path_cut: bool, name_cut: bool) -> Self {
+        let mut bits = self.0;
+        if path_cut {
+            bits |= Self::PATH_TRUNCATED;
+        }
+        if name_cut {
+            bits |= Self::NAME_TRUNCATED;
+        }
+        OpFlags(bits)
+    }
+
     pub(crate) fn check(bits: u16) -> Result<Self> {
         if bits & !Self::KNOWN != 0 {
             return Err(Error::BadValue {
@@ -264,5 +278,25 @@ impl Decision {
                 value: v,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpFlags;
+
+    #[test]
+    fn cuts_add_the_truncation_flags_and_keep_the_others() {
+        let open = OpFlags(OpFlags::WRITE_ACCESS);
+        assert_eq!(open.with_cuts(false, false), open);
+        assert!(!open.truncated());
+        let cut = open.with_cuts(true, false);
+        assert!(cut.has(OpFlags::PATH_TRUNCATED) && cut.has(OpFlags::WRITE_ACCESS));
+        assert!(!cut.has(OpFlags::NAME_TRUNCATED) && cut.truncated());
+        let both = cut.with_cuts(false, true);
+        assert_eq!(
+            both.0,
+            OpFlags::WRITE_ACCESS | OpFlags::PATH_TRUNCATED | OpFlags::NAME_TRUNCATED
+        );
     }
 }
