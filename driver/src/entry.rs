@@ -4,7 +4,7 @@
 use crate::ffi::{self, Pvoid, UnicodeString};
 use crate::kernel::{EventCode, debug, event_log};
 use crate::state::Driver;
-use crate::{file, port, registry};
+use crate::{file, flow, port, registry};
 
 const PORT_NAME: &[u16] = &[
     b'\\' as u16,
@@ -210,8 +210,22 @@ unsafe extern "system" fn process_notify(
         Some(info) => {
             let creating = info.creating_thread_id.unique_process as usize as u32;
             let parent = info.parent_process_id as usize as u32;
-            d.with(|s| s.core.on_process_created(pid, creating, parent));
+            // SAFETY: `image_file_name` is null or a valid UNICODE_STRING for the callback's
+            // duration; copied (bounded by the core) before the callback returns.
+            let image = match unsafe { info.image_file_name.as_ref() } {
+                // SAFETY: its buffer holds `length` readable bytes for the callback's duration.
+                Some(name) => unsafe { name.units() },
+                None => &[],
+            };
+            let joined = d.with(|s| s.core.on_process_created(pid, creating, parent, image));
+            if joined.is_some() {
+                flow::announce_processes(d);
+            }
         }
-        None => d.with(|s| s.core.on_process_exited(pid)),
+        None => {
+            if d.with(|s| s.core.on_process_exited(pid)).is_some() {
+                flow::announce_processes(d);
+            }
+        }
     }
 }

@@ -147,6 +147,12 @@ pub fn wake(holds: &[(u32, *mut ffi::KEvent)], ticket: u32) {
     }
 }
 
+/// A session process started or exited: its announcement to the service waits in the
+/// notification queue; send it from a work item (never from the process notify routine).
+pub fn announce_processes(d: &Driver) {
+    schedule_notifications(d);
+}
+
 /// Queues one work item that drains the notification queue, unless one is already queued.
 fn schedule_notifications(d: &Driver) {
     if d.notify_queued
@@ -184,13 +190,11 @@ unsafe extern "system" fn drain_notifications(
     {
         d.notify_queued
             .store(false, core::sync::atomic::Ordering::Release);
-        let mut buf = vec![0u8; REQUEST_MAX + agentsh_wire::notify::HEADER_LEN];
+        let mut buf = vec![0u8; agentsh_kcore::notify::Outgoing::MAX_LEN];
         while let Some(n) = d.with(|s| s.core.next_notification()) {
-            let repr = n.to_repr();
-            if repr.emit(&mut buf).is_err() {
+            let Ok(len) = n.emit(&mut buf) else {
                 continue;
-            }
-            let len = repr.buffer_len();
+            };
             let timeout =
                 -(i64::from(d.with(|s| s.core.config().policy_query_timeout_ms)) * 10_000);
             // SAFETY: PASSIVE_LEVEL; one-way message (no reply buffer); `buf` outlives the call.

@@ -48,6 +48,11 @@ def main():
         reply_len, _pad, msg_id = struct.unpack_from("<IIQ", body)
         msg = body[16:]
         mtype = struct.unpack_from("<H", msg)[0]
+        if reply_len == 0 and mtype == 4:
+            pid, creating, _parent, kind = struct.unpack_from("<IIII", msg, 12)
+            log.write(json.dumps({"process_event": kind, "pid": pid, "creating_pid": creating,
+                                  "image": wire.read_utf16(msg[32:552])}) + "\n")
+            continue
         if reply_len == 0:
             reason = struct.unpack_from("<H", msg, 4)[0]
             decision = struct.unpack_from("<I", msg, 8)[0]

@@ -152,6 +152,10 @@ def main():
     events = [json.loads(line) for line in open(svc.events) if line.strip()]
     check("real service: ... and the service recorded the notification as an event",
           any("Outside" in json.dumps(e) for e in events), f"{len(events)} events")
+    blocked = [e for e in events if e.get("type") == "registry_blocked" and e.get("process_id") == 1001]
+    check("real service: events name the session process by the image the driver announced",
+          blocked and blocked[0].get("process_image") == "C:\\agent\\tool.exe"
+          and blocked[0].get("process_name") == "tool.exe", blocked[:1])
 
     svc.stop()
     s = h.set_value(1001, APP_KEY, "other")

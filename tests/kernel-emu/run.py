@@ -91,6 +91,7 @@ class Harness:
         info = struct.pack("<QI4xQQQQQQi4x", 72, 0, parent_pid, creating_pid, creating_pid + 1, 0,
                            k.unicode_string("C:\\agent\\tool.exe"), 0, 0)
         k.call(k.process_notify, [0, pid, k.alloc(72, info)])
+        k.run_work_items()
 
     def file_op(self, pid, major, path, desired=0, options=1 << 24, info_class=0, info=b""):
         k = self.k
@@ -143,8 +144,14 @@ def main():
     check("handshake, config, session and exclusion accepted by the driver",
           len(setup_results) == 4 and all(e["send_result"] == 0 and e["status"] == 0 for e in setup_results), setup_results)
 
+    n = len(h.service_log())
     h.process_created(1001, creating_pid=1000, parent_pid=4)
     h.process_created(1002, creating_pid=4, parent_pid=1000)
+    time.sleep(0.3)
+    announced = [e for e in h.service_log()[n:] if "process_event" in e]
+    check("the session's new process is announced to the service with its image (one-way)",
+          [(e["process_event"], e["pid"], e["creating_pid"], e["image"]) for e in announced]
+          == [(1, 1001, 1000, "C:\\agent\\tool.exe")], announced)
 
     n = len(h.service_log())
     s = h.set_value(1001, RUN_KEY, "Updater")

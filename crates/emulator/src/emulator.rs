@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use agentsh_kcore::breaker::Transition;
+use agentsh_kcore::notify::Outgoing;
 use agentsh_kcore::{Caller, KernelCore, QueryOutcome, Step, Verdict as CoreVerdict};
 use agentsh_wire::control::Metrics;
 use agentsh_wire::header::HEADER_LEN;
-use agentsh_wire::notify::{ProcessEventKind, ProcessEventRepr};
-use agentsh_wire::{Utf16Buf, file, registry, response};
+use agentsh_wire::{file, registry, response};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -193,63 +193,29 @@ impl Emulator {
         lock(&self.shared.transitions).clone()
     }
 
-    /// A process starts; `creator` is the creating process (what session tracking trusts).
+    /// A process starts; `creator` is the creating process (what session tracking trusts). A
+    /// session process is announced to the service with its image, as the driver does.
     pub fn process_created(&self, pid: u32, creator: u32, image: &str) {
-        let session = lock(&self.shared.core).on_process_created(pid, creator, creator);
-        if let Some(session) = session {
-            self.send_process_event(session.id, pid, creator, ProcessEventKind::Created, image);
-        }
+        let units: Vec<u16> = image.encode_utf16().collect();
+        lock(&self.shared.core).on_process_created(pid, creator, creator, &units);
+        self.flush_notifications();
     }
 
     pub fn process_exited(&self, pid: u32) {
-        let session = {
-            let mut core = lock(&self.shared.core);
-            let session = core.session_of(pid);
-            core.on_process_exited(pid);
-            session
-        };
-        if let Some(session) = session {
-            self.send_process_event(session.id, pid, 0, ProcessEventKind::Exited, "");
-        }
+        lock(&self.shared.core).on_process_exited(pid);
+        self.flush_notifications();
     }
 
-    fn send_process_event(
-        &self,
-        session_id: u64,
-        pid: u32,
-        creator: u32,
-        kind: ProcessEventKind,
-        image: &str,
-    ) {
-        let units: Vec<u16> = image.encode_utf16().collect();
-        let repr = ProcessEventRepr {
-            session_id,
-            process_id: pid,
-            creating_process_id: creator,
-            parent_process_id: creator,
-            kind,
-            exit_status: 0,
-            image_name: Utf16Buf::from_units_truncating(&units).0,
-        };
-        let mut buf = vec![0u8; repr.buffer_len()];
-        match repr.emit(&mut buf) {
-            Ok(()) => {
-                self.port.notify(&buf);
-            }
-            Err(e) => tracing::warn!("process event for {pid} not sent: {e:?}"),
-        }
-    }
-
+    /// Sends every queued one-way message (decisions made alone, process events) in order.
     fn flush_notifications(&self) {
+        let mut buf = vec![0u8; Outgoing::MAX_LEN];
         loop {
             let Some(note) = lock(&self.shared.core).next_notification() else {
                 return;
             };
-            let repr = note.to_repr();
-            let mut buf = vec![0u8; repr.buffer_len()];
-            match repr.emit(&mut buf) {
-                Ok(()) => {
-                    self.port.notify(&buf);
+            match note.emit(&mut buf) {
+                Ok(len) => {
+                    self.port.notify(&buf[..len]);
                 }
                 Err(e) => tracing::warn!("notification not sent: {e:?}"),
             }

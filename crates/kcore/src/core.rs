@@ -1,12 +1,14 @@
 //! The per-operation flow the driver and the emulator both run: one state machine over the
 //! cache, breaker, sessions, exclusion, pending holds, notifications and counters.
 
+use alloc::boxed::Box;
+
 use agentsh_wire::control::{
     CONFIG_NOTIFY_READS, CONFIG_QUERY_READS, ControlRepr, Counter, DriverConfig, FailMode, Metrics,
     SendResult, SendStatus,
 };
 use agentsh_wire::file::{self, FileRequestRepr};
-use agentsh_wire::notify::NotifyReason;
+use agentsh_wire::notify::{NotifyReason, ProcessEventKind, ProcessEventRepr};
 use agentsh_wire::op::{Decision, FileOperation, MessageType, OpFlags, Operation};
 use agentsh_wire::registry::{self, RegistryRequestRepr};
 use agentsh_wire::response::PolicyResponseRepr;
@@ -16,7 +18,7 @@ use crate::Millis;
 use crate::breaker::{FailModeBreaker, Gate, Transition};
 use crate::cache::{CacheKey, Cached, DecisionCache, FILE_KIND_BASE};
 use crate::highrisk::{HighRiskSet, Risk};
-use crate::notify::{Notification, NotificationQueue, OwnedSubject};
+use crate::notify::{Notification, NotificationQueue, Outgoing, OwnedSubject};
 use crate::pending::{HoldStatus, PendingTable};
 use crate::sessions::{SessionError, SessionRef, SessionTable};
 
@@ -448,17 +450,56 @@ impl KernelCore {
         &mut self,
         pid: u32,
         creating_pid: u32,
-        _parent_pid: u32,
+        parent_pid: u32,
+        image: &[u16],
     ) -> Option<SessionRef> {
-        self.sessions.process_created(pid, creating_pid)
+        let session = self.sessions.process_created(pid, creating_pid)?;
+        self.process_event(
+            session,
+            pid,
+            creating_pid,
+            parent_pid,
+            ProcessEventKind::Created,
+            image,
+        );
+        Some(session)
     }
 
-    /// A process exited.
-    pub fn on_process_exited(&mut self, pid: u32) {
-        self.sessions.process_exited(pid);
+    /// A process exited; returns the session it was in (whose service is told).
+    pub fn on_process_exited(&mut self, pid: u32) -> Option<SessionRef> {
         if self.excluded == Some(pid) {
             self.excluded = None;
         }
+        let session = self.sessions.process_exited(pid)?;
+        self.process_event(session, pid, 0, 0, ProcessEventKind::Exited, &[]);
+        Some(session)
+    }
+
+    /// Tells the service a session process started or exited (one-way, through the same bounded
+    /// queue as decisions; nobody to tell while no service is connected).
+    fn process_event(
+        &mut self,
+        session: SessionRef,
+        pid: u32,
+        creating_pid: u32,
+        parent_pid: u32,
+        kind: ProcessEventKind,
+        image: &[u16],
+    ) {
+        if self.client.is_none() {
+            return;
+        }
+        self.notifications
+            .push(Outgoing::Process(Box::new(ProcessEventRepr {
+                session_id: session.id,
+                process_id: pid,
+                creating_process_id: creating_pid,
+                parent_process_id: parent_pid,
+                kind,
+                // The exit notification carries no status; the service does not need one.
+                exit_status: 0,
+                image_name: Utf16Buf::from_units_truncating(image).0,
+            })));
     }
 
     /// A client connected to the port from process `pid`. Refused while another is connected.
@@ -609,7 +650,7 @@ impl KernelCore {
     }
 
     /// The next notification to send (one-way, ReplyLength 0).
-    pub fn next_notification(&mut self) -> Option<Notification> {
+    pub fn next_notification(&mut self) -> Option<Outgoing> {
         self.notifications.pop()
     }
 
@@ -703,7 +744,7 @@ impl KernelCore {
         caller: Caller,
         req: &Request<'_>,
     ) {
-        self.notifications.push(Notification {
+        self.notifications.push(Outgoing::Decision(Notification {
             reason,
             allowed,
             flags,
@@ -711,7 +752,7 @@ impl KernelCore {
             process_id: caller.pid,
             thread_id: caller.tid,
             subject: req.owned(),
-        });
+        }));
     }
 
     fn transition(&mut self, t: Option<Transition>) {

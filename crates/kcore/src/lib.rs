@@ -28,7 +28,8 @@
 //! [`KernelCore::on_client_disconnected`] from the port's connect and disconnect callbacks (the
 //! connecting process id comes from the connection, never from a message),
 //! [`KernelCore::on_user_message`] from the port's message callback, and
-//! [`KernelCore::next_notification`] drained by a worker that sends one-way messages.
+//! [`KernelCore::next_notification`] drained by a worker that sends one-way messages (decisions the
+//! kernel made alone, and session processes starting or exiting, with their image).
 #![no_std]
 
 extern crate alloc;

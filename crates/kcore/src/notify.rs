@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use agentsh_wire::Utf16Buf;
 use agentsh_wire::file::{self, FileRequestRepr};
-use agentsh_wire::notify::{NotifyReason, NotifyRepr, Subject};
+use agentsh_wire::notify::{NotifyReason, NotifyRepr, ProcessEventRepr, Subject};
 use agentsh_wire::op::{Decision, FileOperation, OpFlags, Operation};
 use agentsh_wire::registry::{self, RegistryRequestRepr};
 
@@ -110,17 +110,50 @@ impl Notification {
 
 const _: () = assert!(registry::KEY_PATH_MAX <= file::PATH_MAX);
 
+/// A one-way message waiting to be sent: a decision the kernel made on its own, or a session
+/// process starting or exiting (so the service can name processes by their image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Decision(Notification),
+    /// Boxed: the image name makes it several times larger than a decision.
+    Process(alloc::boxed::Box<ProcessEventRepr>),
+}
+
+impl Outgoing {
+    /// Writes the message into `buf` and returns its length. `buf` must hold
+    /// [`Outgoing::MAX_LEN`] bytes.
+    pub fn emit(&self, buf: &mut [u8]) -> agentsh_wire::Result<usize> {
+        match self {
+            Outgoing::Decision(n) => {
+                let repr = n.to_repr();
+                repr.emit(buf)?;
+                Ok(repr.buffer_len())
+            }
+            Outgoing::Process(p) => {
+                p.emit(buf)?;
+                Ok(p.buffer_len())
+            }
+        }
+    }
+
+    /// The longest message [`Outgoing::emit`] writes.
+    pub const MAX_LEN: usize = agentsh_wire::notify::HEADER_LEN + file::LEN;
+}
+
+const _: () = assert!(agentsh_wire::notify::PROCESS_EVENT_LEN <= Outgoing::MAX_LEN);
+const _: () = assert!(registry::LEN <= file::LEN);
+
 /// The bounded queue.
 #[derive(Debug, Default)]
 pub struct NotificationQueue {
-    queue: VecDeque<Notification>,
+    queue: VecDeque<Outgoing>,
     queued: u64,
     dropped: u64,
 }
 
 impl NotificationQueue {
     /// Queues `n`, or drops and counts it when full. Never blocks.
-    pub fn push(&mut self, n: Notification) {
+    pub fn push(&mut self, n: Outgoing) {
         if self.queue.len() >= QUEUE_CAPACITY {
             self.dropped += 1;
         } else {
@@ -130,7 +163,7 @@ impl NotificationQueue {
     }
 
     /// The oldest waiting notification.
-    pub fn pop(&mut self) -> Option<Notification> {
+    pub fn pop(&mut self) -> Option<Outgoing> {
         self.queue.pop_front()
     }
 

@@ -129,9 +129,11 @@ impl SessionTable {
         self.sessions.get(slot as usize)?.as_ref().map(|s| s.r)
     }
 
-    /// A process exited. The session itself lives on until unregistered, even if its root exits.
-    pub fn process_exited(&mut self, pid: u32) {
-        self.procs.remove(&pid);
+    /// A process exited; returns the session it was in. The session itself lives on until
+    /// unregistered, even if its root exits.
+    pub fn process_exited(&mut self, pid: u32) -> Option<SessionRef> {
+        let slot = self.procs.remove(&pid)?;
+        self.sessions.get(slot as usize)?.as_ref().map(|s| s.r)
     }
 
     /// The root process of the session with `token`.

@@ -5,6 +5,7 @@
 use agentsh_kcore::breaker::Transition;
 use agentsh_kcore::cache::{CacheKey, Cached, DecisionCache};
 use agentsh_kcore::highrisk::{HighRiskSet, Risk};
+use agentsh_kcore::notify::Outgoing;
 use agentsh_kcore::pending::{HoldStatus, PendingTable};
 use agentsh_kcore::{
     Caller, FileOp, KernelCore, QueryOutcome, RegistryOp, Request, Step, Verdict, Why,
@@ -683,7 +684,7 @@ fn critical_keys_stay_closed_in_fail_open_mode() {
         Step::Allow(Why::FailOpen)
     );
     let notes: Vec<_> = std::iter::from_fn(|| core.next_notification())
-        .map(|n| n.reason)
+        .map(|n| decision(n).reason)
         .collect();
     assert_eq!(
         notes,
@@ -699,18 +700,18 @@ fn critical_keys_stay_closed_in_fail_open_mode() {
 fn descendants_join_through_the_creating_process_not_the_parent_attribute() {
     let mut core = connected();
     // The agent (ROOT) creates 2000 but names explorer (4) as its parent: still a member.
-    assert!(core.on_process_created(2000, ROOT, 4).is_some());
+    assert!(core.on_process_created(2000, ROOT, 4, &[]).is_some());
     assert_eq!(core.session_of(2000).map(|s| s.token), Some(TOKEN));
     // A grandchild joins too.
-    core.on_process_created(3000, 2000, 2000);
+    core.on_process_created(3000, 2000, 2000, &[]);
     assert!(core.session_of(3000).is_some());
     // An outside process that names a session process as its parent does not join.
-    core.on_process_created(4000, 4, ROOT);
+    core.on_process_created(4000, 4, ROOT, &[]);
     assert!(core.session_of(4000).is_none());
     // Exits leave; a reused id is not a member.
     core.on_process_exited(3000);
     assert!(core.session_of(3000).is_none());
-    core.on_process_created(2000, 4, 4);
+    core.on_process_created(2000, 4, 4, &[]);
     assert!(
         core.session_of(2000).is_none(),
         "id 2000 reused by an outside process"
@@ -722,7 +723,7 @@ fn descendants_join_through_the_creating_process_not_the_parent_attribute() {
 #[test]
 fn rotating_a_token_keeps_the_sessions_processes() {
     let mut core = connected();
-    core.on_process_created(2000, ROOT, ROOT);
+    core.on_process_created(2000, ROOT, ROOT, &[]);
     assert_eq!(
         status(
             &mut core,
@@ -803,7 +804,7 @@ fn unsandboxed_processes_are_allowed_and_high_risk_keys_notified() {
         core.begin(0, outsider, &reg(Operation::SetValue, &other, &u("x"))),
         Step::Allow(Why::Unsandboxed)
     );
-    let n = core.next_notification().expect("one notification");
+    let n = decision(core.next_notification().expect("one notification"));
     assert_eq!(n.reason, NotifyReason::HighRiskUnsandboxed);
     assert!(
         core.next_notification().is_none(),
@@ -838,9 +839,10 @@ fn cached_answers_with_notify_flags_still_notify() {
         core.begin(1, Caller { pid: ROOT, tid: 1 }, &req),
         Step::Deny(Why::Cached)
     );
-    let n = core
-        .next_notification()
-        .expect("cached decision notification");
+    let n = decision(
+        core.next_notification()
+            .expect("cached decision notification"),
+    );
     assert_eq!(
         (n.reason, n.allowed, n.flags),
         (NotifyReason::CachedDecision, false, 3)
@@ -1019,5 +1021,61 @@ fn the_high_risk_set_covers_every_view_of_a_key() {
         set.classify(&u("\\REGISTRY\\MACHINE\\SYSTEM")),
         None,
         "a parent of a high-risk key is not high-risk"
+    );
+}
+
+/// The decision notification `o` must be.
+fn decision(o: Outgoing) -> agentsh_kcore::notify::Notification {
+    match o {
+        Outgoing::Decision(n) => n,
+        other => panic!("expected a decision notification, got {other:?}"),
+    }
+}
+
+#[test]
+fn session_processes_are_announced_to_the_service_with_their_image() {
+    use agentsh_wire::notify::ProcessEventKind;
+    let mut core = connected();
+    let image = u("\\Device\\HarddiskVolume3\\Python311\\python.exe");
+    assert!(core.on_process_created(2000, ROOT, 4, &image).is_some());
+    // An outsider's process is nobody's business.
+    assert!(core.on_process_created(4000, 4, 4, &image).is_none());
+    core.on_process_exited(4000);
+    core.on_process_exited(2000);
+    let events: Vec<_> = std::iter::from_fn(|| core.next_notification())
+        .map(|o| match o {
+            Outgoing::Process(p) => *p,
+            other => panic!("expected a process event, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let (created, exited) = (&events[0], &events[1]);
+    assert_eq!(created.kind, ProcessEventKind::Created);
+    assert_eq!(
+        (
+            created.process_id,
+            created.creating_process_id,
+            created.parent_process_id
+        ),
+        (2000, ROOT, 4)
+    );
+    assert_eq!(
+        created.image_name.to_string(),
+        "\\Device\\HarddiskVolume3\\Python311\\python.exe"
+    );
+    assert_eq!(created.session_id, exited.session_id);
+    assert_eq!(
+        (exited.kind, exited.process_id),
+        (ProcessEventKind::Exited, 2000)
+    );
+    // The wire form is what the port carries.
+    let mut buf = [0u8; Outgoing::MAX_LEN];
+    let len = Outgoing::Process(Box::new(*created))
+        .emit(&mut buf)
+        .expect("fits");
+    assert_eq!(len, agentsh_wire::notify::PROCESS_EVENT_LEN);
+    assert_eq!(
+        agentsh_wire::notify::ProcessEventRepr::decode(&buf[..len]).expect("decodes"),
+        *created
     );
 }
