@@ -4,14 +4,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
-
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
+#[cfg_attr(
+    not(windows),
+    expect(
+        dead_code,
+        reason = "the Windows service reads these; elsewhere the command is refused"
+    )
+)]
 pub enum ServiceCommand {
     /// Register the service (automatic start) and the "AgentSH" event source.
     Install {
         /// agentsh.exe to register (default: this executable).
-        #[arg(long)]
         exe: Option<PathBuf>,
     },
     /// Stop and delete the service and its event source.
@@ -21,7 +25,7 @@ pub enum ServiceCommand {
     /// Stop the service and wait until it has stopped.
     Stop,
     /// Run the service (under the SCM, or in this console when started by hand).
-    Run,
+    Run(Box<agentsh_service::runner::RunOptions>),
 }
 
 pub fn run(command: ServiceCommand) -> anyhow::Result<ExitCode> {
@@ -68,7 +72,7 @@ mod imp {
                 scm::stop(scm::SERVICE_NAME, "service")?;
                 println!("service `{}` stopped", scm::SERVICE_NAME);
             }
-            ServiceCommand::Run => return run_service(),
+            ServiceCommand::Run(_options) => return run_service(),
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -173,7 +177,7 @@ mod imp {
                 ServiceCommand::Uninstall => "uninstall",
                 ServiceCommand::Start => "start",
                 ServiceCommand::Stop => "stop",
-                ServiceCommand::Run => "run",
+                ServiceCommand::Run(_) => "run",
             },
             std::env::consts::OS
         )

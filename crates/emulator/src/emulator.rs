@@ -151,8 +151,9 @@ impl std::fmt::Debug for Emulator {
 }
 
 impl Drop for Emulator {
+    /// The port goes, and the connected client's connection with it (a driver unloading).
     fn drop(&mut self) {
-        self.accept_task.abort();
+        self.unload();
     }
 }
 
@@ -172,6 +173,13 @@ impl Emulator {
             port,
             accept_task,
         })
+    }
+
+    /// Closes the port and the client's connection, as a driver unloading does; the kernel core
+    /// sees the client go (held operations are denied). A new emulator may bind the same path.
+    pub fn unload(&self) {
+        self.accept_task.abort();
+        self.port.close();
     }
 
     pub fn port(&self) -> &Port {

@@ -78,6 +78,8 @@ struct Shared {
     next_message_id: AtomicU64,
     next_generation: AtomicU64,
     counters: PortCounters,
+    /// Set when the port closes (the driver unloading): the client's connection ends.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,6 +121,7 @@ impl Port {
                 next_message_id: AtomicU64::new(1),
                 next_generation: AtomicU64::new(1),
                 counters: PortCounters::default(),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
             path: path.to_owned(),
         };
@@ -132,6 +135,12 @@ impl Port {
 
     pub fn counters(&self) -> &PortCounters {
         &self.shared.counters
+    }
+
+    /// Closes the connected client's connection, as the port's owner going away does; the
+    /// kernel side sees the disconnect.
+    pub fn close(&self) {
+        self.shared.closing.send_replace(true);
     }
 
     pub fn is_connected(&self) -> bool {
@@ -294,6 +303,7 @@ async fn serve_client(
     tx: mpsc::Sender<Vec<u8>>,
     mut rx: mpsc::Receiver<Vec<u8>>,
 ) {
+    let mut closing = shared.closing.subscribe();
     let (read, mut write) = stream.into_split();
     // Buffered both ways: a frame costs one read of many frames' bytes, and the writer sends
     // every frame queued at that moment in one write.
@@ -315,7 +325,15 @@ async fn serve_client(
         }
     });
     loop {
-        let (kind, body) = match read_frame(&mut read).await {
+        if *closing.borrow_and_update() {
+            break;
+        }
+        let frame = tokio::select! {
+            biased;
+            frame = read_frame(&mut read) => frame,
+            _ = closing.changed() => break,
+        };
+        let (kind, body) = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(e) => {

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -70,9 +71,10 @@ pub struct PolicyAdapter {
     pub events: EventPipeline,
     pub metrics: Arc<ServiceMetrics>,
     /// Audit every session (per-policy audit mode).
-    pub audit_all: bool,
-    pub default_approval_timeout_secs: u32,
-    pub fail_mode: FailMode,
+    audit_all: AtomicBool,
+    default_approval_timeout_secs: AtomicU32,
+    /// The driver's fail mode is closed: malformed requests are denied.
+    fail_closed: AtomicBool,
     pub volumes: VolumeMap,
     /// Fail-mode transitions, reported as their own events.
     pub fail_watch: crate::failmode::FailModeWatch,
@@ -89,13 +91,41 @@ impl PolicyAdapter {
             approvals: ApprovalManager::new(),
             events,
             metrics: Arc::default(),
-            audit_all: false,
-            default_approval_timeout_secs: 30,
-            fail_mode: FailMode::Open,
+            audit_all: AtomicBool::new(false),
+            default_approval_timeout_secs: AtomicU32::new(30),
+            fail_closed: AtomicBool::new(false),
             volumes: VolumeMap::new(),
             process_images: RwLock::default(),
             fail_watch: Default::default(),
         }
+    }
+
+    /// Applies the settings that can change while the service runs (policy reload): per-policy
+    /// audit mode and the approval timeout for rules that give none.
+    pub fn configure(&self, audit_all: bool, default_approval_timeout_secs: u32) {
+        self.audit_all.store(audit_all, Ordering::Relaxed);
+        self.default_approval_timeout_secs
+            .store(default_approval_timeout_secs, Ordering::Relaxed);
+    }
+
+    /// The driver's fail mode, which also decides what a malformed request is answered.
+    pub fn set_fail_mode(&self, mode: FailMode) {
+        self.fail_closed
+            .store(mode == FailMode::Closed, Ordering::Relaxed);
+    }
+
+    /// The fail mode malformed requests are answered by.
+    pub fn fail_mode(&self) -> FailMode {
+        if self.fail_closed.load(Ordering::Relaxed) {
+            FailMode::Closed
+        } else {
+            FailMode::Open
+        }
+    }
+
+    /// Whether every session is audited (the policy's `audit.enabled`).
+    pub fn audits_all(&self) -> bool {
+        self.audit_all.load(Ordering::Relaxed)
     }
 
     /// Swaps in a new engine (policy reload) atomically.
@@ -229,7 +259,7 @@ impl PolicyAdapter {
             problem,
             "malformed request from the driver port; answered per the fail mode"
         );
-        let decision = match self.fail_mode {
+        let decision = match self.fail_mode() {
             FailMode::Open => op::Decision::Allow,
             FailMode::Closed => op::Decision::Deny,
         };
@@ -324,7 +354,7 @@ impl PolicyAdapter {
             Some(0) | None => CacheTtl::None,
             Some(s) => CacheTtl::Seconds(s),
         };
-        let audit = self.audit_all || session.is_some_and(|s| s.audit);
+        let audit = self.audits_all() || session.is_some_and(|s| s.audit);
         if audit && verdict.decision != Decision::Allow {
             ev.decision = match verdict.decision {
                 Decision::Deny => "would deny".to_owned(),
@@ -375,7 +405,7 @@ impl PolicyAdapter {
                 }
                 let timeout_secs = verdict
                     .approval_timeout_secs
-                    .unwrap_or(self.default_approval_timeout_secs)
+                    .unwrap_or(self.default_approval_timeout_secs.load(Ordering::Relaxed))
                     .max(1);
                 let info = PendingApproval {
                     id: 0,
@@ -423,6 +453,7 @@ impl PolicyAdapter {
         ev.decision = if outcome.allows() { "allow" } else { "deny" }.to_owned();
         ev.reason = match outcome {
             ApprovalOutcome::TimedOut => Reason::Timeout,
+            ApprovalOutcome::Withdrawn => Reason::ConnectionLost,
             ApprovalOutcome::AllowSession => Reason::SessionGrant,
             _ => Reason::Person,
         };

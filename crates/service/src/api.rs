@@ -66,6 +66,31 @@ struct AppState {
     token: Arc<str>,
 }
 
+/// The API's default address.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7878);
+
+/// The default API token file: `.agentsh/api-token` under the account's own runtime directory
+/// (`XDG_RUNTIME_DIR`), `%LOCALAPPDATA%` or home directory; the shared temporary directory only
+/// when none is set (the service then checks the directory's owner and mode before writing).
+pub fn default_token_file() -> std::path::PathBuf {
+    let base = ["XDG_RUNTIME_DIR", "LOCALAPPDATA", "HOME"]
+        .iter()
+        .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
+        .map(std::path::PathBuf::from);
+    match base {
+        Some(dir) => dir.join(".agentsh").join("api-token"),
+        None => {
+            let user = std::env::var("USER")
+                .or_else(|_| std::env::var("USERNAME"))
+                .unwrap_or_else(|_| "service".into());
+            std::env::temp_dir()
+                .join(format!("agentsh-{user}"))
+                .join("api-token")
+        }
+    }
+}
+
 /// A fresh API token (hex of 16 random bytes).
 pub fn new_token() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];

@@ -23,6 +23,8 @@ pub enum ApprovalOutcome {
     Denied,
     /// Nobody answered in time.
     TimedOut,
+    /// The driver connection the operation was held on closed; the kernel denied it on its own.
+    Withdrawn,
 }
 
 impl ApprovalOutcome {
@@ -161,6 +163,21 @@ impl ApprovalManager {
             .tx
             .send(outcome)
             .map_err(|_| AnswerError::NotFound(id))
+    }
+
+    /// Ends every waiting approval with [`ApprovalOutcome::Withdrawn`] (the driver connection they
+    /// were held on closed, so no final decision can reach the kernel). Returns how many.
+    pub fn withdraw_all(&self) -> usize {
+        let waiting: Vec<Waiting> = self
+            .waiting
+            .lock()
+            .map(|mut w| w.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        let n = waiting.len();
+        for w in waiting {
+            let _ = w.tx.send(ApprovalOutcome::Withdrawn);
+        }
+        n
     }
 
     /// Approvals waiting for a person, oldest first.

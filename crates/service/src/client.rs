@@ -255,6 +255,10 @@ impl<T: PortTransport> DriverClient<T> {
                 self.reply_if_expected(&msg, Some(reply)).await;
                 let result = outcome.await;
                 adapter.approval_finished(*event, result);
+                if result == crate::approvals::ApprovalOutcome::Withdrawn {
+                    // The connection is gone; the kernel already denied the held operation.
+                    return;
+                }
                 if let Err(e) = self.final_decision(ticket, result.allows()).await {
                     tracing::error!(ticket, error = %e, "could not deliver an approval's final decision; the driver denies on its own deadline");
                 }

@@ -87,6 +87,8 @@ pub enum Reason {
     FailClosed,
     /// An approval was not answered in time.
     Timeout,
+    /// The driver connection closed while an approval was held: the kernel denied the operation.
+    ConnectionLost,
     /// A person answered an approval.
     Person,
     /// A grant for the rest of the session allowed it.
@@ -376,16 +378,33 @@ pub struct EventPipeline {
 
 impl EventPipeline {
     /// A pipeline of `capacity` events written by a background task to `out` in `format`.
-    pub fn spawn(capacity: usize, format: Format, mut out: Box<dyn Write + Send>) -> EventPipeline {
+    pub fn spawn(capacity: usize, format: Format, out: Box<dyn Write + Send>) -> EventPipeline {
+        Self::spawn_sinks(capacity, vec![(format, out)])
+    }
+
+    /// A pipeline of `capacity` events written by one background task to every sink, each in its
+    /// own format. A sink whose write fails is reported once and the others go on.
+    pub fn spawn_sinks(
+        capacity: usize,
+        mut sinks: Vec<(Format, Box<dyn Write + Send>)>,
+    ) -> EventPipeline {
         let (tx, mut rx) = mpsc::channel::<Event>(capacity.max(1));
         tokio::spawn(async move {
+            let mut failing = vec![false; sinks.len()];
             while let Some(ev) = rx.recv().await {
-                let line = match format {
-                    Format::Jsonl => ev.to_json(),
-                    Format::Ocsf => ev.to_ocsf(),
-                };
-                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                    tracing::error!("event sink write failed; events are being lost");
+                for (i, (format, out)) in sinks.iter_mut().enumerate() {
+                    let line = match format {
+                        Format::Jsonl => ev.to_json(),
+                        Format::Ocsf => ev.to_ocsf(),
+                    };
+                    let ok = writeln!(out, "{line}").and_then(|()| out.flush()).is_ok();
+                    if !ok && !failing[i] {
+                        tracing::error!(
+                            sink = i,
+                            "event sink write failed; its events are being lost"
+                        );
+                    }
+                    failing[i] = !ok;
                 }
             }
         });

@@ -19,6 +19,7 @@ pub mod client;
 pub mod events;
 pub mod failmode;
 pub mod metrics;
+pub mod runner;
 pub mod sessions;
 pub mod transport;
 
@@ -86,15 +87,27 @@ impl<T: PortTransport> Service<T> {
         policy: &Policy,
         events: EventPipeline,
     ) -> Result<Self, ClientError> {
-        let client = DriverClient::connect(transport).await?;
         let settings = policy.settings();
         let config = driver_config(&settings.driver, false, false);
+        let adapter = PolicyAdapter::new(policy.engine().clone(), events);
+        adapter.configure(
+            settings.audit.enabled,
+            settings.approvals.default_timeout_secs,
+        );
+        Self::resume(transport, Arc::new(adapter), config).await
+    }
+
+    /// Connects over `transport` with an existing adapter (its sessions, grants and pending
+    /// approvals carry over: a reconnect after the driver side went away), sends `config`, and
+    /// starts answering requests.
+    pub async fn resume(
+        transport: T,
+        adapter: Arc<PolicyAdapter>,
+        config: DriverConfig,
+    ) -> Result<Self, ClientError> {
+        let client = DriverClient::connect(transport).await?;
         client.set_config(config).await?;
-        let mut adapter = PolicyAdapter::new(policy.engine().clone(), events);
-        adapter.fail_mode = config.fail_mode;
-        adapter.audit_all = settings.audit.enabled;
-        adapter.default_approval_timeout_secs = settings.approvals.default_timeout_secs;
-        let adapter = Arc::new(adapter);
+        adapter.set_fail_mode(config.fail_mode);
         let serve = tokio::spawn({
             let client = client.clone();
             let adapter = adapter.clone();
@@ -105,6 +118,41 @@ impl<T: PortTransport> Service<T> {
             adapter,
             serve: Some(serve),
         })
+    }
+
+    /// Registers again, with the driver, every session the service knows (after a reconnect: a
+    /// driver that was restarted lost them; one that was not answers `AlreadyExists`). Returns
+    /// the sessions the driver had lost; their root process is tracked again, processes it
+    /// started meanwhile are not.
+    pub async fn reregister_sessions(&self) -> Vec<String> {
+        let mut restored = Vec::new();
+        for info in self.adapter.sessions.list() {
+            let Some(token) = self.adapter.sessions.token_of(&info.id) else {
+                continue;
+            };
+            let workspace = info.context.workspace().unwrap_or_default().to_owned();
+            match self
+                .client
+                .register_session(
+                    info.root_pid,
+                    token,
+                    info.numeric_id,
+                    info.audit,
+                    &workspace,
+                )
+                .await
+            {
+                Ok(()) => restored.push(info.id.clone()),
+                Err(ClientError::Refused {
+                    status: agentsh_wire::control::SendStatus::AlreadyExists,
+                    ..
+                }) => {}
+                Err(e) => {
+                    tracing::error!(session = %info.id, error = %e, "the driver refused a session the service knows; its processes are not monitored")
+                }
+            }
+        }
+        restored
     }
 
     /// Starts a session for a sandbox's root process: a fresh token, registered with the driver.
@@ -152,9 +200,18 @@ impl<T: PortTransport> Service<T> {
         Ok(true)
     }
 
-    /// Swaps in a new policy atomically and drops the driver's cached decisions.
-    pub async fn reload(&self, policy: &Policy) -> Result<(), ClientError> {
+    /// Swaps in a new policy atomically and drops the driver's cached decisions. The policy's
+    /// audit and approval settings apply at once; `config` (the reloaded `driver:` section with
+    /// any command-line overrides) is sent to the driver before its cache is flushed.
+    pub async fn reload(&self, policy: &Policy, config: DriverConfig) -> Result<(), ClientError> {
+        let settings = policy.settings();
         self.adapter.replace_engine(policy.engine().clone());
+        self.adapter.configure(
+            settings.audit.enabled,
+            settings.approvals.default_timeout_secs,
+        );
+        self.client.set_config(config).await?;
+        self.adapter.set_fail_mode(config.fail_mode);
         self.client.flush_cache().await
     }
 

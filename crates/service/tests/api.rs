@@ -10,39 +10,10 @@ use agentsh_policy::Policy;
 use agentsh_service::events::EventPipeline;
 use agentsh_service::{Service, SocketTransport, api};
 use agentsh_wire::Operation;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn http(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("writes");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("reads");
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
+#[path = "common/http.rs"]
+mod common_http;
+use common_http::http;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_approvals_through_the_token_protected_api() {

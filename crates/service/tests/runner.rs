@@ -1,0 +1,320 @@
+//! The service as `agentsh service run` runs it: when the driver side goes away it withdraws the
+//! approvals held on that connection, reconnects with backoff, and carries on with its sessions
+//! and policy; a changed policy file is swapped in with the driver's configuration, an invalid
+//! one is refused; stopping removes the API token.
+#![cfg(unix)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentsh_emulator::emulator::Emulator;
+use agentsh_emulator::request::{OperationRequest, Target, Verdict};
+use agentsh_policy::{DEFAULT_POLICY_YAML, Policy};
+use agentsh_service::SocketTransport;
+use agentsh_service::events::Format;
+use agentsh_service::runner::{self, RunError, RunOptions, SinkSpec, Status};
+use agentsh_wire::Operation;
+use tokio::sync::oneshot;
+
+#[path = "common/http.rs"]
+mod common_http;
+use common_http::http;
+
+const ROOT: u32 = 4100;
+const RUN: &str =
+    "\\REGISTRY\\USER\\S-1-5-21-1-2-3-1001\\Software\\Microsoft\\Windows\\CurrentVersion\\Run";
+const SESSION: &str =
+    r#"{"root_pid":4100,"app":"TestApp","workspace":"C:\\work","user_sid":"S-1-5-21-1-2-3-1001"}"#;
+
+fn write(pid: u32, op: Operation, key: &str) -> OperationRequest {
+    OperationRequest {
+        pid,
+        thread_id: 1,
+        target: Target::registry(op, key, "v", None, 1, 8),
+    }
+}
+
+struct Running {
+    statuses: Arc<Mutex<Vec<Status>>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), RunError>>,
+    token_file: PathBuf,
+    events: PathBuf,
+}
+
+impl Running {
+    /// Waits (up to 10 s) for a status `pick` accepts.
+    async fn wait_for<R>(&self, what: &str, pick: impl Fn(&Status) -> Option<R>) -> R {
+        for _ in 0..1000 {
+            if let Some(r) = self
+                .statuses
+                .lock()
+                .expect("statuses")
+                .iter()
+                .find_map(&pick)
+            {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "no status {what}; saw {:?}",
+            self.statuses.lock().expect("statuses")
+        );
+    }
+
+    async fn api(&self) -> (SocketAddr, String) {
+        let addr = self
+            .wait_for("api listening", |s| match s {
+                Status::ApiListening { addr, .. } => Some(*addr),
+                _ => None,
+            })
+            .await;
+        let token = std::fs::read_to_string(&self.token_file).expect("token file");
+        (addr, token.trim().to_owned())
+    }
+
+    async fn stop(mut self) -> Result<(), RunError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("stops in time")
+            .expect("runner task")
+    }
+}
+
+async fn start(dir: &Path, socket: &Path, policy: Policy, policy_path: Option<PathBuf>) -> Running {
+    let statuses: Arc<Mutex<Vec<Status>>> = Arc::default();
+    let mut options = RunOptions::new(policy, policy_path).expect("options");
+    options.api_listen = "127.0.0.1:0".parse().expect("addr");
+    options.api_token_file = dir.join("private").join("api-token");
+    let events = dir.join("events.jsonl");
+    options.sinks = vec![SinkSpec {
+        format: Format::Jsonl,
+        path: Some(events.clone()),
+    }];
+    options.reconnect_backoff = (Duration::from_millis(10), Duration::from_millis(80));
+    options.watch_interval = Duration::from_millis(50);
+    options.status = {
+        let statuses = statuses.clone();
+        Arc::new(move |s: &Status| statuses.lock().expect("statuses").push(s.clone()))
+    };
+    let token_file = options.api_token_file.clone();
+    let first = SocketTransport::connect(socket).await.expect("connects");
+    let socket = socket.to_owned();
+    let reconnect = move || {
+        let socket = socket.clone();
+        async move {
+            SocketTransport::connect(&socket)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(runner::run(options, first, reconnect, async move {
+        let _ = rx.await;
+    }));
+    Running {
+        statuses,
+        stop: Some(tx),
+        task,
+        token_file,
+        events,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_driver_goes_away_the_service_reconnects_with_its_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let first = Emulator::start(&socket, 1).expect("listens");
+    let policy = Policy::embedded_default().expect("policy");
+    let run = start(dir.path(), &socket, policy, None).await;
+    let (addr, token) = run.api().await;
+    let (status, body) = http(addr, "POST", "/v1/sessions", Some(&token), SESSION).await;
+    assert_eq!(status, 201, "{body}");
+    let out = first.perform(&write(ROOT, Operation::SetValue, RUN)).await;
+    assert_eq!(out.verdict, Verdict::Deny, "the Run key is blocked");
+
+    first.unload();
+    run.wait_for("disconnected", |s| {
+        matches!(s, Status::Disconnected { withdrawn: 0 }).then_some(())
+    })
+    .await;
+    let (status, body) = http(addr, "POST", "/v1/sessions", Some(&token), SESSION).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not connected"), "{body}");
+    run.wait_for("a failed reconnect attempt", |s| {
+        matches!(s, Status::Reconnecting { .. }).then_some(())
+    })
+    .await;
+
+    // The driver comes back (reloaded: it lost its sessions).
+    let second = Emulator::start(&socket, 2).expect("listens again");
+    let restored = run
+        .wait_for("reconnected", |s| match s {
+            Status::Reconnected { restored, .. } => Some(restored.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(restored, vec!["s-1".to_owned()]);
+    assert_eq!(
+        second.with_core(|c| c.excluded_process()),
+        Some(std::process::id()),
+        "the service excludes itself again"
+    );
+    let out = second.perform(&write(ROOT, Operation::SetValue, RUN)).await;
+    assert_eq!(
+        out.verdict,
+        Verdict::Deny,
+        "decided by the service again, for the same session"
+    );
+    let (status, body) = http(addr, "GET", "/v1/metrics", Some(&token), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("agentsh_driver_"),
+        "driver counters are back\n{body}"
+    );
+
+    let token_file = run.token_file.clone();
+    run.stop().await.expect("stops cleanly");
+    assert!(!token_file.exists(), "the token dies with the service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_held_when_the_driver_goes_away_is_withdrawn_and_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Arc::new(Emulator::start(&socket, 1).expect("listens"));
+    let policy = Policy::embedded_default().expect("policy");
+    let run = start(dir.path(), &socket, policy, None).await;
+    let (addr, token) = run.api().await;
+    assert_eq!(
+        http(addr, "POST", "/v1/sessions", Some(&token), SESSION)
+            .await
+            .0,
+        201
+    );
+    let held = tokio::spawn({
+        let emulator = emulator.clone();
+        async move {
+            emulator
+                .perform(&write(
+                    ROOT,
+                    Operation::CreateKey,
+                    "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\evil",
+                ))
+                .await
+        }
+    });
+    let mut listed = false;
+    for _ in 0..500 {
+        let (_, body) = http(addr, "GET", "/v1/approvals", Some(&token), "").await;
+        if body.contains("\"id\":") {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(listed, "the service key creation waits for a person");
+
+    emulator.unload();
+    let out = held.await.expect("operation task");
+    assert_eq!(out.verdict, Verdict::Deny, "the kernel denies what it held");
+    run.wait_for("one approval withdrawn", |s| {
+        matches!(s, Status::Disconnected { withdrawn: 1 }).then_some(())
+    })
+    .await;
+    let (_, body) = http(addr, "GET", "/v1/approvals", Some(&token), "").await;
+    assert_eq!(body.trim(), "[]", "nothing is left waiting");
+
+    let events = run.events.clone();
+    run.stop().await.expect("stops");
+    let log = std::fs::read_to_string(&events).expect("events file");
+    let response = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["type"] == "registry_approval_response")
+        .unwrap_or_else(|| panic!("no approval response in\n{log}"));
+    assert_eq!(response["decision"], "deny");
+    assert_eq!(response["reason"], "connection_lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_policy_file_is_swapped_in_with_its_driver_settings_and_a_bad_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let path = dir.path().join("agentsh.yaml");
+    std::fs::write(&path, DEFAULT_POLICY_YAML).expect("policy file");
+    let policy = Policy::from_path(&path).expect("policy");
+    let run = start(dir.path(), &socket, policy, Some(path.clone())).await;
+    let (addr, token) = run.api().await;
+    assert_eq!(
+        http(addr, "POST", "/v1/sessions", Some(&token), SESSION)
+            .await
+            .0,
+        201
+    );
+    let other = "\\REGISTRY\\USER\\S-1-5-21-1-2-3-1001\\Software\\OtherVendor\\settings";
+    let out = emulator
+        .perform(&write(ROOT, Operation::SetValue, other))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny, "the default policy denies");
+
+    let widened = DEFAULT_POLICY_YAML.replacen(
+        "  rules:\n",
+        "  rules:\n    - name: allow-other-vendor\n      paths: ['HKCU\\SOFTWARE\\OtherVendor\\*']\n      operations: ['*']\n      action: allow\n",
+        1,
+    ) + "\ndriver:\n  cache_default_ttl_ms: 1234\n";
+    // Saved the way editors do: a new file renamed over the old one.
+    let tmp = dir.path().join("agentsh.yaml.tmp");
+    std::fs::write(&tmp, &widened).expect("new policy");
+    std::fs::rename(&tmp, &path).expect("replaced");
+    run.wait_for("reloaded", |s| {
+        matches!(s, Status::Reloaded { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(
+        emulator.with_core(|c| c.config().cache_default_ttl_ms),
+        1234,
+        "the driver has the reloaded configuration"
+    );
+    let out = emulator
+        .perform(&write(ROOT, Operation::SetValue, other))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow, "the new rule is in force");
+
+    std::fs::write(&path, "registry_policy: [this is not a policy").expect("broken policy");
+    let error = run
+        .wait_for("rejected", |s| match s {
+            Status::ReloadRejected { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(
+        error.contains("agentsh.yaml"),
+        "the error says where: {error}"
+    );
+    let out = emulator
+        .perform(&write(ROOT, Operation::SetValue, other))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow, "the last good policy stays");
+    run.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_settings_are_refused_before_connecting() {
+    let policy = Policy::embedded_default().expect("policy");
+    let mut options = RunOptions::new(policy, None).expect("options");
+    options.overrides.cache_max_entries = Some(5);
+    let error = options
+        .overrides
+        .config(&options.policy)
+        .expect_err("5 entries is below the guide's range");
+    assert!(error.to_string().contains("100"), "{error}");
+}
