@@ -7,6 +7,11 @@ mod demo;
 mod driver_cmd;
 #[cfg(unix)]
 mod emulator_cmd;
+#[cfg_attr(
+    all(not(windows), not(test)),
+    expect(dead_code, reason = "the Windows service's Event Log sink")
+)]
+mod eventlog_map;
 mod policy;
 mod sandbox;
 mod service_cmd;

@@ -368,6 +368,26 @@ pub enum Format {
     Ocsf,
 }
 
+/// A function given every event; returns whether it was delivered.
+pub type Deliver = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// Where the pipeline delivers events.
+pub enum Sink {
+    /// One line per event, in a format, to a writer (file, standard output).
+    Lines(Format, Box<dyn Write + Send>),
+    /// A function given every event (the Windows Event Log); returns whether it was delivered.
+    Each(Deliver),
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sink::Lines(format, _) => write!(f, "Lines({format:?})"),
+            Sink::Each(_) => f.write_str("Each"),
+        }
+    }
+}
+
 /// The bounded event pipeline: `emit` never blocks; a full queue drops and counts.
 #[derive(Debug, Clone)]
 pub struct EventPipeline {
@@ -379,25 +399,27 @@ pub struct EventPipeline {
 impl EventPipeline {
     /// A pipeline of `capacity` events written by a background task to `out` in `format`.
     pub fn spawn(capacity: usize, format: Format, out: Box<dyn Write + Send>) -> EventPipeline {
-        Self::spawn_sinks(capacity, vec![(format, out)])
+        Self::spawn_sinks(capacity, vec![Sink::Lines(format, out)])
     }
 
-    /// A pipeline of `capacity` events written by one background task to every sink, each in its
-    /// own format. A sink whose write fails is reported once and the others go on.
-    pub fn spawn_sinks(
-        capacity: usize,
-        mut sinks: Vec<(Format, Box<dyn Write + Send>)>,
-    ) -> EventPipeline {
+    /// A pipeline of `capacity` events delivered by one background task to every sink in turn. A
+    /// sink whose write fails is reported (once per failing stretch) and the others go on.
+    pub fn spawn_sinks(capacity: usize, mut sinks: Vec<Sink>) -> EventPipeline {
         let (tx, mut rx) = mpsc::channel::<Event>(capacity.max(1));
         tokio::spawn(async move {
             let mut failing = vec![false; sinks.len()];
             while let Some(ev) = rx.recv().await {
-                for (i, (format, out)) in sinks.iter_mut().enumerate() {
-                    let line = match format {
-                        Format::Jsonl => ev.to_json(),
-                        Format::Ocsf => ev.to_ocsf(),
+                for (i, sink) in sinks.iter_mut().enumerate() {
+                    let ok = match sink {
+                        Sink::Lines(format, out) => {
+                            let line = match format {
+                                Format::Jsonl => ev.to_json(),
+                                Format::Ocsf => ev.to_ocsf(),
+                            };
+                            writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+                        }
+                        Sink::Each(deliver) => deliver(&ev),
                     };
-                    let ok = writeln!(out, "{line}").and_then(|()| out.flush()).is_ok();
                     if !ok && !failing[i] {
                         tracing::error!(
                             sink = i,

@@ -106,6 +106,16 @@ impl<T: PortTransport> Service<T> {
         config: DriverConfig,
     ) -> Result<Self, ClientError> {
         let client = DriverClient::connect(transport).await?;
+        Self::serve_with(client, adapter, config).await
+    }
+
+    /// Starts answering on a connected, handshaken client (its process already excluded):
+    /// sends `config`, then serves requests with `adapter`.
+    pub async fn serve_with(
+        client: DriverClient<T>,
+        adapter: Arc<PolicyAdapter>,
+        config: DriverConfig,
+    ) -> Result<Self, ClientError> {
         client.set_config(config).await?;
         adapter.set_fail_mode(config.fail_mode);
         let serve = tokio::spawn({

@@ -18,8 +18,8 @@ use agentsh_wire::control::{DriverConfig, FailMode, Metrics};
 use tokio::task::JoinHandle;
 
 use crate::api::DriverOps;
-use crate::events::{EventPipeline, Format};
-use crate::{ClientError, PolicyAdapter, PortTransport, Service, api, driver_config};
+use crate::events::{Deliver, EventPipeline, Format, Sink};
+use crate::{ClientError, DriverClient, PolicyAdapter, PortTransport, Service, api, driver_config};
 
 /// Command-line overrides of the policy's `driver:` section.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,7 +95,11 @@ impl SinkSpec {
         }
     }
 
-    fn open(&self) -> Result<Box<dyn Write + Send>, RunError> {
+    fn open(&self) -> Result<Sink, RunError> {
+        self.open_writer().map(|w| Sink::Lines(self.format, w))
+    }
+
+    fn open_writer(&self) -> Result<Box<dyn Write + Send>, RunError> {
         match &self.path {
             None => Ok(Box::new(std::io::stdout())),
             Some(p) => std::fs::OpenOptions::new()
@@ -238,6 +242,8 @@ pub struct RunOptions {
     pub overrides: DriverOverrides,
     /// Event sinks (see [`SinkSpec::from_policy`]).
     pub sinks: Vec<SinkSpec>,
+    /// Further sinks given every event (the Windows Event Log); return whether it was delivered.
+    pub deliver_to: Vec<Deliver>,
     /// The approvals API's loopback address.
     pub api_listen: SocketAddr,
     /// Where the API token is written.
@@ -290,6 +296,7 @@ impl RunOptions {
         let sinks = SinkSpec::from_policy(&policy, base);
         Ok(RunOptions {
             sinks,
+            deliver_to: Vec::new(),
             api_listen,
             api_token_file,
             policy_path,
@@ -470,11 +477,15 @@ where
         )));
     }
     let config = options.overrides.config(&options.policy)?;
-    let sinks = options
+    // Handshake and exclusion first: nothing the service does afterwards (event files, the token
+    // file, the API) is intercepted, so a WinFsp mount it serves is never counted twice.
+    let client = DriverClient::connect(first).await?;
+    let mut sinks = options
         .sinks
         .iter()
-        .map(|s| s.open().map(|w| (s.format, w)))
+        .map(SinkSpec::open)
         .collect::<Result<Vec<_>, _>>()?;
+    sinks.extend(options.deliver_to.iter().cloned().map(Sink::Each));
     let settings = options.policy.settings();
     let events = EventPipeline::spawn_sinks(settings.events.queue_capacity as usize, sinks);
     let adapter = PolicyAdapter::new(options.policy.engine().clone(), events);
@@ -491,7 +502,7 @@ where
         status: options.status.clone(),
     });
 
-    let service = Arc::new(Service::resume(first, adapter.clone(), config).await?);
+    let service = Arc::new(Service::serve_with(client, adapter.clone(), config).await?);
     shared.set(Some(service));
     shared.report(Status::Connected {
         fail_mode: config.fail_mode,

@@ -26,7 +26,8 @@ pub enum Event {
         path: String,
         rule: String,
         technique: Option<String>,
-        session: u64,
+        /// The public session id (`s-1`), never the token; `none` outside sessions.
+        session: String,
     },
     FailMode {
         closed: bool,
@@ -89,7 +90,7 @@ impl Event {
                 path.clone(),
                 rule.clone(),
                 technique.clone().unwrap_or_else(|| "none".into()),
-                session.to_string(),
+                session.clone(),
             ],
             Event::FailMode { reason, .. } | Event::DriverUnavailable { reason } => {
                 vec![reason.clone()]
@@ -148,7 +149,7 @@ mod tests {
                 path: s(),
                 rule: s(),
                 technique: None,
-                session: 1,
+                session: "s-1".into(),
             },
             Event::Decision {
                 allowed: false,
@@ -156,7 +157,7 @@ mod tests {
                 path: s(),
                 rule: s(),
                 technique: Some("T1547.001".into()),
-                session: 1,
+                session: "s-1".into(),
             },
             Event::FailMode {
                 closed: false,

@@ -14,7 +14,7 @@ fn every_event_kind_is_reported() {
             path: r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run\x".into(),
             rule: "block-run-keys".into(),
             technique: Some("T1547.001".into()),
-            session: 7,
+            session: "s-7".into(),
         },
         Event::FailMode {
             closed: true,

@@ -52,6 +52,13 @@ pub struct EventLog {
     handle: HANDLE,
 }
 
+// SAFETY: the handle from RegisterEventSourceW is owned by this value alone and is not tied to
+// the thread that opened it; ReportEventW may be called with it from any thread.
+unsafe impl Send for EventLog {}
+// SAFETY: ReportEventW is safe to call concurrently on one event source handle; `report` takes
+// `&self` and changes no state of the value.
+unsafe impl Sync for EventLog {}
+
 impl EventLog {
     /// Opens the "AgentSH" source on this machine.
     pub fn open() -> Result<Self, String> {

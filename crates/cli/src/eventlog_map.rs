@@ -1,0 +1,161 @@
+//! Which service events the Windows service writes to the Event Log (source "AgentSH", System
+//! log), and as which record. The System log is for what an administrator must see, not for
+//! every allowed read: denied operations, approvals' outcomes, high-risk locations touched, and
+//! fail-mode transitions. Every event still goes to the configured JSON / OCSF sinks.
+
+use agentsh_service::{Event, EventKind, Reason};
+use agentsh_windows::eventlog;
+
+/// The Event Log record for `ev`, if it is one an administrator must see.
+pub fn record(ev: &Event) -> Option<eventlog::Event> {
+    match ev.kind {
+        EventKind::FailModeEngaged => Some(eventlog::Event::FailMode {
+            closed: ev.reason == Reason::FailClosed,
+            reason: ev
+                .message
+                .clone()
+                .unwrap_or_else(|| "the driver is deciding without the policy service".to_owned()),
+        }),
+        EventKind::FailModeRecovered => Some(eventlog::Event::FailModeRecovered {
+            detail: ev
+                .message
+                .clone()
+                .unwrap_or_else(|| "the driver asks the policy service again".to_owned()),
+        }),
+        EventKind::RegistryBlocked | EventKind::FileBlocked => Some(decision(ev, false)),
+        EventKind::RegistryApprovalResponse => Some(decision(ev, ev.decision == "allow")),
+        _ if ev.mitre_id.is_some() => Some(decision(ev, !ev.decision.contains("deny"))),
+        _ => None,
+    }
+}
+
+fn decision(ev: &Event, allowed: bool) -> eventlog::Event {
+    let path = match &ev.value_name {
+        Some(v) if !v.is_empty() => format!("{}\\{v}", ev.key_path),
+        _ => ev.key_path.clone(),
+    };
+    eventlog::Event::Decision {
+        allowed,
+        operation: if ev.operation.is_empty() {
+            ev.driver_operation.clone()
+        } else {
+            ev.operation.clone()
+        },
+        path,
+        rule: if ev.rule_name.is_empty() {
+            format!("{:?}", ev.reason).to_lowercase()
+        } else {
+            ev.rule_name.clone()
+        },
+        technique: ev.mitre_id.clone(),
+        session: if ev.session_id.is_empty() {
+            "none".to_owned()
+        } else {
+            ev.session_id.clone()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> Event {
+        let mut ev = Event::now(kind);
+        ev.session_id = "s-3".into();
+        ev.key_path = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run".into();
+        ev.value_name = Some("updater".into());
+        ev.operation = "write".into();
+        ev.driver_operation = "SetValue".into();
+        ev.rule_name = "builtin:run-keys-hkcu".into();
+        ev
+    }
+
+    #[test]
+    fn a_blocked_write_is_a_denied_decision_naming_value_rule_technique_and_session() {
+        let mut ev = event(EventKind::RegistryBlocked);
+        ev.decision = "deny".into();
+        ev.mitre_id = Some("T1547.001".into());
+        let Some(eventlog::Event::Decision {
+            allowed,
+            operation,
+            path,
+            rule,
+            technique,
+            session,
+        }) = record(&ev)
+        else {
+            panic!("a blocked write is recorded as a decision");
+        };
+        assert!(!allowed);
+        assert_eq!(operation, "write");
+        assert_eq!(
+            path,
+            r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\updater"
+        );
+        assert_eq!(rule, "builtin:run-keys-hkcu");
+        assert_eq!(technique.as_deref(), Some("T1547.001"));
+        assert_eq!(session, "s-3");
+    }
+
+    #[test]
+    fn routine_allowed_operations_stay_out_of_the_system_log() {
+        let mut ev = event(EventKind::RegistryWrite);
+        ev.decision = "allow".into();
+        ev.rule_name = "allow-app-settings".into();
+        assert_eq!(record(&ev), None);
+    }
+
+    #[test]
+    fn an_allowed_write_to_a_high_risk_location_is_recorded() {
+        let mut ev = event(EventKind::RegistryWrite);
+        ev.decision = "allow".into();
+        ev.session_id.clear();
+        ev.reason = Reason::Unsandboxed;
+        ev.rule_name.clear();
+        ev.mitre_id = Some("T1547.001".into());
+        match record(&ev) {
+            Some(eventlog::Event::Decision {
+                allowed: true,
+                rule,
+                session,
+                ..
+            }) => {
+                assert_eq!(rule, "unsandboxed");
+                assert_eq!(session, "none");
+            }
+            other => panic!("expected an allowed decision, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn approval_outcomes_and_fail_mode_transitions_are_recorded() {
+        let mut ev = event(EventKind::RegistryApprovalResponse);
+        ev.decision = "allow".into();
+        assert!(matches!(
+            record(&ev),
+            Some(eventlog::Event::Decision { allowed: true, .. })
+        ));
+        ev.decision = "deny".into();
+        assert!(matches!(
+            record(&ev),
+            Some(eventlog::Event::Decision { allowed: false, .. })
+        ));
+
+        let mut engaged = Event::now(EventKind::FailModeEngaged);
+        engaged.reason = Reason::FailClosed;
+        assert!(matches!(
+            record(&engaged),
+            Some(eventlog::Event::FailMode { closed: true, .. })
+        ));
+        engaged.reason = Reason::FailOpen;
+        assert!(matches!(
+            record(&engaged),
+            Some(eventlog::Event::FailMode { closed: false, .. })
+        ));
+        assert!(matches!(
+            record(&Event::now(EventKind::FailModeRecovered)),
+            Some(eventlog::Event::FailModeRecovered { .. })
+        ));
+    }
+}
