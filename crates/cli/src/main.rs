@@ -1,5 +1,6 @@
 //! The `agentsh` binary: parses the command line and hands each command group to its module.
 
+mod api_client;
 mod approvals;
 mod audit;
 #[cfg(unix)]
@@ -43,7 +44,7 @@ enum Command {
     /// List, approve and deny operations held for a person (through the running service)
     Approvals(approvals::ApprovalsArgs),
     /// Print the service's and the driver's metrics (through the running service)
-    Metrics(approvals::ApiArgs),
+    Metrics(api_client::ApiArgs),
     /// Summarise an audit-mode run and propose the rules that would allow its would-be denials
     #[command(subcommand)]
     Audit(audit::AuditCommand),

@@ -1,11 +1,17 @@
 //! `agentsh sandbox run`: one command in a Windows sandbox (AppContainer, or the reported fallback),
-//! its output passed through in full and its exit code returned.
+//! registered as a driver session through the running service, its output passed through in full
+//! and its exit code returned.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use agentsh_windows::network::NetworkAccess;
 use clap::{Args, Subcommand};
+
+use crate::api_client::ApiArgs;
+
+#[cfg(any(windows, test))]
+mod registrar;
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
@@ -36,6 +42,9 @@ pub struct RunArgs {
     /// Do not register the process with the driver (AppContainer-only).
     #[arg(long)]
     no_minifilter: bool,
+    /// The running service that registers the session (its API address and token file).
+    #[command(flatten)]
+    api: ApiArgs,
     /// Where grant journals are kept (default: %LOCALAPPDATA%\agentsh\sandboxes).
     #[arg(long)]
     journal_dir: Option<PathBuf>,
@@ -54,10 +63,12 @@ pub fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
 mod imp {
     use std::io::Write;
     use std::process::ExitCode;
+    use std::sync::Arc;
 
-    use agentsh_windows::sandbox::{CancelToken, Sandbox, SandboxConfig, SandboxError};
+    use agentsh_windows::sandbox::{CancelToken, Sandbox, SandboxConfig, SessionRegistrar};
 
     use super::RunArgs;
+    use super::registrar::{ServiceRegistrar, no_service};
 
     pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let journal_dir = args.journal_dir.clone().unwrap_or_else(|| {
@@ -73,14 +84,10 @@ mod imp {
         config.use_app_container = !args.no_appcontainer;
         config.fail_on_app_container_error = args.fail_on_appcontainer_error;
         config.use_minifilter = !args.no_minifilter;
-        let registrar = if config.use_minifilter {
-            // Session registration goes through the running service (the port has one client).
-            // This build has no client for the service's local API, so it cannot register.
-            return Err(SandboxError::NoRegistrar {
-                name: args.name,
-                reason: "this agentsh build has no client for the service's local api".into(),
-            }
-            .into());
+        let registrar: Option<Arc<dyn SessionRegistrar>> = if config.use_minifilter {
+            let registrar = ServiceRegistrar::connect(&args.api)
+                .map_err(|e| anyhow::anyhow!(no_service(&args.name, &e)))?;
+            Some(Arc::new(registrar))
         } else {
             None
         };
@@ -111,8 +118,13 @@ mod imp {
         std::io::stdout().write_all(&result.stdout)?;
         std::io::stdout().flush()?;
         std::io::stderr().write_all(&result.stderr)?;
+        let session = result
+            .session
+            .as_ref()
+            .map(|id| format!("; driver session `{id}`"))
+            .unwrap_or_default();
         eprintln!(
-            "agentsh: sandbox `{}`: exit code {}; isolation: {}",
+            "agentsh: sandbox `{}`: exit code {}; isolation: {}{session}",
             args.name, result.exit_code, result.isolation
         );
         close?;

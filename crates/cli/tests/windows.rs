@@ -1,9 +1,14 @@
 //! agentsh.exe end to end on Windows — in CI under Wine, which has no filter manager and no
-//! AppContainer: the missing driver must be reported plainly with exit code 3, and the sandbox must
-//! run with the fallback isolation, say so, and pass output and exit code through.
+//! AppContainer: the missing driver must be reported plainly with exit code 3, the sandbox must
+//! run with the fallback isolation, say so, and pass output and exit code through, and it must
+//! register its session through the service (a stand-in on loopback here) or refuse to run.
 #![cfg(windows)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 fn agentsh(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agentsh"))
@@ -197,22 +202,196 @@ fn sandbox_run_with_fail_on_appcontainer_error_never_degrades() {
     }
 }
 
+/// A port on which nothing listens (bound, then released).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 #[test]
-fn sandbox_run_without_a_service_refuses_minifilter_mode() {
+fn sandbox_run_without_a_service_refuses_and_runs_nothing() {
     let ws = workspace("nosvc");
+    let absent = format!("{ws}\\no-such-token");
+    let token = format!("{ws}\\api-token");
+    std::fs::write(&token, "t\n").expect("token");
+    let api = format!("127.0.0.1:{}", closed_port());
+    for (flags, names) in [
+        // No token file: the service has not run (here).
+        (
+            vec!["--api-token-file", absent.as_str()],
+            vec![absent.as_str()],
+        ),
+        // A token but nothing listening: the service is not running.
+        (
+            vec!["--api", api.as_str(), "--api-token-file", token.as_str()],
+            vec![api.as_str()],
+        ),
+    ] {
+        let mut args = vec!["sandbox", "run", "--name", "cli-nosvc", "--workspace", &ws];
+        args.extend(flags);
+        args.extend(["--", "cmd.exe", "/c", "exit /b 0"]);
+        let out = agentsh(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with("agentsh: sandbox `cli-nosvc`: the session must be registered through the agentsh service, which is not available: "),
+            "{stderr}"
+        );
+        for name in names {
+            assert!(stderr.contains(name), "`{name}` not named: {stderr}");
+        }
+        assert!(stderr.contains("`agentsh service start`"), "{stderr}");
+        assert!(stderr.contains("pass --no-minifilter"), "{stderr}");
+        assert!(
+            !stderr.contains("exit code 0"),
+            "the command must not have run: {stderr}"
+        );
+    }
+}
+
+/// One request the stand-in service received.
+#[derive(Debug)]
+struct Seen {
+    request_line: String,
+    authorization: Option<String>,
+    body: String,
+}
+
+fn read_request(stream: &TcpStream) -> Seen {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).expect("request line");
+    let (mut authorization, mut length) = (None, 0usize);
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').expect("header line");
+        match name.to_ascii_lowercase().as_str() {
+            "authorization" => authorization = Some(value.trim().to_owned()),
+            "content-length" => length = value.trim().parse().expect("content length"),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("body");
+    Seen {
+        request_line: request_line.trim_end().to_owned(),
+        authorization,
+        body: String::from_utf8(body).expect("utf-8 body"),
+    }
+}
+
+/// The service's local API as far as `sandbox run` uses it, on a loopback port of this (Wine)
+/// process: answers the token check, the registration (`s-9`) and the unregistration, and returns
+/// what it was sent once the session is ended (or after a minute).
+fn stand_in_service() -> (SocketAddr, JoinHandle<Vec<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let handle = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            let mut stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                Err(e) => panic!("accept: {e}"),
+            };
+            stream.set_nonblocking(false).expect("blocking");
+            let request = read_request(&stream);
+            let (status, body) = match request.request_line.split(' ').take(2).collect::<Vec<_>>()[..]
+            {
+                ["GET", "/v1/approvals"] => (200, "[]".to_owned()),
+                ["POST", "/v1/sessions"] => (201, r#"{"session_id":"s-9"}"#.to_owned()),
+                ["DELETE", "/v1/sessions/s-9"] => (200, "session `s-9` ended\n".to_owned()),
+                _ => (404, "unknown\n".to_owned()),
+            };
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("answer");
+            let last = request.request_line.starts_with("DELETE ");
+            seen.push(request);
+            if last {
+                break;
+            }
+        }
+        seen
+    });
+    (addr, handle)
+}
+
+#[test]
+fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
+    let ws = workspace("svc");
+    let token = format!("{ws}\\api-token");
+    std::fs::write(&token, "f00d\n").expect("token");
+    let (addr, service) = stand_in_service();
+    let api = addr.to_string();
     let out = agentsh(&[
         "sandbox",
         "run",
         "--name",
-        "cli-nosvc",
+        "cli-svc",
         "--workspace",
         &ws,
+        "--api",
+        &api,
+        "--api-token-file",
+        &token,
         "--",
         "cmd.exe",
         "/c",
-        "exit /b 0",
+        "echo hello&& exit /b 4",
     ]);
+    let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("pass --no-minifilter"), "{stderr}");
+    assert_eq!(out.status.code(), Some(4), "{stdout}{stderr}");
+    assert_eq!(stdout.trim_end(), "hello");
+    assert!(
+        stderr.contains("sandbox `cli-svc`: exit code 4; isolation: ")
+            && stderr.contains("; driver session `s-9`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--no-minifilter"), "{stderr}");
+
+    let seen = service.join().expect("stand-in service");
+    let lines: Vec<&str> = seen.iter().map(|s| s.request_line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "GET /v1/approvals HTTP/1.1",
+            "POST /v1/sessions HTTP/1.1",
+            "DELETE /v1/sessions/s-9 HTTP/1.1"
+        ]
+    );
+    for request in &seen {
+        assert_eq!(request.authorization.as_deref(), Some("Bearer f00d"));
+    }
+    let body: serde_json::Value = serde_json::from_str(&seen[1].body).expect("json request");
+    assert!(
+        body["root_pid"].as_u64().is_some_and(|pid| pid > 0),
+        "{body}"
+    );
+    assert_eq!(body["app"], "cli-svc", "{body}");
+    let workspace = body["workspace"].as_str().expect("workspace");
+    assert!(
+        workspace.ends_with(&format!("agentsh-cli-svc-{}", std::process::id()))
+            && workspace.as_bytes().get(1) == Some(&b':'),
+        "{body}"
+    );
+    let sid = body["user_sid"].as_str().expect("user sid");
+    assert!(sid.starts_with("S-1-5-"), "{body}");
+    assert_eq!(body["audit"], false, "{body}");
 }

@@ -4,135 +4,145 @@
 //! p99; target at 8: ≥ 50,000/s and p99 ≤ 500 µs), and a warm-cache run reporting the
 //! kernel-core hit path's share and the hit rate.
 
+#[cfg(unix)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+#[cfg(unix)]
+criterion::criterion_main!(unix::benches);
 
-use agentsh_emulator::emulator::Emulator;
-use agentsh_emulator::load::{LoadReport, LoadSpec, run_load};
-use agentsh_emulator::request::Reason;
-use agentsh_wire::control::Counter;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use support::ServiceRegistrar;
+/// The emulator's loopback port is Unix-only: elsewhere there is nothing to measure.
+#[cfg(not(unix))]
+fn main() {}
 
-struct Rig {
-    rt: tokio::runtime::Runtime,
-    emulator: Arc<Emulator>,
-    service: ServiceRegistrar,
-    _dir: tempfile::TempDir,
-}
+#[cfg(unix)]
+mod unix {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
-fn rig() -> Rig {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (emulator, service) = rt
-        .block_on(support::emulator_and_service(dir.path()))
-        .expect("emulator and service start");
-    Rig {
-        rt,
-        emulator,
-        service,
-        _dir: dir,
+    use super::support::{self, ServiceRegistrar};
+    use agentsh_emulator::emulator::Emulator;
+    use agentsh_emulator::load::{LoadReport, LoadSpec, run_load};
+    use agentsh_emulator::request::Reason;
+    use agentsh_wire::control::Counter;
+    use criterion::{Criterion, Throughput, criterion_group};
+
+    struct Rig {
+        rt: tokio::runtime::Runtime,
+        emulator: Arc<Emulator>,
+        service: ServiceRegistrar,
+        _dir: tempfile::TempDir,
     }
-}
 
-/// Runs about `ops` operations spread over `spec.processes`; returns the time scaled to exactly
-/// `ops` and adds the run's figures to `total`.
-fn timed(rig: &Rig, spec: &LoadSpec, ops: u64, total: &Mutex<LoadReport>) -> Duration {
-    let per = (ops / u64::from(spec.processes)).max(1);
-    let spec = LoadSpec {
-        ops_per_process: per,
-        ..spec.clone()
-    };
-    let report = rig
-        .rt
-        .block_on(run_load(&rig.emulator, &rig.service, &spec))
-        .expect("load");
-    let elapsed = report
-        .elapsed
-        .mul_f64(ops as f64 / report.operations as f64);
-    total.lock().expect("lock").merge(&report);
-    elapsed
-}
+    fn rig() -> Rig {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (emulator, service) = rt
+            .block_on(support::emulator_and_service(dir.path()))
+            .expect("emulator and service start");
+        Rig {
+            rt,
+            emulator,
+            service,
+            _dir: dir,
+        }
+    }
 
-fn summary(label: &str, r: &LoadReport) {
-    println!(
-        "{label}: {} ops, {:.0} decisions/s, p50 {:.1} µs, p99 {:.1} µs",
-        r.operations,
-        r.per_second(),
-        r.latency.percentile(50.0).as_secs_f64() * 1e6,
-        r.latency.percentile(99.0).as_secs_f64() * 1e6,
-    );
-}
-
-fn uncached(c: &mut Criterion) {
-    let rig = rig();
-    let mut group = c.benchmark_group("through-service/uncached");
-    group.throughput(Throughput::Elements(1));
-    for processes in [1u32, 8, 64] {
+    /// Runs about `ops` operations spread over `spec.processes`; returns the time scaled to exactly
+    /// `ops` and adds the run's figures to `total`.
+    fn timed(rig: &Rig, spec: &LoadSpec, ops: u64, total: &Mutex<LoadReport>) -> Duration {
+        let per = (ops / u64::from(spec.processes)).max(1);
         let spec = LoadSpec {
-            processes,
+            ops_per_process: per,
+            ..spec.clone()
+        };
+        let report = rig
+            .rt
+            .block_on(run_load(&rig.emulator, &rig.service, &spec))
+            .expect("load");
+        let elapsed = report
+            .elapsed
+            .mul_f64(ops as f64 / report.operations as f64);
+        total.lock().expect("lock").merge(&report);
+        elapsed
+    }
+
+    fn summary(label: &str, r: &LoadReport) {
+        println!(
+            "{label}: {} ops, {:.0} decisions/s, p50 {:.1} µs, p99 {:.1} µs",
+            r.operations,
+            r.per_second(),
+            r.latency.percentile(50.0).as_secs_f64() * 1e6,
+            r.latency.percentile(99.0).as_secs_f64() * 1e6,
+        );
+    }
+
+    fn uncached(c: &mut Criterion) {
+        let rig = rig();
+        let mut group = c.benchmark_group("through-service/uncached");
+        group.throughput(Throughput::Elements(1));
+        for processes in [1u32, 8, 64] {
+            let spec = LoadSpec {
+                processes,
+                ..LoadSpec::default()
+            };
+            let total = Mutex::new(LoadReport::default());
+            group.bench_function(format!("{processes}-processes"), |b| {
+                b.iter_custom(|iters| timed(&rig, &spec, iters, &total))
+            });
+            let total = total.lock().expect("lock");
+            assert_eq!(
+                total.count(Reason::Service),
+                total.operations,
+                "every operation was decided by the service"
+            );
+            assert_eq!(
+                total.allowed, total.operations,
+                "the default policy allows the application's own key"
+            );
+            summary(
+                &format!("through the service, uncached, {processes} processes"),
+                &total,
+            );
+        }
+        group.finish();
+    }
+
+    fn warm(c: &mut Criterion) {
+        let rig = rig();
+        let mut group = c.benchmark_group("through-service/warm-cache");
+        group.throughput(Throughput::Elements(1));
+        // Each process cycles 256 keys of its own: after the first pass every lookup can hit.
+        let spec = LoadSpec {
+            processes: 8,
+            distinct_keys: 256,
             ..LoadSpec::default()
         };
         let total = Mutex::new(LoadReport::default());
-        group.bench_function(format!("{processes}-processes"), |b| {
+        let before = rig.emulator.metrics();
+        group.bench_function("8-processes", |b| {
             b.iter_custom(|iters| timed(&rig, &spec, iters, &total))
         });
+        group.finish();
+        let after = rig.emulator.metrics();
         let total = total.lock().expect("lock");
-        assert_eq!(
-            total.count(Reason::Service),
-            total.operations,
-            "every operation was decided by the service"
-        );
-        assert_eq!(
-            total.allowed, total.operations,
-            "the default policy allows the application's own key"
-        );
-        summary(
-            &format!("through the service, uncached, {processes} processes"),
-            &total,
+        summary("through the service, warm cache, 8 processes", &total);
+        let hits = after.get(Counter::CacheHitCount) - before.get(Counter::CacheHitCount);
+        let misses = after.get(Counter::CacheMissCount) - before.get(Counter::CacheMissCount);
+        println!(
+            "warm cache: kernel-core hit path answered {:.1}% of operations; hit rate {:.1}% ({hits} hits, {misses} misses, CacheHitCount / (CacheHitCount + CacheMissCount))",
+            100.0 * total.count(Reason::Cached) as f64 / total.operations.max(1) as f64,
+            100.0 * hits as f64 / (hits + misses).max(1) as f64,
         );
     }
-    group.finish();
-}
 
-fn warm(c: &mut Criterion) {
-    let rig = rig();
-    let mut group = c.benchmark_group("through-service/warm-cache");
-    group.throughput(Throughput::Elements(1));
-    // Each process cycles 256 keys of its own: after the first pass every lookup can hit.
-    let spec = LoadSpec {
-        processes: 8,
-        distinct_keys: 256,
-        ..LoadSpec::default()
-    };
-    let total = Mutex::new(LoadReport::default());
-    let before = rig.emulator.metrics();
-    group.bench_function("8-processes", |b| {
-        b.iter_custom(|iters| timed(&rig, &spec, iters, &total))
-    });
-    group.finish();
-    let after = rig.emulator.metrics();
-    let total = total.lock().expect("lock");
-    summary("through the service, warm cache, 8 processes", &total);
-    let hits = after.get(Counter::CacheHitCount) - before.get(Counter::CacheHitCount);
-    let misses = after.get(Counter::CacheMissCount) - before.get(Counter::CacheMissCount);
-    println!(
-        "warm cache: kernel-core hit path answered {:.1}% of operations; hit rate {:.1}% ({hits} hits, {misses} misses, CacheHitCount / (CacheHitCount + CacheMissCount))",
-        100.0 * total.count(Reason::Cached) as f64 / total.operations.max(1) as f64,
-        100.0 * hits as f64 / (hits + misses).max(1) as f64,
-    );
+    criterion_group! {
+        name = benches;
+        config = Criterion::default().sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+        targets = uncached, warm
+    }
 }
-
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    targets = uncached, warm
-}
-criterion_main!(benches);

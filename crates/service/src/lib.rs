@@ -18,6 +18,8 @@ pub mod approvals;
 pub mod client;
 pub mod events;
 pub mod failmode;
+#[cfg(windows)]
+pub mod filter_port;
 pub mod metrics;
 pub mod runner;
 pub mod sessions;
@@ -27,6 +29,8 @@ pub use adapter::PolicyAdapter;
 pub use approvals::{ApprovalManager, ApprovalOutcome, PendingApproval};
 pub use client::{ClientError, DriverClient};
 pub use events::{Event, EventKind, EventPipeline, Format, Reason};
+#[cfg(windows)]
+pub use filter_port::FilterPortTransport;
 pub use sessions::{SessionInfo, SessionRegistry};
 #[cfg(unix)]
 pub use transport::SocketTransport;

@@ -1,5 +1,5 @@
 //! A command for the sandbox tests to run: `output N CODE` writes N numbered lines to stdout and to
-//! stderr (interleaved) and exits with CODE; `sleep SECONDS` sleeps.
+//! stderr (interleaved) and exits with CODE; `sleep SECONDS` sleeps; `touch PATH` creates a file.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -40,8 +40,15 @@ fn main() -> ExitCode {
             std::thread::sleep(std::time::Duration::from_secs(seconds));
             ExitCode::SUCCESS
         }
+        ["touch", path] => match std::fs::write(path, b"ran\n") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sandbox_child: cannot create `{path}`: {e}");
+                ExitCode::from(4)
+            }
+        },
         _ => {
-            eprintln!("usage: sandbox_child output LINES CODE | sleep SECONDS");
+            eprintln!("usage: sandbox_child output LINES CODE | sleep SECONDS | touch PATH");
             ExitCode::from(2)
         }
     }

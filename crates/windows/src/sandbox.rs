@@ -114,19 +114,33 @@ pub struct ExecResult {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub isolation: Isolation,
-    /// Driver session id, when the minifilter layer registered the process.
-    pub session: Option<u64>,
+    /// The service's session id, when the minifilter layer registered the process.
+    pub session: Option<String>,
     /// The command was stopped through its [`CancelToken`] (the exit code is then 1).
     pub cancelled: bool,
+}
+
+/// What a session registration carries: the service turns it into the policy's session context
+/// (`${WORKSPACE}`, the application's keys, and `HKCU` as `HKU\<user_sid>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStart {
+    /// The suspended root process.
+    pub root_pid: u32,
+    /// The application name: the sandbox name.
+    pub app: String,
+    /// The workspace as an absolute Windows path (`C:\...`).
+    pub workspace: String,
+    /// The string SID of the user the process runs as (`S-1-5-21-...`).
+    pub user_sid: String,
 }
 
 /// Registers a suspended root process with the driver as a session before it resumes. The service
 /// owns the single port connection, so the real implementation calls the running service.
 pub trait SessionRegistrar: Send + Sync {
-    /// Makes `pid` (suspended) a session of sandbox `sandbox`; returns the session id.
-    fn register(&self, pid: u32, sandbox: &str) -> Result<u64, String>;
+    /// Makes `start.root_pid` (suspended) a session; returns the service's session id.
+    fn register(&self, start: &SessionStart) -> Result<String, String>;
     /// Ends the session when the command has finished.
-    fn unregister(&self, session: u64) -> Result<(), String>;
+    fn unregister(&self, session: &str) -> Result<(), String>;
 }
 
 /// Cooperative cancellation of a running command: the job object is terminated.

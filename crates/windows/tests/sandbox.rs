@@ -3,10 +3,13 @@
 #![cfg(windows)]
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentsh_windows::grants::{Grant, GrantJournal};
-use agentsh_windows::sandbox::{CancelToken, Isolation, Sandbox, SandboxConfig, SandboxError};
+use agentsh_windows::sandbox::{
+    CancelToken, Isolation, Sandbox, SandboxConfig, SandboxError, SessionRegistrar, SessionStart,
+};
 
 /// Lines the child writes to each stream: far more than a pipe buffer, so a parent that reads one
 /// stream at a time would deadlock.
@@ -107,6 +110,91 @@ fn minifilter_without_registrar_is_refused() {
     c.use_minifilter = true;
     let err = Sandbox::create(c, None).expect_err("no registrar");
     assert!(err.to_string().contains("--no-minifilter"), "{err}");
+}
+
+/// A registrar standing in for the service: records what it was asked, and can refuse.
+#[derive(Debug, Default)]
+struct RecordingRegistrar {
+    refuse: Option<String>,
+    registered: Mutex<Vec<SessionStart>>,
+    unregistered: Mutex<Vec<String>>,
+}
+
+impl SessionRegistrar for RecordingRegistrar {
+    fn register(&self, start: &SessionStart) -> Result<String, String> {
+        self.registered.lock().expect("lock").push(start.clone());
+        match &self.refuse {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(format!("sess-{}", start.root_pid)),
+        }
+    }
+
+    fn unregister(&self, session: &str) -> Result<(), String> {
+        self.unregistered
+            .lock()
+            .expect("lock")
+            .push(session.to_owned());
+        Ok(())
+    }
+}
+
+#[test]
+fn registered_commands_carry_process_app_workspace_and_user_and_end_their_session() {
+    let mut c = config("registered");
+    c.use_app_container = false;
+    c.use_minifilter = true;
+    let ws = std::fs::canonicalize(&c.workspace).expect("workspace");
+    let registrar = Arc::new(RecordingRegistrar::default());
+    let sandbox = Sandbox::create(c, Some(registrar.clone())).expect("create");
+    let args = vec!["output".to_owned(), "2".into(), "9".into()];
+    let result = sandbox
+        .execute(&child(), &args, &CancelToken::new())
+        .expect("execute");
+    sandbox.close().expect("close");
+    assert_eq!(result.exit_code, 9);
+    assert_eq!(result.stdout, b"out 000000\nout 000001\n");
+    let registered = registrar.registered.lock().expect("lock").clone();
+    let [start] = registered.as_slice() else {
+        panic!("one registration expected: {registered:?}");
+    };
+    assert_ne!(start.root_pid, 0);
+    assert_eq!(start.app, "test-registered");
+    let ws = ws.to_string_lossy();
+    assert_eq!(start.workspace, ws.strip_prefix(r"\\?\").unwrap_or(&ws));
+    assert!(start.user_sid.starts_with("S-1-5-"), "{}", start.user_sid);
+    let id = format!("sess-{}", start.root_pid);
+    assert_eq!(result.session.as_deref(), Some(id.as_str()));
+    assert_eq!(*registrar.unregistered.lock().expect("lock"), vec![id]);
+}
+
+#[test]
+fn a_refused_registration_kills_the_process_before_it_runs() {
+    let mut c = config("refused");
+    c.use_app_container = false;
+    c.use_minifilter = true;
+    let marker = c.workspace.join("ran.txt");
+    let registrar = Arc::new(RecordingRegistrar {
+        refuse: Some("service said no".into()),
+        ..RecordingRegistrar::default()
+    });
+    let sandbox = Sandbox::create(c, Some(registrar.clone())).expect("create");
+    let args = vec!["touch".to_owned(), marker.to_string_lossy().into_owned()];
+    let err = sandbox
+        .execute(&child(), &args, &CancelToken::new())
+        .expect_err("registration refused");
+    sandbox.close().expect("close");
+    let text = err.to_string();
+    assert!(matches!(err, SandboxError::Registration { .. }), "{err:?}");
+    assert!(text.contains("service said no"), "{text}");
+    assert!(
+        text.contains("the process was killed before it ran"),
+        "{text}"
+    );
+    // Give a process that escaped its suspension time to show itself.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!marker.exists(), "the command ran: {}", marker.display());
+    assert_eq!(registrar.registered.lock().expect("lock").len(), 1);
+    assert!(registrar.unregistered.lock().expect("lock").is_empty());
 }
 
 #[test]

@@ -41,14 +41,14 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::security::{
-    AppContainerApi, LocalSid, OsFailure, change_dacl, has_explicit_label, restricted_low_token,
-    set_low_label,
+    AppContainerApi, LocalSid, OsFailure, change_dacl, current_user_sid, has_explicit_label,
+    restricted_low_token, set_low_label,
 };
 use super::util::{owned, wide};
 use crate::cmdline;
 use crate::grants::{Grant, GrantJournal};
 use crate::sandbox::{
-    CancelToken, ExecResult, Isolation, SandboxConfig, SandboxError, SessionRegistrar,
+    CancelToken, ExecResult, Isolation, SandboxConfig, SandboxError, SessionRegistrar, SessionStart,
 };
 
 /// Access of the container to its workspace: read, write, execute, delete.
@@ -68,6 +68,8 @@ pub struct Sandbox {
     container: Option<LocalSid>,
     isolation: Isolation,
     registrar: Option<Arc<dyn SessionRegistrar>>,
+    /// What every registration names besides the process: set when the minifilter layer is on.
+    session_template: Option<SessionStart>,
     fallback_reason: Option<String>,
     /// Limitations that weaken nothing but restrict the command (e.g. an unwritable workspace).
     warnings: Vec<String>,
@@ -98,6 +100,11 @@ impl Sandbox {
                 reason: "no running agentsh service was given".into(),
             });
         }
+        let session_template = if config.use_minifilter {
+            Some(session_template(&config)?)
+        } else {
+            None
+        };
         let journal = GrantJournal::in_dir(&config.journal_dir, &config.name)?;
         let api = AppContainerApi::load();
         undo_grants(&config.name, &journal, api.as_ref().ok())?;
@@ -109,6 +116,7 @@ impl Sandbox {
             container: None,
             isolation: Isolation::RestrictedToken,
             registrar,
+            session_template,
             fallback_reason: None,
             warnings: Vec::new(),
             closed: false,
@@ -386,11 +394,16 @@ impl Sandbox {
                 return Err(os(f));
             }
         };
-        let session = match (&self.registrar, self.config.use_minifilter) {
-            (Some(registrar), true) => {
-                match registrar.register(info.dwProcessId, &self.config.name) {
+        let session = match (&self.registrar, &self.session_template) {
+            (Some(registrar), Some(template)) => {
+                let start = SessionStart {
+                    root_pid: info.dwProcessId,
+                    ..template.clone()
+                };
+                match registrar.register(&start) {
                     Ok(id) => Some(id),
                     Err(reason) => {
+                        // Still suspended: it has not run a single instruction of the command.
                         kill(&process);
                         return Err(SandboxError::Registration {
                             name: self.config.name.clone(),
@@ -402,13 +415,38 @@ impl Sandbox {
             }
             _ => None,
         };
+        let outcome = self.run_to_exit(&process, &thread, &job, stdout_read, stderr_read, cancel);
+        // The session ends however the command did, so the service keeps no stale session.
+        if let (Some(id), Some(registrar)) = (&session, &self.registrar)
+            && let Err(reason) = registrar.unregister(id)
+        {
+            tracing::warn!(sandbox = %self.config.name, session = %id, reason = %reason, "session unregistration failed");
+        }
+        Ok(ExecResult {
+            session,
+            ..outcome?
+        })
+    }
+
+    /// Resumes the (registered) process, waits for it while watching `cancel`, and collects its
+    /// exit code and output (the session is filled in by the caller).
+    fn run_to_exit(
+        &self,
+        process: &OwnedHandle,
+        thread: &OwnedHandle,
+        job: &OwnedHandle,
+        stdout_read: OwnedHandle,
+        stderr_read: OwnedHandle,
+        cancel: &CancelToken,
+    ) -> Result<ExecResult, SandboxError> {
+        let os = |f: OsFailure| self.os_error(f);
         let stdout = reader(stdout_read);
         let stderr = reader(stderr_read);
         // SAFETY: `thread` is the suspended main thread of the process we created.
         let resumed = unsafe { ResumeThread(thread.as_raw_handle()) };
         if resumed == u32::MAX {
             let failure = OsFailure::last("ResumeThread");
-            kill(&process);
+            kill(process);
             return Err(os(failure));
         }
 
@@ -434,19 +472,12 @@ impl Sandbox {
         // Background children of the command end with it, so nothing keeps the pipes open.
         // SAFETY: terminates what is left in the job we own.
         unsafe { TerminateJobObject(job.as_raw_handle(), exit_code) };
-        let stdout = join(stdout);
-        let stderr = join(stderr);
-        if let (Some(id), Some(registrar)) = (session, &self.registrar)
-            && let Err(reason) = registrar.unregister(id)
-        {
-            tracing::warn!(sandbox = %self.config.name, session = id, reason = %reason, "session unregistration failed");
-        }
         Ok(ExecResult {
             exit_code,
-            stdout: stdout.map_err(|e| self.io_error("reading stdout", e))?,
-            stderr: stderr.map_err(|e| self.io_error("reading stderr", e))?,
+            stdout: join(stdout).map_err(|e| self.io_error("reading stdout", e))?,
+            stderr: join(stderr).map_err(|e| self.io_error("reading stderr", e))?,
             isolation: self.isolation,
-            session,
+            session: None,
             cancelled,
         })
     }
@@ -550,6 +581,31 @@ fn revoke(sid: &str, object: &str, kind: i32) -> Result<(), OsFailure> {
         Err(f) if f.code == ERROR_FILE_NOT_FOUND || f.code == ERROR_PATH_NOT_FOUND => Ok(()),
         other => other,
     }
+}
+
+/// The registration fields every command of the sandbox shares (the process id is added per
+/// command): the application key, the resolved workspace and the SID of the user the sandboxed
+/// processes run as (both isolations derive their token from ours).
+fn session_template(config: &SandboxConfig) -> Result<SessionStart, SandboxError> {
+    let os = |f: OsFailure| SandboxError::Os {
+        name: config.name.clone(),
+        step: f.step,
+        code: f.code,
+        message: f.message,
+    };
+    let workspace = object_path(&config.workspace).map_err(os)?;
+    let user_sid = current_user_sid().map_err(|f| {
+        os(OsFailure {
+            step: format!("reading this user's sid: {}", f.step),
+            ..f
+        })
+    })?;
+    Ok(SessionStart {
+        root_pid: 0,
+        app: config.app_key().to_owned(),
+        workspace,
+        user_sid,
+    })
 }
 
 /// A path in the form the security APIs take: absolute, without the `\\?\` prefix of

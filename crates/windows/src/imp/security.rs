@@ -14,11 +14,12 @@ use windows_sys::Win32::Security::Authorization::{
 };
 use windows_sys::Win32::Security::{
     ACL, CreateRestrictedToken, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
-    DISABLE_MAX_PRIVILEGE, GetSecurityDescriptorSacl, LABEL_SECURITY_INFORMATION,
-    PSECURITY_DESCRIPTOR, PSID, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES,
-    SUB_CONTAINERS_AND_OBJECTS_INHERIT, SetTokenInformation, TOKEN_ADJUST_DEFAULT,
-    TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL, TOKEN_QUERY, TokenIntegrityLevel,
-    WinBuiltinAdministratorsSid, WinLowLabelSid,
+    DISABLE_MAX_PRIVILEGE, GetSecurityDescriptorSacl, GetTokenInformation,
+    LABEL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SECURITY_MAX_SID_SIZE,
+    SID_AND_ATTRIBUTES, SUB_CONTAINERS_AND_OBJECTS_INHERIT, SetTokenInformation,
+    TOKEN_ADJUST_DEFAULT, TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL,
+    TOKEN_QUERY, TOKEN_USER, TokenIntegrityLevel, TokenUser, WinBuiltinAdministratorsSid,
+    WinLowLabelSid,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
@@ -100,6 +101,44 @@ pub fn sid_string(sid: PSID) -> Result<String, OsFailure> {
     // SAFETY: the string was LocalAlloc'd by ConvertSidToStringSidW and is freed once.
     unsafe { LocalFree(text as HLOCAL) };
     Ok(out)
+}
+
+/// The string SID (`S-1-5-21-...`) of the user this process runs as: the `TokenUser` of its token.
+pub fn current_user_sid() -> Result<String, OsFailure> {
+    let mut token: HANDLE = null_mut();
+    // SAFETY: opens the current process token for query into `token`, owned just below.
+    let ok = unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) };
+    if ok == 0 {
+        return Err(OsFailure::last("OpenProcessToken"));
+    }
+    let token = owned(token).ok_or_else(|| OsFailure::last("OpenProcessToken"))?;
+    let mut needed = 0u32;
+    // SAFETY: a size query: no buffer, `needed` receives the size TokenUser takes.
+    unsafe { GetTokenInformation(token.as_raw_handle(), TokenUser, null_mut(), 0, &mut needed) };
+    if needed == 0 {
+        return Err(OsFailure::last("GetTokenInformation(TokenUser) size"));
+    }
+    // u64 elements keep the buffer aligned for TOKEN_USER (pointer alignment).
+    let mut buffer = vec![0u64; (needed as usize).div_ceil(size_of::<u64>())];
+    let len = u32::try_from(buffer.len() * size_of::<u64>()).unwrap_or(u32::MAX);
+    // SAFETY: `buffer` is writable for `len` bytes and aligned for TOKEN_USER.
+    let ok = unsafe {
+        GetTokenInformation(
+            token.as_raw_handle(),
+            TokenUser,
+            buffer.as_mut_ptr().cast(),
+            len,
+            &mut needed,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("GetTokenInformation(TokenUser)"));
+    }
+    let user: *const TOKEN_USER = buffer.as_ptr().cast();
+    // SAFETY: the call filled `buffer` with a TOKEN_USER whose SID points into the same buffer,
+    // which stays alive until sid_string has copied the text.
+    let sid = unsafe { (*user).User.Sid };
+    sid_string(sid)
 }
 
 /// Adds (`grant = true`: an inheritable allow ACE with `access`) or removes (every explicit ACE of
