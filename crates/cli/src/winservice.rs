@@ -35,11 +35,13 @@ pub fn run(command: ServiceCommand) -> anyhow::Result<ExitCode> {
 #[cfg(windows)]
 mod imp {
     use std::process::ExitCode;
+    use std::sync::Arc;
     use std::time::Duration;
 
-    use agentsh_windows::driver;
+    use agentsh_service::FilterPortTransport;
+    use agentsh_service::runner::{self, RunOptions, Status};
     use agentsh_windows::eventlog::{self, Event, EventLog};
-    use agentsh_windows::port::{EXIT_DRIVER_UNAVAILABLE, FilterPort, PORT_NAME};
+    use agentsh_windows::port::EXIT_DRIVER_UNAVAILABLE;
     use agentsh_windows::scm::{self, ScmError, StopSignal};
 
     use super::ServiceCommand;
@@ -72,15 +74,18 @@ mod imp {
                 scm::stop(scm::SERVICE_NAME, "service")?;
                 println!("service `{}` stopped", scm::SERVICE_NAME);
             }
-            ServiceCommand::Run(_options) => return run_service(),
+            ServiceCommand::Run(options) => return run_service(*options),
         }
         Ok(ExitCode::SUCCESS)
     }
 
-    fn run_service() -> anyhow::Result<ExitCode> {
-        match scm::run_as_service(|stop| serve(stop).map_err(|e| e.to_string())) {
+    fn run_service(options: RunOptions) -> anyhow::Result<ExitCode> {
+        let body = options.clone();
+        match scm::run_as_service(move |stop| {
+            serve(body.clone(), Stop::Scm(stop)).map_err(|e| e.to_string())
+        }) {
             Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(ScmError::NotAService) => match serve(StopSignal::default()) {
+            Err(ScmError::NotAService) => match serve(options, Stop::CtrlC) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(ServeError::DriverMissing(text)) => {
                     eprintln!("agentsh: service: {text}");
@@ -90,6 +95,34 @@ mod imp {
                 Err(ServeError::Other(text)) => Err(anyhow::anyhow!("service: {text}")),
             },
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What ends the service: the SCM's stop request, or Ctrl-C in a console.
+    enum Stop {
+        Scm(StopSignal),
+        CtrlC,
+    }
+
+    impl Stop {
+        async fn requested(self) {
+            match self {
+                Stop::Scm(signal) => {
+                    let waited = tokio::task::spawn_blocking(move || {
+                        while !signal.wait(Duration::from_secs(3600)) {}
+                    })
+                    .await;
+                    if let Err(e) = waited {
+                        tracing::error!(error = %e, "stop-request watcher failed; stopping");
+                    }
+                }
+                Stop::CtrlC => {
+                    if let Err(e) = tokio::signal::ctrl_c().await {
+                        tracing::error!(error = %e, "cannot watch for Ctrl-C; stop with Ctrl-Break");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
         }
     }
 
@@ -107,59 +140,75 @@ mod imp {
         }
     }
 
-    /// The service body: connect to the driver, handshake and exclude this process before anything
-    /// it does could be intercepted, then serve until stopped.
-    fn serve(stop: StopSignal) -> Result<(), ServeError> {
-        let log = EventLog::open().map_err(|e| {
-            tracing::warn!(error = %e, "event log unavailable; events go to the console log only");
-        });
-        let record = |event: Event| {
-            if let Ok(log) = &log
-                && let Err(e) = log.report(&event)
-            {
-                tracing::warn!(error = %e, "event log write failed");
+    /// The Event Log record for a status report, if an administrator must see it.
+    fn status_record(status: &Status) -> Option<Event> {
+        let detail = status.to_string();
+        match status {
+            Status::Connected { .. } | Status::Reconnected { .. } => {
+                Some(Event::ServiceStarted { detail })
             }
-        };
-        let port = match FilterPort::connect(PORT_NAME, &[]) {
-            Ok(port) => port,
+            Status::Disconnected { .. } => Some(Event::DriverUnavailable { reason: detail }),
+            Status::Stopped => Some(Event::ServiceStopped { detail }),
+            _ => None,
+        }
+    }
+
+    /// The service body: connect to the driver (handshake and exclusion of this process come
+    /// first, before anything it does could be intercepted), then run the policy service —
+    /// decisions, approvals API, policy reload, reconnects — until stopped. Decisions an
+    /// administrator must see and fail-mode transitions go to the Event Log as well.
+    fn serve(mut options: RunOptions, stop: Stop) -> Result<(), ServeError> {
+        let log = match EventLog::open() {
+            Ok(log) => Some(Arc::new(log)),
             Err(e) => {
-                let text = e.to_string();
-                record(Event::DriverUnavailable {
-                    reason: text.clone(),
-                });
-                return Err(if e.is_driver_missing() {
-                    ServeError::DriverMissing(text)
-                } else {
-                    ServeError::Other(text)
-                });
+                tracing::warn!(error = %e, "event log unavailable; events go to the configured sinks only");
+                None
             }
         };
-        let mut send =
-            |input: &[u8], output: &mut [u8]| port.send(input, output).map_err(|e| e.to_string());
-        driver::hello(&mut send).map_err(ServeError::Other)?;
-        driver::exclude_self(&mut send).map_err(ServeError::Other)?;
-        record(Event::ServiceStarted {
-            detail: format!(
-                "connected to `{PORT_NAME}`; this process is excluded from interception"
-            ),
-        });
-        // Holding the port without answering would stall every intercepted operation until the
-        // driver's timeout; so without the policy loop the service says so and disconnects, which
-        // puts the driver in its configured fail mode at once.
-        let outcome = if stop.wait(Duration::ZERO) {
-            Ok(())
-        } else {
-            Err(ServeError::Other(
-                "the policy loop (agentsh-service) is not linked into this build: disconnecting so the driver applies its fail mode".into(),
-            ))
+        let record = {
+            let log = log.clone();
+            move |event: &Event| {
+                if let Some(log) = &log
+                    && let Err(e) = log.report(event)
+                {
+                    tracing::warn!(error = %e, "event log write failed");
+                }
+            }
         };
-        record(Event::ServiceStopped {
-            detail: match &outcome {
-                Ok(()) => "stop requested".into(),
-                Err(e) => e.to_string(),
-            },
-        });
-        outcome
+        let runtime = tokio::runtime::Runtime::new()
+            .map_err(|e| ServeError::Other(format!("cannot start the runtime: {e}")))?;
+        runtime.block_on(async move {
+            let first = match FilterPortTransport::connect() {
+                Ok(t) => t,
+                Err(e) => {
+                    let text = e.to_string();
+                    record(&Event::DriverUnavailable {
+                        reason: text.clone(),
+                    });
+                    return Err(if e.is_driver_missing() {
+                        ServeError::DriverMissing(text)
+                    } else {
+                        ServeError::Other(text)
+                    });
+                }
+            };
+            if let Some(log) = log.clone() {
+                options.deliver_to.push(Arc::new(move |ev| {
+                    crate::eventlog_map::record(ev).is_none_or(|r| log.report(&r).is_ok())
+                }));
+            }
+            let console = options.status.clone();
+            options.status = Arc::new(move |s: &Status| {
+                console(s);
+                if let Some(r) = status_record(s) {
+                    record(&r);
+                }
+            });
+            let reconnect = || async { FilterPortTransport::connect().map_err(|e| e.to_string()) };
+            runner::run(options, first, reconnect, stop.requested())
+                .await
+                .map_err(|e| ServeError::Other(e.to_string()))
+        })
     }
 }
 
