@@ -1,7 +1,8 @@
 //! Approvals: an operation a rule sends to a person waits here, with the rule's timeout, until
 //! someone allows it once, allows it for the rest of the session, denies it — or the timer runs
 //! out, which denies it and is recorded as a timeout, never as a person's denial. The service owns
-//! the timer and always produces a final decision.
+//! the timer and always produces a final decision. Watchers (the terminal prompt) subscribe to the
+//! approvals opening and closing; nobody has to watch, and no watcher can hold up a decision.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 /// How an approval ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +55,15 @@ pub struct PendingApproval {
     pub expires_at_ms: u64,
 }
 
+/// An approval opening or closing, as watchers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalChange {
+    /// An approval now waits for a person.
+    Opened(PendingApproval),
+    /// An approval ended: a person answered it (here or elsewhere) or it timed out.
+    Closed { id: u32, outcome: ApprovalOutcome },
+}
+
 /// What a session-wide grant covers: the same operation on the same canonical path and value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GrantKey {
@@ -70,11 +80,11 @@ struct Waiting {
 }
 
 /// The approval manager.
-#[derive(Default)]
 pub struct ApprovalManager {
     next_id: AtomicU32,
     waiting: Mutex<HashMap<u32, Waiting>>,
     grants: Mutex<HashSet<GrantKey>>,
+    changes: broadcast::Sender<ApprovalChange>,
 }
 
 impl std::fmt::Debug for ApprovalManager {
@@ -93,12 +103,24 @@ pub enum AnswerError {
 }
 
 impl ApprovalManager {
+    /// How many changes a watcher may fall behind before it misses some (and is told so).
+    pub const CHANGES_CAPACITY: usize = 256;
+
     /// A manager with no approvals.
     pub fn new() -> Arc<Self> {
         Arc::new(ApprovalManager {
             next_id: AtomicU32::new(1),
-            ..Default::default()
+            waiting: Mutex::default(),
+            grants: Mutex::default(),
+            changes: broadcast::channel(Self::CHANGES_CAPACITY).0,
         })
+    }
+
+    /// Approvals opening and closing from now on. Sending never waits for a watcher: one that
+    /// falls more than [`Self::CHANGES_CAPACITY`] changes behind gets
+    /// [`broadcast::error::RecvError::Lagged`] and should catch up from [`Self::list`].
+    pub fn subscribe(&self) -> broadcast::Receiver<ApprovalChange> {
+        self.changes.subscribe()
     }
 
     /// Whether a session-wide grant already allows this.
@@ -129,18 +151,32 @@ impl ApprovalManager {
         let timeout = Duration::from_secs(u64::from(info.timeout_secs));
         let (tx, rx) = oneshot::channel();
         if let Ok(mut w) = self.waiting.lock() {
+            // Announced under the lock, so that no watcher hears it close before it opened. No
+            // watcher is no error.
+            let _ = self.changes.send(ApprovalChange::Opened(info.clone()));
             w.insert(id, Waiting { info, grant, tx });
         }
         let this = self.clone();
         let fut = async move {
-            let outcome = match tokio::time::timeout(timeout, rx).await {
+            match tokio::time::timeout(timeout, rx).await {
+                // Whoever sent it (`answer`, `withdraw_all`) removed and announced it.
                 Ok(Ok(outcome)) => outcome,
-                _ => ApprovalOutcome::TimedOut,
-            };
-            if let Ok(mut w) = this.waiting.lock() {
-                w.remove(&id);
+                _ => {
+                    // Announced only if still waiting: an answer that arrived as the timer fired
+                    // removed it and announced the timeout itself.
+                    let removed = this
+                        .waiting
+                        .lock()
+                        .is_ok_and(|mut w| w.remove(&id).is_some());
+                    if removed {
+                        let _ = this.changes.send(ApprovalChange::Closed {
+                            id,
+                            outcome: ApprovalOutcome::TimedOut,
+                        });
+                    }
+                    ApprovalOutcome::TimedOut
+                }
             }
-            outcome
         };
         (id, fut)
     }
@@ -158,24 +194,43 @@ impl ApprovalManager {
         {
             g.insert(waiting.grant.clone());
         }
-        // The waiter may have timed out between the lookup and now; then the timeout stands.
-        waiting
-            .tx
-            .send(outcome)
+        self.finish(id, waiting, outcome, ApprovalOutcome::TimedOut)
             .map_err(|_| AnswerError::NotFound(id))
+    }
+
+    /// Sends the outcome of an approval just removed from the waiting set and announces how it
+    /// ended. If the waiter is gone (it timed out between the removal and now, or its connection
+    /// dropped it), `outcome` was not taken and `if_gone` is announced instead.
+    fn finish(
+        &self,
+        id: u32,
+        waiting: Waiting,
+        outcome: ApprovalOutcome,
+        if_gone: ApprovalOutcome,
+    ) -> Result<(), ()> {
+        let sent = waiting.tx.send(outcome).map_err(|_| ());
+        let outcome = if sent.is_ok() { outcome } else { if_gone };
+        let _ = self.changes.send(ApprovalChange::Closed { id, outcome });
+        sent
     }
 
     /// Ends every waiting approval with [`ApprovalOutcome::Withdrawn`] (the driver connection they
     /// were held on closed, so no final decision can reach the kernel). Returns how many.
     pub fn withdraw_all(&self) -> usize {
-        let waiting: Vec<Waiting> = self
+        let mut waiting: Vec<(u32, Waiting)> = self
             .waiting
             .lock()
-            .map(|mut w| w.drain().map(|(_, v)| v).collect())
+            .map(|mut w| w.drain().collect())
             .unwrap_or_default();
+        waiting.sort_by_key(|(id, _)| *id);
         let n = waiting.len();
-        for w in waiting {
-            let _ = w.tx.send(ApprovalOutcome::Withdrawn);
+        for (id, w) in waiting {
+            let _ = self.finish(
+                id,
+                w,
+                ApprovalOutcome::Withdrawn,
+                ApprovalOutcome::Withdrawn,
+            );
         }
         n
     }
@@ -194,5 +249,86 @@ impl ApprovalManager {
     /// How many approvals wait.
     pub fn pending_count(&self) -> usize {
         self.waiting.lock().map(|w| w.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(timeout_secs: u32) -> (PendingApproval, GrantKey) {
+        let info = PendingApproval {
+            id: 0,
+            session_id: "s-1".into(),
+            process_id: 4100,
+            process_name: "installer.exe".into(),
+            operation: "CreateKey".into(),
+            path: "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\x".into(),
+            value_name: None,
+            rule: "approve-service-install".into(),
+            message: "install a service".into(),
+            timeout_secs,
+            expires_at_ms: 0,
+        };
+        let grant = GrantKey {
+            session_id: "s-1".into(),
+            operation: "CreateKey".into(),
+            canonical: info.path.to_ascii_uppercase(),
+            value_name: None,
+        };
+        (info, grant)
+    }
+
+    fn closed(id: u32, outcome: ApprovalOutcome) -> ApprovalChange {
+        ApprovalChange::Closed { id, outcome }
+    }
+
+    #[tokio::test]
+    async fn each_approval_is_announced_opened_then_closed_once_with_its_outcome() {
+        let approvals = ApprovalManager::new();
+        let mut changes = approvals.subscribe();
+        let mut next = || match changes.try_recv() {
+            Ok(ApprovalChange::Opened(a)) => Some(ApprovalChange::Opened(PendingApproval {
+                expires_at_ms: 0,
+                ..a
+            })),
+            other => other.ok(),
+        };
+
+        let (info, grant) = pending(30);
+        let (answered, outcome) = approvals.open(info.clone(), grant.clone());
+        let opened = ApprovalChange::Opened(PendingApproval {
+            id: answered,
+            ..info.clone()
+        });
+        assert_eq!(next(), Some(opened));
+        approvals
+            .answer(answered, ApprovalOutcome::AllowOnce)
+            .expect("answered");
+        assert_eq!(outcome.await, ApprovalOutcome::AllowOnce);
+        assert_eq!(next(), Some(closed(answered, ApprovalOutcome::AllowOnce)));
+
+        let (timing_out, outcome) = approvals.open(pending(1).0, grant.clone());
+        assert!(matches!(next(), Some(ApprovalChange::Opened(a)) if a.id == timing_out));
+        assert_eq!(outcome.await, ApprovalOutcome::TimedOut);
+        assert_eq!(next(), Some(closed(timing_out, ApprovalOutcome::TimedOut)));
+        assert!(
+            approvals
+                .answer(timing_out, ApprovalOutcome::Denied)
+                .is_err(),
+            "too late"
+        );
+
+        let (first, a) = approvals.open(info.clone(), grant.clone());
+        let (second, b) = approvals.open(info.clone(), grant.clone());
+        // A connection that went away dropped its waiter: still announced as withdrawn.
+        drop(b);
+        assert_eq!(approvals.withdraw_all(), 2);
+        assert_eq!(a.await, ApprovalOutcome::Withdrawn);
+        assert!(matches!(next(), Some(ApprovalChange::Opened(a)) if a.id == first));
+        assert!(matches!(next(), Some(ApprovalChange::Opened(a)) if a.id == second));
+        assert_eq!(next(), Some(closed(first, ApprovalOutcome::Withdrawn)));
+        assert_eq!(next(), Some(closed(second, ApprovalOutcome::Withdrawn)));
+        assert_eq!(next(), None, "nothing announced twice");
     }
 }

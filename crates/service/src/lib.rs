@@ -23,10 +23,11 @@ pub mod filter_port;
 pub mod metrics;
 pub mod runner;
 pub mod sessions;
+pub mod terminal;
 pub mod transport;
 
 pub use adapter::PolicyAdapter;
-pub use approvals::{ApprovalManager, ApprovalOutcome, PendingApproval};
+pub use approvals::{ApprovalChange, ApprovalManager, ApprovalOutcome, PendingApproval};
 pub use client::{ClientError, DriverClient};
 pub use events::{Event, EventKind, EventPipeline, Format, Reason};
 #[cfg(windows)]
