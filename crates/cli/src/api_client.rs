@@ -1,10 +1,16 @@
 //! The running service's local API as the command line reaches it (approvals, metrics, sandbox
 //! sessions): the address, the bearer token from the service's token file, and errors that name
 //! both.
+//!
+//! The token goes only to a listener that has just proved it knows it: before every request, the
+//! client sends a fresh random nonce to `GET /v1/proof` (without the token) and checks the HMAC
+//! that comes back in constant time. Any local process can bind the API port while the service is
+//! not running, and must not be handed the token. Nothing is remembered between requests.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use agentsh_service::api;
 use clap::Args;
 
 use crate::service_cmd::{DEFAULT_API, default_token_file};
@@ -41,6 +47,14 @@ pub enum ApiError {
     },
     #[error("the agentsh service at {addr} sent an answer this agentsh cannot read: {message}")]
     Malformed { addr: SocketAddr, message: String },
+    #[error("the process listening on {addr} does not know the token in {}: it is not this agentsh service; not sending the token ({why})", path.display())]
+    Impostor {
+        addr: SocketAddr,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("cannot draw a random nonce to check the agentsh service: {0}")]
+    Random(String),
 }
 
 /// A client of the service's local API, holding the token read once from the token file.
@@ -48,6 +62,7 @@ pub enum ApiError {
 pub struct ApiClient {
     addr: SocketAddr,
     token_file: PathBuf,
+    token: String,
     auth: String,
     agent: ureq::Agent,
 }
@@ -76,13 +91,55 @@ impl ApiClient {
         Ok(ApiClient {
             addr: args.api,
             auth: format!("Bearer {token}"),
+            token: token.to_owned(),
             token_file,
             agent,
         })
     }
 
+    /// Makes the listener prove it knows the token: a fresh 32-byte nonce to `GET /v1/proof`,
+    /// without the token, and the answer checked in constant time. Every request carrying the
+    /// token is preceded by this (nothing is cached: the port may have changed hands).
+    fn check_listener(&self) -> Result<(), ApiError> {
+        let mut nonce = [0u8; api::PROOF_NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| ApiError::Random(e.to_string()))?;
+        let url = self.url(&format!("/v1/proof?nonce={}", api::to_hex(&nonce)));
+        let mut response = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|e| ApiError::Unreachable {
+                addr: self.addr,
+                message: e.to_string(),
+            })?;
+        let status = response.status();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        let proof = if status.is_success() {
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["proof"].as_str().map(str::to_owned))
+                .ok_or_else(|| "its answer to `/v1/proof` carries no `proof`".to_owned())
+                .and_then(|p| api::parse_hex32("proof", &p))
+        } else {
+            Err(format!("it answered `/v1/proof` with {}", status.as_u16()))
+        };
+        let why = match proof {
+            Ok(p) if api::verify_proof(&self.token, &nonce, &p) => return Ok(()),
+            Ok(_) => "its proof does not match the token; if the service was started with another \
+                      --api-token-file, pass that file"
+                .to_owned(),
+            Err(why) => why,
+        };
+        Err(ApiError::Impostor {
+            addr: self.addr,
+            path: self.token_file.clone(),
+            why,
+        })
+    }
+
     /// `GET path`: the body of a successful answer.
     pub fn get(&self, path: &str) -> Result<String, ApiError> {
+        self.check_listener()?;
         let request = self
             .agent
             .get(self.url(path))
@@ -92,6 +149,7 @@ impl ApiClient {
 
     /// `POST path` without a body.
     pub fn post(&self, path: &str) -> Result<String, ApiError> {
+        self.check_listener()?;
         let request = self
             .agent
             .post(self.url(path))
@@ -141,6 +199,7 @@ impl ApiClient {
 impl ApiClient {
     /// `DELETE path`.
     pub fn delete(&self, path: &str) -> Result<String, ApiError> {
+        self.check_listener()?;
         let request = self
             .agent
             .delete(self.url(path))
@@ -157,6 +216,7 @@ impl ApiClient {
             addr: self.addr,
             message: format!("cannot encode the session request: {e}"),
         })?;
+        self.check_listener()?;
         let answer = self.finish(
             self.agent
                 .post(self.url("/v1/sessions"))
@@ -207,8 +267,9 @@ fn is_session_id(id: &str) -> bool {
         && id != ".."
 }
 
-/// A stand-in for the service's API in tests: a loopback HTTP server answering each connection
-/// with the next canned answer and recording what it was sent.
+/// A stand-in for the service's API in tests: a loopback HTTP server that proves it knows its
+/// token when asked, answers every other request with the next canned answer, and records what
+/// it was sent.
 #[cfg(test)]
 pub(crate) mod test_service {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -221,16 +282,24 @@ pub(crate) mod test_service {
         pub(crate) request_line: String,
         pub(crate) authorization: Option<String>,
         pub(crate) body: String,
+        /// Proof requests answered since the previous request (none of them carried a token).
+        pub(crate) proofs_before: usize,
     }
 
-    /// A one-connection-per-answer HTTP server answering each request with the next of `answers`
+    /// A one-connection-per-request HTTP server: `GET /v1/proof` is answered with the proof of
+    /// `token` (and must come without one); every other request with the next of `answers`
     /// (status, body).
-    pub(crate) fn serve(answers: Vec<(u16, &'static str)>) -> (SocketAddr, JoinHandle<Vec<Seen>>) {
+    pub(crate) fn serve(
+        token: &'static str,
+        answers: Vec<(u16, &'static str)>,
+    ) -> (SocketAddr, JoinHandle<Vec<Seen>>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let handle = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            for (status, body) in answers {
+            let mut proofs = 0;
+            let mut answers = answers.into_iter().peekable();
+            while let Some(&(status, body)) = answers.peek() {
                 let (stream, _) = listener.accept().expect("accept");
                 let mut reader = BufReader::new(stream.try_clone().expect("clone"));
                 let mut request_line = String::new();
@@ -252,12 +321,33 @@ pub(crate) mod test_service {
                 }
                 let mut bytes = vec![0; length];
                 reader.read_exact(&mut bytes).expect("body");
+                let mut stream = stream;
+                let nonce = request_line
+                    .strip_prefix("GET /v1/proof?nonce=")
+                    .and_then(|rest| rest.split(' ').next());
+                if let Some(nonce) = nonce {
+                    assert_eq!(authorization, None, "the token went with the proof request");
+                    let nonce = agentsh_service::api::parse_hex32("nonce", nonce).expect("nonce");
+                    let proof = agentsh_service::api::proof(token, &nonce).expect("proof");
+                    let answer =
+                        format!("{{\"proof\":\"{}\"}}", agentsh_service::api::to_hex(&proof));
+                    write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .expect("proof");
+                    // Not one of `answers`: the next still waits for the request the proof precedes.
+                    proofs += 1;
+                    continue;
+                }
+                answers.next();
                 seen.push(Seen {
                     request_line: request_line.trim_end().to_owned(),
                     authorization,
                     body: String::from_utf8(bytes).expect("utf-8 body"),
+                    proofs_before: std::mem::take(&mut proofs),
                 });
-                let mut stream = stream;
                 write!(
                     stream,
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -303,10 +393,13 @@ mod tests {
 
     #[test]
     fn registration_posts_the_request_with_the_token_and_returns_the_id() {
-        let (addr, server) = serve(vec![
-            (201, r#"{"session_id":"s-7"}"#),
-            (200, "session `s-7` ended\n"),
-        ]);
+        let (addr, server) = serve(
+            "f00d",
+            vec![
+                (201, r#"{"session_id":"s-7"}"#),
+                (200, "session `s-7` ended\n"),
+            ],
+        );
         let (client, _dir) = client(addr, "f00d");
         assert_eq!(
             client.register_session(&request()).expect("register"),
@@ -329,11 +422,16 @@ mod tests {
         );
         assert_eq!(seen[1].request_line, "DELETE /v1/sessions/s-7 HTTP/1.1");
         assert_eq!(seen[1].authorization.as_deref(), Some("Bearer f00d"));
+        assert!(
+            seen.iter().all(|s| s.proofs_before == 1),
+            "each request with the token follows a proof: {seen:?}"
+        );
     }
 
     #[test]
     fn a_wrong_token_names_the_token_file() {
-        let (addr, server) = serve(vec![(401, "missing or wrong API token\n")]);
+        // A listener that proves the token yet refuses it: the refusal names the file.
+        let (addr, server) = serve("stale", vec![(401, "missing or wrong API token\n")]);
         let (client, dir) = client(addr, "stale");
         let err = client.register_session(&request()).expect_err("401");
         server.join().expect("server");
@@ -348,11 +446,14 @@ mod tests {
 
     #[test]
     fn refusals_and_odd_answers_are_reported_with_the_address() {
-        let (addr, server) = serve(vec![
-            (400, "app name `Microsoft` is not allowed\n"),
-            (201, "not json"),
-            (201, r#"{"session_id":"../x"}"#),
-        ]);
+        let (addr, server) = serve(
+            "t",
+            vec![
+                (400, "app name `Microsoft` is not allowed\n"),
+                (201, "not json"),
+                (201, r#"{"session_id":"../x"}"#),
+            ],
+        );
         let (client, _dir) = client(addr, "t");
         let refused = client.register_session(&request()).expect_err("400");
         assert_eq!(

@@ -288,9 +288,9 @@ fn read_request(stream: &TcpStream) -> Seen {
 }
 
 /// The service's local API as far as `sandbox run` uses it, on a loopback port of this (Wine)
-/// process: answers the token check, the registration (`s-9`) and the unregistration, and returns
-/// what it was sent once the session is ended (or after a minute).
-fn stand_in_service() -> (SocketAddr, JoinHandle<Vec<Seen>>) {
+/// process: proves it knows `token`, answers the token check, the registration (`s-9`) and the
+/// unregistration, and returns what it was sent once the session is ended (or after a minute).
+fn stand_in_service(token: &'static str) -> (SocketAddr, JoinHandle<Vec<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("nonblocking");
@@ -308,12 +308,24 @@ fn stand_in_service() -> (SocketAddr, JoinHandle<Vec<Seen>>) {
             };
             stream.set_nonblocking(false).expect("blocking");
             let request = read_request(&stream);
-            let (status, body) = match request.request_line.split(' ').take(2).collect::<Vec<_>>()[..]
-            {
-                ["GET", "/v1/approvals"] => (200, "[]".to_owned()),
-                ["POST", "/v1/sessions"] => (201, r#"{"session_id":"s-9"}"#.to_owned()),
-                ["DELETE", "/v1/sessions/s-9"] => (200, "session `s-9` ended\n".to_owned()),
-                _ => (404, "unknown\n".to_owned()),
+            let proof = request
+                .request_line
+                .strip_prefix("GET /v1/proof?nonce=")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|nonce| agentsh_service::api::parse_hex32("nonce", nonce).ok())
+                .and_then(|nonce| agentsh_service::api::proof(token, &nonce));
+            let (status, body) = if let Some(proof) = proof {
+                (
+                    200,
+                    format!("{{\"proof\":\"{}\"}}", agentsh_service::api::to_hex(&proof)),
+                )
+            } else {
+                match request.request_line.split(' ').take(2).collect::<Vec<_>>()[..] {
+                    ["GET", "/v1/approvals"] => (200, "[]".to_owned()),
+                    ["POST", "/v1/sessions"] => (201, r#"{"session_id":"s-9"}"#.to_owned()),
+                    ["DELETE", "/v1/sessions/s-9"] => (200, "session `s-9` ended\n".to_owned()),
+                    _ => (404, "unknown\n".to_owned()),
+                }
             };
             write!(
                 stream,
@@ -337,7 +349,7 @@ fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
     let ws = workspace("svc");
     let token = format!("{ws}\\api-token");
     std::fs::write(&token, "f00d\n").expect("token");
-    let (addr, service) = stand_in_service();
+    let (addr, service) = stand_in_service("f00d");
     let api = addr.to_string();
     let out = agentsh(&[
         "sandbox",
@@ -367,6 +379,15 @@ fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
     assert!(!stderr.contains("--no-minifilter"), "{stderr}");
 
     let seen = service.join().expect("stand-in service");
+    // Every request with the token follows a proof request without it.
+    let (proofs, seen): (Vec<Seen>, Vec<Seen>) = seen
+        .into_iter()
+        .partition(|s| s.request_line.starts_with("GET /v1/proof?nonce="));
+    assert_eq!(proofs.len(), 3, "{proofs:?}");
+    assert!(
+        proofs.iter().all(|p| p.authorization.is_none()),
+        "{proofs:?}"
+    );
     let lines: Vec<&str> = seen.iter().map(|s| s.request_line.as_str()).collect();
     assert_eq!(
         lines,

@@ -1,10 +1,13 @@
 //! The local HTTP API: approvals, sessions and metrics for the approvals CLI and the sandbox
 //! (the driver's port admits one client, the service; everything else goes through here).
 //! It binds to loopback only and every request must carry the bearer token the service writes to
-//! its token file (readable by the service's account only).
+//! its token file (readable by the service's account only) — except the proof, which lets a
+//! client check that whatever listens on the port knows the token before the client sends it:
+//! any local process could bind the port while the service is not running.
 //!
 //! | method and path | what |
 //! |---|---|
+//! | `GET /v1/proof?nonce=<64 hex digits>` | no token: `{"proof": hex(HMAC-SHA256(token, "agentsh-api-proof\0" ‖ nonce))}` |
 //! | `GET /v1/approvals` | approvals waiting for a person |
 //! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session) | allow |
 //! | `POST /v1/approvals/{id}/deny` | deny |
@@ -24,7 +27,9 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use sha2::Sha256;
 
 use crate::adapter::PolicyAdapter;
 use crate::approvals::ApprovalOutcome;
@@ -95,7 +100,62 @@ pub fn default_token_file() -> std::path::PathBuf {
 pub fn new_token() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(to_hex(&bytes))
+}
+
+/// What a proof of the token covers: this context, then the client's nonce.
+pub const PROOF_CONTEXT: &[u8] = b"agentsh-api-proof\0";
+
+/// A proof nonce's length in bytes (twice as many hex digits on the wire).
+pub const PROOF_NONCE_LEN: usize = 32;
+
+/// The HMAC-SHA256 of [`PROOF_CONTEXT`] and `nonce`, keyed with the token as the token file holds
+/// it (its text). `None` only if the MAC refuses the key, which HMAC never does.
+fn proof_mac(token: &str, nonce: &[u8; PROOF_NONCE_LEN]) -> Option<Hmac<Sha256>> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes()).ok()?;
+    mac.update(PROOF_CONTEXT);
+    mac.update(nonce);
+    Some(mac)
+}
+
+/// The proof that whoever computes it knows `token`: what `GET /v1/proof` answers.
+pub fn proof(token: &str, nonce: &[u8; PROOF_NONCE_LEN]) -> Option<[u8; 32]> {
+    proof_mac(token, nonce).map(|m| m.finalize().into_bytes().into())
+}
+
+/// Whether `proof` is the proof of `token` for `nonce`, compared in constant time.
+pub fn verify_proof(token: &str, nonce: &[u8; PROOF_NONCE_LEN], proof: &[u8]) -> bool {
+    proof_mac(token, nonce).is_some_and(|m| m.verify_slice(proof).is_ok())
+}
+
+/// Lowercase hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Exactly 32 bytes in hex (either case); the error names `what` and says what is wrong.
+pub fn parse_hex32(what: &str, text: &str) -> Result<[u8; 32], String> {
+    let length = text.chars().count();
+    if length != 64 {
+        return Err(format!(
+            "`{what}` must be 64 hex digits (32 bytes), not {length} characters"
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (i, c) in text.chars().enumerate() {
+        let Some(digit) = c.to_digit(16) else {
+            return Err(format!(
+                "`{what}` must be hex: character {} `{}` is not a hex digit",
+                i + 1,
+                c.escape_default()
+            ));
+        };
+        // 64 characters, so `i / 2` is in range.
+        if let Some(byte) = out.get_mut(i / 2) {
+            *byte = (*byte << 4) | digit as u8;
+        }
+    }
+    Ok(out)
 }
 
 /// Writes the token where only this account can read it.
@@ -189,6 +249,8 @@ pub async fn serve(
         .route("/v1/sessions/{id}", delete(unregister_session))
         .route("/v1/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        // Added after the token layer, so it is the one route served without the token.
+        .route("/v1/proof", get(prove_token))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -211,6 +273,33 @@ async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> R
         return (StatusCode::UNAUTHORIZED, "missing or wrong API token\n").into_response();
     }
     next.run(req).await
+}
+
+#[derive(Deserialize)]
+struct ProofQuery {
+    nonce: Option<String>,
+}
+
+async fn prove_token(State(s): State<AppState>, Query(q): Query<ProofQuery>) -> Response {
+    let bad = |why: String| (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+    let Some(text) = q.nonce else {
+        return bad(format!(
+            "missing `nonce`: ask `GET /v1/proof?nonce=<{} hex digits>`",
+            PROOF_NONCE_LEN * 2
+        ));
+    };
+    let nonce = match parse_hex32("nonce", &text) {
+        Ok(n) => n,
+        Err(why) => return bad(why),
+    };
+    match proof(&s.token, &nonce) {
+        Some(p) => axum::Json(serde_json::json!({ "proof": to_hex(&p) })).into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot compute the proof\n",
+        )
+            .into_response(),
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

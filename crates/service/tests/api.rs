@@ -1,5 +1,5 @@
-//! The local API: loopback only, a bearer token on every request, sessions registered through it
-//! reach the driver, and approvals are answered through it.
+//! The local API: loopback only, a bearer token on every request but the proof of the token,
+//! sessions registered through it reach the driver, and approvals are answered through it.
 #![cfg(unix)]
 
 use std::time::Duration;
@@ -132,49 +132,169 @@ async fn sessions_and_approvals_through_the_token_protected_api() {
     );
 }
 
-#[tokio::test]
-async fn the_api_refuses_non_loopback_addresses() {
+/// A service without a driver: enough for the API's own behaviour.
+struct NoDriver;
+
+impl api::DriverOps for NoDriver {
+    fn register(
+        &self,
+        _: api::SessionRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
+    {
+        Box::pin(async { Err("no driver".to_owned()) })
+    }
+    fn unregister(
+        &self,
+        _: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + '_>>
+    {
+        Box::pin(async { Ok(false) })
+    }
+    fn driver_metrics(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>,
+    > {
+        Box::pin(async { None })
+    }
+}
+
+async fn serve_without_driver(
+    addr: &str,
+    token: &str,
+) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let policy = Policy::embedded_default().expect("policy");
     let (pipeline, _rx) = EventPipeline::channel(4);
     let adapter = std::sync::Arc::new(agentsh_service::PolicyAdapter::new(
         policy.engine().clone(),
         pipeline,
     ));
-    struct NoDriver;
-    impl api::DriverOps for NoDriver {
-        fn register(
-            &self,
-            _: api::SessionRequest,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
-        {
-            Box::pin(async { Err("no driver".to_owned()) })
-        }
-        fn unregister(
-            &self,
-            _: String,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + '_>>
-        {
-            Box::pin(async { Ok(false) })
-        }
-        fn driver_metrics(
-            &self,
-        ) -> std::pin::Pin<
-            Box<
-                dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>>
-                    + Send
-                    + '_,
-            >,
-        > {
-            Box::pin(async { None })
-        }
-    }
-    let err = api::serve(
-        "0.0.0.0:0".parse().expect("addr"),
+    api::serve(
+        addr.parse().expect("addr"),
         adapter,
         std::sync::Arc::new(NoDriver),
-        "t".into(),
+        token.to_owned(),
     )
     .await
-    .expect_err("refused");
+}
+
+#[tokio::test]
+async fn the_api_refuses_non_loopback_addresses() {
+    let err = serve_without_driver("0.0.0.0:0", "t")
+        .await
+        .expect_err("refused");
     assert!(err.to_string().contains("loopback"), "{err}");
+}
+
+/// HMAC-SHA256 written out from RFC 2104 over SHA-256 alone: H((K ^ opad) || H((K ^ ipad) || m)),
+/// K the key zero-padded to the 64-byte block (hashed first when longer).
+fn rfc2104_hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner = Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_reference_hmac_matches_rfc_4231() {
+    // RFC 4231 test case 2: key "Jefe".
+    assert_eq!(
+        hex(&rfc2104_hmac_sha256(
+            b"Jefe",
+            b"what do ya want for nothing?"
+        )),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    // Test case 6: a 131-byte key, hashed first.
+    assert_eq!(
+        hex(&rfc2104_hmac_sha256(
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First"
+        )),
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+    );
+}
+
+#[tokio::test]
+async fn the_proof_endpoint_answers_the_hmac_of_the_nonce_without_a_token() {
+    let token = "00112233445566778899aabbccddeeff";
+    let (addr, _task) = serve_without_driver("127.0.0.1:0", token)
+        .await
+        .expect("serves");
+    let nonce: Vec<u8> = (0u8..32)
+        .map(|i| i.wrapping_mul(7).wrapping_add(3))
+        .collect();
+    let mut message = b"agentsh-api-proof\0".to_vec();
+    message.extend_from_slice(&nonce);
+    let expected = hex(&rfc2104_hmac_sha256(token.as_bytes(), &message));
+
+    for spelled in [hex(&nonce), hex(&nonce).to_uppercase()] {
+        let (status, body) =
+            http(addr, "GET", &format!("/v1/proof?nonce={spelled}"), None, "").await;
+        assert_eq!(status, 200, "no token needed: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["proof"].as_str(), Some(expected.as_str()), "{body}");
+    }
+    // Another token, another proof: the proof depends on the token.
+    let (other, _task) = serve_without_driver("127.0.0.1:0", "ffeeddccbbaa99887766554433221100")
+        .await
+        .expect("serves");
+    let (_, body) = http(
+        other,
+        "GET",
+        &format!("/v1/proof?nonce={}", hex(&nonce)),
+        None,
+        "",
+    )
+    .await;
+    assert!(!body.contains(&expected), "{body}");
+    // The proof is the only route without the token.
+    assert_eq!(http(addr, "GET", "/v1/approvals", None, "").await.0, 401);
+}
+
+#[tokio::test]
+async fn the_proof_endpoint_rejects_malformed_nonces() {
+    let (addr, _task) = serve_without_driver("127.0.0.1:0", "00112233445566778899aabbccddeeff")
+        .await
+        .expect("serves");
+    let good = "ab".repeat(32);
+    for (query, says) in [
+        ("".to_owned(), "missing `nonce`"),
+        ("?nonce=".to_owned(), "not 0 characters"),
+        (format!("?nonce={}", &good[..62]), "not 62 characters"),
+        (format!("?nonce={}", &good[..63]), "not 63 characters"),
+        (format!("?nonce={good}00"), "not 66 characters"),
+        (
+            format!("?nonce={}zz", &good[..62]),
+            "character 63 `z` is not a hex digit",
+        ),
+        (
+            format!("?nonce=+{}", &good[..63]),
+            "character 1 ` ` is not a hex digit",
+        ),
+        (format!("?nonce={}%C3%A9", &good[..62]), "not 63 characters"),
+    ] {
+        let (status, body) = http(addr, "GET", &format!("/v1/proof{query}"), None, "").await;
+        assert_eq!(status, 400, "`{query}`: {body}");
+        assert!(
+            body.contains(says),
+            "`{query}`: expected `{says}` in {body}"
+        );
+    }
 }

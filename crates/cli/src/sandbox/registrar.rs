@@ -67,11 +67,14 @@ mod tests {
 
     #[test]
     fn sessions_are_registered_with_process_app_workspace_and_user_then_ended() {
-        let (addr, server) = serve(vec![
-            (200, "[]"),
-            (201, r#"{"session_id":"s-3"}"#),
-            (200, "session `s-3` ended\n"),
-        ]);
+        let (addr, server) = serve(
+            "cafe",
+            vec![
+                (200, "[]"),
+                (201, r#"{"session_id":"s-3"}"#),
+                (200, "session `s-3` ended\n"),
+            ],
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let registrar = ServiceRegistrar::connect(&api(addr, &dir)).expect("connect");
         let start = SessionStart {
@@ -106,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_service_that_rejects_the_token_is_refused_before_anything_starts() {
-        let (addr, server) = serve(vec![(401, "missing or wrong API token\n")]);
+        let (addr, server) = serve("cafe", vec![(401, "missing or wrong API token\n")]);
         let dir = tempfile::tempdir().expect("tempdir");
         let err = ServiceRegistrar::connect(&api(addr, &dir)).expect_err("401");
         server.join().expect("server");
@@ -122,10 +125,10 @@ mod tests {
 
     #[test]
     fn a_refused_registration_reports_the_services_reason() {
-        let (addr, server) = serve(vec![
-            (200, "[]"),
-            (400, "workspace `C:\\` is a volume root\n"),
-        ]);
+        let (addr, server) = serve(
+            "cafe",
+            vec![(200, "[]"), (400, "workspace `C:\\` is a volume root\n")],
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let registrar = ServiceRegistrar::connect(&api(addr, &dir)).expect("connect");
         let start = SessionStart {
