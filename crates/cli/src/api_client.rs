@@ -124,7 +124,7 @@ impl ApiClient {
             Err(format!("it answered `/v1/proof` with {}", status.as_u16()))
         };
         let why = match proof {
-            Ok(p) if api::verify_proof(&self.token, &nonce, &p) => return Ok(()),
+            Ok(p) if api::verify_proof(&self.token, self.addr, &nonce, &p) => return Ok(()),
             Ok(_) => "its proof does not match the token; if the service was started with another \
                       --api-token-file, pass that file"
                 .to_owned(),
@@ -328,7 +328,7 @@ pub(crate) mod test_service {
                 if let Some(nonce) = nonce {
                     assert_eq!(authorization, None, "the token went with the proof request");
                     let nonce = agentsh_service::api::parse_hex32("nonce", nonce).expect("nonce");
-                    let proof = agentsh_service::api::proof(token, &nonce).expect("proof");
+                    let proof = agentsh_service::api::proof(token, addr, &nonce).expect("proof");
                     let answer =
                         format!("{{\"proof\":\"{}\"}}", agentsh_service::api::to_hex(&proof));
                     write!(

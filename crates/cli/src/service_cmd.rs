@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// Override CacheDefaultTTLMs (100..=3600000)
     #[arg(long)]
     pub cache_default_ttl_ms: Option<u32>,
+    /// Also ask about approvals here: each pending approval is shown on standard error and
+    /// answered on standard input (a = allow once, s = allow for the session, d = deny)
+    #[arg(long)]
+    pub approve_in_terminal: bool,
     /// Seconds between session token rotations (60..=86400); processes keep their session
     #[arg(long, default_value_t = 3600)]
     pub token_rotation_secs: u32,
@@ -133,6 +137,7 @@ pub fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         );
     }
     o.token_rotation = Duration::from_secs(u64::from(args.token_rotation_secs));
+    o.terminal_prompt |= args.approve_in_terminal;
     o.status = std::sync::Arc::new(|s| eprintln!("agentsh service: {s}"));
     Ok(o)
 }

@@ -114,7 +114,7 @@ fn write_token(dir: &Path, token: &str) -> String {
 fn a_listener_that_cannot_prove_the_token_is_refused_and_never_receives_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let token_file = write_token(dir.path(), TOKEN);
-    let cases: [(&str, Answer); 4] = [
+    let cases: [(&str, Answer); 5] = [
         (
             "a wrong proof",
             Box::new(|_| (200, format!("{{\"proof\":\"{}\"}}", "00".repeat(32)))),
@@ -124,7 +124,29 @@ fn a_listener_that_cannot_prove_the_token_is_refused_and_never_receives_it() {
             Box::new(|request| {
                 let proof = nonce_of(request)
                     .and_then(|n| {
-                        agentsh_service::api::proof("ffeeddccbbaa99887766554433221100", &n)
+                        agentsh_service::api::proof(
+                            "ffeeddccbbaa99887766554433221100",
+                            "127.0.0.1:7878".parse().expect("addr"),
+                            &n,
+                        )
+                    })
+                    .map(|p| agentsh_service::api::to_hex(&p))
+                    .unwrap_or_default();
+                (200, format!("{{\"proof\":\"{proof}\"}}"))
+            }),
+        ),
+        (
+            // A squatter relaying the nonce to the real service on another address gets the
+            // token's proof for that address, which is not the one the CLI asked.
+            "the token's proof relayed from another address",
+            Box::new(|request| {
+                let proof = nonce_of(request)
+                    .and_then(|n| {
+                        agentsh_service::api::proof(
+                            TOKEN,
+                            "127.0.0.1:7878".parse().expect("addr"),
+                            &n,
+                        )
                     })
                     .map(|p| agentsh_service::api::to_hex(&p))
                     .unwrap_or_default();

@@ -313,7 +313,7 @@ fn stand_in_service(token: &'static str) -> (SocketAddr, JoinHandle<Vec<Seen>>) 
                 .strip_prefix("GET /v1/proof?nonce=")
                 .and_then(|rest| rest.split(' ').next())
                 .and_then(|nonce| agentsh_service::api::parse_hex32("nonce", nonce).ok())
-                .and_then(|nonce| agentsh_service::api::proof(token, &nonce));
+                .and_then(|nonce| agentsh_service::api::proof(token, addr, &nonce));
             let (status, body) = if let Some(proof) = proof {
                 (
                     200,

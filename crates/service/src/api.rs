@@ -7,7 +7,7 @@
 //!
 //! | method and path | what |
 //! |---|---|
-//! | `GET /v1/proof?nonce=<64 hex digits>` | no token: `{"proof": hex(HMAC-SHA256(token, "agentsh-api-proof\0" ‖ nonce))}` |
+//! | `GET /v1/proof?nonce=<64 hex digits>` | no token: `{"proof": hex(HMAC-SHA256(token, "agentsh-api-proof\0" ‖ listening address ‖ "\0" ‖ nonce))}` |
 //! | `GET /v1/approvals` | approvals waiting for a person |
 //! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session) | allow |
 //! | `POST /v1/approvals/{id}/deny` | deny |
@@ -69,6 +69,8 @@ struct AppState {
     adapter: Arc<PolicyAdapter>,
     driver: Arc<dyn DriverOps>,
     token: Arc<str>,
+    /// The address the API listens on (proofs are bound to it).
+    local: SocketAddr,
 }
 
 /// The API's default address.
@@ -109,23 +111,33 @@ pub const PROOF_CONTEXT: &[u8] = b"agentsh-api-proof\0";
 /// A proof nonce's length in bytes (twice as many hex digits on the wire).
 pub const PROOF_NONCE_LEN: usize = 32;
 
-/// The HMAC-SHA256 of [`PROOF_CONTEXT`] and `nonce`, keyed with the token as the token file holds
-/// it (its text). `None` only if the MAC refuses the key, which HMAC never does.
-fn proof_mac(token: &str, nonce: &[u8; PROOF_NONCE_LEN]) -> Option<Hmac<Sha256>> {
+/// The HMAC-SHA256 of [`PROOF_CONTEXT`], the API's listening address (as `127.0.0.1:7878`, then a
+/// NUL) and `nonce`, keyed with the token as the token file holds it (its text). The address
+/// binds the proof to the listener the client asked: a process squatting on another address
+/// cannot relay the client's nonce to the real service and pass its answer off. `None` only if
+/// the MAC refuses the key, which HMAC never does.
+fn proof_mac(token: &str, addr: SocketAddr, nonce: &[u8; PROOF_NONCE_LEN]) -> Option<Hmac<Sha256>> {
     let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes()).ok()?;
     mac.update(PROOF_CONTEXT);
+    mac.update(addr.to_string().as_bytes());
+    mac.update(b"\0");
     mac.update(nonce);
     Some(mac)
 }
 
-/// The proof that whoever computes it knows `token`: what `GET /v1/proof` answers.
-pub fn proof(token: &str, nonce: &[u8; PROOF_NONCE_LEN]) -> Option<[u8; 32]> {
-    proof_mac(token, nonce).map(|m| m.finalize().into_bytes().into())
+/// The proof that the listener at `addr` knows `token`, for `nonce`.
+pub fn proof(token: &str, addr: SocketAddr, nonce: &[u8; PROOF_NONCE_LEN]) -> Option<[u8; 32]> {
+    proof_mac(token, addr, nonce).map(|m| m.finalize().into_bytes().into())
 }
 
-/// Whether `proof` is the proof of `token` for `nonce`, compared in constant time.
-pub fn verify_proof(token: &str, nonce: &[u8; PROOF_NONCE_LEN], proof: &[u8]) -> bool {
-    proof_mac(token, nonce).is_some_and(|m| m.verify_slice(proof).is_ok())
+/// Whether `proof` is the proof of `token` at `addr` for `nonce`, compared in constant time.
+pub fn verify_proof(
+    token: &str,
+    addr: SocketAddr,
+    nonce: &[u8; PROOF_NONCE_LEN],
+    proof: &[u8],
+) -> bool {
+    proof_mac(token, addr, nonce).is_some_and(|m| m.verify_slice(proof).is_ok())
 }
 
 /// Lowercase hex.
@@ -237,10 +249,13 @@ pub async fn serve(
             format!("the API must listen on a loopback address, not `{addr}`"),
         ));
     }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
     let state = AppState {
         adapter,
         driver,
         token: token.into(),
+        local,
     };
     let app = Router::new()
         .route("/v1/approvals", get(list_approvals))
@@ -252,8 +267,6 @@ pub async fn serve(
         // Added after the token layer, so it is the one route served without the token.
         .route("/v1/proof", get(prove_token))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "approvals API stopped");
@@ -292,7 +305,7 @@ async fn prove_token(State(s): State<AppState>, Query(q): Query<ProofQuery>) -> 
         Ok(n) => n,
         Err(why) => return bad(why),
     };
-    match proof(&s.token, &nonce) {
+    match proof(&s.token, s.local, &nonce) {
         Some(p) => axum::Json(serde_json::json!({ "proof": to_hex(&p) })).into_response(),
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,

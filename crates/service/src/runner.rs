@@ -256,6 +256,9 @@ pub struct RunOptions {
     pub poll_interval: Duration,
     /// How often the policy file is checked for changes.
     pub watch_interval: Duration,
+    /// Ask about approvals on this process's terminal too (standard input, standard error);
+    /// from the policy's `approvals.terminal_prompt`.
+    pub terminal_prompt: bool,
     pub status: StatusSink,
 }
 
@@ -294,6 +297,7 @@ impl RunOptions {
             .unwrap_or_else(api::default_token_file);
         let base = policy_path.as_deref().and_then(Path::parent);
         let sinks = SinkSpec::from_policy(&policy, base);
+        let terminal_prompt = approvals.terminal_prompt;
         Ok(RunOptions {
             sinks,
             deliver_to: Vec::new(),
@@ -306,6 +310,7 @@ impl RunOptions {
             reconnect_backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             poll_interval: Duration::from_secs(5),
             watch_interval: Duration::from_secs(1),
+            terminal_prompt,
             status: Arc::new(|s: &Status| tracing::info!("{s}")),
         })
     }
@@ -532,6 +537,16 @@ where
         shared.clone(),
         options.poll_interval,
     )));
+    if options.terminal_prompt {
+        let approvals = adapter.approvals.clone();
+        tasks.0.push(tokio::spawn(async move {
+            let prompt =
+                crate::terminal::run(approvals, crate::terminal::stdin(), tokio::io::stderr());
+            if let Err(e) = prompt.await {
+                tracing::warn!(error = %e, "the terminal approver stopped; approvals go through the API");
+            }
+        }));
+    }
     if let Some(path) = options.policy_path.clone() {
         tasks.0.push(tokio::spawn(watch_policy(
             shared.clone(),

@@ -241,6 +241,8 @@ async fn the_proof_endpoint_answers_the_hmac_of_the_nonce_without_a_token() {
         .map(|i| i.wrapping_mul(7).wrapping_add(3))
         .collect();
     let mut message = b"agentsh-api-proof\0".to_vec();
+    message.extend_from_slice(addr.to_string().as_bytes());
+    message.push(0);
     message.extend_from_slice(&nonce);
     let expected = hex(&rfc2104_hmac_sha256(token.as_bytes(), &message));
 
@@ -263,6 +265,20 @@ async fn the_proof_endpoint_answers_the_hmac_of_the_nonce_without_a_token() {
         "",
     )
     .await;
+    assert!(!body.contains(&expected), "{body}");
+    // The same token on another address, another proof: a relayed answer does not pass.
+    let (elsewhere, _task) = serve_without_driver("127.0.0.1:0", token)
+        .await
+        .expect("serves");
+    let (status, body) = http(
+        elsewhere,
+        "GET",
+        &format!("/v1/proof?nonce={}", hex(&nonce)),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     assert!(!body.contains(&expected), "{body}");
     // The proof is the only route without the token.
     assert_eq!(http(addr, "GET", "/v1/approvals", None, "").await.0, 401);
