@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::api_client::ApiArgs;
+
 #[derive(Debug, Subcommand)]
 pub enum DriverCommand {
     /// Copy agentsh.sys to System32\drivers and register the filter with its instance values.
@@ -20,12 +22,81 @@ pub enum DriverCommand {
     Load,
     /// FilterUnload (like `fltmc unload agentsh`).
     Unload,
-    /// Filters and instances like `fltmc`, test signing, connection, fail mode and metrics.
-    Status,
+    /// Filters and instances like `fltmc`, test signing, connection, fail mode and metrics
+    /// (from the agentsh service's API when the service holds the port).
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 pub fn run(command: DriverCommand) -> anyhow::Result<ExitCode> {
     imp::run(command)
+}
+
+/// The status lines for a port the service holds: its fail mode and the driver's counters, read
+/// from the service's Prometheus text (`GET /v1/metrics`).
+#[cfg_attr(
+    all(not(windows), not(test)),
+    expect(dead_code, reason = "`driver status` runs on Windows")
+)]
+fn service_view(metrics: &str) -> String {
+    let mut out = String::new();
+    let mut counters = Vec::new();
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = line.split_once(' ') else {
+            continue;
+        };
+        if name == "agentsh_fail_mode_closed" {
+            let mode = if value.trim() == "1" {
+                "closed"
+            } else {
+                "open"
+            };
+            out.push_str(&format!(
+                "fail mode:     {mode} (as configured by the service)\n"
+            ));
+        } else if let Some(counter) = name.strip_prefix("agentsh_driver_") {
+            counters.push((counter.to_owned(), value.trim().to_owned()));
+        }
+    }
+    if counters.is_empty() {
+        out.push_str("metrics:       the service could not read the driver's counters\n");
+    } else {
+        out.push_str("metrics (driver, through the service):\n");
+        for (name, value) in counters {
+            out.push_str(&format!("  {name:<32} {value}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_view;
+
+    #[test]
+    fn the_services_metrics_become_fail_mode_and_driver_counters() {
+        let text = "# HELP agentsh_fail_mode_closed x\n# TYPE agentsh_fail_mode_closed gauge\nagentsh_fail_mode_closed 1\nagentsh_approvals_pending 0\nagentsh_driver_cache_hit_count 90\nagentsh_driver_cache_miss_count 10\nagentsh_driver_cache_hit_rate_percent 90.00\n";
+        let view = service_view(text);
+        assert!(view.contains("fail mode:     closed"), "{view}");
+        assert!(view.contains("cache_hit_count"), "{view}");
+        assert!(
+            view.contains("cache_hit_rate_percent           90.00"),
+            "{view}"
+        );
+        assert!(!view.contains("approvals_pending"), "{view}");
+    }
+
+    #[test]
+    fn a_service_without_driver_counters_says_so() {
+        let view = service_view("agentsh_fail_mode_closed 0\n");
+        assert!(view.contains("fail mode:     open"), "{view}");
+        assert!(
+            view.contains("could not read the driver's counters"),
+            "{view}"
+        );
+    }
 }
 
 #[cfg(windows)]
@@ -34,6 +105,8 @@ mod imp {
 
     use agentsh_windows::driver::{self, Connection};
     use agentsh_windows::port::EXIT_DRIVER_UNAVAILABLE;
+
+    use crate::api_client::ApiClient;
 
     use super::DriverCommand;
 
@@ -58,9 +131,18 @@ mod imp {
                 driver::unload()?;
                 println!("driver `{}` unloaded", driver::FILTER_NAME);
             }
-            DriverCommand::Status => {
+            DriverCommand::Status { api } => {
                 let status = driver::query_status();
                 print!("{}", status.render());
+                if matches!(status.connection, Connection::HeldByService) {
+                    // The port has one client, the service: its API has the rest.
+                    match ApiClient::new(&api).and_then(|c| c.get("/v1/metrics")) {
+                        Ok(text) => print!("{}", super::service_view(&text)),
+                        Err(e) => println!(
+                            "fail mode:     unknown (the service's metrics are unavailable: {e})"
+                        ),
+                    }
+                }
                 let reachable = matches!(
                     status.connection,
                     Connection::Connected(_) | Connection::HeldByService
@@ -101,7 +183,7 @@ mod imp {
                 DriverCommand::Uninstall => "uninstall",
                 DriverCommand::Load => "load",
                 DriverCommand::Unload => "unload",
-                DriverCommand::Status => "status",
+                DriverCommand::Status { .. } => "status",
             },
             std::env::consts::OS
         );

@@ -379,6 +379,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let driver = s.driver.driver_metrics().await;
     let body = s.adapter.metrics.render(
         driver.as_ref(),
+        s.adapter.fail_mode(),
         s.adapter.approvals.pending_count(),
         s.adapter.events.dropped(),
     );

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use agentsh_wire::control::{Counter, Metrics};
+use agentsh_wire::control::{Counter, FailMode, Metrics};
 
 /// Upper bounds (µs) of the decision latency histogram buckets.
 pub const LATENCY_BUCKETS_US: [u64; 12] = [
@@ -39,10 +39,16 @@ impl ServiceMetrics {
     pub fn render(
         &self,
         driver: Option<&Metrics>,
+        fail_mode: FailMode,
         approvals_pending: usize,
         events_dropped: u64,
     ) -> String {
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP agentsh_fail_mode_closed The driver's configured fail mode: 1 closed (it denies without the service), 0 open (it allows).\n# TYPE agentsh_fail_mode_closed gauge\nagentsh_fail_mode_closed {}",
+            u8::from(fail_mode == FailMode::Closed)
+        );
         let _ = writeln!(
             out,
             "# HELP agentsh_decision_latency_microseconds Service-side time to decide one request."

@@ -143,7 +143,7 @@ impl DriverStatus {
             Connection::HeldByService => {
                 let _ = writeln!(
                     out,
-                    "connection:    held by the agentsh service (fail mode and metrics: ask the service)"
+                    "connection:    held by the agentsh service (the port has one client)"
                 );
             }
             Connection::Unavailable(reason) => {
