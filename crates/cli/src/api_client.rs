@@ -194,8 +194,7 @@ impl ApiClient {
     }
 }
 
-/// Session registration: `sandbox run` on Windows.
-#[cfg(any(windows, test))]
+/// Session registration: `sandbox run` on Windows, `emulator run --register-through-api` on Unix.
 impl ApiClient {
     /// `DELETE path`.
     pub fn delete(&self, path: &str) -> Result<String, ApiError> {
@@ -256,7 +255,6 @@ impl ApiClient {
 }
 
 /// Session ids go into a URL path: the service's ids are short and plain (`s-17`).
-#[cfg(any(windows, test))]
 fn is_session_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64

@@ -1,6 +1,9 @@
 //! `agentsh emulator`: check driver-emulator traces, and play agentsh.sys on a local socket for a
 //! service while replaying a trace.
 
+mod api_registrar;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +16,10 @@ use agentsh_emulator::table::TextTable;
 use agentsh_emulator::trace::{Action, Trace};
 use agentsh_wire::control::{Counter, Metrics};
 use clap::Subcommand;
+
+use crate::api_client::ApiArgs;
+use crate::service_cmd::DEFAULT_API;
+use api_registrar::ApiRegistrar;
 
 #[derive(Debug, Subcommand)]
 pub enum EmulatorCommand {
@@ -37,6 +44,17 @@ pub enum EmulatorCommand {
         /// Print one JSON object per operation instead of a table
         #[arg(long)]
         json: bool,
+        /// Register the trace's sessions through the running service's local API (POST
+        /// /v1/sessions) instead of waiting for someone else to register them
+        #[arg(long)]
+        register_through_api: bool,
+        /// The service's API address (with --register-through-api)
+        #[arg(long, default_value = DEFAULT_API, requires = "register_through_api")]
+        api: SocketAddr,
+        /// The service's API token file (with --register-through-api; default: the service's
+        /// default location)
+        #[arg(long, requires = "register_through_api")]
+        api_token_file: Option<PathBuf>,
     },
 }
 
@@ -48,7 +66,14 @@ pub fn run(cmd: EmulatorCommand) -> ExitCode {
             trace,
             wait,
             json,
+            register_through_api,
+            api,
+            api_token_file,
         } => {
+            let api = register_through_api.then_some(ApiArgs {
+                api,
+                api_token_file,
+            });
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -64,6 +89,7 @@ pub fn run(cmd: EmulatorCommand) -> ExitCode {
                 &trace,
                 Duration::from_secs(wait),
                 json,
+                api,
             )) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
@@ -118,6 +144,7 @@ async fn serve_and_replay(
     trace_path: &Path,
     wait: Duration,
     json: bool,
+    api: Option<ApiArgs>,
 ) -> Result<bool, String> {
     let trace = load(trace_path)?;
     let emulator = Arc::new(
@@ -140,14 +167,35 @@ async fn serve_and_replay(
             socket.display()
         ));
     }
-    let registrar = AwaitRegistration::new(emulator.clone(), wait);
     let source = trace_path.display().to_string();
-    let reports = replay(&emulator, &registrar, &source, &trace, |r| {
+    let print = |r: &LineReport| {
         if json {
             println!("{}", serde_json::to_string(r).unwrap_or_default());
         }
-    })
-    .await
+    };
+    let reports = match api {
+        None => {
+            let registrar = AwaitRegistration::new(emulator.clone(), wait);
+            replay(&emulator, &registrar, &source, &trace, print).await
+        }
+        Some(api) => {
+            eprintln!(
+                "registering the trace's sessions through the service's API at {}",
+                api.api
+            );
+            let registrar = ApiRegistrar::new(api, wait);
+            let reports = replay(&emulator, &registrar, &source, &trace, print).await;
+            // The emulator is still listening, so the service can tell it the sessions ended.
+            let (ended, failed) = registrar.unregister_remaining().await;
+            for (pid, id) in ended {
+                eprintln!("ended session `{id}` of process {pid}, left registered by the trace");
+            }
+            for e in failed {
+                eprintln!("warning: {e}");
+            }
+            reports
+        }
+    }
     .map_err(|e| e.to_string())?;
     if !json {
         print!("{}", outcome_table(&reports));
