@@ -340,8 +340,8 @@ impl DemoUserSide for ServiceSide {
         })?;
         Some(Decided {
             rule: event.rule_name.clone(),
-            risk: event.risk_level.clone().unwrap_or_default(),
-            technique: event.mitre_id.clone().unwrap_or_default(),
+            risk: event.risk_level.unwrap_or_default().to_owned(),
+            technique: event.mitre_id.unwrap_or_default().to_owned(),
             why: format!("{:?}", event.reason).to_lowercase(),
         })
     }

@@ -47,7 +47,7 @@ fn decision(ev: &Event, allowed: bool) -> eventlog::Event {
         } else {
             ev.rule_name.clone()
         },
-        technique: ev.mitre_id.clone(),
+        technique: ev.mitre_id.map(str::to_owned),
         session: if ev.session_id.is_empty() {
             "none".to_owned()
         } else {
@@ -75,7 +75,7 @@ mod tests {
     fn a_blocked_write_is_a_denied_decision_naming_value_rule_technique_and_session() {
         let mut ev = event(EventKind::RegistryBlocked);
         ev.decision = "deny".into();
-        ev.mitre_id = Some("T1547.001".into());
+        ev.mitre_id = Some("T1547.001");
         let Some(eventlog::Event::Decision {
             allowed,
             operation,
@@ -113,7 +113,7 @@ mod tests {
         ev.session_id.clear();
         ev.reason = Reason::Unsandboxed;
         ev.rule_name.clear();
-        ev.mitre_id = Some("T1547.001".into());
+        ev.mitre_id = Some("T1547.001");
         match record(&ev) {
             Some(eventlog::Event::Decision {
                 allowed: true,

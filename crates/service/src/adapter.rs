@@ -492,10 +492,10 @@ fn annotate(ev: &mut Event, verdict: &Verdict, session: Option<&SessionInfo>) {
     ev.rule_name = verdict.rule.to_string();
     ev.reason = reason_of(&verdict.rule);
     if let Some(e) = verdict.high_risk {
-        ev.risk_level = Some(e.risk.name().to_owned());
-        ev.mitre_id = Some(e.technique.to_owned());
-        ev.mitre_tactic = Some(e.tactic.to_owned());
-        ev.description = Some(e.description.to_owned());
+        ev.risk_level = Some(e.risk.name());
+        ev.mitre_id = Some(e.technique);
+        ev.mitre_tactic = Some(e.tactic);
+        ev.description = Some(e.description);
         ev.attack_version = Some(ATTACK_VERSION);
     }
     ev.message = verdict.message.clone();

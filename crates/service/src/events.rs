@@ -132,14 +132,16 @@ pub struct Event {
     pub reason: Reason,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rule_name: String,
+    /// The catalog entry's risk, ATT&CK tactic and technique, and description (static catalog
+    /// text: no allocation per event).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub risk_level: Option<String>,
+    pub risk_level: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mitre_tactic: Option<String>,
+    pub mitre_tactic: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mitre_id: Option<String>,
+    pub mitre_id: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<&'static str>,
     /// Approval events: the approval's id and message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<u32>,
@@ -217,7 +219,7 @@ impl Event {
             "activity_id": activity_id,
             "type_uid": class_uid * 100 + activity_id,
             "time": self.timestamp_ms,
-            "severity_id": match self.risk_level.as_deref() { Some("critical") => 5, Some("high") => 4, Some("medium") => 3, _ => 1 },
+            "severity_id": match self.risk_level { Some("critical") => 5, Some("high") => 4, Some("medium") => 3, _ => 1 },
             "action_id": action_id,
             "disposition_id": disposition_id,
             "metadata": { "product": { "name": "agentsh", "vendor_name": "agentsh" }, "version": OCSF_VERSION,
@@ -242,10 +244,10 @@ impl Event {
         if !self.rule_name.is_empty() {
             ev["firewall_rule"] = json!({ "name": self.rule_name, "desc": self.description });
         }
-        if let Some(id) = &self.mitre_id {
+        if let Some(id) = self.mitre_id {
             let (technique, sub) = match id.split_once('.') {
-                Some((t, _)) => (t.to_owned(), Some(id.clone())),
-                None => (id.clone(), None),
+                Some((t, _)) => (t, Some(id)),
+                None => (id, None),
             };
             let mut attack = json!({ "technique": { "uid": technique }, "version": self.attack_version.unwrap_or(ATTACK_VERSION) });
             if let Some(s) = sub {

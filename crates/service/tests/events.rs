@@ -42,10 +42,10 @@ fn sample(kind: EventKind) -> Event {
     e.data_size = Some(46);
     e.rule_name = "builtin:run-keys-hkcu".into();
     e.reason = Reason::Catalog;
-    e.risk_level = Some("critical".into());
-    e.mitre_id = Some("T1547.001".into());
-    e.mitre_tactic = Some("persistence".into());
-    e.description = Some("per-user Run/RunOnce keys start programs at logon".into());
+    e.risk_level = Some("critical");
+    e.mitre_id = Some("T1547.001");
+    e.mitre_tactic = Some("persistence");
+    e.description = Some("per-user Run/RunOnce keys start programs at logon");
     e.attack_version = Some("18.1");
     e.decision = match kind {
         EventKind::RegistryBlocked => "deny",

@@ -134,7 +134,7 @@ async fn the_designs_five_manual_scenarios() {
         .find(|e| e.kind == EventKind::RegistryBlocked)
         .expect("a blocked event");
     assert_eq!(blocked.session_id, sid);
-    assert_eq!(blocked.mitre_id.as_deref(), Some("T1547.001"));
+    assert_eq!(blocked.mitre_id, Some("T1547.001"));
     assert_eq!(blocked.driver_operation, "SetValue");
     assert_eq!(
         (blocked.value_type, blocked.data_size),
@@ -161,9 +161,9 @@ async fn the_designs_five_manual_scenarios() {
     assert_eq!(outside.decision, "allow");
     assert_eq!(outside.reason, Reason::Unsandboxed);
     // The kernel decided this one alone; the event still says what the location is.
-    assert_eq!(outside.mitre_id.as_deref(), Some("T1547.001"));
-    assert_eq!(outside.risk_level.as_deref(), Some("critical"));
-    assert_eq!(outside.mitre_tactic.as_deref(), Some("persistence"));
+    assert_eq!(outside.mitre_id, Some("T1547.001"));
+    assert_eq!(outside.risk_level, Some("critical"));
+    assert_eq!(outside.mitre_tactic, Some("persistence"));
     assert!(
         events
             .iter()
