@@ -324,10 +324,11 @@ async fn serve_client(
             }
         }
     });
+    // Closed before this client was admitted: `changed()` fires at once. Later closes wake it too.
+    if *closing.borrow() {
+        closing.mark_changed();
+    }
     loop {
-        if *closing.borrow_and_update() {
-            break;
-        }
         let frame = tokio::select! {
             biased;
             frame = read_frame(&mut read) => frame,

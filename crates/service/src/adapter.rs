@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use agentsh_policy::filepath::VolumeMap;
 use agentsh_policy::{
-    Decision, Engine, FileQuery, Operation, RegistryQuery, RuleRef, SessionContext, Verdict,
+    Decision, Engine, FileQuery, Operation, Policy, RegistryQuery, RuleRef, SessionContext, Verdict,
 };
 use agentsh_wire::control::FailMode;
 use agentsh_wire::file::FileRequestRepr;
@@ -100,12 +100,22 @@ impl PolicyAdapter {
         }
     }
 
-    /// Applies the settings that can change while the service runs (policy reload): per-policy
-    /// audit mode and the approval timeout for rules that give none.
-    pub fn configure(&self, audit_all: bool, default_approval_timeout_secs: u32) {
-        self.audit_all.store(audit_all, Ordering::Relaxed);
+    /// An adapter deciding with `policy`, its audit and approval settings applied.
+    pub fn for_policy(policy: &Policy, events: EventPipeline) -> Self {
+        let adapter = PolicyAdapter::new(policy.engine().clone(), events);
+        adapter.apply_policy(policy);
+        adapter
+    }
+
+    /// Swaps in `policy` (hot reload) atomically: its rules, its per-policy audit mode and the
+    /// approval timeout for rules that give none.
+    pub fn apply_policy(&self, policy: &Policy) {
+        let settings = policy.settings();
+        self.replace_engine(policy.engine().clone());
+        self.audit_all
+            .store(settings.audit.enabled, Ordering::Relaxed);
         self.default_approval_timeout_secs
-            .store(default_approval_timeout_secs, Ordering::Relaxed);
+            .store(settings.approvals.default_timeout_secs, Ordering::Relaxed);
     }
 
     /// The driver's fail mode, which also decides what a malformed request is answered.

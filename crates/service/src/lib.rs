@@ -92,13 +92,8 @@ impl<T: PortTransport> Service<T> {
         policy: &Policy,
         events: EventPipeline,
     ) -> Result<Self, ClientError> {
-        let settings = policy.settings();
-        let config = driver_config(&settings.driver, false, false);
-        let adapter = PolicyAdapter::new(policy.engine().clone(), events);
-        adapter.configure(
-            settings.audit.enabled,
-            settings.approvals.default_timeout_secs,
-        );
+        let config = driver_config(&policy.settings().driver, false, false);
+        let adapter = PolicyAdapter::for_policy(policy, events);
         Self::resume(transport, Arc::new(adapter), config).await
     }
 
@@ -219,12 +214,7 @@ impl<T: PortTransport> Service<T> {
     /// audit and approval settings apply at once; `config` (the reloaded `driver:` section with
     /// any command-line overrides) is sent to the driver before its cache is flushed.
     pub async fn reload(&self, policy: &Policy, config: DriverConfig) -> Result<(), ClientError> {
-        let settings = policy.settings();
-        self.adapter.replace_engine(policy.engine().clone());
-        self.adapter.configure(
-            settings.audit.enabled,
-            settings.approvals.default_timeout_secs,
-        );
+        self.adapter.apply_policy(policy);
         self.client.set_config(config).await?;
         self.adapter.set_fail_mode(config.fail_mode);
         self.client.flush_cache().await

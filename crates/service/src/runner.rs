@@ -396,12 +396,7 @@ impl<T: PortTransport> Shared<T> {
                 }),
             },
             None => {
-                let settings = policy.settings();
-                self.adapter.replace_engine(policy.engine().clone());
-                self.adapter.configure(
-                    settings.audit.enabled,
-                    settings.approvals.default_timeout_secs,
-                );
+                self.adapter.apply_policy(&policy);
                 self.report(Status::ReloadIncomplete {
                     path,
                     error: "the driver is not connected; its configuration is sent on reconnect"
@@ -491,14 +486,9 @@ where
         .map(SinkSpec::open)
         .collect::<Result<Vec<_>, _>>()?;
     sinks.extend(options.deliver_to.iter().cloned().map(Sink::Each));
-    let settings = options.policy.settings();
-    let events = EventPipeline::spawn_sinks(settings.events.queue_capacity as usize, sinks);
-    let adapter = PolicyAdapter::new(options.policy.engine().clone(), events);
-    adapter.configure(
-        settings.audit.enabled,
-        settings.approvals.default_timeout_secs,
-    );
-    let adapter = Arc::new(adapter);
+    let capacity = options.policy.settings().events.queue_capacity as usize;
+    let events = EventPipeline::spawn_sinks(capacity, sinks);
+    let adapter = Arc::new(PolicyAdapter::for_policy(&options.policy, events));
     let shared = Arc::new(Shared {
         adapter: adapter.clone(),
         current: RwLock::new(None),
