@@ -37,9 +37,9 @@ fn decision(ev: &Event, allowed: bool) -> eventlog::Event {
     eventlog::Event::Decision {
         allowed,
         operation: if ev.operation.is_empty() {
-            ev.driver_operation.clone()
+            ev.driver_operation.to_owned()
         } else {
-            ev.operation.clone()
+            ev.operation.to_owned()
         },
         path,
         rule: if ev.rule_name.is_empty() {
@@ -65,8 +65,8 @@ mod tests {
         ev.session_id = "s-3".into();
         ev.key_path = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run".into();
         ev.value_name = Some("updater".into());
-        ev.operation = "write".into();
-        ev.driver_operation = "SetValue".into();
+        ev.operation = "write";
+        ev.driver_operation = "SetValue";
         ev.rule_name = "builtin:run-keys-hkcu".into();
         ev
     }
@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn a_blocked_write_is_a_denied_decision_naming_value_rule_technique_and_session() {
         let mut ev = event(EventKind::RegistryBlocked);
-        ev.decision = "deny".into();
+        ev.decision = "deny";
         ev.mitre_id = Some("T1547.001");
         let Some(eventlog::Event::Decision {
             allowed,
@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn routine_allowed_operations_stay_out_of_the_system_log() {
         let mut ev = event(EventKind::RegistryWrite);
-        ev.decision = "allow".into();
+        ev.decision = "allow";
         ev.rule_name = "allow-app-settings".into();
         assert_eq!(record(&ev), None);
     }
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn an_allowed_write_to_a_high_risk_location_is_recorded() {
         let mut ev = event(EventKind::RegistryWrite);
-        ev.decision = "allow".into();
+        ev.decision = "allow";
         ev.session_id.clear();
         ev.reason = Reason::Unsandboxed;
         ev.rule_name.clear();
@@ -131,12 +131,12 @@ mod tests {
     #[test]
     fn approval_outcomes_and_fail_mode_transitions_are_recorded() {
         let mut ev = event(EventKind::RegistryApprovalResponse);
-        ev.decision = "allow".into();
+        ev.decision = "allow";
         assert!(matches!(
             record(&ev),
             Some(eventlog::Event::Decision { allowed: true, .. })
         ));
-        ev.decision = "deny".into();
+        ev.decision = "deny";
         assert!(matches!(
             record(&ev),
             Some(eventlog::Event::Decision { allowed: false, .. })

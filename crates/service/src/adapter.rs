@@ -80,6 +80,9 @@ pub struct PolicyAdapter {
     pub fail_watch: crate::failmode::FailModeWatch,
     /// Image paths of session processes, learned from the kernel's process events.
     process_images: RwLock<std::collections::HashMap<u32, Arc<str>>>,
+    /// The (empty) context of processes outside every session, shared rather than built per
+    /// request.
+    no_session: Arc<SessionContext>,
 }
 
 impl PolicyAdapter {
@@ -97,6 +100,7 @@ impl PolicyAdapter {
             volumes: VolumeMap::new(),
             process_images: RwLock::default(),
             fail_watch: Default::default(),
+            no_session: Arc::default(),
         }
     }
 
@@ -181,13 +185,15 @@ impl PolicyAdapter {
         let ctx = session
             .as_ref()
             .map(|s| s.context.clone())
-            .unwrap_or_else(|| Arc::new(SessionContext::default()));
+            .unwrap_or_else(|| self.no_session.clone());
         (session, sandboxed, ctx)
     }
 
-    /// An event for `pid`'s operation, with the process's name and image filled in.
+    /// An event for `pid`'s operation, with the process's name and image filled in. It is
+    /// stamped when it is emitted: most allowed operations emit nothing and so never read the
+    /// clock for it.
     fn event_for(&self, kind: EventKind, pid: u32) -> Event {
-        let mut ev = Event::now(kind);
+        let mut ev = Event::unstamped(kind);
         ev.process_id = pid;
         if let Some(image) = self.process_image(pid) {
             ev.process_name = image.rsplit('\\').next().unwrap_or(&image).to_owned();
@@ -200,8 +206,8 @@ impl PolicyAdapter {
     /// (without the decision-specific fields [`PolicyAdapter::finish`] adds).
     pub fn decide_registry(&self, req: &RegistryRequestRepr) -> Decided {
         let (session, sandboxed, ctx) = self.context_of(req.session_token);
-        let key = req.key_path.to_string();
-        let name = req.value_name.to_string();
+        let key = text(req.key_path.as_units());
+        let name = text(req.value_name.as_units());
         let has_value = matches!(
             req.operation,
             op::Operation::QueryValue | op::Operation::SetValue | op::Operation::DeleteValue
@@ -222,7 +228,7 @@ impl PolicyAdapter {
         }
         ev.value_name = has_value.then_some(name);
         ev.key_path = key;
-        ev.driver_operation = req.operation.name().to_owned();
+        ev.driver_operation = req.operation.name();
         Decided {
             verdict,
             session,
@@ -233,8 +239,8 @@ impl PolicyAdapter {
     /// Decides a file request with the policy (see [`PolicyAdapter::decide_registry`]).
     pub fn decide_file(&self, req: &FileRequestRepr) -> Decided {
         let (session, sandboxed, ctx) = self.context_of(req.session_token);
-        let path = req.path.to_string();
-        let target = req.target_path.to_string();
+        let path = text(req.path.as_units());
+        let target = text(req.target_path.as_units());
         let policy_op = match req.operation {
             FileOperation::Read => Operation::Read,
             FileOperation::Write | FileOperation::HardLink => Operation::Write,
@@ -252,7 +258,7 @@ impl PolicyAdapter {
         let verdict = self.engine().decide_file(&q);
         ev.kind = file_kind(req.operation, verdict.decision);
         ev.key_path = path;
-        ev.driver_operation = req.operation.name().to_owned();
+        ev.driver_operation = req.operation.name();
         Decided {
             verdict,
             session,
@@ -305,7 +311,7 @@ impl PolicyAdapter {
             Decision::Deny
         };
         let Decided {
-            verdict,
+            mut verdict,
             session,
             mut event,
         } = match &n.subject {
@@ -330,8 +336,9 @@ impl PolicyAdapter {
                 }
             }
         };
-        annotate(&mut event, &verdict, session.as_deref());
-        event.decision = decision.name().to_owned();
+        annotate(&mut event, &mut verdict, session.as_deref());
+        event.timestamp_ms = crate::events::now_ms();
+        event.decision = decision.name();
         event.reason = match n.reason {
             NotifyReason::HighRiskUnsandboxed => Reason::Unsandboxed,
             NotifyReason::CachedDecision | NotifyReason::Monitored => Reason::Cached,
@@ -354,12 +361,12 @@ impl PolicyAdapter {
 
     fn finish(&self, ty: MessageType, d: Decided) -> Answer {
         let Decided {
-            verdict,
+            mut verdict,
             session,
             event: mut ev,
         } = d;
         let session = session.as_deref();
-        annotate(&mut ev, &verdict, session);
+        annotate(&mut ev, &mut verdict, session);
         let ttl = match verdict.cache_ttl {
             Some(0) | None => CacheTtl::None,
             Some(s) => CacheTtl::Seconds(s),
@@ -367,11 +374,11 @@ impl PolicyAdapter {
         let audit = self.audits_all() || session.is_some_and(|s| s.audit);
         if audit && verdict.decision != Decision::Allow {
             ev.decision = match verdict.decision {
-                Decision::Deny => "would deny".to_owned(),
-                _ => "would ask".to_owned(),
+                Decision::Deny => "would deny",
+                _ => "would ask",
             };
             ev.reason = Reason::Audit;
-            self.events.emit(ev);
+            self.events.emit(stamped(ev));
             return Answer::Reply(response(
                 ty,
                 op::Decision::Allow,
@@ -382,10 +389,10 @@ impl PolicyAdapter {
         }
         match verdict.decision {
             Decision::Allow | Decision::Deny => {
-                ev.decision = verdict.decision.name().to_owned();
+                ev.decision = verdict.decision.name();
                 let allow = verdict.decision == Decision::Allow;
                 if !allow || verdict.log || verdict.notify {
-                    self.events.emit(ev);
+                    self.events.emit(stamped(ev));
                 }
                 let d = if allow {
                     op::Decision::Allow
@@ -397,14 +404,14 @@ impl PolicyAdapter {
             Decision::Approve => {
                 let grant = GrantKey {
                     session_id: ev.session_id.clone(),
-                    operation: ev.driver_operation.clone(),
+                    operation: ev.driver_operation.to_owned(),
                     canonical: verdict.canonical.clone(),
                     value_name: ev.value_name.clone(),
                 };
                 if self.approvals.granted(&grant) {
-                    ev.decision = "allow".to_owned();
+                    ev.decision = "allow";
                     ev.reason = Reason::SessionGrant;
-                    self.events.emit(ev);
+                    self.events.emit(stamped(ev));
                     return Answer::Reply(response(
                         ty,
                         op::Decision::Allow,
@@ -422,11 +429,11 @@ impl PolicyAdapter {
                     session_id: ev.session_id.clone(),
                     process_id: ev.process_id,
                     process_name: ev.process_name.clone(),
-                    operation: ev.driver_operation.clone(),
+                    operation: ev.driver_operation.to_owned(),
                     path: ev.key_path.clone(),
                     value_name: ev.value_name.clone(),
                     rule: ev.rule_name.clone(),
-                    message: verdict
+                    message: ev
                         .message
                         .clone()
                         .unwrap_or_else(|| format!("{} {}", ev.driver_operation, ev.key_path)),
@@ -437,9 +444,9 @@ impl PolicyAdapter {
                 self.metrics
                     .approvals_opened
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let mut request = ev.clone();
+                let mut request = stamped(ev.clone());
                 request.kind = EventKind::RegistryApprovalRequest;
-                request.decision = "approve".to_owned();
+                request.decision = "approve";
                 request.approval_id = Some(ticket);
                 self.events.emit(request);
                 ev.kind = EventKind::RegistryApprovalResponse;
@@ -460,7 +467,7 @@ impl PolicyAdapter {
     /// Records how an approval ended (the response event).
     pub fn approval_finished(&self, mut ev: Event, outcome: ApprovalOutcome) {
         ev.timestamp_ms = crate::events::now_ms();
-        ev.decision = if outcome.allows() { "allow" } else { "deny" }.to_owned();
+        ev.decision = if outcome.allows() { "allow" } else { "deny" };
         ev.reason = match outcome {
             ApprovalOutcome::TimedOut => Reason::Timeout,
             ApprovalOutcome::Withdrawn => Reason::ConnectionLost,
@@ -474,6 +481,25 @@ impl PolicyAdapter {
         }
         self.events.emit(ev);
     }
+}
+
+/// A wire string (UTF-16, already validated by the decoder) as a `String`, in one allocation.
+/// Paths are nearly always ASCII: those take a direct copy; anything else is decoded, with an
+/// unpaired surrogate (which the decoder rejects) shown as U+FFFD rather than panicking.
+fn text(units: &[u16]) -> String {
+    if units.iter().fold(0, |all, &u| all | u) < 0x80 {
+        let ascii: Vec<u8> = units.iter().map(|&u| u as u8).collect();
+        if let Ok(s) = String::from_utf8(ascii) {
+            return s;
+        }
+    }
+    String::from_utf16_lossy(units)
+}
+
+/// `ev` stamped with the current time.
+fn stamped(mut ev: Event) -> Event {
+    ev.timestamp_ms = crate::events::now_ms();
+    ev
 }
 
 fn response(
@@ -496,10 +522,13 @@ fn response(
 
 /// What the policy says of an operation, on its event: session, policy operation, rule, reason,
 /// catalog entry (risk, technique, tactic) and the rule's message.
-fn annotate(ev: &mut Event, verdict: &Verdict, session: Option<&SessionInfo>) {
+fn annotate(ev: &mut Event, verdict: &mut Verdict, session: Option<&SessionInfo>) {
     ev.session_id = session.map(|s| s.id.clone()).unwrap_or_default();
-    ev.operation = verdict.operation.name().to_owned();
-    ev.rule_name = verdict.rule.to_string();
+    ev.operation = verdict.operation.name();
+    ev.rule_name = match &verdict.rule {
+        RuleRef::Builtin(id) => ["builtin:", id].concat(),
+        other => other.to_string(),
+    };
     ev.reason = reason_of(&verdict.rule);
     if let Some(e) = verdict.high_risk {
         ev.risk_level = Some(e.risk.name());
@@ -508,7 +537,7 @@ fn annotate(ev: &mut Event, verdict: &Verdict, session: Option<&SessionInfo>) {
         ev.description = Some(e.description);
         ev.attack_version = Some(ATTACK_VERSION);
     }
-    ev.message = verdict.message.clone();
+    ev.message = verdict.message.take();
 }
 
 fn reason_of(rule: &RuleRef) -> Reason {

@@ -114,8 +114,8 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_name: Option<String>,
     /// Policy operation (`write`, …) and the driver's (`SetValue`, …).
-    pub operation: String,
-    pub driver_operation: String,
+    pub operation: &'static str,
+    pub driver_operation: &'static str,
     pub process_id: u32,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub process_name: String,
@@ -128,7 +128,7 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_size: Option<u32>,
     /// `allow`, `deny`, `approve`, or in audit mode `would deny` / `would ask`.
-    pub decision: String,
+    pub decision: &'static str,
     pub reason: Reason,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rule_name: String,
@@ -157,18 +157,26 @@ impl Event {
     pub fn now(kind: EventKind) -> Event {
         Event {
             timestamp_ms: now_ms(),
+            ..Event::unstamped(kind)
+        }
+    }
+
+    /// An event whose timestamp (0) is still to be set.
+    pub fn unstamped(kind: EventKind) -> Event {
+        Event {
+            timestamp_ms: 0,
             kind,
             session_id: String::new(),
             key_path: String::new(),
             value_name: None,
-            operation: String::new(),
-            driver_operation: String::new(),
+            operation: "",
+            driver_operation: "",
             process_id: 0,
             process_name: String::new(),
             process_image: String::new(),
             value_type: None,
             data_size: None,
-            decision: String::new(),
+            decision: "",
             reason: Reason::Default,
             rule_name: String::new(),
             risk_level: None,
@@ -198,9 +206,9 @@ impl Event {
         } else {
             (201001, "Registry Key Activity")
         };
-        let activity_id = ocsf_activity(class_uid, &self.driver_operation);
+        let activity_id = ocsf_activity(class_uid, self.driver_operation);
         let denied = self.decision == "deny";
-        let (action_id, disposition_id) = match (self.reason, self.decision.as_str()) {
+        let (action_id, disposition_id) = match (self.reason, self.decision) {
             (Reason::Timeout, _) => (2, 2),
             (Reason::Person, "deny") => (2, 25),
             (Reason::Person | Reason::SessionGrant, _) => (1, 8),

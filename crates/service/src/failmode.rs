@@ -113,8 +113,7 @@ fn transition(kind: EventKind, reason: Reason, message: &str) -> Event {
         Reason::FailOpen => "allow",
         Reason::FailClosed => "deny",
         _ => "",
-    }
-    .to_owned();
+    };
     ev.message = Some(message.to_owned());
     ev
 }

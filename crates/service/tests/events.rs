@@ -21,14 +21,13 @@ fn sample(kind: EventKind) -> Event {
     );
     if file {
         e.key_path = r"C:\work\project\out.txt".into();
-        e.operation = "write".into();
-        e.driver_operation = "write".into();
+        e.operation = "write";
+        e.driver_operation = "write";
         e.decision = if kind == EventKind::FileBlocked {
             "deny"
         } else {
             "allow"
-        }
-        .into();
+        };
         e.reason = Reason::Rule;
         e.rule_name = "workspace-only".into();
         return e;
@@ -36,8 +35,8 @@ fn sample(kind: EventKind) -> Event {
     e.key_path =
         r"\REGISTRY\USER\S-1-5-21-1-2-3-1001\SOFTWARE\Microsoft\Windows\CurrentVersion\Run".into();
     e.value_name = Some("Updater".into());
-    e.operation = "write".into();
-    e.driver_operation = "SetValue".into();
+    e.operation = "write";
+    e.driver_operation = "SetValue";
     e.value_type = Some("REG_SZ");
     e.data_size = Some(46);
     e.rule_name = "builtin:run-keys-hkcu".into();
@@ -52,8 +51,7 @@ fn sample(kind: EventKind) -> Event {
         EventKind::RegistryApprovalRequest => "approve",
         EventKind::FailModeEngaged => "deny",
         _ => "allow",
-    }
-    .into();
+    };
     if matches!(
         kind,
         EventKind::RegistryApprovalRequest | EventKind::RegistryApprovalResponse
@@ -119,7 +117,7 @@ fn ocsf_classes_activities_and_dispositions() {
 
     let mut key = sample(EventKind::RegistryCreate);
     key.value_name = None;
-    key.driver_operation = "CreateKey".into();
+    key.driver_operation = "CreateKey";
     let key = key.to_ocsf();
     assert_eq!(
         (key["class_uid"].as_u64(), key["activity_id"].as_u64()),
@@ -127,7 +125,7 @@ fn ocsf_classes_activities_and_dispositions() {
     );
 
     let mut by_person = sample(EventKind::RegistryApprovalResponse);
-    by_person.decision = "deny".into();
+    by_person.decision = "deny";
     assert_eq!(
         by_person.to_ocsf()["disposition_id"],
         25,
@@ -141,7 +139,7 @@ fn ocsf_classes_activities_and_dispositions() {
     );
     assert_eq!(timed_out["status_detail"], "approval timeout");
     let mut allowed = sample(EventKind::RegistryApprovalResponse);
-    allowed.decision = "allow".into();
+    allowed.decision = "allow";
     assert_eq!(allowed.to_ocsf()["disposition_id"], 8, "Approved");
     assert_eq!(
         sample(EventKind::RegistryApprovalRequest).to_ocsf()["disposition_id"],

@@ -151,7 +151,7 @@ async fn the_designs_five_manual_scenarios() {
         .find(|e| e.kind == EventKind::RegistryApprovalResponse)
         .expect("response event");
     assert_eq!(
-        (response.decision.as_str(), response.reason),
+        (response.decision, response.reason),
         ("allow", Reason::Person)
     );
     let outside = events
@@ -170,6 +170,19 @@ async fn the_designs_five_manual_scenarios() {
             .all(|e| !e.session_id.contains(&format!("{:x}", 0))),
         "no token in events"
     );
+    // Decision events are stamped when emitted: every one carries the time it was decided.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64;
+    for e in &events {
+        assert!(
+            e.timestamp_ms > now_ms - 60_000 && e.timestamp_ms <= now_ms,
+            "{:?} event stamped {} (now {now_ms})",
+            e.kind,
+            e.timestamp_ms
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +215,7 @@ registry_rules:
         .find(|e| e.kind == EventKind::RegistryApprovalResponse)
         .expect("response event");
     assert_eq!(
-        (response.decision.as_str(), response.reason),
+        (response.decision, response.reason),
         ("deny", Reason::Timeout)
     );
     assert_eq!(response.to_ocsf()["status_detail"], "approval timeout");
