@@ -189,9 +189,9 @@ impl PolicyAdapter {
         (session, sandboxed, ctx)
     }
 
-    /// An event for `pid`'s operation, with the process's name and image filled in. It is
-    /// stamped when it is emitted: most allowed operations emit nothing and so never read the
-    /// clock for it.
+    /// An event for `pid`'s operation, with the process's name and image filled in. The event
+    /// pipeline stamps it when it is emitted: most allowed operations emit nothing and so never
+    /// read the clock.
     fn event_for(&self, kind: EventKind, pid: u32) -> Event {
         let mut ev = Event::unstamped(kind);
         ev.process_id = pid;
@@ -337,7 +337,6 @@ impl PolicyAdapter {
             }
         };
         annotate(&mut event, &mut verdict, session.as_deref());
-        event.timestamp_ms = crate::events::now_ms();
         event.decision = decision.name();
         event.reason = match n.reason {
             NotifyReason::HighRiskUnsandboxed => Reason::Unsandboxed,
@@ -378,7 +377,7 @@ impl PolicyAdapter {
                 _ => "would ask",
             };
             ev.reason = Reason::Audit;
-            self.events.emit(stamped(ev));
+            self.events.emit(ev);
             return Answer::Reply(response(
                 ty,
                 op::Decision::Allow,
@@ -392,7 +391,7 @@ impl PolicyAdapter {
                 ev.decision = verdict.decision.name();
                 let allow = verdict.decision == Decision::Allow;
                 if !allow || verdict.log || verdict.notify {
-                    self.events.emit(stamped(ev));
+                    self.events.emit(ev);
                 }
                 let d = if allow {
                     op::Decision::Allow
@@ -404,14 +403,14 @@ impl PolicyAdapter {
             Decision::Approve => {
                 let grant = GrantKey {
                     session_id: ev.session_id.clone(),
-                    operation: ev.driver_operation.to_owned(),
+                    operation: ev.driver_operation,
                     canonical: verdict.canonical.clone(),
                     value_name: ev.value_name.clone(),
                 };
                 if self.approvals.granted(&grant) {
                     ev.decision = "allow";
                     ev.reason = Reason::SessionGrant;
-                    self.events.emit(stamped(ev));
+                    self.events.emit(ev);
                     return Answer::Reply(response(
                         ty,
                         op::Decision::Allow,
@@ -444,7 +443,7 @@ impl PolicyAdapter {
                 self.metrics
                     .approvals_opened
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let mut request = stamped(ev.clone());
+                let mut request = ev.clone();
                 request.kind = EventKind::RegistryApprovalRequest;
                 request.decision = "approve";
                 request.approval_id = Some(ticket);
@@ -466,7 +465,6 @@ impl PolicyAdapter {
 
     /// Records how an approval ended (the response event).
     pub fn approval_finished(&self, mut ev: Event, outcome: ApprovalOutcome) {
-        ev.timestamp_ms = crate::events::now_ms();
         ev.decision = if outcome.allows() { "allow" } else { "deny" };
         ev.reason = match outcome {
             ApprovalOutcome::TimedOut => Reason::Timeout,
@@ -496,12 +494,6 @@ fn text(units: &[u16]) -> String {
     String::from_utf16_lossy(units)
 }
 
-/// `ev` stamped with the current time.
-fn stamped(mut ev: Event) -> Event {
-    ev.timestamp_ms = crate::events::now_ms();
-    ev
-}
-
 fn response(
     ty: MessageType,
     decision: op::Decision,
@@ -525,10 +517,7 @@ fn response(
 fn annotate(ev: &mut Event, verdict: &mut Verdict, session: Option<&SessionInfo>) {
     ev.session_id = session.map(|s| s.id.clone()).unwrap_or_default();
     ev.operation = verdict.operation.name();
-    ev.rule_name = match &verdict.rule {
-        RuleRef::Builtin(id) => ["builtin:", id].concat(),
-        other => other.to_string(),
-    };
+    ev.rule_name = verdict.rule.to_string();
     ev.reason = reason_of(&verdict.rule);
     if let Some(e) = verdict.high_risk {
         ev.risk_level = Some(e.risk.name());

@@ -68,7 +68,7 @@ pub enum ApprovalChange {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GrantKey {
     pub session_id: String,
-    pub operation: String,
+    pub operation: &'static str,
     pub canonical: String,
     pub value_name: Option<String>,
 }
@@ -272,7 +272,7 @@ mod tests {
         };
         let grant = GrantKey {
             session_id: "s-1".into(),
-            operation: "CreateKey".into(),
+            operation: "CreateKey",
             canonical: info.path.to_ascii_uppercase(),
             value_name: None,
         };

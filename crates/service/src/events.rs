@@ -161,7 +161,8 @@ impl Event {
         }
     }
 
-    /// An event whose timestamp (0) is still to be set.
+    /// An event whose timestamp (0) is still to be set: [`EventPipeline::emit`] stamps it when it
+    /// is queued.
     pub fn unstamped(kind: EventKind) -> Event {
         Event {
             timestamp_ms: 0,
@@ -460,8 +461,12 @@ impl EventPipeline {
         )
     }
 
-    /// Queues an event, or drops and counts it when the queue is full.
-    pub fn emit(&self, ev: Event) {
+    /// Queues an event, or drops and counts it when the queue is full. An event not yet stamped
+    /// ([`Event::unstamped`]) is stamped now.
+    pub fn emit(&self, mut ev: Event) {
+        if ev.timestamp_ms == 0 {
+            ev.timestamp_ms = now_ms();
+        }
         match self.tx.try_send(ev) {
             Ok(()) => {
                 self.emitted.fetch_add(1, Ordering::Relaxed);

@@ -363,7 +363,7 @@ mod tests {
     fn grant(value: Option<&str>) -> GrantKey {
         GrantKey {
             session_id: "s-1".into(),
-            operation: "CreateKey".into(),
+            operation: "CreateKey",
             canonical: PATH.to_ascii_uppercase(),
             value_name: value.map(str::to_owned),
         }
