@@ -301,7 +301,7 @@ impl FileName {
                 &mut info,
             )
         };
-        (ffi::nt_success(status) && !info.is_null()).then_some(FileName(info))
+        (ffi::nt_success(status) && !info.is_null()).then(|| FileName(info))
     }
 
     /// # Safety
@@ -324,7 +324,7 @@ impl FileName {
                 &mut out,
             )
         };
-        (ffi::nt_success(status) && !out.is_null()).then_some(FileName(out))
+        (ffi::nt_success(status) && !out.is_null()).then(|| FileName(out))
     }
 
     /// # Safety

@@ -175,6 +175,27 @@ impl<T> PoolBox<T> {
         Some(PoolBox(p))
     }
 
+    /// A zero-filled `T` allocated in place (never built on the stack, so it may be large);
+    /// `None` when the pool is exhausted.
+    ///
+    /// # Safety
+    /// All-zero bytes must be a valid `T`.
+    pub unsafe fn try_new_zeroed() -> Option<PoolBox<T>> {
+        if core::mem::align_of::<T>() > 16 {
+            return None;
+        }
+        // SAFETY: IRQL <= DISPATCH_LEVEL; non-paged pool with our tag; ExAllocatePool2 zeroes the
+        // allocation (no POOL_FLAG_UNINITIALIZED), which the caller guarantees is a valid T.
+        let p = unsafe {
+            ffi::ExAllocatePool2(
+                ffi::POOL_FLAG_NON_PAGED,
+                core::mem::size_of::<T>().max(1),
+                POOL_TAG,
+            )
+        };
+        core::ptr::NonNull::new(p.cast::<T>()).map(PoolBox)
+    }
+
     /// The address (stable for the box's lifetime).
     pub fn as_ptr(&self) -> *mut T {
         self.0.as_ptr()
@@ -191,6 +212,15 @@ impl<T> PoolBox<T> {
     /// `p` came from [`PoolBox::into_raw`] and is taken back once.
     pub unsafe fn from_raw(p: *mut T) -> Option<PoolBox<T>> {
         core::ptr::NonNull::new(p).map(PoolBox)
+    }
+}
+
+impl<T> core::ops::Deref for PoolBox<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the value is initialised and lives until the box drops.
+        unsafe { self.0.as_ref() }
     }
 }
 

@@ -385,7 +385,7 @@ impl KeyName {
                 0,
             )
         };
-        (ffi::nt_success(status) && !name.is_null()).then_some(KeyName(name))
+        (ffi::nt_success(status) && !name.is_null()).then(|| KeyName(name))
     }
 
     /// # Safety

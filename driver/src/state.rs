@@ -38,8 +38,8 @@ pub struct Driver {
     /// Threads (PETHREAD) inside the driver's own key-existence probe: their nested registry
     /// callbacks are the probe's, not the caller's.
     pub probing: [AtomicUsize; PROBE_SLOTS],
-    /// The lock-free session filter.
-    pub pids: PidFilter,
+    /// The lock-free session filter (32 KiB, its own allocation).
+    pub pids: PoolBox<PidFilter>,
     mutex: UnsafeCell<ffi::KMutex>,
     rundown: UnsafeCell<ffi::RundownRef>,
     locked: UnsafeCell<Locked>,
@@ -57,6 +57,8 @@ impl Driver {
     /// Allocates and publishes the state; `None` when the pool is exhausted. Called once from
     /// DriverEntry at PASSIVE_LEVEL.
     pub fn install(driver_object: ffi::Pvoid) -> Option<&'static Driver> {
+        // SAFETY: PidFilter is an array of atomics, for which all-zero is the empty filter.
+        let pids = unsafe { PoolBox::<PidFilter>::try_new_zeroed() }?;
         let boxed = PoolBox::try_new(Driver {
             driver_object,
             filter: AtomicPtr::new(core::ptr::null_mut()),
@@ -66,7 +68,7 @@ impl Driver {
             notify_queued: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             probing: [const { AtomicUsize::new(0) }; PROBE_SLOTS],
-            pids: PidFilter::new(),
+            pids,
             mutex: UnsafeCell::new(ffi::KMutex([0; 56])),
             rundown: UnsafeCell::new(ffi::RundownRef(0)),
             locked: UnsafeCell::new(Locked {
@@ -122,7 +124,7 @@ impl Driver {
     pub fn enter(&self) -> Option<RundownGuard<'_>> {
         // SAFETY: IRQL <= DISPATCH_LEVEL; the rundown reference was initialised in `install`.
         let ok = unsafe { ffi::ExAcquireRundownProtection(self.rundown.get()) };
-        (ok != 0).then_some(RundownGuard(self))
+        (ok != 0).then(|| RundownGuard(self))
     }
 
     /// Waits until every callback that entered has left; later `enter` calls fail.
@@ -137,7 +139,7 @@ impl Driver {
         self.probing.iter().find_map(|slot| {
             slot.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
-                .then_some(ProbeGuard(slot))
+                .then(|| ProbeGuard(slot))
         })
     }
 
