@@ -15,6 +15,7 @@ need_apt=()
 command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(gcc-mingw-w64-x86-64)
 command -v osslsigncode >/dev/null || need_apt+=(osslsigncode)
 command -v openssl >/dev/null || need_apt+=(openssl)
+[ -f /usr/include/wine/wine/windows/ddk/fltkernel.h ] || need_apt+=(libwine-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "driver.sh: installing ${need_apt[*]}"
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
@@ -49,9 +50,9 @@ check() {
     echo "driver.sh: the PE check accepted a user-mode program" >&2; exit 1
   fi
   echo "driver.sh: PE check rejects a user-mode program (msvcrt/kernel32 imports, console subsystem)"
-  # Layout cross-check of the hand-written FFI against mingw's ddk headers.
-  x86_64-w64-mingw32-gcc -fsyntax-only -I/usr/x86_64-w64-mingw32/include/ddk driver/layout/check.c
-  echo "driver.sh: FFI layouts agree with mingw's ddk headers"
+  # Every FFI structure and constant against mingw-w64's and Wine's headers (and, once, proof that a
+  # wrong offset fails the check).
+  python3 driver/layout/check.py --self-test
 }
 
 sign() {

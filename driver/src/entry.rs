@@ -1,6 +1,8 @@
 //! DriverEntry and unload: register in order, unwind exactly what was registered on any failure,
 //! and unregister in reverse order after every callback in flight has returned.
 
+use core::sync::atomic::Ordering;
+
 use crate::ffi::{self, Pvoid, UnicodeString};
 use crate::kernel::{EventCode, debug, event_log};
 use crate::state::Driver;
@@ -62,7 +64,15 @@ pub unsafe extern "system" fn DriverEntry(
     driver_object: Pvoid,
     _registry_path: Pvoid,
 ) -> ffi::NtStatus {
-    let d = Driver::install(driver_object);
+    let Some(d) = Driver::install(driver_object) else {
+        event_log(
+            driver_object,
+            EventCode::LoadFailed,
+            ffi::STATUS_INSUFFICIENT_RESOURCES,
+            "driver state could not be allocated",
+        );
+        return ffi::STATUS_INSUFFICIENT_RESOURCES;
+    };
     match register(d) {
         Ok(()) => {
             debug!("loaded; port \\AgentshPort, registry altitude 385200");
@@ -77,9 +87,14 @@ pub unsafe extern "system" fn DriverEntry(
     }
 }
 
-fn register(d: &mut Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
-    // SAFETY: PASSIVE_LEVEL; REGISTRATION and its tables are 'static.
-    let status = unsafe { ffi::FltRegisterFilter(d.driver_object, &REGISTRATION, &mut d.filter) };
+/// Registers in order. Each handle is written through its `_Out_` pointer into an atomic of the
+/// shared state, so callbacks that fire before registration finishes see either null or the
+/// complete handle (never a half-written one, and never through a `&mut` held here).
+fn register(d: &'static Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
+    // SAFETY: PASSIVE_LEVEL; REGISTRATION and its tables are 'static; the out pointer is the
+    // atomic's own storage.
+    let status =
+        unsafe { ffi::FltRegisterFilter(d.driver_object, &REGISTRATION, d.filter.as_ptr()) };
     check(status, "FltRegisterFilter", d, None)?;
 
     let mut sd: Pvoid = core::ptr::null_mut();
@@ -104,8 +119,8 @@ fn register(d: &mut Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
     // SAFETY: PASSIVE_LEVEL; one connection at most; callbacks are 'static functions.
     let status = unsafe {
         ffi::FltCreateCommunicationPort(
-            d.filter,
-            &mut d.server_port,
+            d.filter(),
+            d.server_port.as_ptr(),
             &attrs,
             core::ptr::null_mut(),
             port::on_connect,
@@ -126,7 +141,7 @@ fn register(d: &mut Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
             &altitude,
             d.driver_object,
             core::ptr::null_mut(),
-            &mut d.cm_cookie,
+            d.cm_cookie.as_ptr(),
             core::ptr::null_mut(),
         )
     };
@@ -142,7 +157,7 @@ fn register(d: &mut Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
     )?;
 
     // SAFETY: PASSIVE_LEVEL; the filter is registered.
-    let status = unsafe { ffi::FltStartFiltering(d.filter) };
+    let status = unsafe { ffi::FltStartFiltering(d.filter()) };
     check(status, "FltStartFiltering", d, Some(Stage::Process))
 }
 
@@ -161,24 +176,31 @@ fn check(
     Err((what, status))
 }
 
-/// Unregisters everything up to and including `done`, newest first. PASSIVE_LEVEL.
+/// Unregisters everything up to and including `done`. PASSIVE_LEVEL.
+///
+/// Order: first nothing new may hold, and the port is closed, which fails every FltSendMessage in
+/// flight and denies and wakes every held operation; only then the registry callback and the
+/// process notify routine are removed (CmUnRegisterCallback waits for callbacks in flight, which
+/// would otherwise be a held approval of up to an hour); then the rundown drains and the filter
+/// is unregistered.
 fn unwind(d: &Driver, done: Stage) {
+    d.stopping.store(true, Ordering::Release);
+    if done >= Stage::Port {
+        // SAFETY: PASSIVE_LEVEL; our server port, closed once.
+        unsafe { ffi::FltCloseCommunicationPort(d.server_port.load(Ordering::Acquire)) };
+        port::disconnect(d);
+    }
     if done >= Stage::Process {
         // SAFETY: PASSIVE_LEVEL; removes the routine registered in `register`.
         unsafe { ffi::PsSetCreateProcessNotifyRoutineEx(process_notify, 1) };
     }
     if done >= Stage::Registry {
         // SAFETY: PASSIVE_LEVEL; the cookie of our registration.
-        unsafe { ffi::CmUnRegisterCallback(d.cm_cookie) };
-    }
-    if done >= Stage::Port {
-        // SAFETY: PASSIVE_LEVEL; our server port, closed once.
-        unsafe { ffi::FltCloseCommunicationPort(d.server_port) };
-        port::disconnect(d);
+        unsafe { ffi::CmUnRegisterCallback(d.cm_cookie.load(Ordering::Acquire)) };
     }
     d.wait_for_callbacks();
     // SAFETY: PASSIVE_LEVEL; waits for Filter Manager callbacks in flight, then unregisters.
-    unsafe { ffi::FltUnregisterFilter(d.filter) };
+    unsafe { ffi::FltUnregisterFilter(d.filter()) };
 }
 
 /// FilterUnloadCallback. PASSIVE_LEVEL.
@@ -192,7 +214,8 @@ unsafe extern "system" fn unload(_flags: u32) -> ffi::NtStatus {
 }
 
 /// Process notify: sessions follow the creating process (CreatingThreadId), never the parent
-/// attribute, which the creator can forge. PASSIVE_LEVEL.
+/// attribute, which the creator can forge. A session's child that cannot be tracked (table full,
+/// no memory) is not created. PASSIVE_LEVEL.
 unsafe extern "system" fn process_notify(
     _process: Pvoid,
     pid: ffi::Handle,
@@ -205,11 +228,16 @@ unsafe extern "system" fn process_notify(
         return;
     };
     let pid = pid as usize as u32;
-    // SAFETY: `info` is null on exit, otherwise valid for the callback's duration.
-    match unsafe { info.as_ref() } {
+    // SAFETY: `info` is null on exit, otherwise valid (and writable: CreationStatus) for the
+    // callback's duration.
+    match unsafe { info.as_mut() } {
         Some(info) => {
             let creating = info.creating_thread_id.unique_process as usize as u32;
             let parent = info.parent_process_id as usize as u32;
+            // Only a creator in a session can put the child in one.
+            if !d.pids.may_contain(creating) {
+                return;
+            }
             // SAFETY: `image_file_name` is null or a valid UNICODE_STRING for the callback's
             // duration; copied (bounded by the core) before the callback returns.
             let image = match unsafe { info.image_file_name.as_ref() } {
@@ -217,13 +245,32 @@ unsafe extern "system" fn process_notify(
                 Some(name) => unsafe { name.units() },
                 None => &[],
             };
-            let joined = d.with(|s| s.core.on_process_created(pid, creating, parent, image));
-            if joined.is_some() {
-                flow::announce_processes(d);
+            // The filter bit goes up before kcore counts the child, under the mutex.
+            let joined = d.with(|s| {
+                let r = s
+                    .core
+                    .on_process_created_checked(pid, creating, parent, image);
+                if let Ok(Some(_)) = r {
+                    d.pids.insert(pid);
+                }
+                r
+            });
+            match joined {
+                Ok(Some(_)) => flow::announce_processes(d),
+                Ok(None) => {}
+                Err(_) => info.creation_status = ffi::STATUS_INSUFFICIENT_RESOURCES,
             }
         }
         None => {
-            if d.with(|s| s.core.on_process_exited(pid)).is_some() {
+            if !d.pids.may_contain(pid) {
+                return;
+            }
+            let left = d.with(|s| {
+                let r = s.core.on_process_exited(pid);
+                d.pids.remove(pid);
+                r
+            });
+            if left.is_some() {
                 flow::announce_processes(d);
             }
         }

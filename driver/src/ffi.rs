@@ -13,7 +13,11 @@ pub const STATUS_TIMEOUT: NtStatus = 0x102;
 pub const STATUS_ACCESS_DENIED: NtStatus = 0xC000_0022_u32 as i32;
 pub const STATUS_INVALID_PARAMETER: NtStatus = 0xC000_000D_u32 as i32;
 pub const STATUS_FLT_DO_NOT_ATTACH: NtStatus = 0xC01C_000F_u32 as i32;
-pub const STATUS_PORT_DISCONNECTED: NtStatus = 0xC000_037E_u32 as i32;
+/// ntstatus.h: 0xC0000037 (not 0xC000037E).
+pub const STATUS_PORT_DISCONNECTED: NtStatus = 0xC000_0037_u32 as i32;
+/// FltSendMessage / FltCancellableWaitForSingleObject: the requesting thread is being terminated.
+pub const STATUS_THREAD_IS_TERMINATING: NtStatus = 0xC000_004B_u32 as i32;
+pub const STATUS_INSUFFICIENT_RESOURCES: NtStatus = 0xC000_009A_u32 as i32;
 
 pub fn nt_success(s: NtStatus) -> bool {
     s >= 0
@@ -81,7 +85,7 @@ pub struct RegSetValueKeyInformation {
     pub object: Pvoid,
     pub value_name: *const UnicodeString,
     pub title_index: u32,
-    pub value_type: u32,
+    pub r#type: u32,
     pub data: Pvoid,
     pub data_size: u32,
 }
@@ -202,6 +206,11 @@ pub const FLT_REGISTRATION_VERSION_0202: u16 = 0x0202;
 pub const IRP_MJ_CREATE: u8 = 0;
 pub const IRP_MJ_WRITE: u8 = 4;
 pub const IRP_MJ_SET_INFORMATION: u8 = 6;
+pub const IRP_MJ_SET_SECURITY: u8 = 0x15;
+/// `(UCHAR)-1`.
+pub const IRP_MJ_ACQUIRE_FOR_SECTION_SYNCHRONIZATION: u8 = 0xFF;
+/// FLT_IO_PARAMETER_BLOCK.OperationFlags: the create opens the target's parent for a rename/link.
+pub const SL_OPEN_TARGET_DIRECTORY: u8 = 0x04;
 pub const IRP_MJ_OPERATION_END: u8 = 0x80;
 pub const FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO: u32 = 1;
 pub const FLT_FSTYPE_NTFS: u32 = 2;
@@ -251,17 +260,33 @@ pub struct FltCreateParameters {
     pub security_context: *const IoSecurityContext,
     pub options: u32,
 }
+/// A field declared `POINTER_ALIGNMENT` in the WDK headers (`DECLSPEC_ALIGN(8)` on x64).
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct PointerAligned<T>(pub T);
+
+/// FLT_PARAMETERS.SetFileInformation.
 #[repr(C)]
-pub struct FltSetInformationParameters {
+pub struct FltSetFileInformationParameters {
     pub length: u32,
-    pub file_information_class: u32,
+    pub file_information_class: PointerAligned<u32>,
     pub parent_of_target: Pvoid,
-    pub replace_or_delete_handle: Pvoid,
+    /// The union of { ReplaceIfExists, AdvanceOnly }, ClusterCount and DeleteHandle.
+    pub dummy_union_name: Pvoid,
     pub info_buffer: Pvoid,
 }
+/// FLT_PARAMETERS.AcquireForSectionSynchronization.
+#[repr(C)]
+pub struct FltAcquireForSectionSynchronizationParameters {
+    pub sync_type: u32,
+    pub page_protection: u32,
+    pub output_information: Pvoid,
+}
+/// FS_FILTER_SECTION_SYNC_TYPE: SyncTypeCreateSection.
+pub const SYNC_TYPE_CREATE_SECTION: u32 = 1;
 #[repr(C)]
 pub struct FileRenameInformation {
-    pub flags: u32,
+    pub replace_if_exists: u8,
     pub root_directory: Handle,
     pub file_name_length: u32,
     pub file_name: [u16; 1],
@@ -283,9 +308,13 @@ pub struct FltFileNameInformation {
     pub format: u32,
     pub name: UnicodeString,
 }
+pub const FILE_BASIC_INFORMATION: u32 = 4;
 pub const FILE_RENAME_INFORMATION: u32 = 10;
 pub const FILE_LINK_INFORMATION: u32 = 11;
 pub const FILE_DISPOSITION_INFORMATION: u32 = 13;
+pub const FILE_ALLOCATION_INFORMATION: u32 = 19;
+pub const FILE_END_OF_FILE_INFORMATION: u32 = 20;
+pub const FILE_VALID_DATA_LENGTH_INFORMATION: u32 = 39;
 pub const FILE_DISPOSITION_INFORMATION_EX: u32 = 64;
 pub const FILE_RENAME_INFORMATION_EX: u32 = 65;
 pub const FILE_LINK_INFORMATION_EX: u32 = 72;
@@ -306,6 +335,8 @@ unsafe extern "system" {
     pub fn ExFreePoolWithTag(p: Pvoid, tag: u32);
     pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
     pub fn KeQueryInterruptTimePrecise(qpc: *mut u64) -> u64;
+    pub fn PsGetCurrentThread() -> Pvoid;
+    pub fn PsIsThreadTerminating(thread: Pvoid) -> u8;
     pub fn KeQueryPerformanceCounter(freq: *mut i64) -> i64;
     pub fn KeInitializeMutex(m: *mut KMutex, level: u32);
     pub fn KeReleaseMutex(m: *mut KMutex, wait: u8) -> i32;
@@ -410,6 +441,11 @@ unsafe extern "system" {
         context: Pvoid,
     ) -> NtStatus;
     pub fn FltFreeGenericWorkItem(item: Pvoid);
+    pub fn FltCancellableWaitForSingleObject(
+        object: Pvoid,
+        timeout: *const i64,
+        data: *mut FltCallbackData,
+    ) -> NtStatus;
 }
 
 macro_rules! layout {
@@ -418,21 +454,34 @@ macro_rules! layout {
         $(const _: () = assert!(offset_of!($t, $field) == $off);)*
     };
 }
-layout!(UnicodeString, 16, length @ 0, buffer @ 8);
-layout!(ObjectAttributes, 48, object_name @ 16, attributes @ 24);
-layout!(RegSetValueKeyInformation, 40, value_name @ 8, value_type @ 20, data @ 24, data_size @ 32);
-layout!(RegCreateKeyInformation, 64, root_object @ 8, create_options @ 24, class @ 32, desired_access @ 56);
-layout!(RegLoadKeyInformation, 24, key_name @ 8, source_file @ 16);
-layout!(PsCreateNotifyInfo, 72, parent_process_id @ 16, creating_thread_id @ 24, image_file_name @ 48, creation_status @ 64);
-layout!(IoErrorLogPacket, 48, error_code @ 12, final_status @ 20, device_offset @ 32, dump_data @ 40);
-layout!(FltOperationRegistration, 32, flags @ 4, pre_operation @ 8);
-layout!(FltRegistration, 0x68, operation_registration @ 16, filter_unload_callback @ 24, instance_setup_callback @ 32, normalize_name_component_ex_callback @ 96);
-layout!(FltCallbackData, 88, iopb @ 16, io_status @ 24, tag_data @ 40, requestor_mode @ 80);
-layout!(FltIoParameterBlock, 64, major_function @ 4, target_file_object @ 8, parameters @ 24);
-layout!(IoSecurityContext, 24, desired_access @ 16);
-layout!(FltCreateParameters, 16, options @ 8);
-layout!(FltSetInformationParameters, 32, file_information_class @ 4, info_buffer @ 24);
-layout!(FileRenameInformation, 24, root_directory @ 8, file_name_length @ 16, file_name @ 20);
-layout!(FltRelatedObjects, 48, filter @ 8, instance @ 24, file_object @ 32);
-layout!(FltFileNameInformation, 24, name @ 8);
-layout!(ClientId, 16, unique_thread @ 8);
+// Every field of every structure above, by size and offset. `driver/layout/check.py` reads these
+// lines and asserts the same numbers against mingw-w64's and Wine's headers (field names are the
+// C member names in snake_case), so a wrong number fails on one side or the other.
+layout!(UnicodeString, 16, length @ 0, maximum_length @ 2, buffer @ 8);
+layout!(ObjectAttributes, 48, length @ 0, root_directory @ 8, object_name @ 16, attributes @ 24, security_descriptor @ 32, security_quality_of_service @ 40);
+layout!(KEvent, 24);
+layout!(KMutex, 56);
+layout!(RundownRef, 8);
+layout!(RegSetValueKeyInformation, 40, object @ 0, value_name @ 8, title_index @ 16, r#type @ 20, data @ 24, data_size @ 32);
+layout!(RegDeleteValueKeyInformation, 16, object @ 0, value_name @ 8);
+layout!(RegObjectOnlyInformation, 8, object @ 0);
+layout!(RegRenameKeyInformation, 16, object @ 0, new_name @ 8);
+layout!(RegQueryValueKeyInformation, 16, object @ 0, value_name @ 8);
+layout!(RegCreateKeyInformation, 64, complete_name @ 0, root_object @ 8, object_type @ 16, create_options @ 24, class @ 32, security_descriptor @ 40, security_quality_of_service @ 48, desired_access @ 56, granted_access @ 60);
+layout!(RegReplaceKeyInformation, 24, object @ 0, old_file_name @ 8, new_file_name @ 16);
+layout!(RegLoadKeyInformation, 24, object @ 0, key_name @ 8, source_file @ 16);
+layout!(ClientId, 16, unique_process @ 0, unique_thread @ 8);
+layout!(PsCreateNotifyInfo, 72, size @ 0, flags @ 8, parent_process_id @ 16, creating_thread_id @ 24, file_object @ 40, image_file_name @ 48, command_line @ 56, creation_status @ 64);
+layout!(IoErrorLogPacket, 48, major_function_code @ 0, retry_count @ 1, dump_data_size @ 2, number_of_strings @ 4, string_offset @ 6, event_category @ 8, error_code @ 12, unique_error_value @ 16, final_status @ 20, sequence_number @ 24, io_control_code @ 28, device_offset @ 32, dump_data @ 40);
+layout!(FltOperationRegistration, 32, major_function @ 0, flags @ 4, pre_operation @ 8, post_operation @ 16, reserved1 @ 24);
+layout!(FltRegistration, 0x68, size @ 0, version @ 2, flags @ 4, context_registration @ 8, operation_registration @ 16, filter_unload_callback @ 24, instance_setup_callback @ 32, instance_query_teardown_callback @ 40, instance_teardown_start_callback @ 48, instance_teardown_complete_callback @ 56, generate_file_name_callback @ 64, normalize_name_component_callback @ 72, normalize_context_cleanup_callback @ 80, transaction_notification_callback @ 88, normalize_name_component_ex_callback @ 96);
+layout!(IoStatusBlock, 16, status @ 0, information @ 8);
+layout!(FltCallbackData, 88, flags @ 0, thread @ 8, iopb @ 16, io_status @ 24, tag_data @ 40, filter_context @ 48, requestor_mode @ 80);
+layout!(FltIoParameterBlock, 64, irp_flags @ 0, major_function @ 4, minor_function @ 5, operation_flags @ 6, reserved @ 7, target_file_object @ 8, target_instance @ 16, parameters @ 24);
+layout!(IoSecurityContext, 24, security_qos @ 0, access_state @ 8, desired_access @ 16, full_create_options @ 20);
+layout!(FltCreateParameters, 16, security_context @ 0, options @ 8);
+layout!(FltSetFileInformationParameters, 40, length @ 0, file_information_class @ 8, parent_of_target @ 16, dummy_union_name @ 24, info_buffer @ 32);
+layout!(FltAcquireForSectionSynchronizationParameters, 16, sync_type @ 0, page_protection @ 4, output_information @ 8);
+layout!(FileRenameInformation, 24, replace_if_exists @ 0, root_directory @ 8, file_name_length @ 16, file_name @ 20);
+layout!(FltRelatedObjects, 48, size @ 0, transaction_context @ 2, filter @ 8, volume @ 16, instance @ 24, file_object @ 32, transaction @ 40);
+layout!(FltFileNameInformation, 24, size @ 0, names_parsed @ 2, format @ 4, name @ 8);

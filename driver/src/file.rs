@@ -1,23 +1,40 @@
-//! The minifilter: pre-create, pre-write and pre-set-information map to kcore file operations on
-//! normalized names; instances attach to NTFS and ReFS volumes only.
+//! The minifilter: pre-create, pre-write, pre-set-information, pre-set-security and the
+//! section-creation synchronisation map to kcore file operations on normalized names; instances
+//! attach to NTFS and ReFS volumes only.
 
 use agentsh_kcore::{Caller, FileOp, Request};
 use agentsh_wire::op::{FileOperation, OpFlags};
 
 use crate::ffi::{self, FltCallbackData, FltRelatedObjects, Pvoid};
-use crate::flow::decide;
+use crate::flow::{Wait, decide};
 use crate::state::Driver;
 
-const FILE_WRITE_RIGHTS: u32 =
-    0x0002 | 0x0004 | 0x0010 | 0x0100 | 0x0001_0000 | 0x0004_0000 | 0x0008_0000;
+/// Access rights that can change a file or what it is: FILE_WRITE_DATA, FILE_APPEND_DATA,
+/// FILE_WRITE_EA, FILE_DELETE_CHILD, FILE_WRITE_ATTRIBUTES, DELETE, WRITE_DAC, WRITE_OWNER,
+/// ACCESS_SYSTEM_SECURITY, and the rights that grant any of them once resolved: MAXIMUM_ALLOWED,
+/// GENERIC_ALL, GENERIC_WRITE.
+pub const FILE_WRITE_RIGHTS: u32 = 0x0002
+    | 0x0004
+    | 0x0010
+    | 0x0040
+    | 0x0100
+    | 0x0001_0000
+    | 0x0004_0000
+    | 0x0008_0000
+    | 0x0100_0000
+    | 0x0200_0000
+    | 0x1000_0000
+    | 0x4000_0000;
 const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
 const FILE_SUPERSEDE: u32 = 0;
 const FILE_CREATE: u32 = 2;
 const FILE_OPEN_IF: u32 = 3;
 const FILE_OVERWRITE: u32 = 4;
 const FILE_OVERWRITE_IF: u32 = 5;
+/// PAGE_READWRITE, PAGE_EXECUTE_READWRITE: section protections that write the file back.
+const WRITABLE_PAGE_PROTECTION: u32 = 0x04 | 0x40;
 
-pub static OPERATIONS: [ffi::FltOperationRegistration; 4] = [
+pub static OPERATIONS: [ffi::FltOperationRegistration; 6] = [
     op_reg(ffi::IRP_MJ_CREATE, 0),
     op_reg(
         ffi::IRP_MJ_WRITE,
@@ -27,6 +44,8 @@ pub static OPERATIONS: [ffi::FltOperationRegistration; 4] = [
         ffi::IRP_MJ_SET_INFORMATION,
         ffi::FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO,
     ),
+    op_reg(ffi::IRP_MJ_SET_SECURITY, 0),
+    op_reg(ffi::IRP_MJ_ACQUIRE_FOR_SECTION_SYNCHRONIZATION, 0),
     ffi::FltOperationRegistration {
         major_function: ffi::IRP_MJ_OPERATION_END,
         flags: 0,
@@ -60,7 +79,7 @@ pub unsafe extern "system" fn instance_setup(
     }
 }
 
-/// Pre-operation for create, write and set-information. IRQL <= APC_LEVEL (paging I/O skipped).
+/// Pre-operation for every registered operation. IRQL <= APC_LEVEL (paging I/O skipped).
 unsafe extern "system" fn pre_operation(
     data: *mut FltCallbackData,
     objects: *const FltRelatedObjects,
@@ -74,22 +93,152 @@ unsafe extern "system" fn pre_operation(
     };
     // SAFETY: IRQL <= APC_LEVEL; `data` is the callback data of this operation.
     let pid = unsafe { ffi::FltGetRequestorProcessId(data) };
-    // Processes outside every session are never blocked: skip the name query for them.
-    if d.with(|s| s.core.session_of(pid).is_none()) {
+    // Processes outside every session are never blocked: no name, no allocation, no message.
+    if !crate::sessions::may_be_in_session(d, pid) {
         return ffi::FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
+    // SAFETY: Iopb is always valid in a pre-operation callback.
+    let major = unsafe { (*(*data).iopb).major_function };
     // SAFETY: `data` and `objects` are valid for the duration of the pre-operation callback.
-    let allowed = unsafe { intercept(d, pid, data, objects) }.unwrap_or(true);
-    if allowed {
+    if unsafe { intercept(d, pid, data, objects) } {
         return ffi::FLT_PREOP_SUCCESS_NO_CALLBACK;
     }
+    // A section creation may only be failed with STATUS_INSUFFICIENT_RESOURCES (FLT_PARAMETERS
+    // for IRP_MJ_ACQUIRE_FOR_SECTION_SYNCHRONIZATION); everything else is access denied.
+    let status = if major == ffi::IRP_MJ_ACQUIRE_FOR_SECTION_SYNCHRONIZATION {
+        ffi::STATUS_INSUFFICIENT_RESOURCES
+    } else {
+        ffi::STATUS_ACCESS_DENIED
+    };
     // SAFETY: we own `data` during the pre-operation; completing it with an error status.
     let io_status = unsafe { &mut (*data).io_status };
-    io_status.status = ffi::STATUS_ACCESS_DENIED as isize;
+    io_status.status = status as isize;
     io_status.information = 0;
     ffi::FLT_PREOP_COMPLETE
 }
 
+/// What an operation is judged as.
+struct Plan {
+    op: FileOperation,
+    flags: u16,
+    desired_access: u32,
+    disposition: u32,
+    /// Rename / link: the FILE_RENAME_INFORMATION (same layout for links).
+    target_info: Option<Pvoid>,
+    /// Create-or-open dispositions with write intent: also judged as a write of the file.
+    also_write: bool,
+}
+
+/// # Safety
+/// `data` is the valid callback data of a pre-operation callback.
+unsafe fn plan(data: *mut FltCallbackData) -> Option<Plan> {
+    // SAFETY: Iopb is always valid in a pre-operation callback.
+    let iopb = unsafe { &*(*data).iopb };
+    let params = iopb.parameters.as_ptr();
+    let plain = |op| Plan {
+        op,
+        flags: 0,
+        desired_access: 0,
+        disposition: 0,
+        target_info: None,
+        also_write: false,
+    };
+    match iopb.major_function {
+        ffi::IRP_MJ_CREATE => {
+            // The I/O manager opens a rename or link target's parent this way; the rename itself
+            // is decided at set-information, with both names.
+            if iopb.operation_flags & ffi::SL_OPEN_TARGET_DIRECTORY != 0 {
+                return None;
+            }
+            // SAFETY: the create arm of FLT_PARAMETERS is active for IRP_MJ_CREATE.
+            let create = unsafe { &*params.cast::<ffi::FltCreateParameters>() };
+            // SAFETY: SecurityContext is valid for creates.
+            let access =
+                unsafe { create.security_context.as_ref() }.map_or(0, |c| c.desired_access);
+            let disposition = create.options >> 24;
+            let write_intent = access & FILE_WRITE_RIGHTS != 0;
+            let mut flags = 0;
+            if write_intent {
+                flags |= OpFlags::WRITE_ACCESS;
+            }
+            let (op, also_write) = if create.options & FILE_DELETE_ON_CLOSE != 0 {
+                (FileOperation::Delete, false)
+            } else {
+                match disposition {
+                    FILE_CREATE => (FileOperation::Create, false),
+                    // Creates the file or opens the existing one: judged as both.
+                    FILE_OPEN_IF => (FileOperation::Create, write_intent),
+                    FILE_SUPERSEDE | FILE_OVERWRITE_IF => (FileOperation::Create, true),
+                    FILE_OVERWRITE => (FileOperation::Write, false),
+                    _ if write_intent => (FileOperation::Write, false),
+                    _ => (FileOperation::Read, false),
+                }
+            };
+            Some(Plan {
+                op,
+                flags,
+                desired_access: access,
+                disposition,
+                target_info: None,
+                also_write,
+            })
+        }
+        ffi::IRP_MJ_WRITE => Some(plain(FileOperation::Write)),
+        ffi::IRP_MJ_SET_SECURITY => Some(Plan {
+            flags: OpFlags::WRITE_ACCESS,
+            ..plain(FileOperation::Write)
+        }),
+        ffi::IRP_MJ_ACQUIRE_FOR_SECTION_SYNCHRONIZATION => {
+            // SAFETY: the AcquireForSectionSynchronization arm is active for this operation.
+            let sync =
+                unsafe { &*params.cast::<ffi::FltAcquireForSectionSynchronizationParameters>() };
+            (sync.sync_type == ffi::SYNC_TYPE_CREATE_SECTION
+                && sync.page_protection & WRITABLE_PAGE_PROTECTION != 0)
+                .then(|| Plan {
+                    flags: OpFlags::WRITE_ACCESS,
+                    ..plain(FileOperation::Write)
+                })
+        }
+        ffi::IRP_MJ_SET_INFORMATION => {
+            // SAFETY: the set-information arm of FLT_PARAMETERS is active.
+            let set = unsafe { &*params.cast::<ffi::FltSetFileInformationParameters>() };
+            match set.file_information_class.0 {
+                ffi::FILE_DISPOSITION_INFORMATION => {
+                    // SAFETY: FILE_DISPOSITION_INFORMATION starts with BOOLEAN DeleteFile.
+                    let delete = unsafe { set.info_buffer.cast::<u8>().read() } != 0;
+                    delete.then(|| plain(FileOperation::Delete))
+                }
+                ffi::FILE_DISPOSITION_INFORMATION_EX => {
+                    // SAFETY: FILE_DISPOSITION_INFORMATION_EX starts with ULONG Flags.
+                    let ex = unsafe { set.info_buffer.cast::<u32>().read_unaligned() };
+                    (ex & ffi::FILE_DISPOSITION_DELETE != 0).then(|| plain(FileOperation::Delete))
+                }
+                ffi::FILE_RENAME_INFORMATION | ffi::FILE_RENAME_INFORMATION_EX => Some(Plan {
+                    target_info: Some(set.info_buffer),
+                    ..plain(FileOperation::Rename)
+                }),
+                ffi::FILE_LINK_INFORMATION | ffi::FILE_LINK_INFORMATION_EX => Some(Plan {
+                    target_info: Some(set.info_buffer),
+                    ..plain(FileOperation::HardLink)
+                }),
+                // Truncation, extension, timestamps and attributes change the file.
+                ffi::FILE_END_OF_FILE_INFORMATION
+                | ffi::FILE_ALLOCATION_INFORMATION
+                | ffi::FILE_VALID_DATA_LENGTH_INFORMATION
+                | ffi::FILE_BASIC_INFORMATION => Some(Plan {
+                    flags: OpFlags::WRITE_ACCESS,
+                    ..plain(FileOperation::Write)
+                }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Decides the operation of a session process: true = allow. A name that cannot be obtained is a
+/// denial, never an allow.
+///
 /// # Safety
 /// `data` / `objects` are the valid arguments of a pre-operation callback.
 unsafe fn intercept(
@@ -97,90 +246,45 @@ unsafe fn intercept(
     pid: u32,
     data: *mut FltCallbackData,
     objects: *const FltRelatedObjects,
-) -> Option<bool> {
-    // SAFETY: Iopb is always valid in a pre-operation callback.
-    let iopb = unsafe { &*(*data).iopb };
-    let params = iopb.parameters.as_ptr();
-    let mut flags = 0u16;
-    let (op, desired_access, disposition, target_info) = match iopb.major_function {
-        ffi::IRP_MJ_CREATE => {
-            // SAFETY: the create arm of FLT_PARAMETERS is active for IRP_MJ_CREATE.
-            let create = unsafe { &*params.cast::<ffi::FltCreateParameters>() };
-            // SAFETY: SecurityContext is valid for creates.
-            let access =
-                unsafe { create.security_context.as_ref() }.map_or(0, |c| c.desired_access);
-            let disposition = create.options >> 24;
-            if access & FILE_WRITE_RIGHTS != 0 {
-                flags |= OpFlags::WRITE_ACCESS;
-            }
-            let op = if create.options & FILE_DELETE_ON_CLOSE != 0 {
-                FileOperation::Delete
-            } else if matches!(disposition, FILE_CREATE | FILE_OPEN_IF) {
-                FileOperation::Create
-            } else if matches!(
-                disposition,
-                FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF
-            ) || access & FILE_WRITE_RIGHTS != 0
-            {
-                FileOperation::Write
-            } else {
-                FileOperation::Read
-            };
-            (op, access, disposition, None)
-        }
-        ffi::IRP_MJ_WRITE => (FileOperation::Write, 0, 0, None),
-        ffi::IRP_MJ_SET_INFORMATION => {
-            // SAFETY: the set-information arm of FLT_PARAMETERS is active.
-            let set = unsafe { &*params.cast::<ffi::FltSetInformationParameters>() };
-            match set.file_information_class {
-                ffi::FILE_DISPOSITION_INFORMATION => {
-                    // SAFETY: FILE_DISPOSITION_INFORMATION starts with BOOLEAN DeleteFile.
-                    let delete = unsafe { set.info_buffer.cast::<u8>().read() } != 0;
-                    if !delete {
-                        return None;
-                    }
-                    (FileOperation::Delete, 0, 0, None)
-                }
-                ffi::FILE_DISPOSITION_INFORMATION_EX => {
-                    // SAFETY: FILE_DISPOSITION_INFORMATION_EX starts with ULONG Flags.
-                    let ex = unsafe { set.info_buffer.cast::<u32>().read_unaligned() };
-                    if ex & ffi::FILE_DISPOSITION_DELETE == 0 {
-                        return None;
-                    }
-                    (FileOperation::Delete, 0, 0, None)
-                }
-                ffi::FILE_RENAME_INFORMATION | ffi::FILE_RENAME_INFORMATION_EX => {
-                    (FileOperation::Rename, 0, 0, Some(set.info_buffer))
-                }
-                ffi::FILE_LINK_INFORMATION | ffi::FILE_LINK_INFORMATION_EX => {
-                    (FileOperation::HardLink, 0, 0, Some(set.info_buffer))
-                }
-                _ => return None,
-            }
-        }
-        _ => return None,
+) -> bool {
+    // SAFETY: per the contract.
+    let Some(plan) = (unsafe { plan(data) }) else {
+        return true;
     };
-    let name = FileName::of(data)?;
-    let target = match target_info {
+    let Some(name) = FileName::of(data) else {
+        return false;
+    };
+    let target = match plan.target_info {
         // SAFETY: `objects` is valid; the buffer is the FILE_RENAME/LINK_INFORMATION of this call.
-        Some(info) => Some(unsafe { FileName::destination(objects, info) }?),
+        Some(info) => match unsafe { FileName::destination(objects, info) } {
+            Some(t) => Some(t),
+            None => return false,
+        },
         None => None,
     };
     // SAFETY: the name buffers stay valid until the FileName values drop at the end of scope.
     let path = unsafe { name.units() };
     // SAFETY: as above.
     let target_units = target.as_ref().map_or(&[][..], |t| unsafe { t.units() });
-    let request = Request::File(FileOp {
-        op,
-        flags: OpFlags(flags),
-        path,
-        target: target_units,
-        desired_access,
-        create_disposition: disposition,
-    });
     // SAFETY: IRQL <= APC_LEVEL; the current thread id.
     let tid = unsafe { ffi::PsGetCurrentThreadId() } as usize as u32;
-    Some(decide(d, Caller { pid, tid }, &request))
+    let caller = Caller { pid, tid };
+    let mut request = FileOp {
+        op: plan.op,
+        flags: OpFlags(plan.flags),
+        path,
+        target: target_units,
+        desired_access: plan.desired_access,
+        create_disposition: plan.disposition,
+    };
+    if !decide(d, caller, &Request::File(request), Wait::File(data)) {
+        return false;
+    }
+    if plan.also_write {
+        request.op = FileOperation::Write;
+        return decide(d, caller, &Request::File(request), Wait::File(data));
+    }
+    true
 }
 
 /// A normalized name from Filter Manager, released on drop.
@@ -197,7 +301,7 @@ impl FileName {
                 &mut info,
             )
         };
-        (ffi::nt_success(status) && !info.is_null()).then_some(FileName(info))
+        (ffi::nt_success(status) && !info.is_null()).then(|| FileName(info))
     }
 
     /// # Safety
@@ -220,7 +324,7 @@ impl FileName {
                 &mut out,
             )
         };
-        (ffi::nt_success(status) && !out.is_null()).then_some(FileName(out))
+        (ffi::nt_success(status) && !out.is_null()).then(|| FileName(out))
     }
 
     /// # Safety

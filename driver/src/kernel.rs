@@ -46,14 +46,16 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 
 /// Monotonic milliseconds since boot (interrupt time, unaffected by clock changes).
 pub fn now_ms() -> u64 {
-    // SAFETY: any IRQL; a null QPC pointer is allowed.
-    let hundred_ns = unsafe { ffi::KeQueryInterruptTimePrecise(core::ptr::null_mut()) };
+    // `QpcTimeStamp` is `_Out_` (mandatory): the routine stores the performance counter there.
+    let mut qpc = 0u64;
+    // SAFETY: any IRQL; `qpc` is a valid, writable local for the call.
+    let hundred_ns = unsafe { ffi::KeQueryInterruptTimePrecise(&mut qpc) };
     hundred_ns / 10_000
 }
 
 /// A seed for kcore's hash keys, drawn at load.
 pub fn seed() -> u64 {
-    // SAFETY: any IRQL; a null frequency pointer is allowed.
+    // SAFETY: any IRQL; `PerformanceFrequency` is `_Out_opt_`, so null is allowed.
     let pc = unsafe { ffi::KeQueryPerformanceCounter(core::ptr::null_mut()) } as u64;
     pc.rotate_left(29) ^ now_ms().wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
@@ -147,4 +149,102 @@ pub fn event_log(driver_object: ffi::Pvoid, code: EventCode, status: ffi::NtStat
     }
     // SAFETY: the packet is complete; ownership passes to the I/O manager. IRQL <= DISPATCH.
     unsafe { ffi::IoWriteErrorLogEntry(entry) };
+}
+
+/// A value in its own non-paged pool allocation, created fallibly: on a callback path an
+/// allocation failure must become a decision (the fail mode), never a bug-check.
+pub struct PoolBox<T>(core::ptr::NonNull<T>);
+
+impl<T> PoolBox<T> {
+    /// `None` when the pool is exhausted (or `T` needs more than 16-byte alignment).
+    pub fn try_new(value: T) -> Option<PoolBox<T>> {
+        if core::mem::align_of::<T>() > 16 {
+            return None;
+        }
+        // SAFETY: IRQL <= DISPATCH_LEVEL; non-paged pool with our tag; the size is T's.
+        let p = unsafe {
+            ffi::ExAllocatePool2(
+                ffi::POOL_FLAG_NON_PAGED,
+                core::mem::size_of::<T>().max(1),
+                POOL_TAG,
+            )
+        };
+        let p = core::ptr::NonNull::new(p.cast::<T>())?;
+        // SAFETY: `p` is a fresh allocation of size_of::<T>() bytes, 16-byte aligned.
+        unsafe { p.as_ptr().write(value) };
+        Some(PoolBox(p))
+    }
+
+    /// A zero-filled `T` allocated in place (never built on the stack, so it may be large);
+    /// `None` when the pool is exhausted.
+    ///
+    /// # Safety
+    /// All-zero bytes must be a valid `T`.
+    pub unsafe fn try_new_zeroed() -> Option<PoolBox<T>> {
+        if core::mem::align_of::<T>() > 16 {
+            return None;
+        }
+        // SAFETY: IRQL <= DISPATCH_LEVEL; non-paged pool with our tag; ExAllocatePool2 zeroes the
+        // allocation (no POOL_FLAG_UNINITIALIZED), which the caller guarantees is a valid T.
+        let p = unsafe {
+            ffi::ExAllocatePool2(
+                ffi::POOL_FLAG_NON_PAGED,
+                core::mem::size_of::<T>().max(1),
+                POOL_TAG,
+            )
+        };
+        core::ptr::NonNull::new(p.cast::<T>()).map(PoolBox)
+    }
+
+    /// The address (stable for the box's lifetime).
+    pub fn as_ptr(&self) -> *mut T {
+        self.0.as_ptr()
+    }
+
+    /// Gives up ownership; [`PoolBox::from_raw`] takes it back.
+    pub fn into_raw(self) -> *mut T {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+
+    /// # Safety
+    /// `p` came from [`PoolBox::into_raw`] and is taken back once.
+    pub unsafe fn from_raw(p: *mut T) -> Option<PoolBox<T>> {
+        core::ptr::NonNull::new(p).map(PoolBox)
+    }
+}
+
+impl<T> core::ops::Deref for PoolBox<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the value is initialised and lives until the box drops.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<T> Drop for PoolBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the value was written in `try_new` and is dropped once here.
+        unsafe { core::ptr::drop_in_place(self.0.as_ptr()) };
+        // SAFETY: allocated in `try_new` with the same tag; IRQL <= DISPATCH_LEVEL.
+        unsafe { ffi::ExFreePoolWithTag(self.0.as_ptr().cast(), POOL_TAG) };
+    }
+}
+
+/// A zeroed byte buffer of `len`, or `None` when the pool is exhausted.
+pub fn try_zeroed(len: usize) -> Option<alloc::vec::Vec<u8>> {
+    let mut v = alloc::vec::Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, 0);
+    Some(v)
+}
+
+/// A copy of `units`, or `None` when the pool is exhausted.
+pub fn try_copy(units: &[u16]) -> Option<alloc::vec::Vec<u16>> {
+    let mut v = alloc::vec::Vec::new();
+    v.try_reserve_exact(units.len()).ok()?;
+    v.extend_from_slice(units);
+    Some(v)
 }

@@ -13,6 +13,7 @@ mod flow;
 mod kernel;
 mod port;
 mod registry;
+mod sessions;
 mod state;
 
 pub use entry::DriverEntry;

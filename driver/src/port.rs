@@ -2,11 +2,9 @@
 //! descriptor), its process excluded on request, and every user → kernel message handled by kcore
 //! after an exception-guarded copy out of the caller's user-mode buffer.
 
-use alloc::vec;
-
 use crate::ffi::{self, Pvoid};
-use crate::flow::{log_transitions, wake};
-use crate::kernel::debug;
+use crate::flow::{log_transitions, wake, wake_all};
+use crate::kernel::{debug, try_zeroed};
 use crate::state::Driver;
 
 /// Largest user → kernel message accepted (control messages are far smaller).
@@ -110,11 +108,11 @@ pub unsafe extern "system" fn on_disconnect(_connection_cookie: Pvoid) {
 /// Shared by the disconnect callback and unload. PASSIVE_LEVEL.
 pub fn disconnect(d: &Driver) {
     // SAFETY: PASSIVE_LEVEL; closes and nulls the stored client port (no-op when null).
-    unsafe { ffi::FltCloseClientPort(d.filter, d.client_port.get()) };
+    unsafe { ffi::FltCloseClientPort(d.filter(), d.client_port.get()) };
     d.with(|s| {
-        for ticket in s.core.on_client_disconnected() {
-            wake(&s.holds, ticket);
-        }
+        // Every hold is now denied; wake them all (each polls its own hold).
+        s.core.on_client_disconnected();
+        wake_all(&s.holds);
     });
     debug!("client disconnected");
     log_transitions(d);
@@ -144,19 +142,25 @@ pub unsafe extern "system" fn on_message(
     {
         return ffi::STATUS_INVALID_PARAMETER;
     }
-    let mut message = vec![0u8; in_len];
+    let Some(mut message) = try_zeroed(in_len) else {
+        return ffi::STATUS_INSUFFICIENT_RESOURCES;
+    };
     // SAFETY: PASSIVE_LEVEL; `input` lies in user space (checked) and faults are caught by the
     // copy routine's exception handler; `message` has `in_len` bytes.
     let status = unsafe { agentsh_guarded_copy(message.as_mut_ptr(), input.cast(), in_len) };
     if status != ffi::STATUS_SUCCESS {
         return status;
     }
-    let mut result = vec![0u8; out_len.min(MESSAGE_MAX)];
+    let Some(mut result) = try_zeroed(out_len.min(MESSAGE_MAX)) else {
+        return ffi::STATUS_INSUFFICIENT_RESOURCES;
+    };
     let handled = d.with(|s| {
         let r = s.core.on_user_message(&message, &mut result);
         if let Some(ticket) = r.wake {
             wake(&s.holds, ticket);
         }
+        // A session may have started or ended.
+        d.pids.sync(s);
         r
     });
     log_transitions(d);

@@ -2,7 +2,8 @@
 """A small stand-in for the agentsh service, speaking the loopback framing as the user side: it
 handshakes, configures the fail mode, registers one session, excludes itself, and answers queries
 with a fixed policy (Run keys and SAM denied, service-key creation held for approval, the rest
-allowed). Every message it receives is appended to a JSON-lines log the harness checks."""
+allowed; files under \\protected\\ denied, writes under \\nowrite\\ denied, files under \\hold\\ held).
+Every message it receives is appended to a JSON-lines log the harness checks."""
 import argparse
 import json
 import socket
@@ -78,9 +79,16 @@ def main():
             path = wire.read_utf16(msg[32:1072])
             op = struct.unpack_from("<I", msg, 20)[0] & 0xFFFF
             req = {"type": 1, "file_op": op, "path": path, "target": wire.read_utf16(msg[1072:2112])}
-            deny = "\\PROTECTED\\" in path.upper()
-            reply = wire.response(1, 0 if deny else 1, ttl=0)
-            req["answer"] = "deny" if deny else "allow"
+            upper = path.upper()
+            if "\\HOLD\\" in upper:
+                # Held for an approval that never comes (the harness terminates the thread).
+                reply = wire.response(1, 2, approval_timeout=30, ticket=next(tickets))
+                req["answer"] = "pending"
+            else:
+                # \protected\ denies everything; \nowrite\ allows creating files but not writing.
+                deny = "\\PROTECTED\\" in upper or ("\\NOWRITE\\" in upper and op == 2)
+                reply = wire.response(1, 0 if deny else 1, ttl=0)
+                req["answer"] = "deny" if deny else "allow"
         log.write(json.dumps(req) + "\n")
         send(wire.USER_REPLY, struct.pack("<iIQ", 0, 0, msg_id) + reply)
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Loads the real agentsh.sys into an emulated kernel, runs DriverEntry, and drives the captured
-callbacks with fabricated registry, process and file operations against a service over the
-loopback socket. Exit status 0 only when every scenario passes."""
+"""Loads the real agentsh.sys into the strict emulated kernel (kernel.py), runs DriverEntry, and
+drives the captured callbacks with registry, process and file operations laid out from the
+independent headers (layouts.py), against a small stand-in service over the loopback socket:
+contract checks, the review's defects by number, fault injection (every pool allocation of a
+scenario failing once, every documented FltSendMessage status, name-query failures) and the cost of
+operations outside every session. Exit status 0 only when every scenario passes."""
 import argparse
 import json
 import logging
@@ -14,12 +17,25 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kernel as K  # noqa: E402
+from layouts import L, Struct  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN_KEY = "\\REGISTRY\\MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
 USER_APP = "\\REGISTRY\\USER\\S-1-5-21-1000\\SOFTWARE\\TestApp"
 SERVICES = "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services"
-FLT_PREOP_COMPLETE = 4
+HKLM = "\\REGISTRY\\MACHINE"
+VOLUME = "\\Device\\HarddiskVolume2"
+ALLOW = L["FLT_PREOP_SUCCESS_NO_CALLBACK"]
+COMPLETE = L["FLT_PREOP_COMPLETE"]
+IRP_MJ_CREATE, IRP_MJ_WRITE = L["IRP_MJ_CREATE"], L["IRP_MJ_WRITE"]
+IRP_MJ_SET_INFORMATION, IRP_MJ_SET_SECURITY = L["IRP_MJ_SET_INFORMATION"], L["IRP_MJ_SET_SECURITY"]
+IRP_MJ_SECTION = L["IRP_MJ_ACQUIRE_FOR_SECTION_SYNCHRONIZATION"]
+FILE_OPEN, FILE_CREATE, FILE_OPEN_IF = 1, 2, 3
+FILE_WRITE_DATA, FILE_DELETE_CHILD = 0x2, 0x40
+MAXIMUM_ALLOWED, GENERIC_ALL, GENERIC_WRITE, GENERIC_READ = 0x02000000, 0x10000000, 0x40000000, 0x80000000
+SL_OPEN_TARGET_DIRECTORY = 0x04
+PAGE_READONLY, PAGE_READWRITE = 0x02, 0x04
+FAILS_TRIPPED = 0xA0000002
 
 results = []
 
@@ -29,6 +45,15 @@ def check(name, ok, detail=""):
     print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({detail})" if detail and not ok else ""))
 
 
+def guarded(name, fn):
+    """Runs a scenario; a bug-check or a hang in it is that scenario's failure, not the suite's end."""
+    try:
+        return fn()
+    except (K.BugCheck, K.Hang) as e:
+        check(name, False, f"{type(e).__name__}: {e}")
+        return None
+
+
 class Harness:
     def __init__(self, driver, workdir):
         self.k = K.Kernel(driver)
@@ -36,6 +61,11 @@ class Harness:
         self.sock = os.path.join(workdir, "agentsh.sock")
         self.log = os.path.join(workdir, "service.jsonl")
         self.service = None
+        self.serial = 0
+
+    def unique(self, prefix):
+        self.serial += 1
+        return f"{prefix}{self.serial}"
 
     def service_log(self):
         if not os.path.exists(self.log):
@@ -64,54 +94,108 @@ class Harness:
         self.k.key_objects[obj] = name
         return obj
 
+    def run_work_items(self):
+        while self.k.work_items:
+            self.k.run_work_items()
+            self.k.check_released("work item")
+
     def registry(self, pid, klass, info):
         self.k.pid, self.k.tid = pid, pid + 1
         status = self.k.call(self.k.cm[0], [0, klass, info]) & 0xFFFFFFFF
-        self.k.run_work_items()
+        self.k.check_released(f"registry callback (class {klass})")
+        self.run_work_items()
         return status
 
     def set_value(self, pid, key, value, data=b"x\0"):
         k = self.k
-        info = k.alloc(64, struct.pack("<QQIIQI", self.key_object(key), k.unicode_string(value), 0, 1,
-                                       k.alloc(len(data), data), len(data)))
-        return self.registry(pid, 1, info)
+        info = Struct("REG_SET_VALUE_KEY_INFORMATION").put("Object", 8, self.key_object(key)) \
+            .put("ValueName", 8, k.unicode_string(value)).put("Type", 4, 1) \
+            .put("Data", 8, k.alloc(len(data), data)).put("DataSize", 4, len(data))
+        return self.registry(pid, L["RegNtPreSetValueKey"], k.alloc(len(info.buf), info.bytes()))
 
-    def create_key(self, pid, complete, root=None, access=0xF003F):
+    def create_key(self, pid, complete, root=None, access=0xF003F, klass=None):
         k = self.k
-        info = bytearray(112)
-        struct.pack_into("<QQ", info, 0, k.unicode_string(complete), self.key_object(root) if root else 0)
-        struct.pack_into("<I", info, 56, access)
-        return self.registry(pid, 26, k.alloc(112, bytes(info)))
+        info = Struct("REG_CREATE_KEY_INFORMATION").put("CompleteName", 8, k.unicode_string(complete)) \
+            .put("RootObject", 8, self.key_object(root) if root else 0).put("DesiredAccess", 4, access)
+        return self.registry(pid, klass if klass is not None else L["RegNtPreCreateKeyEx"],
+                             k.alloc(len(info.buf), info.bytes()))
 
-    def object_op(self, pid, klass, key):
-        return self.registry(pid, klass, self.k.alloc(32, struct.pack("<Q", self.key_object(key))))
+    def object_op(self, pid, klass, key, ctype="REG_DELETE_KEY_INFORMATION"):
+        info = Struct(ctype).put("Object", 8, self.key_object(key))
+        return self.registry(pid, klass, self.k.alloc(len(info.buf), info.bytes()))
 
     def process_created(self, pid, creating_pid, parent_pid):
         k = self.k
-        info = struct.pack("<QI4xQQQQQQi4x", 72, 0, parent_pid, creating_pid, creating_pid + 1, 0,
-                           k.unicode_string("C:\\agent\\tool.exe"), 0, 0)
-        k.call(k.process_notify, [0, pid, k.alloc(72, info)])
-        k.run_work_items()
+        info = Struct("PS_CREATE_NOTIFY_INFO").put("Size", 8, L["sizeof PS_CREATE_NOTIFY_INFO"]) \
+            .put("ParentProcessId", 8, parent_pid) \
+            .put("CreatingThreadId", 8, creating_pid) \
+            .put("ImageFileName", 8, k.unicode_string("C:\\agent\\tool.exe"))
+        put_at(info.buf, L["PS_CREATE_NOTIFY_INFO.CreatingThreadId"] + L["CLIENT_ID.UniqueThread"], 8,
+               creating_pid + 1)
+        addr = k.alloc(len(info.buf), info.bytes())
+        k.call(k.process_notify, [0, pid, addr])
+        k.check_released("process notify")
+        self.run_work_items()
+        return k.r32(addr + L["PS_CREATE_NOTIFY_INFO.CreationStatus"])
 
-    def file_op(self, pid, major, path, desired=0, options=1 << 24, info_class=0, info=b""):
+    def file_op(self, pid, major, path, desired=0, options=FILE_OPEN << 24, info_class=0, info=b"",
+                op_flags=0, sync=None):
+        """One pre-operation through the registered callback; returns (preop status, IoStatus.Status),
+        or (None, None) when the driver did not register for `major`."""
         k = self.k
         k.pid, k.tid, k.file_path = pid, pid + 1, path
-        sec = k.alloc(24, struct.pack("<QQII", 0, 0, desired, 0))
-        iopb = bytearray(64)
-        struct.pack_into("<IB", iopb, 0, 0, major)
-        if major == 0:
-            struct.pack_into("<QI", iopb, 24, sec, options)
-        elif major == 6:
-            struct.pack_into("<IIQQQ", iopb, 24, len(info), info_class, 0, 0, k.alloc(len(info), info))
-        data = k.alloc(88, struct.pack("<IIQQ", 0, 0, 0, k.alloc(64, bytes(iopb))))
-        objects = k.alloc(48, struct.pack("<HHIQQQQQ", 48, 0, 0, 0xF117E400, 0x701, 0x1A57, 0xF0, 0))
-        pre = k.filter["ops"][0][2]
-        status = k.call(pre, [data, objects, k.alloc(8)]) & 0xFFFFFFFF
-        io_status = k.r64(data + 24) & 0xFFFFFFFF
+        iopb = Struct("FLT_IO_PARAMETER_BLOCK").put("MajorFunction", 1, major).put("OperationFlags", 1, op_flags) \
+            .put("TargetFileObject", 8, 0xF0).put("TargetInstance", 8, 0x1A57)
+        base = L["FLT_IO_PARAMETER_BLOCK.Parameters"]
+        p = "FLT_PARAMETERS."
+        if major == IRP_MJ_CREATE:
+            sec = Struct("IO_SECURITY_CONTEXT").put("DesiredAccess", 4, desired)
+            put_at(iopb.buf, base + L[p + "Create.SecurityContext"], 8, k.alloc(24, sec.bytes()))
+            put_at(iopb.buf, base + L[p + "Create.Options"], 4, options)
+        elif major == IRP_MJ_SET_INFORMATION:
+            put_at(iopb.buf, base + L[p + "SetFileInformation.Length"], 4, len(info))
+            put_at(iopb.buf, base + L[p + "SetFileInformation.FileInformationClass"], 4, info_class)
+            put_at(iopb.buf, base + L[p + "SetFileInformation.InfoBuffer"], 8, k.alloc(max(len(info), 8), info))
+        elif major == IRP_MJ_SECTION:
+            sync_type, protection = sync
+            put_at(iopb.buf, base + L[p + "AcquireForSectionSynchronization.SyncType"], 4, sync_type)
+            put_at(iopb.buf, base + L[p + "AcquireForSectionSynchronization.PageProtection"], 4, protection)
+        elif major == IRP_MJ_SET_SECURITY:
+            put_at(iopb.buf, base + L[p + "SetSecurity.SecurityInformation"], 4, 4)
+        data = Struct("FLT_CALLBACK_DATA").put("Iopb", 8, k.alloc(len(iopb.buf), iopb.bytes()))
+        data_addr = k.alloc(len(data.buf), data.bytes())
+        objects = Struct("FLT_RELATED_OBJECTS").put("Size", 2, L["sizeof FLT_RELATED_OBJECTS"]) \
+            .put("Filter", 8, 0xF117E400).put("Volume", 8, 0x701).put("Instance", 8, 0x1A57).put("FileObject", 8, 0xF0)
+        pre = next((op[2] for op in k.filter["ops"] if op[0] == major), None)
+        if pre is None:
+            return None, None
+        status = k.call(pre, [data_addr, k.alloc(len(objects.buf), objects.bytes()), k.alloc(8)]) & 0xFFFFFFFF
+        k.check_released(f"pre-operation (major {major:#x})")
+        self.run_work_items()
+        io_status = k.r64(data_addr + L["FLT_CALLBACK_DATA.IoStatus"] + L["IO_STATUS_BLOCK.Status"]) & 0xFFFFFFFF
         return status, io_status
 
     def queries(self, since):
         return [e for e in self.service_log()[since:] if "answer" in e]
+
+    def measure(self, fn):
+        """Runs `fn` and returns (its result, counter deltas, messages sent)."""
+        before, sent = dict(self.k.counters), len(self.k.sent)
+        r = fn()
+        delta = {key: self.k.counters[key] - before.get(key, 0) for key in self.k.counters}
+        return r, delta, len(self.k.sent) - sent
+
+
+def put_at(buf, offset, width, value):
+    buf[offset:offset + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+
+
+def rename_info(target):
+    name = target.encode("utf-16-le")
+    info = Struct("FILE_RENAME_INFORMATION", L["FILE_RENAME_INFORMATION.FileName"] + len(name))
+    info.put("FileNameLength", 4, len(name))
+    info.buf[L["FILE_RENAME_INFORMATION.FileName"]:] = name
+    return info.bytes()
 
 
 def main():
@@ -121,22 +205,32 @@ def main():
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR)
     logging.getLogger("speakeasy").setLevel(logging.ERROR)
+    started = time.monotonic()
     work = tempfile.mkdtemp(prefix="agentsh-kemu-")
     h = Harness(args.driver, work)
     k = h.k
 
-    status = k.driver_entry()
-    check("DriverEntry returns STATUS_SUCCESS", status == 0, hex(status))
+    status = guarded("review 1: DriverEntry writes no null _Out_ pointer (KeQueryInterruptTimePrecise)",
+                     k.driver_entry)
+    if status is None:
+        sys.exit(report(started))
+    check("review 1: DriverEntry returns STATUS_SUCCESS under the strict _Out_ models", status == 0, hex(status))
+    if status != 0:
+        sys.exit(report(started))
     check("filter, port, registry callback and process notify registered; filtering started",
           k.registrations == {"filter", "port", "registry", "process", "filtering"}, k.registrations)
     check("registry callback altitude is 385200", getattr(k, "cm_altitude", None) == "385200")
     check("port is \\AgentshPort, one connection, default (admins/SYSTEM) descriptor",
           k.port["name"] == "\\AgentshPort" and k.port["max"] == 1 and k.sd_access == 0x1F0001 and k.port["sd"])
-    check("minifilter pre-operations: create, write, set-information",
-          [op[0] for op in k.filter["ops"]] == [0, 4, 6] and k.filter["version"] == 0x0202)
+    check("minifilter pre-operations: create, write, set-information, set-security, section synchronisation",
+          [op[0] for op in k.filter["ops"]] == [IRP_MJ_CREATE, IRP_MJ_WRITE, IRP_MJ_SET_INFORMATION,
+                                                IRP_MJ_SET_SECURITY, IRP_MJ_SECTION]
+          and k.filter["version"] == 0x0202, k.filter["ops"])
     setup = k.filter["setup"]
     check("instances attach to NTFS and ReFS only",
-          [k.call(setup, [0, 0, 0, fs]) & 0xFFFFFFFF for fs in (2, 28, 3)] == [0, 0, 0xC01C000F])
+          [k.call(setup, [0, 0, 0, fs]) & 0xFFFFFFFF for fs in (L["FLT_FSTYPE_NTFS"], L["FLT_FSTYPE_REFS"],
+                                                               L["FLT_FSTYPE_FAT"])]
+          == [0, 0, L["STATUS_FLT_DO_NOT_ATTACH"]])
 
     k.listen(h.sock)
     h.start_fake_service("closed")
@@ -153,6 +247,60 @@ def main():
           [(e["process_event"], e["pid"], e["creating_pid"], e["image"]) for e in announced]
           == [(1, 1001, 1000, "C:\\agent\\tool.exe")], announced)
 
+    guarded("registry decisions", lambda: registry_scenarios(h))
+    guarded("file decisions", lambda: file_scenarios(h))
+    guarded("outside every session", lambda: unsandboxed_scenarios(h))
+    guarded("review 9", lambda: probe_scenarios(h))
+    guarded("review 21", lambda: notification_scenarios(h))
+    guarded("review 12", lambda: hold_scenarios(h))
+    guarded("review 4: allocation failures", lambda: allocation_faults(h))
+    guarded("send statuses (fail-closed)", lambda: send_faults(h, "closed"))
+    guarded("review 10 (fail-closed)", lambda: name_faults(h, "closed"))
+
+    h.stop_service()
+    s = h.set_value(1001, USER_APP, "config")
+    check("service stopped, fail-closed -> denied", s == K.STATUS_ACCESS_DENIED, hex(s))
+    check("fail-mode transition written to the Event Log",
+          any(code == FAILS_TRIPPED for code, _, _ in k.event_log), k.event_log)
+
+    h.start_fake_service("open")
+    guarded("review 3", lambda: terminating_requester(h))
+    guarded("send statuses (fail-open)", lambda: send_faults(h, "open"))
+    guarded("review 10 (fail-open)", lambda: name_faults(h, "open"))
+    h.stop_service()
+    s = h.set_value(1001, USER_APP, h.unique("config"))
+    check("service stopped, fail-open -> allowed", s == 0, hex(s))
+    s = h.set_value(1001, RUN_KEY, "WhileDown")
+    check("... but a critical key stays denied while the service is unavailable",
+          s == K.STATUS_ACCESS_DENIED, hex(s))
+
+    # Unload with a connected service (the review's item 5): CmUnRegisterCallback must not be
+    # reached while a registry operation could still be held behind the open client port.
+    h.start_fake_service("closed")
+
+    def unload():
+        return k.call(k.filter["unload"], [0]) & 0xFFFFFFFF
+    s = guarded("review 5: unload with a connected service closes the port before CmUnRegisterCallback", unload)
+    if s is not None:
+        check("review 5: unload with a connected service closes the port before CmUnRegisterCallback", True)
+        check("unload returns STATUS_SUCCESS and leaves nothing registered",
+              s == 0 and not (k.registrations - {"filtering"}), k.registrations)
+        check("unload waited for callbacks in flight (rundown)", k.rundown_waited)
+        check("every pool allocation was freed by unload", not k.pools, f"{len(k.pools)} left: {list(k.pools.values())[:5]}")
+    if h.service:
+        h.service.kill()
+    sys.exit(report(started))
+
+
+def report(started):
+    failed = [n for n, ok in results if not ok]
+    print(f"\nkernel-emu: {len(results) - len(failed)}/{len(results)} scenarios passed (fake service) "
+          f"in {time.monotonic() - started:.1f} s")
+    return 1 if failed else 0
+
+
+def registry_scenarios(h):
+    k = h.k
     n = len(h.service_log())
     s = h.set_value(1001, RUN_KEY, "Updater")
     q = h.queries(n)
@@ -160,7 +308,6 @@ def main():
     check("the query carried SetValue, the key and the value name",
           q and q[0]["op"] == "SetValue" and q[0]["key"] == RUN_KEY and q[0]["name"] == "Updater", q)
 
-    n = len(h.service_log())
     s = h.set_value(1001, USER_APP, "config")
     check("session process writes HKCU\\SOFTWARE\\TestApp\\config -> success", s == 0, hex(s))
     sent_before = len(k.sent)
@@ -188,8 +335,7 @@ def main():
     s = h.create_key(1001, SERVICES + "\\agentsh-timeout", root=SERVICES)
     q = h.queries(n)
     check("approval timeout -> denied", s == K.STATUS_ACCESS_DENIED, hex(s))
-    check("an absolute CompleteName is used as is",
-          q and q[0]["key"] == SERVICES + "\\agentsh-timeout", q)
+    check("an absolute CompleteName is used as is", q and q[0]["key"] == SERVICES + "\\agentsh-timeout", q)
 
     k.existing_keys.add((SERVICES + "\\Existing").upper())
     n = len(h.service_log())
@@ -198,59 +344,293 @@ def main():
           s == 0 and not [e for e in h.queries(n) if e["op"] == "CreateKey"], h.queries(n))
 
     n = len(h.service_log())
-    s = h.object_op(1001, 0, RUN_KEY + "\\Sub")
+    s = h.object_op(1001, L["RegNtPreDeleteKey"], RUN_KEY + "\\Sub")
     q = h.queries(n)
     check("RegNtPreDeleteKey (class 0) is intercepted and denied under a Run key",
           s == K.STATUS_ACCESS_DENIED and q and q[0]["op"] == "DeleteKey", q)
     n = len(h.service_log())
-    s = h.object_op(1001, 43, "\\REGISTRY\\MACHINE\\SAM")
+    s = h.object_op(1001, L["RegNtPreSaveKey"], HKLM + "\\SAM", "REG_SAVE_KEY_INFORMATION")
     q = h.queries(n)
     check("hive save of HKLM\\SAM is intercepted (SaveKey) and denied",
           s == K.STATUS_ACCESS_DENIED and q and q[0]["op"] == "SaveKey", q)
 
+    # Review 13: classes that were not handled.
+    for klass, ctype, key, op in (
+            (L["RegNtPreSetInformationKey"], "REG_SET_INFORMATION_KEY_INFORMATION", RUN_KEY, "SetValue"),
+            (L["RegNtPreUnLoadKey"], "REG_UNLOAD_KEY_INFORMATION", RUN_KEY, "LoadKey"),
+            (L["RegNtPreSaveMergedKey"], "REG_DELETE_KEY_INFORMATION", HKLM + "\\SAM\\Merged", "SaveKey")):
+        n = len(h.service_log())
+        s = h.object_op(1001, klass, key, ctype)
+        q = h.queries(n)
+        check(f"review 13: registry class {klass} is decided ({op} on {key.rsplit(chr(92), 1)[-1]}) and denied",
+              s == K.STATUS_ACCESS_DENIED and q and q[0]["op"] == op, (hex(s), q))
+    for klass, ctype in ((L["RegNtPreQueryKey"], "REG_QUERY_KEY_INFORMATION"),
+                         (L["RegNtPreQueryMultipleValueKey"], "REG_DELETE_KEY_INFORMATION")):
+        _, delta, _ = h.measure(lambda: h.object_op(1001, klass, RUN_KEY, ctype))
+        check(f"review 13: registry read class {klass} is looked at for session processes (its key is named)",
+              delta.get("name_queries", 0) == 1, delta)
+
+
+def file_scenarios(h):
+    k = h.k
+    prot = VOLUME + "\\protected\\secrets.txt"
     n = len(h.service_log())
-    s = h.set_value(2000, RUN_KEY, "Outside")
+    st, io = h.file_op(1001, IRP_MJ_SET_INFORMATION, prot, info_class=L["FileDispositionInformation"], info=b"\x01")
+    q = h.queries(n)
+    check("review 2: delete disposition (class @8, InfoBuffer @32) in a protected folder -> STATUS_ACCESS_DENIED",
+          st == COMPLETE and io == K.STATUS_ACCESS_DENIED and q and q[0]["file_op"] == 4, (st, io, q))
+    n = len(h.service_log())
+    st, io = h.file_op(1001, IRP_MJ_SET_INFORMATION, prot, info_class=L["FileRenameInformation"],
+                       info=rename_info(VOLUME + "\\work\\stolen.txt"))
+    q = h.queries(n)
+    check("review 2: rename out of a protected folder -> denied, sent with both names",
+          st == COMPLETE and q and q[0]["file_op"] == 5 and q[0]["target"] == VOLUME + "\\work\\stolen.txt", (st, q))
+    n = len(h.service_log())
+    st, io = h.file_op(1001, IRP_MJ_SET_INFORMATION, VOLUME + "\\work\\a.txt", info_class=L["FileLinkInformation"],
+                       info=rename_info(VOLUME + "\\protected\\link.txt"))
+    q = h.queries(n)
+    check("review 2: hard link decided as HardLink with its target",
+          q and q[0]["file_op"] == 6 and q[0]["target"] == VOLUME + "\\protected\\link.txt", q)
+
+    n = len(h.service_log())
+    st, io = h.file_op(1001, IRP_MJ_CREATE, VOLUME + "\\work\\new.txt", desired=FILE_WRITE_DATA,
+                       options=FILE_CREATE << 24)
+    q = h.queries(n)
+    check("file create in the workspace -> allowed, sent as a create", st == ALLOW and q and q[0]["file_op"] == 3, (st, q))
+
+    for access, label in ((MAXIMUM_ALLOWED, "MAXIMUM_ALLOWED"), (GENERIC_WRITE, "GENERIC_WRITE"),
+                          (GENERIC_ALL, "GENERIC_ALL"), (FILE_DELETE_CHILD, "FILE_DELETE_CHILD")):
+        st, io = h.file_op(1001, IRP_MJ_CREATE, prot, desired=access)
+        check(f"review 7/17: an open of a protected file with {label} is write intent -> denied",
+              st == COMPLETE and io == K.STATUS_ACCESS_DENIED, (st, io))
+    st, io = h.file_op(1001, IRP_MJ_CREATE, prot, desired=GENERIC_READ)
+    check("a GENERIC_READ open of a protected file is a read (not queried) -> allowed", st == ALLOW, (st, io))
+
+    st, io = h.file_op(1001, IRP_MJ_SET_SECURITY, prot)
+    check("review 7: set-security on a protected file -> denied", st == COMPLETE and io == K.STATUS_ACCESS_DENIED,
+          (st, io))
+    for klass in ("FileEndOfFileInformation", "FileAllocationInformation", "FileBasicInformation"):
+        st, io = h.file_op(1001, IRP_MJ_SET_INFORMATION, prot, info_class=L[klass], info=b"\0" * 40)
+        check(f"review 7: {klass} on a protected file -> denied", st == COMPLETE and io == K.STATUS_ACCESS_DENIED,
+              (st, io))
+    st, io = h.file_op(1001, IRP_MJ_SECTION, prot, sync=(L["SyncTypeCreateSection"], PAGE_READWRITE))
+    check("review 7: a writable section of a protected file -> failed with STATUS_INSUFFICIENT_RESOURCES "
+          "(the one status the contract allows)", st == COMPLETE and io == K.STATUS_INSUFFICIENT_RESOURCES, (st, io))
+    _, delta, _ = h.measure(lambda: h.file_op(1001, IRP_MJ_SECTION, prot,
+                                              sync=(L["SyncTypeCreateSection"], PAGE_READONLY)))
+    check("a read-only section is not looked at (no name query)", delta.get("name_queries", 0) == 0, delta)
+
+    n = len(h.service_log())
+    (st, io), delta, _ = h.measure(lambda: h.file_op(1001, IRP_MJ_CREATE, VOLUME + "\\protected",
+                                                     desired=FILE_WRITE_DATA, op_flags=SL_OPEN_TARGET_DIRECTORY))
+    check("review 16: an SL_OPEN_TARGET_DIRECTORY open is not judged as a directory write",
+          st == ALLOW and not h.queries(n) and delta.get("name_queries", 0) == 0, (st, h.queries(n), delta))
+
+    n = len(h.service_log())
+    st, io = h.file_op(1001, IRP_MJ_CREATE, VOLUME + "\\nowrite\\log.txt", desired=FILE_WRITE_DATA,
+                       options=FILE_OPEN_IF << 24)
+    q = h.queries(n)
+    check("review 17: FILE_OPEN_IF with write access is judged as create and as write -> denied where writes are",
+          st == COMPLETE and [e["file_op"] for e in q] == [3, 2], (st, q))
+    st, io = h.file_op(1001, IRP_MJ_CREATE, VOLUME + "\\nowrite\\fresh.txt", desired=FILE_WRITE_DATA,
+                       options=FILE_CREATE << 24)
+    check("... while FILE_CREATE there is a create only -> allowed", st == ALLOW, (st, io))
+
+
+def unsandboxed_scenarios(h):
+    """Processes outside every session: what they cost the machine."""
+    k = h.k
+    pid = 3000
+    zero = ("name_queries", "pool_allocs", "port_messages", "exclusive_locks")
+    for label, op in (
+            ("read open", lambda: h.file_op(pid, IRP_MJ_CREATE, VOLUME + "\\protected\\a.txt", desired=GENERIC_READ)),
+            ("write open", lambda: h.file_op(pid, IRP_MJ_CREATE, VOLUME + "\\protected\\a.txt",
+                                             desired=FILE_WRITE_DATA)),
+            ("create", lambda: h.file_op(pid, IRP_MJ_CREATE, VOLUME + "\\x\\n.txt", options=FILE_CREATE << 24)),
+            ("write", lambda: h.file_op(pid, IRP_MJ_WRITE, VOLUME + "\\protected\\a.txt")),
+            ("delete", lambda: h.file_op(pid, IRP_MJ_SET_INFORMATION, VOLUME + "\\protected\\a.txt",
+                                         info_class=L["FileDispositionInformation"], info=b"\x01")),
+            ("rename", lambda: h.file_op(pid, IRP_MJ_SET_INFORMATION, VOLUME + "\\protected\\a.txt",
+                                         info_class=L["FileRenameInformation"], info=rename_info("\\x"))),
+            ("set-security", lambda: h.file_op(pid, IRP_MJ_SET_SECURITY, VOLUME + "\\protected\\a.txt")),
+            ("registry value read", lambda: h.object_op(pid, L["RegNtPreQueryValueKey"], RUN_KEY,
+                                                        "REG_QUERY_VALUE_KEY_INFORMATION")),
+            ("registry open (relative)", lambda: h.create_key(pid, "Software\\Policies", root=HKLM,
+                                                              klass=L["RegNtPreOpenKeyEx"], access=0x20019))):
+        (r, delta, msgs) = h.measure(op)
+        allowed = r == 0 or (isinstance(r, tuple) and r[0] == ALLOW)
+        costs = {c: delta.get(c, 0) for c in zero}
+        check(f"outside every session: {label} -> allowed with 0 name queries, pool allocations, port messages "
+              f"and exclusive locks", allowed and not any(costs.values()) and msgs == 0, (r, costs, msgs))
+    r, delta, msgs = h.measure(lambda: h.set_value(pid, "\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor", "x"))
+    check("outside every session: an ordinary registry write -> at most one name query, no message",
+          r == 0 and delta.get("name_queries", 0) <= 1 and delta.get("port_messages", 0) == 0, delta)
+    n = len(h.service_log())
+    r, delta, msgs = h.measure(lambda: h.set_value(pid, RUN_KEY, "Outside"))
     time.sleep(0.3)
     notes = [e for e in h.service_log()[n:] if "notify" in e]
-    check("a non-session process writing a Run key is allowed", s == 0, hex(s))
+    check("outside every session: a Run key write -> allowed, one name query, one one-way message",
+          r == 0 and delta.get("name_queries", 0) == 1 and delta.get("port_messages", 0) == 1, delta)
     check("... and the service receives a one-way high-risk notification",
           notes and notes[0]["notify"] == 1 and notes[0]["key"] == RUN_KEY, notes)
-
     n = len(h.service_log())
-    st, io = h.file_op(1001, 6, "\\Device\\HarddiskVolume2\\protected\\secrets.txt",
-                       info_class=13, info=b"\x01")
-    q = h.queries(n)
-    check("file delete disposition in a protected folder -> completed with STATUS_ACCESS_DENIED",
-          st == FLT_PREOP_COMPLETE and io == K.STATUS_ACCESS_DENIED and q and q[0]["file_op"] == 4, (st, io, q))
-    n = len(h.service_log())
-    st, io = h.file_op(1001, 0, "\\Device\\HarddiskVolume2\\work\\new.txt", desired=0x2, options=2 << 24)
-    q = h.queries(n)
-    check("file create in the workspace -> allowed, sent as a create",
-          st == 1 and q and q[0]["file_op"] == 3, (st, q))
+    r, delta, msgs = h.measure(lambda: h.create_key(pid, "SAM\\SAM\\Domains", root=HKLM,
+                                                    klass=L["RegNtPreOpenKeyEx"], access=0x20019))
+    time.sleep(0.3)
+    notes = [e for e in h.service_log()[n:] if "notify" in e]
+    check("outside every session: opening HKLM\\SAM is reported (one name query, one message)",
+          r == 0 and delta.get("name_queries", 0) == 1 and notes and notes[0]["key"].startswith(HKLM + "\\SAM"),
+          (delta, notes))
 
-    h.stop_service()
-    s = h.set_value(1001, USER_APP, "config")
-    check("service stopped, fail-closed -> denied", s == K.STATUS_ACCESS_DENIED, hex(s))
-    check("fail-mode transition written to the Event Log",
-          any(code == 0xA0000002 for code, _, _ in k.event_log), k.event_log)
-    h.start_fake_service("open")
-    h.stop_service()
-    s = h.set_value(1001, USER_APP, "config")
-    check("service stopped, fail-open -> allowed", s == 0, hex(s))
-    s = h.set_value(1001, RUN_KEY, "WhileDown")
-    check("... but a critical key stays denied while the service is unavailable",
+
+def probe_scenarios(h):
+    k = h.k
+    k.nested.clear()
+    k.existing_keys.add((SERVICES + "\\Probed").upper())
+    s = h.create_key(1001, SERVICES + "\\Probed", access=0x20019)
+    check("review 9: the existence probe re-entered the registry callback (as on Windows)", len(k.nested) == 1,
+          k.nested)
+    if k.nested:
+        status, delta = k.nested[0]
+        busy = {c: delta.get(c, 0) for c in ("exclusive_locks", "pool_allocs", "name_queries", "messages")}
+        check("review 9: the driver's own probe passes its nested callback without work (no lock, allocation, "
+              "name or message)", status == 0 and not any(busy.values()), (hex(status), busy))
+
+
+def notification_scenarios(h):
+    k = h.k
+    k.service_stalled = True
+    k.oneway_timeouts_ms.clear()
+    for i in range(20):
+        h.set_value(3100 + 4 * i, RUN_KEY, f"Stalled{i}")
+    k.service_stalled = False
+    waits = k.oneway_timeouts_ms
+    check("review 21: a service that does not read costs the notification worker one short timeout per drain, "
+          "not the query timeout per notification",
+          waits and max(waits) <= 100 and sum(waits) <= 20 * 100, (len(waits), sum(waits or [0])))
+
+
+def hold_scenarios(h):
+    k = h.k
+    k.terminating = True
+    k.unreleased_holds = 0
+    clock = k.clock_ms
+    try:
+        s = h.create_key(1001, SERVICES + "\\agentsh-timeout-term", root=SERVICES)
+        reg_ok = s == K.STATUS_ACCESS_DENIED and k.unreleased_holds == 0 and k.clock_ms - clock < 1000
+        check("review 12: a registry operation held for approval is released at once and denied when its "
+              "thread terminates", reg_ok, (hex(s), k.unreleased_holds, k.clock_ms - clock))
+        clock, k.unreleased_holds = k.clock_ms, 0
+        st, io = h.file_op(1001, IRP_MJ_CREATE, VOLUME + "\\hold\\x.txt", desired=FILE_WRITE_DATA)
+        check("review 12: a held file operation is released at once and denied when its thread terminates",
+              st == COMPLETE and k.unreleased_holds == 0 and k.clock_ms - clock < 1000,
+              (st, k.unreleased_holds, k.clock_ms - clock))
+    finally:
+        k.terminating = False
+
+
+def allocation_faults(h):
+    """Driver Verifier's low-resources simulation, systematically: in each scenario, pool allocation
+    i fails (for every i the scenario reaches). No bug-check, nothing left held, and never more
+    permissive than the same scenario without the fault."""
+    k = h.k
+
+    def scenarios():
+        return [
+            ("session registry write (allowed)", lambda: h.set_value(1001, USER_APP, h.unique("v")), 0),
+            ("session Run key write (denied)", lambda: h.set_value(1001, RUN_KEY, h.unique("r")),
+             K.STATUS_ACCESS_DENIED),
+            ("session key create (relative name, probe)",
+             lambda: h.create_key(1001, h.unique("k"), root=USER_APP), 0),
+            ("session file create (allowed)",
+             lambda: h.file_op(1001, IRP_MJ_CREATE, VOLUME + "\\work\\" + h.unique("f"), desired=FILE_WRITE_DATA,
+                               options=FILE_CREATE << 24)[0], ALLOW),
+            ("session file rename (denied)",
+             lambda: h.file_op(1001, IRP_MJ_SET_INFORMATION, VOLUME + "\\protected\\" + h.unique("p"),
+                               info_class=L["FileRenameInformation"], info=rename_info("\\t"))[0], COMPLETE),
+            ("session child process", lambda: h.process_created(h.serial * 4 + 50_000, 1001, 1001), 0),
+        ]
+    total = 0
+    for name, run, clean_expected in scenarios():
+        r, delta, _ = h.measure(run)
+        n = delta.get("pool_allocs", 0)
+        ok = r == clean_expected
+        bad = []
+        for i in range(1, n + 1):
+            k.fail_alloc_at = i
+            try:
+                r = run()
+            except (K.BugCheck, K.Hang) as e:
+                bad.append(f"allocation {i}: {e}")
+                continue
+            finally:
+                k.fail_alloc_at = None
+            total += 1
+            if clean_expected in (K.STATUS_ACCESS_DENIED, COMPLETE) and r != clean_expected:
+                bad.append(f"allocation {i}: allowed ({r:#x}) what is denied without the fault")
+            if name == "session child process" and r not in (0, K.STATUS_INSUFFICIENT_RESOURCES):
+                bad.append(f"allocation {i}: creation status {r:#x}")
+        check(f"review 4: {name}: each of its {n} pool allocations fails once -> no bug-check, never more "
+              "permissive", ok and n > 0 and not bad, (r, clean_expected, bad[:3]))
+    # A session write whose request buffer cannot be allocated is denied (the fail mode for a
+    # local resource failure), not sent and not allowed.
+    r, delta, msgs = h.measure(lambda: (setattr(k, "fail_alloc_at", 1), h.set_value(1001, USER_APP, h.unique("d")))[1])
+    k.fail_alloc_at = None
+    check("review 4: a session write whose first allocation fails is denied, not allowed",
+          r == K.STATUS_ACCESS_DENIED, (hex(r), delta))
+    print(f"      ({total} fault-injected runs)")
+
+
+def send_faults(h, mode):
+    k = h.k
+    for status in ("STATUS_TIMEOUT", "STATUS_PORT_DISCONNECTED", "STATUS_THREAD_IS_TERMINATING",
+                   "STATUS_INSUFFICIENT_RESOURCES", "STATUS_INVALID_PARAMETER", "STATUS_NO_MEMORY"):
+        k.send_faults = [L[status]]
+        k.clock_ms += 5_000  # past the breaker's probe interval: the query goes out
+        s = h.set_value(1001, USER_APP, h.unique("s"))
+        k.send_faults = []
+        expect_deny = mode == "closed" or status == "STATUS_THREAD_IS_TERMINATING"
+        check(f"FltSendMessage returns {status} ({mode} mode) -> {'denied' if expect_deny else 'fail-open allow'}, "
+              "no bug-check", (s == K.STATUS_ACCESS_DENIED) == expect_deny, hex(s))
+    k.clock_ms += 5_000
+    h.set_value(1001, USER_APP, h.unique("recover"))
+
+
+def name_faults(h, mode):
+    k = h.k
+    k.clock_ms += 5_000
+    for status in ("STATUS_INSUFFICIENT_RESOURCES", "STATUS_OBJECT_NAME_NOT_FOUND"):
+        k.name_faults = [L[status]]
+        s = h.set_value(1001, USER_APP, h.unique("n"))
+        k.name_faults = []
+        check(f"review 10: a key-name failure ({status}) for a session write is denied in fail-{mode} mode",
+              s == K.STATUS_ACCESS_DENIED, hex(s))
+    for status in ("STATUS_FLT_INVALID_NAME_REQUEST", "STATUS_ACCESS_DENIED", "STATUS_INSUFFICIENT_RESOURCES"):
+        k.name_faults = [L[status]]
+        st, io = h.file_op(1001, IRP_MJ_CREATE, VOLUME + "\\work\\" + h.unique("n"), desired=FILE_WRITE_DATA)
+        k.name_faults = []
+        check(f"review 10: a file-name failure ({status}) for a session write is denied in fail-{mode} mode",
+              st == COMPLETE and io == K.STATUS_ACCESS_DENIED, (st, io))
+
+
+def terminating_requester(h):
+    """A sandboxed process kills its own thread while the driver waits in FltSendMessage."""
+    k = h.k
+    trips = sum(1 for code, _, _ in k.event_log if code == FAILS_TRIPPED)
+    k.terminating = True
+    k.send_faults = [K.STATUS_THREAD_IS_TERMINATING]
+    try:
+        s = h.set_value(1001, USER_APP, h.unique("t"))
+    finally:
+        k.terminating = False
+        k.send_faults = []
+    check("review 3: STATUS_THREAD_IS_TERMINATING during a query -> denied (fail-open mode)",
           s == K.STATUS_ACCESS_DENIED, hex(s))
-
-    unload = k.filter["unload"]
-    s = k.call(unload, [0]) & 0xFFFFFFFF
-    check("unload returns STATUS_SUCCESS and leaves nothing registered",
-          s == 0 and not (k.registrations - {"filtering"}), k.registrations)
-    check("unload waited for callbacks in flight (rundown)", k.rundown_waited)
-    check("every pool allocation was freed by unload", not k.pools, f"{len(k.pools)} left")
-
-    failed = [n for n, ok in results if not ok]
-    print(f"\nkernel-emu: {len(results) - len(failed)}/{len(results)} scenarios passed (fake service)")
-    sys.exit(1 if failed else 0)
+    sent = len(k.sent)
+    s = h.set_value(1001, USER_APP, h.unique("t"))
+    check("review 3: ... and the machine-wide breaker did not trip (the next operation is still asked, "
+          "no fail-mode event)", s == 0 and len(k.sent) > sent
+          and sum(1 for code, _, _ in k.event_log if code == FAILS_TRIPPED) == trips, (hex(s), len(k.sent) - sent))
 
 
 if __name__ == "__main__":

@@ -145,10 +145,11 @@ pub enum Reason {
     Approval,
     ApprovalExpired,
     HoldRefused,
+    RequesterTerminating,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Excluded,
         Reason::Unsandboxed,
         Reason::ReadNotQueried,
@@ -160,6 +161,7 @@ impl Reason {
         Reason::Approval,
         Reason::ApprovalExpired,
         Reason::HoldRefused,
+        Reason::RequesterTerminating,
     ];
 
     pub fn name(self) -> &'static str {
@@ -175,6 +177,7 @@ impl Reason {
             Reason::Approval => "approval",
             Reason::ApprovalExpired => "approval_expired",
             Reason::HoldRefused => "hold_refused",
+            Reason::RequesterTerminating => "requester_terminating",
         }
     }
 }
@@ -193,6 +196,7 @@ impl From<Why> for Reason {
             Why::Approval => Reason::Approval,
             Why::ApprovalExpired => Reason::ApprovalExpired,
             Why::HoldRefused => Reason::HoldRefused,
+            Why::RequesterTerminating => Reason::RequesterTerminating,
         }
     }
 }

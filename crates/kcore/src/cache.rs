@@ -170,6 +170,18 @@ impl DecisionCache {
         if !fits(key) {
             return Insert::NotCached;
         }
+        // Fallible growth: without memory the decision is simply not cached.
+        let Some(folded) = folded_vec(key) else {
+            return Insert::NotCached;
+        };
+        // A new slot also reserves its place in the free list, so `remove` never allocates.
+        if self.map.try_reserve(1).is_err()
+            || (self.free.is_empty()
+                && (self.slots.try_reserve(1).is_err()
+                    || self.free.try_reserve(self.slots.len() + 1).is_err()))
+        {
+            return Insert::NotCached;
+        }
         let hash = self.hash(key);
         if let Some(&old) = self.map.get(&hash) {
             self.remove(old);
@@ -182,7 +194,7 @@ impl DecisionCache {
             kind: key.kind,
             hash,
             path_len: key.path.len() as u32,
-            folded: folded_vec(key),
+            folded,
             value,
             expires: now.saturating_add(ttl_ms),
             prev: NIL,
@@ -332,12 +344,15 @@ fn fold_inline<'b>(key: &CacheKey<'_>, buf: &'b mut [u16; INLINE]) -> Option<&'b
     Some(&buf[..n])
 }
 
-fn folded_vec(key: &CacheKey<'_>) -> Vec<u16> {
-    let mut v = alloc::vec![0u16; key.path.len() + key.name.len()];
+fn folded_vec(key: &CacheKey<'_>) -> Option<Vec<u16>> {
+    let n = key.path.len() + key.name.len();
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, 0);
     let (path, name) = v.split_at_mut(key.path.len());
     agentsh_winstr::upcase_into(key.path, path);
     agentsh_winstr::upcase_into(key.name, name);
-    v
+    Some(v)
 }
 
 /// Whether `stored` equals `query` folded, chunk by chunk.

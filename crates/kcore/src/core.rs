@@ -1,14 +1,12 @@
 //! The per-operation flow the driver and the emulator both run: one state machine over the
 //! cache, breaker, sessions, exclusion, pending holds, notifications and counters.
 
-use alloc::boxed::Box;
-
 use agentsh_wire::control::{
     CONFIG_NOTIFY_READS, CONFIG_QUERY_READS, ControlRepr, Counter, DriverConfig, FailMode, Metrics,
     SendResult, SendStatus,
 };
 use agentsh_wire::file::{self, FileRequestRepr};
-use agentsh_wire::notify::{NotifyReason, ProcessEventKind, ProcessEventRepr};
+use agentsh_wire::notify::{NotifyReason, ProcessEventKind};
 use agentsh_wire::op::{Decision, FileOperation, MessageType, OpFlags, Operation};
 use agentsh_wire::registry::{self, RegistryRequestRepr};
 use agentsh_wire::response::PolicyResponseRepr;
@@ -18,7 +16,9 @@ use crate::Millis;
 use crate::breaker::{FailModeBreaker, Gate, Transition};
 use crate::cache::{CacheKey, Cached, DecisionCache, FILE_KIND_BASE};
 use crate::highrisk::{HighRiskSet, Risk};
-use crate::notify::{Notification, NotificationQueue, Outgoing, OwnedSubject};
+use crate::notify::{
+    Notification, NotificationQueue, Outgoing, OwnedSubject, ProcessEvent, try_copy,
+};
 use crate::pending::{HoldStatus, PendingTable};
 use crate::sessions::{SessionError, SessionRef, SessionTable};
 
@@ -96,25 +96,26 @@ impl Request<'_> {
         }
     }
 
-    fn owned(&self) -> OwnedSubject {
-        match self {
+    /// The owned copy a notification carries; `None` when the copies cannot be allocated.
+    fn owned(&self) -> Option<OwnedSubject> {
+        Some(match self {
             Request::Registry(r) => OwnedSubject::Registry {
                 op: r.op,
                 flags: r.flags,
                 value_type: r.value_type,
                 data_size: r.data_size,
-                key: r.key.to_vec(),
-                name: r.name.to_vec(),
+                key: try_copy(r.key)?,
+                name: try_copy(r.name)?,
             },
             Request::File(f) => OwnedSubject::File {
                 op: f.op,
                 flags: f.flags,
                 desired_access: f.desired_access,
                 create_disposition: f.create_disposition,
-                path: f.path.to_vec(),
-                target: f.target.to_vec(),
+                path: try_copy(f.path)?,
+                target: try_copy(f.target)?,
             },
-        }
+        })
     }
 }
 
@@ -141,8 +142,12 @@ pub enum Why {
     Approval,
     /// A held operation ran out of time, or the service went away while it was held.
     ApprovalExpired,
-    /// The hold could not start (duplicate ticket or too many holds).
+    /// The hold could not start (duplicate ticket, too many holds, or no memory for it).
     HoldRefused,
+    /// The requesting thread is being terminated (its query or hold was interrupted): denied,
+    /// and never counted against the service (one process must not trip the machine-wide
+    /// breaker by killing its own threads).
+    RequesterTerminating,
 }
 
 /// What the driver does next with an operation.
@@ -169,6 +174,9 @@ pub enum QueryOutcome<'a> {
     Error,
     /// No service connected when sending.
     NotConnected,
+    /// The send was interrupted because the requesting thread is terminating
+    /// (STATUS_THREAD_IS_TERMINATING, or any failed send from a terminating thread).
+    RequesterTerminating,
 }
 
 /// The verdict after a query.
@@ -248,7 +256,7 @@ impl KernelCore {
         let Some(session) = self.sessions.lookup(caller.pid) else {
             self.count(Counter::UnsandboxedOperations);
             if let Request::Registry(r) = req
-                && self.high_risk.classify_op(r.key, r.name).is_some()
+                && self.report_unsandboxed(r)
             {
                 self.notify(NotifyReason::HighRiskUnsandboxed, true, 0, 0, caller, req);
             }
@@ -299,6 +307,22 @@ impl KernelCore {
             }
             Gate::Closed => self.unavailable(caller, req, session.token).into_step(),
         }
+    }
+
+    /// Whether an operation of a process outside every session is reported: writes to high-risk
+    /// keys, and reads only of the credential stores (reads of the other high-risk keys, such as
+    /// `Policies` or `CLSID\*\InprocServer32`, happen at every process start and COM activation).
+    pub fn report_unsandboxed(&self, r: &RegistryOp<'_>) -> bool {
+        if r.op.is_read() {
+            self.high_risk.is_credential_store(r.key)
+        } else {
+            self.high_risk.classify_op(r.key, r.name).is_some()
+        }
+    }
+
+    /// Every process id in a session (the driver mirrors them in a lock-free filter).
+    pub fn session_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sessions.pids()
     }
 
     /// Writes the request for a [`Step::Query`] (after the FILTER_MESSAGE_HEADER) into `buf`;
@@ -357,6 +381,11 @@ impl KernelCore {
         token: u64,
         outcome: QueryOutcome<'_>,
     ) -> Verdict {
+        if let QueryOutcome::RequesterTerminating = outcome {
+            // Not the service's failure: no breaker count, no fail-open answer.
+            self.count(Counter::DenyDecisions);
+            return Verdict::Deny(Why::RequesterTerminating);
+        }
         let reply = match outcome {
             QueryOutcome::Reply(bytes) => PolicyResponseRepr::decode(bytes).ok(),
             _ => None,
@@ -444,6 +473,14 @@ impl KernelCore {
         }
     }
 
+    /// The thread holding `ticket` stopped waiting because it is being terminated: its hold is
+    /// forgotten and the operation denied.
+    pub fn abandon_hold(&mut self, ticket: u32) -> Verdict {
+        self.pending.forget(ticket);
+        self.count(Counter::DenyDecisions);
+        Verdict::Deny(Why::RequesterTerminating)
+    }
+
     /// A process was created by the creating thread's process `creating_pid` (not the parent
     /// attribute `_parent_pid`, which can be forged).
     pub fn on_process_created(
@@ -453,7 +490,24 @@ impl KernelCore {
         parent_pid: u32,
         image: &[u16],
     ) -> Option<SessionRef> {
-        let session = self.sessions.process_created(pid, creating_pid)?;
+        self.on_process_created_checked(pid, creating_pid, parent_pid, image)
+            .ok()
+            .flatten()
+    }
+
+    /// [`KernelCore::on_process_created`], but a session's child that cannot be tracked (the
+    /// process table is full or memory ran out) is an error: the driver then fails the process
+    /// creation instead of letting the child run outside the session.
+    pub fn on_process_created_checked(
+        &mut self,
+        pid: u32,
+        creating_pid: u32,
+        parent_pid: u32,
+        image: &[u16],
+    ) -> Result<Option<SessionRef>, SessionError> {
+        let Some(session) = self.sessions.process_created(pid, creating_pid)? else {
+            return Ok(None);
+        };
         self.process_event(
             session,
             pid,
@@ -462,7 +516,7 @@ impl KernelCore {
             ProcessEventKind::Created,
             image,
         );
-        Some(session)
+        Ok(Some(session))
     }
 
     /// A process exited; returns the session it was in (whose service is told).
@@ -489,17 +543,20 @@ impl KernelCore {
         if self.client.is_none() {
             return;
         }
-        self.notifications
-            .push(Outgoing::Process(Box::new(ProcessEventRepr {
-                session_id: session.id,
-                process_id: pid,
-                creating_process_id: creating_pid,
-                parent_process_id: parent_pid,
-                kind,
-                // The exit notification carries no status; the service does not need one.
-                exit_status: 0,
-                image_name: Utf16Buf::from_units_truncating(image).0,
-            })));
+        let Some(image) = try_copy(image) else {
+            self.notifications.count_dropped();
+            return;
+        };
+        self.notifications.push(Outgoing::Process(ProcessEvent {
+            session_id: session.id,
+            process_id: pid,
+            creating_process_id: creating_pid,
+            parent_process_id: parent_pid,
+            kind,
+            // The exit notification carries no status; the service does not need one.
+            exit_status: 0,
+            image,
+        }));
     }
 
     /// A client connected to the port from process `pid`. Refused while another is connected.
@@ -654,6 +711,22 @@ impl KernelCore {
         self.notifications.pop()
     }
 
+    /// Whether a notification waits to be sent (the driver schedules a work item only then).
+    pub fn has_notifications(&self) -> bool {
+        !self.notifications.is_empty()
+    }
+
+    /// Drops every waiting notification, counting each as dropped (the service is not taking
+    /// them); returns how many.
+    pub fn drop_notifications(&mut self) -> u64 {
+        let mut n = 0;
+        while self.notifications.pop().is_some() {
+            self.notifications.count_dropped();
+            n += 1;
+        }
+        n
+    }
+
     /// A breaker transition since the last call, for the driver's event log.
     pub fn take_transition(&mut self) -> Option<Transition> {
         self.transitions.take()
@@ -744,6 +817,10 @@ impl KernelCore {
         caller: Caller,
         req: &Request<'_>,
     ) {
+        let Some(subject) = req.owned() else {
+            self.notifications.count_dropped();
+            return;
+        };
         self.notifications.push(Outgoing::Decision(Notification {
             reason,
             allowed,
@@ -751,7 +828,7 @@ impl KernelCore {
             session_token: token,
             process_id: caller.pid,
             thread_id: caller.tid,
-            subject: req.owned(),
+            subject,
         }));
     }
 

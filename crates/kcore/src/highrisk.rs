@@ -205,10 +205,49 @@ impl HighRiskSet {
             .max()
     }
 
+    /// Whether `key` is in a credential store: the SAM and SECURITY hives (the latter holds the
+    /// LSA secrets). Reads there are reported even for processes outside every session.
+    pub fn is_credential_store(&self, key: &[u16]) -> bool {
+        Self::is_credential_store_name(key)
+    }
+
+    fn is_credential_store_name(key: &[u16]) -> bool {
+        let mut segments = key
+            .split(|&u| u == u16::from(b'\\'))
+            .filter(|s| !s.is_empty());
+        let (Some(a), Some(b), Some(c)) = (segments.next(), segments.next(), segments.next())
+        else {
+            return false;
+        };
+        agentsh_winstr::eq_ignore_case_str(a, "REGISTRY")
+            && agentsh_winstr::eq_ignore_case_str(b, "MACHINE")
+            && is_credential_hive(c)
+    }
+
     /// The risk of an operation on `key` naming the value `name`.
     pub fn classify_op(&self, key: &[u16], name: &[u16]) -> Option<Risk> {
         self.classify(key).max(self.classify_value(name))
     }
+}
+
+/// Whether an open's name may reach `\REGISTRY\MACHINE\SAM` or `...\SECURITY` without knowing
+/// its root key: an absolute name is checked exactly; a relative one only by its first segment
+/// being one of the two hive names (as in `RegOpenKeyEx(HKLM, "SAM")`). The driver asks for the
+/// root key's name only when this holds, so other opens of unsandboxed processes cost no name
+/// query.
+pub fn may_name_credential_store(complete: &[u16]) -> bool {
+    if complete.first() == Some(&u16::from(b'\\')) {
+        return HighRiskSet::is_credential_store_name(complete);
+    }
+    complete
+        .split(|&u| u == u16::from(b'\\'))
+        .find(|s| !s.is_empty())
+        .is_some_and(is_credential_hive)
+}
+
+fn is_credential_hive(segment: &[u16]) -> bool {
+    agentsh_winstr::eq_ignore_case_str(segment, "SAM")
+        || agentsh_winstr::eq_ignore_case_str(segment, "SECURITY")
 }
 
 /// Matches one segment: `*` any run, `?` one unit, everything else case-insensitively.

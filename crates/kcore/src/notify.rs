@@ -110,13 +110,48 @@ impl Notification {
 
 const _: () = assert!(registry::KEY_PATH_MAX <= file::PATH_MAX);
 
+/// `units` copied with a fallible allocation.
+pub(crate) fn try_copy(units: &[u16]) -> Option<Vec<u16>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(units.len()).ok()?;
+    v.extend_from_slice(units);
+    Some(v)
+}
+
 /// A one-way message waiting to be sent: a decision the kernel made on its own, or a session
 /// process starting or exiting (so the service can name processes by their image).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
     Decision(Notification),
-    /// Boxed: the image name makes it several times larger than a decision.
-    Process(alloc::boxed::Box<ProcessEventRepr>),
+    Process(ProcessEvent),
+}
+
+/// A session process started or exited, owned until sent (the image name is copied with a
+/// fallible allocation; the wire form is built when the notification is emitted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessEvent {
+    pub session_id: u64,
+    pub process_id: u32,
+    pub creating_process_id: u32,
+    pub parent_process_id: u32,
+    pub kind: agentsh_wire::notify::ProcessEventKind,
+    pub exit_status: u32,
+    pub image: Vec<u16>,
+}
+
+impl ProcessEvent {
+    /// The wire form (the image name cut to its field).
+    pub fn to_repr(&self) -> ProcessEventRepr {
+        ProcessEventRepr {
+            session_id: self.session_id,
+            process_id: self.process_id,
+            creating_process_id: self.creating_process_id,
+            parent_process_id: self.parent_process_id,
+            kind: self.kind,
+            exit_status: self.exit_status,
+            image_name: Utf16Buf::from_units_truncating(&self.image).0,
+        }
+    }
 }
 
 impl Outgoing {
@@ -130,8 +165,9 @@ impl Outgoing {
                 Ok(repr.buffer_len())
             }
             Outgoing::Process(p) => {
-                p.emit(buf)?;
-                Ok(p.buffer_len())
+                let repr = p.to_repr();
+                repr.emit(buf)?;
+                Ok(repr.buffer_len())
             }
         }
     }
@@ -154,7 +190,8 @@ pub struct NotificationQueue {
 impl NotificationQueue {
     /// Queues `n`, or drops and counts it when full. Never blocks.
     pub fn push(&mut self, n: Outgoing) {
-        if self.queue.len() >= QUEUE_CAPACITY {
+        // Fallible growth: an allocation failure drops the notification, never the machine.
+        if self.queue.len() >= QUEUE_CAPACITY || self.queue.try_reserve(1).is_err() {
             self.dropped += 1;
         } else {
             self.queue.push_back(n);
@@ -182,7 +219,12 @@ impl NotificationQueue {
         self.queued
     }
 
-    /// Notifications dropped because the queue was full.
+    /// Counts a notification that could not even be built (its copies could not be allocated).
+    pub fn count_dropped(&mut self) {
+        self.dropped += 1;
+    }
+
+    /// Notifications dropped because the queue was full or memory ran out.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }

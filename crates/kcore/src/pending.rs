@@ -77,6 +77,11 @@ impl PendingTable {
         let hold_ms =
             u64::from(timeout_secs.min(MAX_APPROVAL_TIMEOUT_SECS)) * 1000 + u64::from(grace_ms);
         let deadline = now.saturating_add(hold_ms);
+        // Fallible: the driver calls this on its callback paths, where an allocation failure
+        // must refuse the hold (a denial), never bug-check.
+        if self.holds.try_reserve(1).is_err() {
+            return Err(HoldError::Full);
+        }
         self.holds.push(Hold {
             ticket,
             deadline,
@@ -119,13 +124,25 @@ impl PendingTable {
         status
     }
 
+    /// The held thread stopped waiting (it is being terminated): forget its hold. A final
+    /// decision arriving later finds no hold.
+    pub fn forget(&mut self, ticket: u32) {
+        if let Some(i) = self.holds.iter().position(|h| h.ticket == ticket) {
+            self.holds.swap_remove(i);
+        }
+    }
+
     /// The service is gone: no final decision will come, so every waiting hold is denied.
-    /// Returns the tickets to wake.
+    /// Returns the tickets to wake (all of them if the list cannot be allocated: the caller then
+    /// wakes every held thread, each of which finds its hold denied).
     pub fn abandon_all(&mut self) -> Vec<u32> {
         let mut woken = Vec::new();
+        let _ = woken.try_reserve_exact(self.holds.len());
         for h in self.holds.iter_mut().filter(|h| h.decided.is_none()) {
             h.decided = Some(false);
-            woken.push(h.ticket);
+            if woken.len() < woken.capacity() {
+                woken.push(h.ticket);
+            }
         }
         woken
     }

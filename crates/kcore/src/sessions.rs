@@ -78,9 +78,15 @@ impl SessionTable {
         if self.procs.len() >= MAX_PROCESSES {
             return Err(SessionError::Full);
         }
+        if self.procs.try_reserve(1).is_err() {
+            return Err(SessionError::Full);
+        }
         let slot = match self.sessions.iter().position(Option::is_none) {
             Some(i) => i,
             None if self.sessions.len() < MAX_SESSIONS => {
+                if self.sessions.try_reserve(1).is_err() {
+                    return Err(SessionError::Full);
+                }
                 self.sessions.push(None);
                 self.sessions.len() - 1
             }
@@ -111,22 +117,38 @@ impl SessionTable {
         Ok(())
     }
 
+    /// Every tracked process id.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.procs.keys().copied()
+    }
+
     /// The session `pid` belongs to.
     pub fn lookup(&self, pid: u32) -> Option<SessionRef> {
         let slot = *self.procs.get(&pid)?;
         self.sessions.get(slot as usize)?.as_ref().map(|s| s.r)
     }
 
-    /// A process was created by `creating_pid`. Returns the session it joined.
-    pub fn process_created(&mut self, pid: u32, creating_pid: u32) -> Option<SessionRef> {
+    /// A process was created by `creating_pid`. Returns the session it joined; an error when
+    /// the creator is in a session but the child cannot be tracked (table full, no memory).
+    pub fn process_created(
+        &mut self,
+        pid: u32,
+        creating_pid: u32,
+    ) -> Result<Option<SessionRef>, SessionError> {
         // A live entry for a new process id is a reused id: the new process is not the old one.
         self.procs.remove(&pid);
-        let slot = *self.procs.get(&creating_pid)?;
-        if self.procs.len() >= MAX_PROCESSES {
-            return None;
+        let Some(&slot) = self.procs.get(&creating_pid) else {
+            return Ok(None);
+        };
+        if self.procs.len() >= MAX_PROCESSES || self.procs.try_reserve(1).is_err() {
+            return Err(SessionError::Full);
         }
         self.procs.insert(pid, slot);
-        self.sessions.get(slot as usize)?.as_ref().map(|s| s.r)
+        Ok(self
+            .sessions
+            .get(slot as usize)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.r))
     }
 
     /// A process exited; returns the session it was in. The session itself lives on until

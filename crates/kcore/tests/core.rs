@@ -635,6 +635,87 @@ fn the_breaker_trips_after_max_failures_and_recovers_on_success() {
 }
 
 #[test]
+fn a_terminating_requester_is_denied_and_never_trips_the_breaker() {
+    let mut core = connected();
+    let config = DriverConfig {
+        max_consecutive_failures: 3,
+        ..DriverConfig::DEFAULT
+    };
+    status(&mut core, ControlRepr::SetConfig(config));
+    core.take_transition();
+    let (key, name) = (u(APP), u("config"));
+    let req = reg(Operation::SetValue, &key, &name);
+    // Ten times the threshold: a process killing its own threads mid-query gets denials, and
+    // the machine-wide breaker does not move (fail-open would otherwise allow everything).
+    for _ in 0..30 {
+        assert_eq!(
+            decide(&mut core, 0, ROOT, &req, QueryOutcome::RequesterTerminating),
+            Verdict::Deny(Why::RequesterTerminating)
+        );
+    }
+    assert_eq!(core.take_transition(), None, "no trip");
+    assert_eq!(metric(&core, Counter::ConsecutiveFailures), 0);
+    assert_eq!(metric(&core, Counter::FailOpenMode), 0);
+    assert_eq!(metric(&core, Counter::PolicyQueryErrors), 0);
+    assert!(
+        matches!(
+            core.begin(0, Caller { pid: ROOT, tid: 1 }, &req),
+            Step::Query { .. }
+        ),
+        "other requests are still asked"
+    );
+}
+
+#[test]
+fn a_held_thread_that_terminates_abandons_its_hold_as_a_denial() {
+    let mut core = connected();
+    let (key, name) = (u(RUN), u("x"));
+    let req = reg(Operation::SetValue, &key, &name);
+    let caller = Caller { pid: ROOT, tid: 1 };
+    let Step::Query { token, .. } = core.begin(0, caller, &req) else {
+        panic!("query expected")
+    };
+    let pending = pending_reply(7, 30);
+    let held = core.complete(0, caller, &req, token, QueryOutcome::Reply(&pending));
+    let Verdict::Hold { ticket, .. } = held else {
+        panic!("hold expected, got {held:?}")
+    };
+    assert_eq!(
+        core.abandon_hold(ticket),
+        Verdict::Deny(Why::RequesterTerminating)
+    );
+    assert!(
+        matches!(
+            core.hold_status(1, caller, &req, ticket),
+            Verdict::Deny(Why::ApprovalExpired)
+        ),
+        "the hold is gone"
+    );
+}
+
+#[test]
+fn a_session_child_that_cannot_be_tracked_is_an_error_not_an_outsider() {
+    let mut core = connected();
+    let mut refused = None;
+    for pid in 0..100_000u32 {
+        let pid = 10_000 + pid * 4;
+        match core.on_process_created_checked(pid, ROOT, ROOT, &[]) {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a child of the root is in the session"),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(refused.is_some(), "the process table is bounded");
+    assert!(
+        core.on_process_created(5, ROOT, ROOT, &[]).is_none(),
+        "the unchecked form reports no session"
+    );
+}
+
+#[test]
 fn a_disconnected_service_means_the_fail_mode_and_closed_denies() {
     let mut core = connected();
     status(
@@ -814,6 +895,50 @@ fn unsandboxed_processes_are_allowed_and_high_risk_keys_notified() {
         panic!("registry")
     };
     assert_eq!(r.key_path.to_string(), RUN);
+}
+
+#[test]
+fn unsandboxed_reads_are_reported_only_for_the_credential_stores() {
+    let mut core = connected();
+    let outsider = Caller { pid: 9999, tid: 1 };
+    let noisy = [
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows",
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\Classes\\CLSID\\{0000}\\InprocServer32",
+        "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Control\\Session Manager",
+        RUN,
+    ];
+    for key in noisy {
+        let key = u(key);
+        for op in [
+            Operation::QueryValue,
+            Operation::OpenKey,
+            Operation::EnumKeys,
+        ] {
+            assert_eq!(
+                core.begin(0, outsider, &reg(op, &key, &u("x"))),
+                Step::Allow(Why::Unsandboxed)
+            );
+        }
+    }
+    assert!(
+        core.next_notification().is_none(),
+        "reads of ordinary high-risk keys are not reported"
+    );
+    for key in [
+        "\\REGISTRY\\MACHINE\\SAM\\SAM\\Domains",
+        "\\REGISTRY\\MACHINE\\security\\Policy\\Secrets",
+    ] {
+        let key = u(key);
+        core.begin(0, outsider, &reg(Operation::QueryValue, &key, &u("")));
+        let n = decision(
+            core.next_notification()
+                .expect("credential store read reported"),
+        );
+        assert_eq!(n.reason, NotifyReason::HighRiskUnsandboxed);
+    }
+    let samples = u("\\REGISTRY\\MACHINE\\SAMPLES");
+    core.begin(0, outsider, &reg(Operation::QueryValue, &samples, &u("")));
+    assert!(core.next_notification().is_none(), "SAMPLES is not SAM");
 }
 
 #[test]
@@ -1044,7 +1169,7 @@ fn session_processes_are_announced_to_the_service_with_their_image() {
     core.on_process_exited(2000);
     let events: Vec<_> = std::iter::from_fn(|| core.next_notification())
         .map(|o| match o {
-            Outgoing::Process(p) => *p,
+            Outgoing::Process(p) => p.to_repr(),
             other => panic!("expected a process event, got {other:?}"),
         })
         .collect();
@@ -1070,9 +1195,17 @@ fn session_processes_are_announced_to_the_service_with_their_image() {
     );
     // The wire form is what the port carries.
     let mut buf = [0u8; Outgoing::MAX_LEN];
-    let len = Outgoing::Process(Box::new(*created))
-        .emit(&mut buf)
-        .expect("fits");
+    let len = Outgoing::Process(agentsh_kcore::notify::ProcessEvent {
+        session_id: created.session_id,
+        process_id: created.process_id,
+        creating_process_id: created.creating_process_id,
+        parent_process_id: created.parent_process_id,
+        kind: created.kind,
+        exit_status: created.exit_status,
+        image: image.to_vec(),
+    })
+    .emit(&mut buf)
+    .expect("fits");
     assert_eq!(len, agentsh_wire::notify::PROCESS_EVENT_LEN);
     assert_eq!(
         agentsh_wire::notify::ProcessEventRepr::decode(&buf[..len]).expect("decodes"),
