@@ -498,7 +498,12 @@ impl KernelCore {
                 kind,
                 // The exit notification carries no status; the service does not need one.
                 exit_status: 0,
-                image_name: Utf16Buf::from_units_truncating(image).0,
+                // An image is an NTFS path, which cannot hold a NUL; ImageName has no escape
+                // flag, so anything from a NUL on is not part of the name.
+                image_name: Utf16Buf::from_units_truncating(
+                    image.split(|&u| u == 0).next().unwrap_or_default(),
+                )
+                .0,
             })));
     }
 
