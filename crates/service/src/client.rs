@@ -299,7 +299,8 @@ impl<T: PortTransport> DriverClient<T> {
 fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
     match p.kind {
         ProcessEventKind::Created => {
-            adapter.process_started(p.process_id, &p.image_name.to_string())
+            let image: String = agentsh_winstr::name::decode(p.image_name.as_units()).collect();
+            adapter.process_started(p.process_id, &image)
         }
         ProcessEventKind::Exited => adapter.process_exited(p.process_id),
     }
