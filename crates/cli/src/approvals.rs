@@ -34,33 +34,50 @@ pub fn run(args: ApprovalsArgs) -> ExitCode {
 
 fn answer(client: &ApiClient, command: &ApprovalsCommand) -> Result<String, ApiError> {
     match command {
-        ApprovalsCommand::List => client.get("/v1/approvals").map(|body| {
-            let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
-            if list.is_empty() {
-                return "no approvals pending\n".to_owned();
-            }
-            list.iter()
-                .map(|a| {
-                    format!(
-                        "{:>4}  {}  pid {}  {} {}  rule {}  (times out in {} s): {}\n",
-                        a["id"],
-                        a["session_id"].as_str().unwrap_or(""),
-                        a["process_id"],
-                        a["operation"].as_str().unwrap_or(""),
-                        a["path"].as_str().unwrap_or(""),
-                        a["rule"].as_str().unwrap_or(""),
-                        a["timeout_secs"],
-                        a["message"].as_str().unwrap_or("")
-                    )
-                })
-                .collect()
-        }),
+        ApprovalsCommand::List => client.get("/v1/approvals").map(|body| render_list(&body)),
         ApprovalsCommand::Approve { id, session } => {
             let scope = if *session { "?scope=session" } else { "" };
             client.post(&format!("/v1/approvals/{id}/allow{scope}"))
         }
         ApprovalsCommand::Deny { id } => client.post(&format!("/v1/approvals/{id}/deny")),
     }
+}
+
+/// The pending approvals, one line each. Everything in them but the numbers comes from the
+/// sandboxed process (key paths, value names, process names, messages): each is shown in the
+/// display rendering (`agentsh_winstr::name::Display`), so an escape sequence in a key name
+/// cannot redraw or hide what the operator approves.
+fn render_list(body: &str) -> String {
+    use agentsh_winstr::name::Display;
+    let list: Vec<serde_json::Value> = serde_json::from_str(body).unwrap_or_default();
+    if list.is_empty() {
+        return "no approvals pending\n".to_owned();
+    }
+    let text =
+        |a: &serde_json::Value, field: &str| Display(a[field].as_str().unwrap_or("")).to_string();
+    list.iter()
+        .map(|a| {
+            let value = a["value_name"]
+                .as_str()
+                .map(|v| format!(" value `{}`", Display(v)))
+                .unwrap_or_default();
+            let process = match a["process_name"].as_str() {
+                Some(p) if !p.is_empty() => format!("{} ", Display(p)),
+                _ => String::new(),
+            };
+            format!(
+                "{:>4}  {}  {process}pid {}  {} {}{value}  rule {}  (times out in {} s): {}\n",
+                a["id"],
+                text(a, "session_id"),
+                a["process_id"],
+                text(a, "operation"),
+                text(a, "path"),
+                text(a, "rule"),
+                a["timeout_secs"],
+                text(a, "message"),
+            )
+        })
+        .collect()
 }
 
 fn finish(result: Result<String, ApiError>) -> ExitCode {
@@ -70,7 +87,8 @@ fn finish(result: Result<String, ApiError>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("agentsh: {e}");
+            // An error body can quote what the sandbox sent: shown inert.
+            eprintln!("agentsh: {}", agentsh_winstr::name::Display(&e.to_string()));
             ExitCode::from(1)
         }
     }
@@ -79,4 +97,40 @@ fn finish(result: Result<String, ApiError>) -> ExitCode {
 /// `agentsh metrics`: the service's and the driver's metrics, with the guide's cache hit rate.
 pub fn metrics(api: ApiArgs) -> ExitCode {
     finish(ApiClient::new(&api).and_then(|client| client.get("/v1/metrics")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_list;
+
+    /// F2 (security review, trace-ansi.jsonl): a service key named `evil` + `ESC[2K\r` + a fake
+    /// harmless approval line + `ESC[8m` redrew `approvals list` so the operator saw an app setting
+    /// and approved a service key. Every sandbox-supplied field is now escaped visibly.
+    #[test]
+    fn f2_an_escape_sequence_in_a_key_name_cannot_redraw_approvals_list() {
+        let payload = "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\evil\u{1b}[2K\r   1  s-1  pid 1000  SetValue \\REGISTRY\\USER\\S-1\\SOFTWARE\\TestApp\\config  rule allow-app-settings  (times out in 3600 s): harmless app setting\u{1b}[8m";
+        let body = serde_json::json!([{
+            "id": 1, "session_id": "s-1", "process_id": 1000, "process_name": "agent\u{9b}2J.exe",
+            "operation": "CreateKey", "path": payload, "value_name": "v\u{202e}gpj.exe",
+            "rule": "builtin:services", "timeout_secs": 3600,
+            "message": "critical risk, T1543.003\u{1b}[8m",
+        }])
+        .to_string();
+        let shown = render_list(&body);
+        for raw in ['\u{1b}', '\r', '\u{9b}', '\u{202e}'] {
+            assert!(
+                !shown.contains(raw),
+                "raw U+{:04X} in {shown:?}",
+                u32::from(raw)
+            );
+        }
+        assert!(
+            shown.contains("Services\\evil\\u{1b}[2K\\u{d}   1  s-1"),
+            "{shown}"
+        );
+        assert!(shown.contains("T1543.003\\u{1b}[8m"), "{shown}");
+        assert!(shown.contains("value `v\\u{202e}gpj.exe`"), "{shown}");
+        assert!(shown.contains("agent\\u{9b}2J.exe pid 1000"), "{shown}");
+        assert_eq!(shown.lines().count(), 1, "one approval, one line: {shown}");
+    }
 }

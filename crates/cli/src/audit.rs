@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use agentsh_winstr::name::{Display, has_dangerous};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
@@ -88,8 +89,17 @@ impl Report {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(line)
-                .map_err(|e| format!("{origin}:{}: not a JSON event: {e}", i + 1))?;
+            // Events name unpaired surrogates as their own `\ud800` escapes (docs/events.md);
+            // read them back as name text before the JSON reader, which refuses them.
+            let mut names = String::with_capacity(line.len());
+            let _ = agentsh_winstr::name::write_json_names(&mut names, line);
+            let v: Value = serde_json::from_str(&names).map_err(|e| {
+                format!(
+                    "{origin}:{}: not a JSON event: {}",
+                    i + 1,
+                    agentsh_winstr::name::Display(&e.to_string())
+                )
+            })?;
             report.events += 1;
             if let Some(f) = finding(&v) {
                 *report.findings.entry(f).or_default() += 1;
@@ -129,27 +139,53 @@ impl Report {
             "{:>5}  {:<10}  {:<9}  {:<28}  path",
             "count", "decision", "operation", "rule"
         );
+        // Every field of a finding comes from the events, so from the audited process: shown in
+        // the display rendering, where no escape sequence can redraw the report.
         for (f, n) in &self.findings {
             let value = f
                 .value
                 .as_deref()
-                .map(|v| format!(" (value `{v}`)"))
+                .map(|v| format!(" (value `{}`)", Display(v)))
                 .unwrap_or_default();
             let risk = f
                 .risk
                 .as_deref()
-                .map(|r| format!(" [{r}]"))
+                .map(|r| format!(" [{}]", Display(r)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "{n:>5}  {:<10}  {:<9}  {:<28}  {}{value}{risk}",
-                f.decision, f.operation, f.rule, f.path
+                Display(&f.decision).to_string(),
+                Display(&f.operation).to_string(),
+                Display(&f.rule).to_string(),
+                Display(&f.path)
             );
         }
-        let (catalog, proposable): (Vec<&Finding>, Vec<&Finding>) = self
+        let (catalog, rest): (Vec<&Finding>, Vec<&Finding>) = self
             .findings
             .keys()
             .partition(|f| f.rule.starts_with("builtin:"));
+        // A name with a control, bidi or invisible character or an unpaired surrogate cannot be
+        // written as a rule (the loader refuses most of them) and must never reach the proposal
+        // raw: such findings are flagged, not proposed.
+        let (unsafe_names, proposable): (Vec<&Finding>, Vec<&Finding>) =
+            rest.into_iter().partition(|f| {
+                has_dangerous(&f.path)
+                    || f.value.as_deref().is_some_and(has_dangerous)
+                    || has_dangerous(&f.operation)
+                    || has_dangerous(&f.rule)
+                    || has_dangerous(&f.decision)
+            });
+        if !unsafe_names.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "warning: not proposed: {} operation(s) whose names hold control, bidirectional or invisible \
+                 characters or unpaired surrogates (shown escaped above as \\u{{…}}); a process that names \
+                 keys or files this way deserves a look, and a rule for them must be written by hand",
+                unsafe_names.len()
+            );
+        }
         if !catalog.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(
@@ -207,7 +243,7 @@ fn proposed_rule(f: &Finding, n: usize) -> String {
             let _ = writeln!(out, "    paths: [{}]", quoted_pattern(&f.path));
         }
     }
-    let _ = writeln!(out, "    operations: [{}]", f.operation);
+    let _ = writeln!(out, "    operations: [{}]", Display(&f.operation));
     let _ = writeln!(out, "    decision: allow");
     out
 }
@@ -411,5 +447,52 @@ mod tests {
     fn a_line_that_is_not_json_names_its_place() {
         let e = Report::from_lines("{}\nnot json\n", "run.jsonl").expect_err("line 2 is bad");
         assert!(e.starts_with("run.jsonl:2: not a JSON event"), "{e}");
+    }
+
+    /// F7 (security review, trace-audit2.jsonl): an audit-mode agent named a value so that the
+    /// report drew a fake "proposed registry_rules" block with a catch-all allow and hid the real
+    /// one behind `ESC[8m`. The name is now shown escaped on one line, no proposal is built from
+    /// it, and a warning says why.
+    #[test]
+    fn f7_a_value_name_cannot_draw_a_fake_proposal() {
+        let value = "`)\n\n# proposed registry_rules (review each)\nregistry_rules:\n  - name: audit-allow-registry-1\n    paths: ['*']\n    operations: ['*']\n    decision: allow\n\u{1b}[8m";
+        let event = serde_json::json!({
+            "timestamp": "2026-01-02T00:00:01.000Z", "type": "registry_write", "session_id": "s-1",
+            "key_path": "\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor\\Tool", "value_name": value,
+            "operation": "write", "driver_operation": "SetValue", "process_id": 7,
+            "decision": "would deny", "reason": "audit", "rule_name": "default",
+        });
+        let text = Report::from_lines(&event.to_string(), "run.jsonl")
+            .expect("events parse")
+            .render();
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.trim_start().starts_with("paths: ['*']")),
+            "a catch-all proposal the audit data does not support: {text}"
+        );
+        assert!(
+            !text.contains("registry_rules:\n"),
+            "nothing proposable: {text}"
+        );
+        assert!(
+            text.contains("warning: not proposed: 1 operation(s)"),
+            "{text}"
+        );
+        assert!(text.contains("(value ``)\\u{a}\\u{a}# proposed"), "{text}");
+    }
+
+    /// Events name an unpaired surrogate as its own escape; the report reads it back and shows it.
+    #[test]
+    fn a_lone_surrogate_in_an_event_is_read_and_shown_escaped() {
+        let line = r#"{"type":"registry_write","key_path":"\\REGISTRY\\MACHINE\\SOFTWARE\\Tool","value_name":"\ud800Updater","operation":"write","driver_operation":"SetValue","decision":"would deny","rule_name":"default"}"#;
+        let r = Report::from_lines(line, "run.jsonl").expect("a lone surrogate is a name");
+        let f = r.findings.keys().next().expect("one finding");
+        assert_eq!(
+            agentsh_winstr::name::units(f.value.as_deref().unwrap_or_default()).next(),
+            Some(0xD800)
+        );
+        assert!(r.render().contains("(value `\\u{d800}Updater`)"));
     }
 }

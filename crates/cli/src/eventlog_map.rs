@@ -11,16 +11,16 @@ pub fn record(ev: &Event) -> Option<eventlog::Event> {
     match ev.kind {
         EventKind::FailModeEngaged => Some(eventlog::Event::FailMode {
             closed: ev.reason == Reason::FailClosed,
-            reason: ev
-                .message
-                .clone()
-                .unwrap_or_else(|| "the driver is deciding without the policy service".to_owned()),
+            reason: ev.message.as_deref().map_or_else(
+                || "the driver is deciding without the policy service".to_owned(),
+                inert,
+            ),
         }),
         EventKind::FailModeRecovered => Some(eventlog::Event::FailModeRecovered {
-            detail: ev
-                .message
-                .clone()
-                .unwrap_or_else(|| "the driver asks the policy service again".to_owned()),
+            detail: ev.message.as_deref().map_or_else(
+                || "the driver asks the policy service again".to_owned(),
+                inert,
+            ),
         }),
         EventKind::RegistryBlocked | EventKind::FileBlocked => Some(decision(ev, false)),
         EventKind::RegistryApprovalResponse => Some(decision(ev, ev.decision == "allow")),
@@ -29,10 +29,23 @@ pub fn record(ev: &Event) -> Option<eventlog::Event> {
     }
 }
 
+/// Attacker-chosen text as an Event Log insertion string: the display rendering (every control,
+/// line break, bidi and invisible character and unpaired surrogate a visible `\u{…}` escape), with
+/// `%` written as `\u{25}` so that no `%%n` or `%n` sequence can make the Event Viewer expand a
+/// parameter message, and `"` as `\u{22}` so that a quoted value name cannot end early.
+pub fn inert(text: &str) -> String {
+    let shown = agentsh_winstr::name::Display(text).to_string();
+    if !shown.contains(['%', '"']) {
+        return shown;
+    }
+    shown.replace('%', "\\u{25}").replace('"', "\\u{22}")
+}
+
 fn decision(ev: &Event, allowed: bool) -> eventlog::Event {
+    // The value name is quoted apart from the key: joined with `\` it would read as a subkey.
     let path = match &ev.value_name {
-        Some(v) if !v.is_empty() => format!("{}\\{v}", ev.key_path),
-        _ => ev.key_path.clone(),
+        Some(v) => format!("{} value \"{}\"", inert(&ev.key_path), inert(v)),
+        None => inert(&ev.key_path),
     };
     eventlog::Event::Decision {
         allowed,
@@ -45,13 +58,13 @@ fn decision(ev: &Event, allowed: bool) -> eventlog::Event {
         rule: if ev.rule_name.is_empty() {
             format!("{:?}", ev.reason).to_lowercase()
         } else {
-            ev.rule_name.clone()
+            inert(&ev.rule_name)
         },
         technique: ev.mitre_id.map(str::to_owned),
         session: if ev.session_id.is_empty() {
             "none".to_owned()
         } else {
-            ev.session_id.clone()
+            inert(&ev.session_id)
         },
     }
 }
@@ -91,7 +104,7 @@ mod tests {
         assert_eq!(operation, "write");
         assert_eq!(
             path,
-            r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\updater"
+            r#"HKCU\Software\Microsoft\Windows\CurrentVersion\Run value "updater""#
         );
         assert_eq!(rule, "builtin:run-keys-hkcu");
         assert_eq!(technique.as_deref(), Some("T1547.001"));
@@ -157,5 +170,25 @@ mod tests {
             record(&Event::now(EventKind::FailModeRecovered)),
             Some(eventlog::Event::FailModeRecovered { .. })
         ));
+    }
+
+    /// F18 (security review, code review of the Event Log path): a value name with `\` read as a
+    /// subkey, CR/LF forged lines and `%%n` could expand a parameter message. Each is escaped.
+    #[test]
+    fn f18_event_log_records_carry_no_raw_attacker_text() {
+        let mut ev = event(EventKind::RegistryBlocked);
+        ev.decision = "deny";
+        ev.value_name = Some("Sub\\Key\r\nAllowed: yes %%1 %1 \"\u{202e}".into());
+        ev.key_path.push_str("\u{1b}[2K");
+        let Some(eventlog::Event::Decision { path, .. }) = record(&ev) else {
+            panic!("a blocked write is recorded as a decision");
+        };
+        for raw in ['\r', '\n', '%', '\u{1b}', '\u{202e}'] {
+            assert!(!path.contains(raw), "raw {raw:?} in {path}");
+        }
+        assert_eq!(
+            path,
+            r#"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\u{1b}[2K value "Sub\Key\u{d}\u{a}Allowed: yes \u{25}\u{25}1 \u{25}1 \u{22}\u{202e}""#
+        );
     }
 }

@@ -178,6 +178,9 @@ pub fn request_for(
         }
         _ => return Err("not an operation line".to_owned()),
     };
+    // Names come from the trace (an attacker's choice in a replayed capture): shown with every
+    // dangerous character as a visible escape.
+    let shown = agentsh_winstr::name::Display(&shown).to_string();
     // One simulated thread per process: its id is derived from the process id so it is stable.
     Ok((
         OperationRequest {

@@ -56,8 +56,8 @@ impl Target {
     ) -> Self {
         Target::Registry {
             op,
-            key: key.encode_utf16().collect(),
-            value: new_name.unwrap_or(value).encode_utf16().collect(),
+            key: agentsh_winstr::name::units(key).collect(),
+            value: agentsh_winstr::name::units(new_name.unwrap_or(value)).collect(),
             value_type,
             data_size,
         }
@@ -66,8 +66,8 @@ impl Target {
     pub fn file(op: FileOperation, path: &str, new_path: Option<&str>) -> Self {
         Target::File {
             op,
-            path: path.encode_utf16().collect(),
-            target: new_path.unwrap_or_default().encode_utf16().collect(),
+            path: agentsh_winstr::name::units(path).collect(),
+            target: agentsh_winstr::name::units(new_path.unwrap_or_default()).collect(),
         }
     }
 

@@ -247,9 +247,15 @@ impl LineCx<'_> {
         obj: &mut Map<String, Value>,
     ) -> Result<Action, TraceError> {
         if let Some(op) = lookup(&REGISTRY_OPS, operation) {
-            let key = self.required_str(obj, "key")?;
-            let value = self.take_str(obj, "value")?.unwrap_or_default();
-            let new_name = self.take_str(obj, "new_name")?;
+            let key = match self.take_name(obj, "key", "key_units")? {
+                Some(n) if !n.is_empty() => n,
+                Some(_) => return Err(self.err(Some("key"), "is empty")),
+                None => return Err(self.err(Some("key"), "missing")),
+            };
+            let value = self
+                .take_name(obj, "value", "value_units")?
+                .unwrap_or_default();
+            let new_name = self.take_name(obj, "new_name", "new_name_units")?;
             match (op, &new_name) {
                 (Operation::RenameKey, None) => {
                     return Err(self.err(Some("new_name"), "missing (rename_key needs it)"));
@@ -281,8 +287,12 @@ impl LineCx<'_> {
             }));
         }
         if let Some(op) = lookup(&FILE_OPS, operation) {
-            let path = self.required_str(obj, "path")?;
-            let new_path = self.take_str(obj, "new_path")?;
+            let path = match self.take_name(obj, "path", "path_units")? {
+                Some(n) if !n.is_empty() => n,
+                Some(_) => return Err(self.err(Some("path"), "is empty")),
+                None => return Err(self.err(Some("path"), "missing")),
+            };
+            let new_path = self.take_name(obj, "new_path", "new_path_units")?;
             if (op == FileOperation::Rename) != new_path.is_some() {
                 return Err(self.err(
                     Some("new_path"),
@@ -351,6 +361,48 @@ impl LineCx<'_> {
         }
     }
 
+    /// A name given either as a string (`field`) or as UTF-16 code units (`units_field`, an
+    /// array of numbers 0..=65535), which can spell what a JSON string cannot: unpaired
+    /// surrogates and NULs. The result is name text (`agentsh_winstr::name`), which maps back to
+    /// exactly those units.
+    fn take_name(
+        &self,
+        obj: &mut Map<String, Value>,
+        field: &'static str,
+        units_field: &'static str,
+    ) -> Result<Option<String>, TraceError> {
+        let text = self.take_str(obj, field)?;
+        let units = match obj.remove(units_field) {
+            None | Some(Value::Null) => return Ok(text),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_u64()
+                        .and_then(|n| u16::try_from(n).ok())
+                        .ok_or_else(|| {
+                            self.err(
+                                Some(units_field),
+                                format!("`{v}` is not a UTF-16 code unit (0..=65535)"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<u16>, _>>()?,
+            Some(other) => {
+                return Err(self.err(
+                    Some(units_field),
+                    format!("expected an array of code units, found `{other}`"),
+                ));
+            }
+        };
+        if text.is_some() {
+            return Err(self.err(
+                Some(units_field),
+                format!("give either `{field}` or `{units_field}`"),
+            ));
+        }
+        Ok(Some(agentsh_winstr::name::decode(&units).collect()))
+    }
+
     fn required_str(
         &self,
         obj: &mut Map<String, Value>,
@@ -414,6 +466,42 @@ mod tests {
             Ok(t) => panic!("expected error `{expected}`, parsed {t:?}"),
             Err(e) => assert_eq!(e.to_string(), expected),
         }
+    }
+
+    #[test]
+    fn names_can_be_given_as_code_units() {
+        let t = Trace::parse(
+            "t.jsonl",
+            r#"{"process":"py","operation":"set_value","key":"HKCU\\Run","value_units":[55296,85,0,120]}
+{"process":"py","operation":"rename_file","path_units":[67,58,92,56320],"new_path":"C:\\b"}"#,
+        )
+        .expect("parses");
+        let Action::Registry(r) = &t.lines[0].action else {
+            panic!("a registry line");
+        };
+        assert_eq!(
+            agentsh_winstr::name::units(&r.value).collect::<Vec<_>>(),
+            [0xD800, 85, 0, 120]
+        );
+        let Action::File(f) = &t.lines[1].action else {
+            panic!("a file line");
+        };
+        assert_eq!(
+            agentsh_winstr::name::units(&f.path).collect::<Vec<_>>(),
+            [67, 58, 92, 0xDC00]
+        );
+        check_err(
+            r#"{"process":"p","operation":"set_value","key":"HKCU\\Run","value":"v","value_units":[1]}"#,
+            "t.jsonl:1: field `value_units`: give either `value` or `value_units`",
+        );
+        check_err(
+            r#"{"process":"p","operation":"set_value","key":"HKCU\\Run","value_units":[65536]}"#,
+            "t.jsonl:1: field `value_units`: `65536` is not a UTF-16 code unit (0..=65535)",
+        );
+        check_err(
+            r#"{"process":"p","operation":"set_value","key_units":[]}"#,
+            "t.jsonl:1: field `key`: is empty",
+        );
     }
 
     #[test]

@@ -149,7 +149,12 @@ impl ProcessEvent {
             parent_process_id: self.parent_process_id,
             kind: self.kind,
             exit_status: self.exit_status,
-            image_name: Utf16Buf::from_units_truncating(&self.image).0,
+            // An image is an NTFS path, which cannot hold a NUL; ImageName has no escape flag,
+            // so anything from a NUL on is not part of the name.
+            image_name: Utf16Buf::from_units_truncating(
+                self.image.split(|&u| u == 0).next().unwrap_or_default(),
+            )
+            .0,
         }
     }
 }

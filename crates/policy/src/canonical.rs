@@ -244,10 +244,14 @@ fn next_component<'a>(rest: &mut &'a str) -> Option<&'a str> {
     Some(comp)
 }
 
-/// Canonicalizes a UTF-16 path as the kernel sends it. Unpaired surrogates (legal in registry
-/// names) become U+FFFD; they can never be part of a rule's literal text.
+/// Canonicalizes a UTF-16 path as the kernel sends it, as name text
+/// (`agentsh_winstr::name::decode`): an unpaired surrogate (legal in registry names) is a
+/// reserved character that case folding leaves alone and that no rule's literal text contains, so
+/// it matches only itself, and two paths canonicalize alike exactly when Windows would call them
+/// the same name.
 pub fn canonicalize_utf16(path: &[u16], session_sid: Option<&str>) -> CanonicalKey {
-    canonicalize(&String::from_utf16_lossy(path), session_sid)
+    let text: String = agentsh_winstr::name::decode(path).collect();
+    canonicalize(&text, session_sid)
 }
 
 /// Path components without a heap allocation for ordinary depths.

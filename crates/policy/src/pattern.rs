@@ -84,6 +84,10 @@ pub enum PatternError {
     UnknownRoot(String),
     #[error("control character U+{0:04X} in pattern (in YAML, write paths in single quotes)")]
     ControlCharacter(u32),
+    #[error(
+        "character U+{0:04X} in pattern: U+10F800..U+10FFFF stand for unpaired surrogates in names and cannot be written in a pattern"
+    )]
+    ReservedCharacter(u32),
 }
 
 impl Glob {
@@ -366,7 +370,10 @@ impl Glob {
 fn check_controls(text: &str) -> Result<(), PatternError> {
     match text.chars().find(|c| c.is_control()) {
         Some(c) => Err(PatternError::ControlCharacter(c as u32)),
-        None => Ok(()),
+        None => match text.chars().find(|&c| agentsh_winstr::name::is_reserved(c)) {
+            Some(c) => Err(PatternError::ReservedCharacter(c as u32)),
+            None => Ok(()),
+        },
     }
 }
 

@@ -266,20 +266,66 @@ impl PolicyAdapter {
         }
     }
 
-    /// What a malformed request gets: the fail mode's answer, never a crash.
-    pub fn malformed(&self, message_type: MessageType, problem: &str) -> PolicyResponseRepr {
+    /// What a request the decoder refuses gets (only a kernel bug can send one: any code units
+    /// are a name). Never a crash, never silent: the answer is a deny for a session process
+    /// whatever the fail mode; otherwise the fail mode's answer, except that a write to a key of
+    /// the kernel's critical set is denied in fail-open mode too (the kernel's own floor). Every
+    /// malformed request is recorded as an event with what could be read of it.
+    pub fn malformed(
+        &self,
+        message_type: MessageType,
+        body: &[u8],
+        problem: &str,
+    ) -> PolicyResponseRepr {
         self.metrics
             .malformed_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let salvage = Salvage::of(message_type, body);
+        let critical = salvage.critical_write();
+        let deny = salvage.token != Some(0) && salvage.token.is_some()
+            || critical
+            || self.fail_mode() == FailMode::Closed;
         tracing::warn!(
             problem,
-            "malformed request from the driver port; answered per the fail mode"
+            deny,
+            "malformed request from the driver port; a session's is denied, others per the fail mode"
         );
-        let decision = match self.fail_mode() {
-            FailMode::Open => op::Decision::Allow,
-            FailMode::Closed => op::Decision::Deny,
+        let decision = if deny {
+            Decision::Deny
+        } else {
+            Decision::Allow
         };
-        response(message_type, decision, CacheTtl::None, false, true)
+        let file = message_type == MessageType::PolicyCheckFile;
+        let mut ev = self.event_for(
+            if file {
+                file_kind(FileOperation::Write, decision)
+            } else {
+                registry_kind(op::Operation::SetValue, decision)
+            },
+            salvage.process_id,
+        );
+        if let Some(token) = salvage.token.filter(|&t| t != 0)
+            && let Some(session) = self.sessions.by_token(token)
+        {
+            ev.session_id = session.id.clone();
+        }
+        ev.key_path = salvage.path;
+        ev.value_name = (!file).then_some(salvage.name);
+        ev.driver_operation = salvage.operation;
+        ev.decision = decision.name();
+        ev.reason = Reason::Malformed;
+        ev.rule_name = "malformed".to_owned();
+        ev.message = Some(format!("malformed request from the driver: {problem}"));
+        if critical {
+            ev.risk_level = Some("critical");
+        }
+        self.events.emit(ev);
+        let d = if deny {
+            op::Decision::Deny
+        } else {
+            op::Decision::Allow
+        };
+        response(message_type, d, CacheTtl::None, false, true)
     }
 
     /// Decides a registry request.
@@ -481,9 +527,10 @@ impl PolicyAdapter {
     }
 }
 
-/// A wire string (UTF-16, already validated by the decoder) as a `String`, in one allocation.
-/// Paths are nearly always ASCII: those take a direct copy; anything else is decoded, with an
-/// unpaired surrogate (which the decoder rejects) shown as U+FFFD rather than panicking.
+/// A wire name as name text (`agentsh_winstr::name`): every code unit sequence, unpaired
+/// surrogates and NULs included, maps to its own text and back, so the policy decides and the
+/// event names exactly what the kernel saw. Paths are nearly always ASCII: those take a direct
+/// copy.
 fn text(units: &[u16]) -> String {
     if units.iter().fold(0, |all, &u| all | u) < 0x80 {
         let ascii: Vec<u8> = units.iter().map(|&u| u as u8).collect();
@@ -491,7 +538,77 @@ fn text(units: &[u16]) -> String {
             return s;
         }
     }
-    String::from_utf16_lossy(units)
+    agentsh_winstr::name::decode(units).collect()
+}
+
+/// What can still be read of a request the decoder refused: its session token, process, the
+/// operation and the names up to their terminator (or the end of their field), each only if
+/// the bytes are there.
+struct Salvage {
+    token: Option<u64>,
+    process_id: u32,
+    operation: &'static str,
+    op_code: Option<u16>,
+    path_units: Vec<u16>,
+    name_units: Vec<u16>,
+    path: String,
+    name: String,
+}
+
+impl Salvage {
+    fn of(message_type: MessageType, body: &[u8]) -> Salvage {
+        let u32_at = |at: usize| {
+            body.get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let units_at = |start: usize, end: usize| -> Vec<u16> {
+            let end = end.min(body.len());
+            body.get(start..end)
+                .unwrap_or_default()
+                .chunks_exact(2)
+                .map(|p| u16::from_le_bytes([p[0], p[1]]))
+                .take_while(|&u| u != 0)
+                .collect()
+        };
+        let token = body
+            .get(4..12)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+        let op_code = u32_at(20).map(|v| (v & 0xFFFF) as u16);
+        let file = message_type == MessageType::PolicyCheckFile;
+        let operation = match op_code {
+            Some(c) if file => FileOperation::from_code(c).map(FileOperation::name),
+            Some(c) => op::Operation::from_code(c).map(op::Operation::name),
+            None => None,
+        }
+        .unwrap_or("unknown");
+        let (path_units, name_units) = if file {
+            (units_at(32, 1072), units_at(1072, 2112))
+        } else {
+            (units_at(32, 1072), units_at(1072, 1584))
+        };
+        Salvage {
+            token,
+            process_id: u32_at(12).unwrap_or(0),
+            operation,
+            op_code: (!file).then_some(op_code).flatten(),
+            path: text(&path_units),
+            name: text(&name_units),
+            path_units,
+            name_units,
+        }
+    }
+
+    /// Whether it reads as a write to a key of the kernel's critical set.
+    fn critical_write(&self) -> bool {
+        static HIGH_RISK: std::sync::LazyLock<agentsh_kcore::highrisk::HighRiskSet> =
+            std::sync::LazyLock::new(agentsh_kcore::highrisk::HighRiskSet::builtin);
+        let write = self
+            .op_code
+            .is_some_and(|c| op::Operation::from_code(c).is_none_or(|o| !o.is_read()));
+        write
+            && HIGH_RISK.classify_op(&self.path_units, &self.name_units)
+                == Some(agentsh_kcore::highrisk::Risk::Critical)
+    }
 }
 
 fn response(

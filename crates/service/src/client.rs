@@ -208,15 +208,19 @@ impl<T: PortTransport> DriverClient<T> {
         let answer = match ty {
             Ok(MessageType::PolicyCheckRegistry) => match RegistryRequestRepr::decode(&msg.body) {
                 Ok(req) => adapter.check_registry(&req),
-                Err(e) => Answer::Reply(
-                    adapter.malformed(MessageType::PolicyCheckRegistry, &e.to_string()),
-                ),
+                Err(e) => Answer::Reply(adapter.malformed(
+                    MessageType::PolicyCheckRegistry,
+                    &msg.body,
+                    &e.to_string(),
+                )),
             },
             Ok(MessageType::PolicyCheckFile) => match FileRequestRepr::decode(&msg.body) {
                 Ok(req) => adapter.check_file(&req),
-                Err(e) => {
-                    Answer::Reply(adapter.malformed(MessageType::PolicyCheckFile, &e.to_string()))
-                }
+                Err(e) => Answer::Reply(adapter.malformed(
+                    MessageType::PolicyCheckFile,
+                    &msg.body,
+                    &e.to_string(),
+                )),
             },
             Ok(MessageType::Notify) => {
                 match NotifyRepr::decode(&msg.body) {
@@ -238,11 +242,14 @@ impl<T: PortTransport> DriverClient<T> {
             }
             Ok(other) => Answer::Reply(adapter.malformed(
                 MessageType::PolicyCheckRegistry,
+                &msg.body,
                 &format!("unexpected {other:?}"),
             )),
-            Err(e) => {
-                Answer::Reply(adapter.malformed(MessageType::PolicyCheckRegistry, &e.to_string()))
-            }
+            Err(e) => Answer::Reply(adapter.malformed(
+                MessageType::PolicyCheckRegistry,
+                &msg.body,
+                &e.to_string(),
+            )),
         };
         match answer {
             Answer::Reply(r) => self.reply_if_expected(&msg, Some(r)).await,
@@ -292,7 +299,8 @@ impl<T: PortTransport> DriverClient<T> {
 fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
     match p.kind {
         ProcessEventKind::Created => {
-            adapter.process_started(p.process_id, &p.image_name.to_string())
+            let image: String = agentsh_winstr::name::decode(p.image_name.as_units()).collect();
+            adapter.process_started(p.process_id, &image)
         }
         ProcessEventKind::Exited => adapter.process_exited(p.process_id),
     }

@@ -97,6 +97,8 @@ pub enum Reason {
     Audit,
     /// The kernel answered from its cache.
     Cached,
+    /// The driver sent a request the decoder refused (a kernel bug): a session's is denied.
+    Malformed,
 }
 
 /// One event.
@@ -277,6 +279,26 @@ impl Event {
         ev
     }
 
+    /// The event as one line of `format`, lossless and line-safe: every dangerous character of
+    /// a name (`agentsh_winstr::name::is_dangerous`: controls, DEL, NEL, U+2028/2029, bidi and
+    /// invisible characters) is a `\uXXXX` escape, and an unpaired surrogate of a name is its
+    /// own escape (`\ud800`, see docs/events.md), so no consumer splits the line and every
+    /// name reads back to its exact code units.
+    pub fn line(&self, format: Format) -> String {
+        let value = match format {
+            Format::Jsonl => self.to_json(),
+            Format::Ocsf => self.to_ocsf(),
+        };
+        let raw = value.to_string();
+        if raw.is_ascii() {
+            return raw;
+        }
+        let mut out = String::with_capacity(raw.len() + 16);
+        // Writing to a String cannot fail.
+        let _ = agentsh_winstr::name::write_json_safe(&mut out, &raw);
+        out
+    }
+
     fn ocsf_process(&self) -> Value {
         let mut p = json!({ "pid": self.process_id, "name": self.process_name });
         if !self.process_image.is_empty() {
@@ -423,10 +445,7 @@ impl EventPipeline {
                 for (i, sink) in sinks.iter_mut().enumerate() {
                     let ok = match sink {
                         Sink::Lines(format, out) => {
-                            let line = match format {
-                                Format::Jsonl => ev.to_json(),
-                                Format::Ocsf => ev.to_ocsf(),
-                            };
+                            let line = ev.line(*format);
                             writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
                         }
                         Sink::Each(deliver) => deliver(&ev),

@@ -182,21 +182,14 @@ fn parse_answer(line: &str) -> Option<ApprovalOutcome> {
     }
 }
 
-/// `text` with every control and bidirectional-formatting character escaped (`\u{1b}`). Key
-/// paths, value names, process names and messages come from the sandboxed process: written raw,
-/// escape sequences or a right-to-left override could redraw the prompt so that a dangerous
-/// request reads like a harmless one.
+/// `text` in the display rendering (`agentsh_winstr::name::Display`): every dangerous character
+/// (controls, DEL, NEL, line separators, bidi controls and overrides, zero-width and invisible
+/// characters, unpaired surrogates) is a visible `\u{1b}` escape. Key paths, value names, process
+/// names and messages come from the sandboxed process: written raw, escape sequences or a
+/// right-to-left override could redraw the prompt so that a dangerous request reads like a
+/// harmless one, and invisible characters could make two different paths look the same.
 fn inert(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let formatting = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
-        if c.is_control() || formatting {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    agentsh_winstr::name::Display(text).to_string()
 }
 
 fn describe(a: &PendingApproval, more: usize) -> String {
@@ -427,6 +420,59 @@ mod tests {
     async fn deny() {
         check("d", ApprovalOutcome::Denied, "denied").await;
         check("DENY", ApprovalOutcome::Denied, "denied").await;
+    }
+
+    /// F10 (security review): the prompt escaped U+202E and friends but printed U+061C, U+2028,
+    /// U+2029, U+00AD, U+2060, U+2061, U+180E, U+E0041, U+FFF9, U+206A, U+115F, U+3164, U+034F
+    /// and U+FE0F raw (trace-uni.jsonl); every one of them, and an unpaired surrogate, is now a
+    /// visible escape.
+    #[tokio::test]
+    async fn f10_bidi_and_invisible_characters_are_visible_in_the_prompt() {
+        let approvals = ApprovalManager::new();
+        let mut term = Terminal::start(&approvals);
+        let hidden = [
+            '\u{61c}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{ad}',
+            '\u{2060}',
+            '\u{2061}',
+            '\u{180e}',
+            '\u{e0041}',
+            '\u{fff9}',
+            '\u{206a}',
+            '\u{115f}',
+            '\u{3164}',
+            '\u{34f}',
+            '\u{fe0f}',
+        ];
+        let mut value: String = hidden.iter().collect();
+        value.push('\u{10f800}');
+        let (info, key) = (
+            PendingApproval {
+                value_name: Some(value),
+                ..pending(30, None)
+            },
+            grant(None),
+        );
+        let (id, outcome) = approvals.open(info, key);
+        let prompt = term.until("s left): ").await;
+        for c in hidden {
+            assert!(
+                !prompt.contains(c),
+                "U+{:04X} raw in {prompt:?}",
+                u32::from(c)
+            );
+            assert!(
+                prompt.contains(&format!("\\u{{{:x}}}", u32::from(c))),
+                "U+{:04X} not escaped in {prompt:?}",
+                u32::from(c)
+            );
+        }
+        assert!(prompt.contains("\\u{d800}"), "{prompt:?}");
+        term.type_line("d").await;
+        term.until(&format!("approval {id}: denied")).await;
+        assert_eq!(outcome.await, ApprovalOutcome::Denied);
     }
 
     #[tokio::test]

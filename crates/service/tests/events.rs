@@ -1,7 +1,7 @@
 //! Event output: a golden file per event type in both formats, checks of the OCSF mappings a SIEM
 //! relies on, and the pipeline's bound.
 
-use agentsh_service::events::{Event, EventKind, EventPipeline, Reason};
+use agentsh_service::events::{Event, EventKind, EventPipeline, Format, Reason};
 
 fn sample(kind: EventKind) -> Event {
     let mut e = Event::now(kind);
@@ -168,4 +168,52 @@ async fn a_full_queue_drops_and_counts_instead_of_blocking() {
     }
     assert_eq!((pipeline.emitted(), pipeline.dropped()), (2, 3));
     assert!(rx.recv().await.is_some());
+}
+
+/// F11 (security review, trace-inject.jsonl): a value name carrying U+2028, U+0085, U+202E, DEL
+/// and a forged JSON object split one event into several "lines" for `splitlines()`-style
+/// readers. Both formats now write every dangerous character as a `\uXXXX` escape, an unpaired
+/// surrogate as its own escape, and the line reads back to the exact code units.
+#[test]
+fn f11_event_lines_escape_line_separators_and_keep_names_exact() {
+    let value_units: Vec<u16> = "x\u{1b}[2K\r\n{\"type\":\"registry_write\",\"decision\":\"allow\"}\u{2028}\u{2029}\u{85}\u{202e}\u{7f}"
+        .encode_utf16()
+        .chain([0xD800, u16::from(b'U')])
+        .collect();
+    let mut ev = sample(EventKind::RegistryBlocked);
+    ev.value_name = Some(agentsh_winstr::name::decode(&value_units).collect());
+    for format in [Format::Jsonl, Format::Ocsf] {
+        let line = ev.line(format);
+        assert_eq!(
+            line.lines().count(),
+            1,
+            "{format:?}: one line for every reader: {line:?}"
+        );
+        for raw in [
+            '\u{2028}', '\u{2029}', '\u{85}', '\u{7f}', '\u{202e}', '\u{1b}', '\r',
+        ] {
+            assert!(
+                !line.contains(raw),
+                "{format:?}: raw U+{:04X} in {line}",
+                u32::from(raw)
+            );
+        }
+        assert!(
+            line.contains("\\u2028\\u2029\\u0085\\u202e\\u007f\\ud800U"),
+            "{line}"
+        );
+        let mut names = String::new();
+        agentsh_winstr::name::write_json_names(&mut names, &line).expect("to a String");
+        let back: serde_json::Value = serde_json::from_str(&names).expect("valid JSON");
+        let value = match format {
+            Format::Jsonl => back["value_name"].as_str(),
+            Format::Ocsf => back["reg_value"]["name"].as_str(),
+        }
+        .expect("the value name is present");
+        assert_eq!(
+            agentsh_winstr::name::units(value).collect::<Vec<_>>(),
+            value_units,
+            "{format:?}"
+        );
+    }
 }

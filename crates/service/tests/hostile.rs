@@ -118,7 +118,18 @@ async fn garbage_requests_are_answered_once_each_per_the_fail_mode() {
         assert_eq!(kind, FrameKind::UserReply);
         let (h, reply) = FilterReplyHeader::split(&body).expect("reply header");
         let r = PolicyResponseRepr::decode(reply).expect("a valid response");
-        assert_eq!(r.decision, Decision::Allow, "the default fail mode is open");
+        // A malformed request that names a session (a readable, non-zero token) is denied
+        // whatever the fail mode; the others get the default fail mode's answer (open).
+        let sent_body = &corpus[(h.message_id - 1) as usize];
+        let session = sent_body
+            .get(4..12)
+            .is_some_and(|t| t.iter().any(|&b| b != 0));
+        let expected = if session {
+            Decision::Deny
+        } else {
+            Decision::Allow
+        };
+        assert_eq!(r.decision, expected, "body {}", h.message_id);
         *answered.entry(h.message_id).or_default() += 1;
     }
     assert_eq!(answered.len() as u64, sent);

@@ -375,3 +375,108 @@ async fn events_name_the_process_image_the_kernel_reported() {
     );
     assert_eq!(blocked.process_name, "python.exe");
 }
+
+/// A registry request whose value name is given as code units, as a hostile process can name it
+/// through the counted-string API (`RegSetValueExW` with an unpaired surrogate or a NUL inside).
+fn reg_units(pid: u32, key: &str, value: &[u16]) -> OperationRequest {
+    OperationRequest {
+        pid,
+        thread_id: pid + 1,
+        target: Target::Registry {
+            op: Operation::SetValue,
+            key: key.encode_utf16().collect(),
+            value: value.to_vec(),
+            value_type: 1,
+            data_size: 4,
+        },
+    }
+}
+
+fn units_of(name: Option<&str>) -> Vec<u16> {
+    agentsh_winstr::name::units(name.unwrap_or_default()).collect()
+}
+
+/// F1 (security review, py/surrogate.py): a value name holding an unpaired surrogate made the
+/// service's decoder refuse the request, which was then answered by the fail mode (allow by
+/// default) with no event, and the kernel's notification of an unsandboxed Run-key write was
+/// dropped. Through the emulator and the real service: the session write is denied by the
+/// catalog with an event naming the value exactly, the unsandboxed one is allowed and logged,
+/// and a value name with an embedded NUL (Poweliks) is reported whole, not as the default value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_lone_surrogates_and_nuls_in_value_names_are_decided_and_logged_exactly() {
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    let sid = session(&r, "TestApp").await;
+    let run = hkcu(RUN);
+    let lead: Vec<u16> = [0xD800]
+        .into_iter()
+        .chain("Updater".encode_utf16())
+        .collect();
+    let trail: Vec<u16> = "Upd".encode_utf16().chain([0xDC00]).collect();
+    let poweliks: Vec<u16> = vec![0, u16::from(b'x')];
+
+    for name in [&lead, &trail, &poweliks] {
+        let out = r.emulator.perform(&reg_units(ROOT, &run, name)).await;
+        assert_eq!(out.verdict, Verdict::Deny, "session write of {name:04x?}");
+    }
+    let out = r.emulator.perform(&reg_units(OUTSIDER, &run, &lead)).await;
+    assert_eq!(out.verdict, Verdict::Allow, "outside every session");
+    let out = r
+        .emulator
+        .perform(&reg_units(OUTSIDER, &run, &poweliks))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow, "outside every session");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = drain(&mut r.events);
+    for name in [&lead, &trail, &poweliks] {
+        let blocked = events
+            .iter()
+            .find(|e| {
+                e.kind == EventKind::RegistryBlocked && units_of(e.value_name.as_deref()) == **name
+            })
+            .unwrap_or_else(|| panic!("a blocked event naming {name:04x?}: {events:#?}"));
+        assert_eq!(blocked.session_id, sid);
+        assert_eq!(blocked.rule_name, "builtin:run-keys-hkcu");
+        assert_eq!(blocked.mitre_id, Some("T1547.001"));
+        assert_eq!(blocked.decision, "deny");
+    }
+    for name in [&lead, &poweliks] {
+        let outside = events
+            .iter()
+            .find(|e| e.process_id == OUTSIDER && units_of(e.value_name.as_deref()) == **name)
+            .unwrap_or_else(|| {
+                panic!("the outsider's write of {name:04x?} is logged: {events:#?}")
+            });
+        assert_eq!(
+            (outside.decision, outside.reason),
+            ("allow", Reason::Unsandboxed)
+        );
+        assert_eq!(outside.mitre_id, Some("T1547.001"));
+    }
+    // The JSON line names the values losslessly: the surrogate as its own escape, the NUL as
+    // \u0000 (never cut, never the default value).
+    let lines: Vec<String> = events
+        .iter()
+        .map(|e| e.line(agentsh_service::events::Format::Jsonl))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""value_name":"\ud800Updater""#)),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""value_name":"\u0000x""#)),
+        "{lines:#?}"
+    );
+    let malformed = r
+        .service
+        .adapter
+        .metrics
+        .malformed_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(malformed, 0, "no name makes a request malformed");
+}

@@ -14,6 +14,8 @@
 //! Nothing here allocates, performs I/O or depends on the host OS.
 #![no_std]
 
+pub mod name;
+
 /// Upcases one UTF-16 code unit the way Windows compares names.
 #[inline]
 #[must_use]

@@ -6,7 +6,7 @@ use crate::bytes::{
     check_len, check_prologue, emit_prologue, set_u32, set_u64, u16_at, u32_at, u64_at, zero,
 };
 use crate::op::{Decision, MessageType};
-use crate::utf16::{check_field, read_field, write_field};
+use crate::utf16::{check_field, read_field, write_plain_field};
 use crate::{Error, Result, Utf16Buf};
 
 /// Offsets shared by every control message after the common prologue.
@@ -455,7 +455,7 @@ impl ControlRepr {
             MessageType::RegisterSession => {
                 use field::register_session as f;
                 size(len::REGISTER_SESSION)?;
-                check_field(buf, f::WORKSPACE.start, WORKSPACE_UNITS, "Workspace")?;
+                check_field(buf, f::WORKSPACE.start, WORKSPACE_UNITS, "Workspace", false)?;
                 let session_token = u64_at(buf, f::SESSION_TOKEN);
                 if session_token == 0 {
                     return Err(Error::BadValue {
@@ -566,7 +566,7 @@ impl ControlRepr {
                 set_u64(buf, f::SESSION_TOKEN, session_token);
                 set_u64(buf, f::SESSION_ID, session_id);
                 set_u32(buf, f::FLAGS, flags);
-                write_field(
+                write_plain_field(
                     buf,
                     f::WORKSPACE.start,
                     WORKSPACE_UNITS,

@@ -17,8 +17,10 @@ pub enum Error {
     BadValue { field: &'static str, value: u32 },
     /// A string field has no NUL terminator inside its fixed buffer.
     Unterminated { field: &'static str },
-    /// A string field is not valid UTF-16 (an unpaired surrogate).
-    InvalidUtf16 { field: &'static str },
+    /// An escaped string field holds an escape unit followed by neither of its two meanings.
+    BadEscape { field: &'static str },
+    /// A string with a NUL for a field that cannot carry one (it has no escape flag).
+    EmbeddedNul { field: &'static str },
     /// A string is too long for its field.
     TooLong {
         field: &'static str,
@@ -53,8 +55,14 @@ impl fmt::Display for Error {
             Error::Unterminated { field } => {
                 write!(f, "string field `{field}` is not NUL-terminated")
             }
-            Error::InvalidUtf16 { field } => {
-                write!(f, "string field `{field}` is not valid UTF-16")
+            Error::BadEscape { field } => {
+                write!(f, "string field `{field}` holds an invalid escape")
+            }
+            Error::EmbeddedNul { field } => {
+                write!(
+                    f,
+                    "string for `{field}` holds a NUL, which that field cannot carry"
+                )
             }
             Error::TooLong { field, max_units } => {
                 write!(f, "string for `{field}` exceeds {max_units} UTF-16 units")

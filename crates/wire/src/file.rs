@@ -53,9 +53,21 @@ impl<T: AsRef<[u8]>> FileRequest<T> {
                 value: raw,
             });
         }
-        OpFlags::check((raw >> 16) as u16)?;
-        let path_len = check_field(b, field::PATH.start, PATH_UNITS, "Path")?;
-        let target_len = check_field(b, field::TARGET_PATH.start, PATH_UNITS, "TargetPath")?;
+        let flags = OpFlags::check((raw >> 16) as u16)?;
+        let path_len = check_field(
+            b,
+            field::PATH.start,
+            PATH_UNITS,
+            "Path",
+            flags.has(OpFlags::PATH_ESCAPED),
+        )?;
+        let target_len = check_field(
+            b,
+            field::TARGET_PATH.start,
+            PATH_UNITS,
+            "TargetPath",
+            flags.has(OpFlags::NAME_ESCAPED),
+        )?;
         Ok(FileRequest {
             buf,
             path_len,
@@ -94,11 +106,21 @@ impl<T: AsRef<[u8]>> FileRequest<T> {
     }
 
     pub fn path(&self) -> Utf16Buf<PATH_MAX> {
-        copy_field(self.buf.as_ref(), field::PATH.start, self.path_len)
+        copy_field(
+            self.buf.as_ref(),
+            field::PATH.start,
+            self.path_len,
+            self.flags().has(OpFlags::PATH_ESCAPED),
+        )
     }
 
     pub fn target_path(&self) -> Utf16Buf<PATH_MAX> {
-        copy_field(self.buf.as_ref(), field::TARGET_PATH.start, self.target_len)
+        copy_field(
+            self.buf.as_ref(),
+            field::TARGET_PATH.start,
+            self.target_len,
+            self.flags().has(OpFlags::NAME_ESCAPED),
+        )
     }
 }
 
@@ -124,7 +146,7 @@ impl FileRequestRepr {
             process_id: view.process_id(),
             thread_id: view.thread_id(),
             operation: view.operation(),
-            flags: view.flags(),
+            flags: OpFlags(view.flags().0 & !OpFlags::ESCAPES),
             desired_access: view.desired_access(),
             create_disposition: view.create_disposition(),
             path: view.path(),
@@ -149,23 +171,31 @@ impl FileRequestRepr {
         set_u64(buf, field::SESSION_TOKEN, self.session_token);
         set_u32(buf, field::PROCESS_ID, self.process_id);
         set_u32(buf, field::THREAD_ID, self.thread_id);
-        let op = u32::from(self.operation as u16) | (u32::from(self.flags.0) << 16);
-        set_u32(buf, field::OPERATION, op);
         set_u32(buf, field::DESIRED_ACCESS, self.desired_access);
         set_u32(buf, field::CREATE_DISPOSITION, self.create_disposition);
-        write_field(
+        let path_escaped = write_field(
             buf,
             field::PATH.start,
             PATH_UNITS,
             self.path.as_units(),
             "Path",
         )?;
-        write_field(
+        let name_escaped = write_field(
             buf,
             field::TARGET_PATH.start,
             PATH_UNITS,
             self.target_path.as_units(),
             "TargetPath",
-        )
+        )?;
+        let mut flags = self.flags.0 & !OpFlags::ESCAPES;
+        if path_escaped {
+            flags |= OpFlags::PATH_ESCAPED;
+        }
+        if name_escaped {
+            flags |= OpFlags::NAME_ESCAPED;
+        }
+        let op = u32::from(self.operation as u16) | (u32::from(flags) << 16);
+        set_u32(buf, field::OPERATION, op);
+        Ok(())
     }
 }

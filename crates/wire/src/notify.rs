@@ -7,7 +7,7 @@ use crate::bytes::{
 use crate::file::{self, FileRequest, FileRequestRepr};
 use crate::op::{Decision, MessageType};
 use crate::registry::{self, RegistryRequest, RegistryRequestRepr};
-use crate::utf16::{check_field, read_field, write_field};
+use crate::utf16::{check_field, read_field, write_plain_field};
 use crate::{Error, Result, Utf16Buf};
 
 /// Why the kernel tells the service about an operation it did not ask about.
@@ -208,7 +208,7 @@ impl ProcessEventRepr {
             }
         };
         let start = process_field::IMAGE_NAME.start;
-        check_field(buf, start, IMAGE_NAME_UNITS, "ImageName")?;
+        check_field(buf, start, IMAGE_NAME_UNITS, "ImageName", false)?;
         Ok(ProcessEventRepr {
             session_id: u64_at(buf, process_field::SESSION_ID),
             process_id: u32_at(buf, process_field::PROCESS_ID),
@@ -244,7 +244,7 @@ impl ProcessEventRepr {
         set_u32(buf, process_field::KIND, self.kind as u32);
         set_u32(buf, process_field::EXIT_STATUS, self.exit_status);
         let start = process_field::IMAGE_NAME.start;
-        write_field(
+        write_plain_field(
             buf,
             start,
             IMAGE_NAME_UNITS,

@@ -219,7 +219,15 @@ impl OpFlags {
     pub const NEW_KEY: u16 = 1 << 2;
     /// `OpenKey` only: the open asks for write access (observed, so refused attempts are seen).
     pub const WRITE_ACCESS: u16 = 1 << 3;
-    const KNOWN: u16 = 0b1111;
+    /// The key path (or file path) field holds a name with a NUL, written escaped (see
+    /// [`crate::utf16::ESCAPE`]). Set and cleared by the encoder and decoder themselves: a parsed
+    /// request's names are always the real code units.
+    pub const PATH_ESCAPED: u16 = 1 << 4;
+    /// The value name (or rename/link target) field is written escaped.
+    pub const NAME_ESCAPED: u16 = 1 << 5;
+    /// Both escape flags.
+    pub const ESCAPES: u16 = Self::PATH_ESCAPED | Self::NAME_ESCAPED;
+    const KNOWN: u16 = 0b11_1111;
 
     /// Whether any name in the request was cut.
     pub fn truncated(self) -> bool {

@@ -55,9 +55,21 @@ impl<T: AsRef<[u8]>> RegistryRequest<T> {
                 value: raw,
             });
         }
-        OpFlags::check((raw >> 16) as u16)?;
-        let key_len = check_field(b, field::KEY_PATH.start, KEY_PATH_UNITS, "KeyPath")?;
-        let name_len = check_field(b, field::VALUE_NAME.start, VALUE_NAME_UNITS, "ValueName")?;
+        let flags = OpFlags::check((raw >> 16) as u16)?;
+        let key_len = check_field(
+            b,
+            field::KEY_PATH.start,
+            KEY_PATH_UNITS,
+            "KeyPath",
+            flags.has(OpFlags::PATH_ESCAPED),
+        )?;
+        let name_len = check_field(
+            b,
+            field::VALUE_NAME.start,
+            VALUE_NAME_UNITS,
+            "ValueName",
+            flags.has(OpFlags::NAME_ESCAPED),
+        )?;
         Ok(RegistryRequest {
             buf,
             key_len,
@@ -97,12 +109,22 @@ impl<T: AsRef<[u8]>> RegistryRequest<T> {
 
     /// The key path, as UTF-16 units without the terminator.
     pub fn key_path(&self) -> Utf16Buf<KEY_PATH_MAX> {
-        copy_field(self.buf.as_ref(), field::KEY_PATH.start, self.key_len)
+        copy_field(
+            self.buf.as_ref(),
+            field::KEY_PATH.start,
+            self.key_len,
+            self.flags().has(OpFlags::PATH_ESCAPED),
+        )
     }
 
     /// The value name (the new key name for `RenameKey`).
     pub fn value_name(&self) -> Utf16Buf<VALUE_NAME_MAX> {
-        copy_field(self.buf.as_ref(), field::VALUE_NAME.start, self.name_len)
+        copy_field(
+            self.buf.as_ref(),
+            field::VALUE_NAME.start,
+            self.name_len,
+            self.flags().has(OpFlags::NAME_ESCAPED),
+        )
     }
 }
 
@@ -129,7 +151,7 @@ impl RegistryRequestRepr {
             process_id: view.process_id(),
             thread_id: view.thread_id(),
             operation: view.operation(),
-            flags: view.flags(),
+            flags: OpFlags(view.flags().0 & !OpFlags::ESCAPES),
             value_type: view.value_type(),
             data_size: view.data_size(),
             key_path: view.key_path(),
@@ -154,23 +176,31 @@ impl RegistryRequestRepr {
         set_u64(buf, field::SESSION_TOKEN, self.session_token);
         set_u32(buf, field::PROCESS_ID, self.process_id);
         set_u32(buf, field::THREAD_ID, self.thread_id);
-        let op = u32::from(self.operation as u16) | (u32::from(self.flags.0) << 16);
-        set_u32(buf, field::OPERATION, op);
         set_u32(buf, field::VALUE_TYPE, self.value_type);
         set_u32(buf, field::DATA_SIZE, self.data_size);
-        write_field(
+        let path_escaped = write_field(
             buf,
             field::KEY_PATH.start,
             KEY_PATH_UNITS,
             self.key_path.as_units(),
             "KeyPath",
         )?;
-        write_field(
+        let name_escaped = write_field(
             buf,
             field::VALUE_NAME.start,
             VALUE_NAME_UNITS,
             self.value_name.as_units(),
             "ValueName",
-        )
+        )?;
+        let mut flags = self.flags.0 & !OpFlags::ESCAPES;
+        if path_escaped {
+            flags |= OpFlags::PATH_ESCAPED;
+        }
+        if name_escaped {
+            flags |= OpFlags::NAME_ESCAPED;
+        }
+        let op = u32::from(self.operation as u16) | (u32::from(flags) << 16);
+        set_u32(buf, field::OPERATION, op);
+        Ok(())
     }
 }

@@ -528,12 +528,116 @@ fn malformed_registry_requests_are_typed_errors() {
         RegistryRequestRepr::decode(&unterminated),
         Err(Error::Unterminated { field: "KeyPath" })
     );
-    let mut lone_surrogate = good.clone();
-    lone_surrogate[1072..1074].copy_from_slice(&[0x00, 0xD8]);
+    // An escape unit followed by anything but `0` or another escape unit, in a field marked
+    // escaped (bit 21 NAME_ESCAPED), is malformed; so is an escape unit at the end.
+    let mut bad_escape = good.clone();
+    bad_escape[22] |= 0x20;
+    bad_escape[1072..1078].copy_from_slice(&[0xFF, 0xFF, 0x31, 0x00, 0x00, 0x00]);
     assert_eq!(
-        RegistryRequestRepr::decode(&lone_surrogate),
-        Err(Error::InvalidUtf16 { field: "ValueName" })
+        RegistryRequestRepr::decode(&bad_escape),
+        Err(Error::BadEscape { field: "ValueName" })
     );
+    bad_escape[1074..1076].copy_from_slice(&[0, 0]);
+    assert_eq!(
+        RegistryRequestRepr::decode(&bad_escape),
+        Err(Error::BadEscape { field: "ValueName" })
+    );
+}
+
+/// F1: a name is any sequence of code units. An unpaired surrogate in a value name (or a key
+/// path) is carried unit for unit, never "malformed".
+#[test]
+fn unpaired_surrogates_are_names_not_malformed_messages() {
+    let mut bytes = golden_registry_request();
+    // ValueName = D800 'U' 'p' ; KeyPath ends in a lone low surrogate DC00.
+    bytes[1072..].fill(0);
+    bytes[1072..1080].copy_from_slice(&[0x00, 0xD8, 0x55, 0x00, 0x70, 0x00, 0x00, 0x00]);
+    let key_end = 32 + 2 * RUN_KEY.len();
+    bytes[key_end..key_end + 4].copy_from_slice(&[0x00, 0xDC, 0x00, 0x00]);
+    let r = RegistryRequestRepr::decode(&bytes).expect("any code units are a name");
+    assert_eq!(r.value_name.as_units(), &[0xD800, 0x55, 0x70]);
+    assert_eq!(r.key_path.as_units().last(), Some(&0xDC00));
+    let mut out = vec![0u8; registry::LEN];
+    r.emit(&mut out).expect("emits");
+    assert_eq!(out, bytes);
+}
+
+/// A value name holding a NUL (a Poweliks-style `"\0x"`) travels escaped: bit 21 NAME_ESCAPED
+/// set, each NUL as FFFF 0030, each FFFF as FFFF FFFF, then the terminator (docs/protocol.md).
+#[test]
+fn a_name_with_a_nul_travels_escaped_and_comes_back_whole() {
+    let design = Golden::new(1584)
+        .at(0, &[0x02, 0x00])
+        .at(2, &[0x30, 0x06])
+        .at(20, &[0x02, 0x00, 0x20, 0x00]) // SetValue, flags bit 21 (NAME_ESCAPED)
+        .utf16(32, RUN_KEY)
+        // ValueName: NUL 'x' FFFF  ->  FFFF 0030 'x' FFFF FFFF
+        .at(
+            1072,
+            &[0xFF, 0xFF, 0x30, 0x00, 0x78, 0x00, 0xFF, 0xFF, 0xFF, 0xFF],
+        )
+        .0;
+    let r = RegistryRequestRepr::decode(&design).expect("decodes");
+    assert_eq!(r.value_name.as_units(), &[0, 0x78, 0xFFFF]);
+    assert_eq!(
+        r.flags,
+        OpFlags(0),
+        "the escape flag is the encoder's business"
+    );
+    let mut out = vec![0u8; registry::LEN];
+    r.emit(&mut out).expect("emits");
+    assert_eq!(out, design);
+    // Without the flag the same units are literal: FFFF is a unit like any other.
+    let mut plain = design.clone();
+    plain[22] = 0;
+    let p = RegistryRequestRepr::decode(&plain).expect("decodes");
+    assert_eq!(
+        p.value_name.as_units(),
+        &[0xFFFF, 0x30, 0x78, 0xFFFF, 0xFFFF]
+    );
+}
+
+#[test]
+fn a_file_path_with_a_nul_travels_escaped_in_bit_20() {
+    let r = FileRequestRepr {
+        session_token: 1,
+        process_id: 2,
+        thread_id: 3,
+        operation: FileOperation::Write,
+        flags: OpFlags(0),
+        desired_access: 0,
+        create_disposition: 0,
+        path: Utf16Buf::from_units(&[0x43, 0, 0x44]).expect("fits"),
+        target_path: Utf16Buf::EMPTY,
+    };
+    let mut out = vec![0u8; file::LEN];
+    r.emit(&mut out).expect("emits");
+    assert_eq!(&out[20..24], &[0x02, 0x00, 0x10, 0x00]);
+    assert_eq!(&out[32..42], &[0x43, 0, 0xFF, 0xFF, 0x30, 0, 0x44, 0, 0, 0]);
+    assert_eq!(FileRequestRepr::decode(&out), Ok(r));
+}
+
+#[test]
+fn escaping_never_lets_a_name_overflow_its_field() {
+    // 200 NULs escape to 400 units: the driver's copy keeps the longest prefix whose escaped
+    // form fits ValueName (255 units) and reports the cut.
+    let (name, cut) = Utf16Buf::<{ registry::VALUE_NAME_MAX }>::from_units_truncating(&[0; 200]);
+    assert!(cut);
+    assert_eq!(name.len(), 127);
+    let r = RegistryRequestRepr {
+        session_token: 0,
+        process_id: 0,
+        thread_id: 0,
+        operation: Operation::SetValue,
+        flags: OpFlags(OpFlags::NAME_TRUNCATED),
+        value_type: 1,
+        data_size: 0,
+        key_path: Utf16Buf::EMPTY,
+        value_name: name,
+    };
+    let mut out = vec![0u8; registry::LEN];
+    r.emit(&mut out).expect("the cut name fits escaped");
+    assert_eq!(RegistryRequestRepr::decode(&out), Ok(r));
 }
 
 #[test]

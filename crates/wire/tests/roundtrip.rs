@@ -18,6 +18,30 @@ fn name(max: usize) -> impl Strategy<Value = String> {
 }
 
 proptest! {
+    /// Any code units are a name: unpaired surrogates, NULs and the escape unit itself survive
+    /// emit → decode exactly; a name too long once escaped is cut (and reported) by the driver's
+    /// copy, never by the encoder.
+    #[test]
+    fn names_of_arbitrary_code_units_round_trip(
+        key in proptest::collection::vec(prop_oneof![any::<u16>(), Just(0u16), Just(0xFFFF), 0xD800u16..0xE000], 0..600),
+        value in proptest::collection::vec(prop_oneof![any::<u16>(), Just(0u16), Just(0xFFFF), 0xD800u16..0xE000], 0..300),
+        flags in 0u16..16,
+    ) {
+        let (key_path, key_cut) = Utf16Buf::<{ registry::KEY_PATH_MAX }>::from_units_truncating(&key);
+        let (value_name, name_cut) = Utf16Buf::<{ registry::VALUE_NAME_MAX }>::from_units_truncating(&value);
+        prop_assert_eq!(key_cut, key_path.len() < key.len());
+        prop_assert_eq!(name_cut, value_name.len() < value.len());
+        prop_assert_eq!(key_path.as_units(), &key[..key_path.len()]);
+        let repr = RegistryRequestRepr {
+            session_token: 1, process_id: 2, thread_id: 3,
+            operation: Operation::SetValue, flags: OpFlags(flags).with_cuts(key_cut, name_cut),
+            value_type: 1, data_size: 0, key_path, value_name,
+        };
+        let mut buf = vec![0u8; registry::LEN];
+        repr.emit(&mut buf).expect("what the driver's copy holds always fits");
+        prop_assert_eq!(RegistryRequestRepr::decode(&buf).expect("decode"), repr);
+    }
+
     #[test]
     fn registry_request_round_trips(
         token in any::<u64>(), pid in any::<u32>(), tid in any::<u32>(),
