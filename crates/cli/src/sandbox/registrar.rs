@@ -27,6 +27,7 @@ impl SessionRegistrar for ServiceRegistrar {
             root_pid: start.root_pid,
             app: Some(start.app.clone()),
             workspace: Some(start.workspace.clone()),
+            workspace_device: None,
             user_sid: Some(start.user_sid.clone()),
             audit: false,
         };

@@ -8,3 +8,4 @@ pub mod sandbox;
 pub mod scm;
 mod security;
 mod util;
+pub mod volumes;
