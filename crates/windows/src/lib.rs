@@ -9,6 +9,7 @@ pub mod grants;
 pub mod network;
 pub mod port;
 pub mod sandbox;
+pub mod service;
 pub mod volumes;
 
 #[cfg(windows)]
