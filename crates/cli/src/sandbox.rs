@@ -33,12 +33,21 @@ pub struct RunArgs {
     /// Network access: none, outbound, local or full.
     #[arg(long, default_value = "none")]
     network: NetworkAccess,
-    /// Do not use AppContainer (runs with the restricted-token fallback).
+    /// Do not use AppContainer: run with the restricted-token fallback (only with --no-minifilter
+    /// and --network full, which it can honour).
     #[arg(long)]
     no_appcontainer: bool,
-    /// Refuse to run when AppContainer cannot be applied.
+    /// Allow the restricted-token fallback when AppContainer cannot be applied. Off by default,
+    /// and refused even when given if a minifilter session or a network limit was asked for.
+    #[arg(long, conflicts_with = "fail_on_appcontainer_error")]
+    allow_fallback: bool,
+    /// Refuse to run when AppContainer cannot be applied (the default; kept for scripts).
     #[arg(long)]
     fail_on_appcontainer_error: bool,
+    /// Pass this variable of agentsh's environment to the command too (repeatable); by default
+    /// the command gets only the documented allow-list, never agentsh's secrets.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pass_env: Vec<String>,
     /// Do not register the process with the driver (AppContainer-only).
     #[arg(long)]
     no_minifilter: bool,
@@ -81,8 +90,11 @@ mod imp {
         let mut config = SandboxConfig::new(&args.name, &args.workspace, journal_dir);
         config.allowed_paths = args.allow;
         config.network = args.network;
+        agentsh_windows::environment::check_pass(&args.pass_env)
+            .map_err(|e| anyhow::anyhow!("sandbox `{}`: {e}", args.name))?;
         config.use_app_container = !args.no_appcontainer;
-        config.fail_on_app_container_error = args.fail_on_appcontainer_error;
+        config.allow_fallback = args.allow_fallback;
+        config.pass_env = args.pass_env.clone();
         config.use_minifilter = !args.no_minifilter;
         let registrar: Option<Arc<dyn SessionRegistrar>> = if config.use_minifilter {
             let registrar = ServiceRegistrar::connect(&args.api)

@@ -249,6 +249,9 @@ impl std::fmt::Display for Status {
 /// Receives [`Status`] reports.
 pub type StatusSink = Arc<dyn Fn(&Status) + Send + Sync>;
 
+/// Protects the API token file once written (see [`RunOptions::protect_token_file`]).
+pub type TokenFileGuard = Arc<dyn Fn(&Path) -> Result<(), String> + Send + Sync>;
+
 /// How to run.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -280,6 +283,10 @@ pub struct RunOptions {
     /// every `volume_interval`.
     pub volumes: Option<crate::volumes::VolumeSource>,
     pub volume_interval: Duration,
+    /// Applied to the API token file right after it is written (on Windows: a protected DACL and
+    /// a no-read-up label, `agentsh_windows::secure::protect_token_file`); a failure stops the
+    /// service rather than leave the token readable by sandboxed processes.
+    pub protect_token_file: Option<TokenFileGuard>,
     pub status: StatusSink,
 }
 
@@ -334,6 +341,7 @@ impl RunOptions {
             terminal_prompt,
             volumes: None,
             volume_interval: Duration::from_secs(2),
+            protect_token_file: None,
             status: Arc::new(|s: &Status| tracing::info!("{s}")),
         })
     }
@@ -537,6 +545,15 @@ where
             source,
         }
     })?;
+    if let Some(protect) = &options.protect_token_file
+        && let Err(e) = protect(&options.api_token_file)
+    {
+        let _ = std::fs::remove_file(&options.api_token_file);
+        return Err(RunError::TokenFile {
+            path: options.api_token_file.clone(),
+            source: std::io::Error::other(format!("cannot protect it: {e}")),
+        });
+    }
     let (addr, api_task) = api::serve(options.api_listen, adapter.clone(), shared.clone(), token)
         .await
         .map_err(RunError::Api)?;

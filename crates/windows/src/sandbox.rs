@@ -28,8 +28,13 @@ pub struct SandboxConfig {
     pub allowed_paths: Vec<PathBuf>,
     pub network: NetworkAccess,
     pub use_app_container: bool,
-    /// Refuse to run when AppContainer cannot be applied instead of falling back.
-    pub fail_on_app_container_error: bool,
+    /// Run with the restricted-token fallback when AppContainer cannot be applied (or is
+    /// disabled). Off by default: the fallback is never chosen silently, and even when allowed it
+    /// is refused where it cannot give what was asked for ([`SandboxConfig::fallback_refused`]).
+    pub allow_fallback: bool,
+    /// Variables of agentsh's environment passed to the command beyond
+    /// [`crate::environment::ALLOWED`].
+    pub pass_env: Vec<String>,
     /// Register each root process with the driver (through the service) before it runs.
     pub use_minifilter: bool,
     /// `HKCU\SOFTWARE\<app_key>` is granted to the container; defaults to the sandbox name.
@@ -51,7 +56,8 @@ impl SandboxConfig {
             allowed_paths: Vec::new(),
             network: NetworkAccess::None,
             use_app_container: true,
-            fail_on_app_container_error: false,
+            allow_fallback: false,
+            pass_env: Vec::new(),
             use_minifilter: true,
             app_key: None,
             journal_dir,
@@ -71,6 +77,28 @@ impl SandboxConfig {
         } else {
             Err(SandboxError::InvalidName(self.name.clone()))
         }
+    }
+
+    /// Why the restricted-token fallback may not run this sandbox, if it may not: it is opt-in
+    /// (`--allow-fallback`, or `--no-appcontainer` which asks for it), and it cannot provide a
+    /// network limit (it keeps the user's network access) nor keep a minifilter session's
+    /// secrets (it keeps the user's SID, so it reads whatever the user can read that carries no
+    /// no-read-up label, and it can reach the service's loopback API).
+    pub fn fallback_refused(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.use_app_container && !self.allow_fallback {
+            why.push("the fallback is opt-in (--allow-fallback)".to_owned());
+        }
+        if self.use_minifilter {
+            why.push("a minifilter session was asked for, and the fallback keeps the user's SID and network (it could reach the service's API with anything the user can read); pass --no-minifilter".to_owned());
+        }
+        if self.network != NetworkAccess::Full {
+            why.push(format!(
+                "network `{}` was asked for and the fallback cannot limit the network; pass --network full",
+                self.network
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
     }
 
     /// The AppContainer profile name.
@@ -130,6 +158,9 @@ pub struct SessionStart {
     pub app: String,
     /// The workspace as an absolute Windows path (`C:\...`).
     pub workspace: String,
+    /// The workspace as the file system names it (`\Device\HarddiskVolume3\...`), resolved in
+    /// the sandbox user's context (`GetFinalPathNameByHandleW`, `VOLUME_NAME_NT`).
+    pub workspace_device: Option<String>,
     /// The string SID of the user the process runs as (`S-1-5-21-...`).
     pub user_sid: String,
 }
@@ -165,9 +196,13 @@ pub enum SandboxError {
     #[error("sandbox name `{0}` is invalid (1-48 characters of A-Z a-z 0-9 . _ -)")]
     InvalidName(String),
     #[error(
-        "sandbox `{name}`: appcontainer unavailable and --fail-on-appcontainer-error is set: {reason}"
+        "sandbox `{name}`: appcontainer not in force ({reason}) and the restricted-token fallback is refused: {refused}; nothing was run"
     )]
-    AppContainerRequired { name: String, reason: String },
+    AppContainerRequired {
+        name: String,
+        reason: String,
+        refused: String,
+    },
     #[error(
         "sandbox `{name}`: minifilter session requested but no session registrar is available: {reason}; pass --no-minifilter to run with appcontainer only"
     )]
@@ -225,10 +260,46 @@ mod tests {
     #[test]
     fn defaults_follow_the_guide() {
         let c = SandboxConfig::new("demo", "w", std::env::temp_dir());
-        assert!(c.use_app_container && c.use_minifilter && !c.fail_on_app_container_error);
+        assert!(c.use_app_container && c.use_minifilter && !c.allow_fallback);
         assert_eq!(c.network, NetworkAccess::None);
         assert_eq!(c.profile_name(), "agentsh.demo");
         assert_eq!(c.app_key(), "demo");
+    }
+
+    #[test]
+    fn the_fallback_is_opt_in_and_refused_where_it_cannot_give_what_was_asked() {
+        let mut c = SandboxConfig::new("demo", "w", std::env::temp_dir());
+        let all = c.fallback_refused().expect("refused by default");
+        assert!(all.contains("opt-in (--allow-fallback)"), "{all}");
+        assert!(all.contains("minifilter session"), "{all}");
+        assert!(all.contains("network `none`"), "{all}");
+        c.allow_fallback = true;
+        c.use_minifilter = false;
+        assert!(
+            c.fallback_refused()
+                .expect("network")
+                .contains("network `none`")
+        );
+        c.network = NetworkAccess::Outbound;
+        assert!(
+            c.fallback_refused()
+                .expect("network")
+                .contains("network `outbound`")
+        );
+        c.network = NetworkAccess::Full;
+        assert_eq!(c.fallback_refused(), None);
+        c.use_minifilter = true;
+        assert!(
+            c.fallback_refused()
+                .expect("minifilter")
+                .contains("--no-minifilter")
+        );
+        // --no-appcontainer asks for the fallback itself; the limits still apply.
+        let mut d = SandboxConfig::new("demo", "w", std::env::temp_dir());
+        d.use_app_container = false;
+        d.use_minifilter = false;
+        d.network = NetworkAccess::Full;
+        assert_eq!(d.fallback_refused(), None);
     }
 
     #[test]

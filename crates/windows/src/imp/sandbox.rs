@@ -45,11 +45,11 @@ use super::security::{
     restricted_low_token, set_low_label,
 };
 use super::util::{owned, wide};
-use crate::cmdline;
 use crate::grants::{Grant, GrantJournal};
 use crate::sandbox::{
     CancelToken, ExecResult, Isolation, SandboxConfig, SandboxError, SessionRegistrar, SessionStart,
 };
+use crate::{cmdline, environment};
 
 /// Access of the container to its workspace: read, write, execute, delete.
 const WORKSPACE_ACCESS: u32 =
@@ -74,6 +74,8 @@ pub struct Sandbox {
     /// Limitations that weaken nothing but restrict the command (e.g. an unwritable workspace).
     warnings: Vec<String>,
     closed: bool,
+    /// `<name>.lock`, open without sharing for the sandbox's lifetime.
+    _lock: File,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -106,6 +108,9 @@ impl Sandbox {
             None
         };
         let journal = GrantJournal::in_dir(&config.journal_dir, &config.name)?;
+        // Held until the sandbox is dropped: a second run with this name fails here instead of
+        // undoing this run's grants below.
+        let lock = journal.lock()?;
         let api = AppContainerApi::load();
         undo_grants(&config.name, &journal, api.as_ref().ok())?;
 
@@ -120,6 +125,7 @@ impl Sandbox {
             fallback_reason: None,
             warnings: Vec::new(),
             closed: false,
+            _lock: lock,
         };
         let reason = if !sandbox.config.use_app_container {
             "appcontainer disabled by configuration (--no-appcontainer)".to_owned()
@@ -143,11 +149,12 @@ impl Sandbox {
                 Err(reason) => reason,
             }
         };
-        if sandbox.config.use_app_container && sandbox.config.fail_on_app_container_error {
+        if let Some(refused) = sandbox.config.fallback_refused() {
             sandbox.closed = true;
             return Err(SandboxError::AppContainerRequired {
                 name: sandbox.config.name.clone(),
                 reason,
+                refused,
             });
         }
         sandbox.label_or_warn();
@@ -192,6 +199,14 @@ impl Sandbox {
             KEY_ALL_ACCESS,
             true,
         )?;
+        // The container runs at Low integrity: an unlabelled key counts as Medium and no-write-up
+        // would strip every write right the ACE grants. Label it Low for its subkeys too.
+        self.record(Grant::KeyLabel { key: key.clone() })?;
+        crate::secure::label_app_key(&key, true).map_err(|message| OsFailure {
+            step: format!("labelling `{key}` low integrity"),
+            code: 0,
+            message,
+        })?;
 
         self.container = Some(container);
         self.isolation = Isolation::AppContainer {
@@ -330,6 +345,23 @@ impl Sandbox {
 
         let mut command_line = wide(cmdline::join(program, args));
         let directory = wide(&self.config.workspace);
+        // A constructed environment (crate::environment): the allow-list, and TEMP/TMP/APPDATA/
+        // LOCALAPPDATA in folders of the workspace the command can write.
+        let folders = environment::Folders::in_workspace(&self.config.workspace);
+        for dir in folders.all() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                os(OsFailure {
+                    step: format!("creating `{}`", dir.display()),
+                    code: e.raw_os_error().unwrap_or(0) as u32,
+                    message: e.to_string(),
+                })
+            })?;
+        }
+        let env_block = environment::block(&environment::build(
+            std::env::vars_os(),
+            &self.config.pass_env,
+            &folders,
+        ));
         let flags = EXTENDED_STARTUPINFO_PRESENT
             | CREATE_SUSPENDED
             | CREATE_UNICODE_ENVIRONMENT
@@ -348,7 +380,7 @@ impl Sandbox {
                         null(),
                         1,
                         flags,
-                        null(),
+                        env_block.as_ptr().cast(),
                         directory.as_ptr(),
                         &startup.StartupInfo,
                         &mut info,
@@ -367,7 +399,7 @@ impl Sandbox {
                         null(),
                         1,
                         flags,
-                        null(),
+                        env_block.as_ptr().cast(),
                         directory.as_ptr(),
                         &startup.StartupInfo,
                         &mut info,
@@ -542,6 +574,13 @@ fn undo_grants(
         let outcome = match grant {
             Grant::File { sid, path } => revoke(sid, path, SE_FILE_OBJECT),
             Grant::Registry { sid, key } => revoke(sid, key, SE_REGISTRY_KEY),
+            Grant::KeyLabel { key } => {
+                crate::secure::label_app_key(key, false).map_err(|message| OsFailure {
+                    step: format!("removing the label of `{key}`"),
+                    code: 0,
+                    message,
+                })
+            }
             Grant::Label { path } => match set_low_label(path, false) {
                 Err(f) if f.code == ERROR_FILE_NOT_FOUND || f.code == ERROR_PATH_NOT_FOUND => {
                     Ok(())
@@ -600,10 +639,19 @@ fn session_template(config: &SandboxConfig) -> Result<SessionStart, SandboxError
             ..f
         })
     })?;
+    // The minifilter names files by volume device; resolved here, in the user's own context, so
+    // the user's `subst` and mapped drives and any links are seen as the file system sees them.
+    let workspace_device =
+        crate::volumes::nt_path(&config.workspace).map_err(|message| SandboxError::Path {
+            name: config.name.clone(),
+            path: config.workspace.display().to_string(),
+            reason: format!("cannot name it as the minifilter will: {message}"),
+        })?;
     Ok(SessionStart {
         root_pid: 0,
         app: config.app_key().to_owned(),
         workspace,
+        workspace_device: Some(workspace_device),
         user_sid,
     })
 }
