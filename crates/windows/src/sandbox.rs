@@ -41,7 +41,39 @@ pub struct SandboxConfig {
     pub app_key: Option<String>,
     /// Where grant journals are kept (one file per sandbox name).
     pub journal_dir: PathBuf,
+    /// Process-count and memory limits of the command's job object.
+    pub job_limits: JobLimits,
 }
+
+/// The job object's limits: besides kill-on-close and die-on-unhandled-exception, at most
+/// `max_processes` live processes (a fork bomb stops there) and `max_memory_bytes` of committed
+/// memory for the whole job, and every UI restriction ([`UI_RESTRICTIONS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    pub max_processes: u32,
+    pub max_memory_bytes: u64,
+}
+
+impl Default for JobLimits {
+    /// 512 processes (a parallel build's compilers fit, a fork bomb does not) and 8 GiB.
+    fn default() -> Self {
+        JobLimits {
+            max_processes: 512,
+            max_memory_bytes: 8 << 30,
+        }
+    }
+}
+
+/// `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION |
+/// JOB_OBJECT_LIMIT_ACTIVE_PROCESS | JOB_OBJECT_LIMIT_JOB_MEMORY` (winnt.h: 0x2000, 0x400, 0x8,
+/// 0x200).
+pub const JOB_LIMIT_FLAGS: u32 = 0x2000 | 0x400 | 0x8 | 0x200;
+
+/// Every `JOB_OBJECT_UILIMIT_*` (winnt.h): USER handles of other processes (0x1), reading (0x2)
+/// and writing (0x4) the clipboard, `SystemParametersInfo` (0x8), display settings (0x10), global
+/// atoms (0x20), desktops (0x40), `ExitWindows` (0x80) — as Chromium's sandbox sets for its
+/// renderers.
+pub const UI_RESTRICTIONS: u32 = 0xFF;
 
 impl SandboxConfig {
     /// A configuration with the guide's defaults: AppContainer, minifilter, no network.
@@ -61,6 +93,7 @@ impl SandboxConfig {
             use_minifilter: true,
             app_key: None,
             journal_dir,
+            job_limits: JobLimits::default(),
         }
     }
 
@@ -81,16 +114,14 @@ impl SandboxConfig {
 
     /// Why the restricted-token fallback may not run this sandbox, if it may not: it is opt-in
     /// (`--allow-fallback`, or `--no-appcontainer` which asks for it), and it cannot provide a
-    /// network limit (it keeps the user's network access) nor keep a minifilter session's
-    /// secrets (it keeps the user's SID, so it reads whatever the user can read that carries no
-    /// no-read-up label, and it can reach the service's loopback API).
+    /// network limit (it keeps the user's network access). A minifilter session it can provide:
+    /// the driver decides its operations like any session's; what the fallback's user SID could
+    /// otherwise reach — the service's API token — carries a no-read-up label its low integrity
+    /// cannot pass (docs/security.md).
     pub fn fallback_refused(&self) -> Option<String> {
         let mut why = Vec::new();
         if self.use_app_container && !self.allow_fallback {
             why.push("the fallback is opt-in (--allow-fallback)".to_owned());
-        }
-        if self.use_minifilter {
-            why.push("a minifilter session was asked for, and the fallback keeps the user's SID and network (it could reach the service's API with anything the user can read); pass --no-minifilter".to_owned());
         }
         if self.network != NetworkAccess::Full {
             why.push(format!(
@@ -271,10 +302,8 @@ mod tests {
         let mut c = SandboxConfig::new("demo", "w", std::env::temp_dir());
         let all = c.fallback_refused().expect("refused by default");
         assert!(all.contains("opt-in (--allow-fallback)"), "{all}");
-        assert!(all.contains("minifilter session"), "{all}");
         assert!(all.contains("network `none`"), "{all}");
         c.allow_fallback = true;
-        c.use_minifilter = false;
         assert!(
             c.fallback_refused()
                 .expect("network")
@@ -286,20 +315,45 @@ mod tests {
                 .expect("network")
                 .contains("network `outbound`")
         );
-        c.network = NetworkAccess::Full;
-        assert_eq!(c.fallback_refused(), None);
-        c.use_minifilter = true;
+        c.network = NetworkAccess::Local;
         assert!(
             c.fallback_refused()
-                .expect("minifilter")
-                .contains("--no-minifilter")
+                .expect("network")
+                .contains("network `local`")
         );
-        // --no-appcontainer asks for the fallback itself; the limits still apply.
+        c.network = NetworkAccess::Full;
+        assert_eq!(c.fallback_refused(), None, "a minifilter session is kept");
+        c.allow_fallback = false;
+        assert!(
+            c.fallback_refused()
+                .expect("opt-in")
+                .contains("--allow-fallback")
+        );
+        // --no-appcontainer asks for the fallback itself; the network limit still applies.
         let mut d = SandboxConfig::new("demo", "w", std::env::temp_dir());
         d.use_app_container = false;
-        d.use_minifilter = false;
+        assert!(
+            d.fallback_refused()
+                .expect("network")
+                .contains("network `none`")
+        );
         d.network = NetworkAccess::Full;
         assert_eq!(d.fallback_refused(), None);
+    }
+
+    #[test]
+    fn the_job_limits_are_the_documented_flags() {
+        // winnt.h values, not the windows-sys constants the Windows code uses.
+        assert_eq!(JOB_LIMIT_FLAGS, 0x2608);
+        assert_eq!(
+            UI_RESTRICTIONS,
+            0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80
+        );
+        let d = JobLimits::default();
+        assert_eq!(
+            (d.max_processes, d.max_memory_bytes),
+            (512, 8 * 1024 * 1024 * 1024)
+        );
     }
 
     #[test]

@@ -87,6 +87,40 @@ pub fn check_secret_sddl(sddl: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The mandatory label an object's SDDL carries, as it matters to a Low-integrity writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelState {
+    /// No label: the object counts as Medium with no-write-up, so Low processes cannot write it.
+    None,
+    /// Low (or Untrusted) — Low processes may write.
+    Low,
+    /// A label above Low with no-write-up (the ACE, as SDDL): Low processes cannot write.
+    Above(String),
+}
+
+/// Reads the label ACE (`ML`) of `sddl`: its level (`LW`/`S-1-16-4096` and below count as Low,
+/// as does a label without the no-write-up `NW` right, which then restricts no write).
+pub fn label_state(sddl: &str) -> LabelState {
+    let Some(label) = aces(sddl, 'S')
+        .into_iter()
+        .find(|a| a.first().map(String::as_str) == Some("ML"))
+    else {
+        return LabelState::None;
+    };
+    let rights = label.get(2).map(String::as_str).unwrap_or_default();
+    let level = label.get(5).map(String::as_str).unwrap_or_default();
+    let low = matches!(level, "LW" | "S-1-16-4096" | "S-1-16-0")
+        || level
+            .strip_prefix("S-1-16-")
+            .and_then(|r| r.parse::<u32>().ok())
+            .is_some_and(|r| r <= 0x1000);
+    if low || !rights.contains("NW") {
+        LabelState::Low
+    } else {
+        LabelState::Above(format!("({})", label.join(";")))
+    }
+}
+
 #[cfg(windows)]
 pub use crate::imp::secure::{label_app_key, protect_token_file, read_file_sddl, read_key_sddl};
 
@@ -137,6 +171,33 @@ mod tests {
             let err = check_secret_sddl(bad).expect_err(bad);
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_label_is_read_for_its_level_and_no_write_up() {
+        assert_eq!(label_state("D:(A;;FA;;;WD)"), LabelState::None);
+        assert_eq!(label_state("S:(ML;OICI;NW;;;LW)"), LabelState::Low);
+        assert_eq!(
+            label_state("S:(ML;OICIID;NW;;;S-1-16-4096)"),
+            LabelState::Low
+        );
+        assert_eq!(
+            label_state("S:(ML;;NR;;;ME)"),
+            LabelState::Low,
+            "no NW: writes pass"
+        );
+        assert_eq!(
+            label_state("S:(ML;OICI;NW;;;ME)"),
+            LabelState::Above("(ML;OICI;NW;;;ME)".into())
+        );
+        assert_eq!(
+            label_state("D:P(A;;FA;;;SY)S:(ML;;NWNR;;;HI)"),
+            LabelState::Above("(ML;;NWNR;;;HI)".into())
+        );
+        assert_eq!(
+            label_state("S:(ML;;NW;;;S-1-16-8192)"),
+            LabelState::Above("(ML;;NW;;;S-1-16-8192)".into())
+        );
     }
 
     #[test]

@@ -23,14 +23,15 @@ use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_GENERIC_EXECUTE, FILE_GENERIC_READ, FILE_GENERIC_WRITE,
 };
 use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
-    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    AssignProcessToJobObject, CreateJobObjectW, JOBOBJECT_BASIC_UI_RESTRICTIONS,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectBasicUIRestrictions,
     JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
 };
 use windows_sys::Win32::System::Pipes::CreatePipe;
 use windows_sys::Win32::System::Registry::{
     HKEY, HKEY_CURRENT_USER, KEY_ALL_ACCESS, REG_OPTION_NON_VOLATILE, RegCloseKey, RegCreateKeyExW,
 };
+use windows_sys::Win32::System::SystemInformation::GetSystemDirectoryW;
 use windows_sys::Win32::System::Threading::{
     CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessAsUserW,
     CreateProcessW, DeleteProcThreadAttributeList, EXTENDED_STARTUPINFO_PRESENT,
@@ -41,14 +42,16 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::security::{
-    AppContainerApi, LocalSid, OsFailure, change_dacl, current_user_sid, has_explicit_label,
+    AppContainerApi, LocalSid, OsFailure, Parts, change_dacl, current_user_sid, read_sddl,
     restricted_low_token, set_low_label,
 };
 use super::util::{owned, wide};
 use crate::grants::{Grant, GrantJournal};
 use crate::sandbox::{
-    CancelToken, ExecResult, Isolation, SandboxConfig, SandboxError, SessionRegistrar, SessionStart,
+    CancelToken, ExecResult, Isolation, JOB_LIMIT_FLAGS, JobLimits, SandboxConfig, SandboxError,
+    SessionRegistrar, SessionStart, UI_RESTRICTIONS,
 };
+use crate::secure::LabelState;
 use crate::{cmdline, environment};
 
 /// Access of the container to its workspace: read, write, execute, delete.
@@ -240,8 +243,26 @@ impl Sandbox {
     /// it already carries an explicit label, and journal that so close undoes it.
     fn label_workspace_low(&self) -> Result<(), OsFailure> {
         let workspace = object_path(&self.config.workspace)?;
-        if has_explicit_label(&workspace)? {
-            return Ok(());
+        let label = read_sddl(
+            &workspace,
+            SE_FILE_OBJECT,
+            Parts {
+                dacl: false,
+                label: true,
+            },
+        )?;
+        match crate::secure::label_state(&label) {
+            LabelState::None => {}
+            LabelState::Low => return Ok(()),
+            LabelState::Above(ace) => {
+                return Err(OsFailure {
+                    step: format!("checking the integrity label of `{workspace}`"),
+                    code: 0,
+                    message: format!(
+                        "it already carries the label {ace}, which a low-integrity process cannot write past; remove it (`icacls <dir> /setintegritylevel (OI)(CI)low`)"
+                    ),
+                });
+            }
         }
         let before = self.journal.entries().map_err(journal_failure)?;
         self.record(Grant::Label {
@@ -343,7 +364,18 @@ impl Sandbox {
         startup.StartupInfo.hStdError = inherit[2];
         startup.lpAttributeList = attributes.as_ptr();
 
-        let mut command_line = wide(cmdline::join(program, args));
+        // Batch files run through the system's cmd.exe with their arguments escaped for it
+        // (crate::cmdline); what cmd cannot carry is refused before anything starts.
+        let launch = cmdline::launch(program, args, &system_cmd().map_err(os)?).map_err(|e| {
+            SandboxError::Path {
+                name: self.config.name.clone(),
+                path: program.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        let application = launch.application.as_ref().map(wide);
+        let application_ptr = application.as_ref().map_or(null(), |a| a.as_ptr());
+        let mut command_line = wide(&launch.command_line);
         let directory = wide(&self.config.workspace);
         // A constructed environment (crate::environment): the allow-list, and TEMP/TMP/APPDATA/
         // LOCALAPPDATA in folders of the workspace the command can write.
@@ -374,7 +406,7 @@ impl Sandbox {
                 // as CreateProcessW requires; handles in the list are inheritable and open.
                 unsafe {
                     CreateProcessW(
-                        null(),
+                        application_ptr,
                         command_line.as_mut_ptr(),
                         null(),
                         null(),
@@ -393,7 +425,7 @@ impl Sandbox {
                 unsafe {
                     CreateProcessAsUserW(
                         token.as_raw_handle(),
-                        null(),
+                        application_ptr,
                         command_line.as_mut_ptr(),
                         null(),
                         null(),
@@ -419,7 +451,7 @@ impl Sandbox {
         drop(stdin_read);
         drop(attributes);
 
-        let job = match job_for(&process) {
+        let job = match job_for(&process, self.config.job_limits) {
             Ok(job) => job,
             Err(f) => {
                 kill(&process);
@@ -656,6 +688,17 @@ fn session_template(config: &SandboxConfig) -> Result<SessionStart, SandboxError
     })
 }
 
+/// `%SystemRoot%\System32\cmd.exe` as the system names it (never found on a search path).
+fn system_cmd() -> Result<String, OsFailure> {
+    let mut buf = [0u16; 520];
+    // SAFETY: `buf` is valid for its length in u16 units.
+    let n = unsafe { GetSystemDirectoryW(buf.as_mut_ptr(), buf.len() as u32) } as usize;
+    if n == 0 || n >= buf.len() {
+        return Err(OsFailure::last("GetSystemDirectoryW"));
+    }
+    Ok(format!("{}\\cmd.exe", String::from_utf16_lossy(&buf[..n])))
+}
+
 /// A path in the form the security APIs take: absolute, without the `\\?\` prefix of
 /// `canonicalize` for plain drive paths.
 fn object_path(path: &Path) -> Result<String, OsFailure> {
@@ -746,30 +789,52 @@ fn kill(process: &OwnedHandle) {
 }
 
 /// A job that kills every process in it when the last handle closes.
-fn job_for(process: &OwnedHandle) -> Result<OwnedHandle, OsFailure> {
-    // SAFETY: creates an unnamed job object with default security.
-    let job = unsafe { CreateJobObjectW(null(), null()) };
-    let job = owned(job).ok_or_else(|| OsFailure::last("CreateJobObjectW"))?;
-    // SAFETY: plain data; zero means "no limits" before the flags below.
-    let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
-    limits.BasicLimitInformation.LimitFlags =
-        JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
-    // SAFETY: `limits` is valid for its size.
-    let ok = unsafe {
-        SetInformationJobObject(
-            job.as_raw_handle(),
-            JobObjectExtendedLimitInformation,
-            (&limits as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast::<c_void>(),
-            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
-        )
-    };
-    if ok == 0 {
-        return Err(OsFailure::last("SetInformationJobObject(kill on close)"));
-    }
+fn job_for(process: &OwnedHandle, limits: JobLimits) -> Result<OwnedHandle, OsFailure> {
+    let job = new_job(limits)?;
     // SAFETY: both handles are valid and owned; the process is still suspended.
     let ok = unsafe { AssignProcessToJobObject(job.as_raw_handle(), process.as_raw_handle()) };
     if ok == 0 {
         return Err(OsFailure::last("AssignProcessToJobObject"));
+    }
+    Ok(job)
+}
+
+/// A job object with the sandbox's limits and UI restrictions (crate::sandbox::JobLimits).
+fn new_job(limits: JobLimits) -> Result<OwnedHandle, OsFailure> {
+    // SAFETY: creates an unnamed job object with default security.
+    let job = unsafe { CreateJobObjectW(null(), null()) };
+    let job = owned(job).ok_or_else(|| OsFailure::last("CreateJobObjectW"))?;
+    // SAFETY: plain data; zero means "no limits" before the fields below.
+    let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+    info.BasicLimitInformation.LimitFlags = JOB_LIMIT_FLAGS;
+    info.BasicLimitInformation.ActiveProcessLimit = limits.max_processes;
+    info.JobMemoryLimit = usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX);
+    // SAFETY: `info` is valid for its size.
+    let ok = unsafe {
+        SetInformationJobObject(
+            job.as_raw_handle(),
+            JobObjectExtendedLimitInformation,
+            (&info as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast::<c_void>(),
+            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("SetInformationJobObject(limits)"));
+    }
+    let ui = JOBOBJECT_BASIC_UI_RESTRICTIONS {
+        UIRestrictionsClass: UI_RESTRICTIONS,
+    };
+    // SAFETY: `ui` is valid for its size.
+    let ok = unsafe {
+        SetInformationJobObject(
+            job.as_raw_handle(),
+            JobObjectBasicUIRestrictions,
+            (&ui as *const JOBOBJECT_BASIC_UI_RESTRICTIONS).cast::<c_void>(),
+            size_of::<JOBOBJECT_BASIC_UI_RESTRICTIONS>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("SetInformationJobObject(UI restrictions)"));
     }
     Ok(job)
 }
@@ -846,5 +911,61 @@ impl Drop for AttributeList {
     fn drop(&mut self) {
         // SAFETY: the list was initialised in `new` and is deleted once.
         unsafe { DeleteProcThreadAttributeList(self.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use windows_sys::Win32::System::JobObjects::QueryInformationJobObject;
+
+    use super::*;
+
+    /// Under Wine and on Windows: the job object reads back with the limits asked for.
+    #[test]
+    fn the_job_reads_back_with_its_limits_and_ui_restrictions() {
+        let limits = JobLimits {
+            max_processes: 17,
+            max_memory_bytes: 3 << 30,
+        };
+        let job = new_job(limits).expect("job");
+        // SAFETY: plain data filled by the query.
+        let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is writable for its size; `job` is open.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                job.as_raw_handle(),
+                JobObjectExtendedLimitInformation,
+                (&mut info as *mut JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+                size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+                null_mut(),
+            )
+        };
+        assert_ne!(ok, 0, "{:?}", OsFailure::last("QueryInformationJobObject"));
+        assert_eq!(
+            info.BasicLimitInformation.LimitFlags & JOB_LIMIT_FLAGS,
+            JOB_LIMIT_FLAGS
+        );
+        assert_eq!(info.BasicLimitInformation.ActiveProcessLimit, 17);
+        assert_eq!(info.JobMemoryLimit, 3 << 30);
+        let mut ui = JOBOBJECT_BASIC_UI_RESTRICTIONS {
+            UIRestrictionsClass: 0,
+        };
+        // SAFETY: `ui` is writable for its size; `job` is open.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                job.as_raw_handle(),
+                JobObjectBasicUIRestrictions,
+                (&mut ui as *mut JOBOBJECT_BASIC_UI_RESTRICTIONS).cast(),
+                size_of::<JOBOBJECT_BASIC_UI_RESTRICTIONS>() as u32,
+                null_mut(),
+            )
+        };
+        assert_ne!(
+            ok,
+            0,
+            "{:?}",
+            OsFailure::last("QueryInformationJobObject(UI)")
+        );
+        assert_eq!(ui.UIRestrictionsClass, UI_RESTRICTIONS);
     }
 }

@@ -223,41 +223,6 @@ pub fn change_dacl(
     result
 }
 
-/// Whether `path` carries an explicit mandatory label (a label ACE in its SACL).
-pub fn has_explicit_label(path: &str) -> Result<bool, OsFailure> {
-    let wpath = wide(path);
-    let mut sacl: *mut ACL = null_mut();
-    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
-    // SAFETY: out-pointers are valid; the descriptor is LocalAlloc'd and freed below.
-    let rc = unsafe {
-        GetNamedSecurityInfoW(
-            wpath.as_ptr(),
-            SE_FILE_OBJECT,
-            LABEL_SECURITY_INFORMATION,
-            null_mut(),
-            null_mut(),
-            null_mut(),
-            &mut sacl,
-            &mut descriptor,
-        )
-    };
-    if rc != 0 {
-        return Err(OsFailure::code(
-            format!("reading the integrity label of `{path}`"),
-            rc,
-        ));
-    }
-    let labelled = if sacl.is_null() {
-        false
-    } else {
-        // SAFETY: `sacl` points into `descriptor`, which is still alive.
-        unsafe { (*sacl).AceCount > 0 }
-    };
-    // SAFETY: the descriptor was LocalAlloc'd by GetNamedSecurityInfoW and is freed once.
-    unsafe { LocalFree(descriptor as HLOCAL) };
-    Ok(labelled)
-}
-
 /// Sets (`low = true`: low, inherited by new files and directories, no write-up) or removes the
 /// explicit mandatory label of `path`. The fallback's low-integrity process can only write where the
 /// label is low.
