@@ -16,9 +16,7 @@ use windows_sys::Win32::Foundation::{
     WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SE_REGISTRY_KEY};
-use windows_sys::Win32::Security::{
-    SECURITY_ATTRIBUTES, SECURITY_CAPABILITIES, SID_AND_ATTRIBUTES,
-};
+use windows_sys::Win32::Security::{SECURITY_CAPABILITIES, SID_AND_ATTRIBUTES};
 use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_GENERIC_EXECUTE, FILE_GENERIC_READ, FILE_GENERIC_WRITE,
 };
@@ -317,9 +315,9 @@ impl Sandbox {
             });
         }
         let os = |f: OsFailure| self.os_error(f);
-        let (stdout_read, stdout_write) = pipe().map_err(os)?;
-        let (stderr_read, stderr_write) = pipe().map_err(os)?;
-        let (stdin_read, stdin_write) = pipe().map_err(os)?;
+        let (stdout_read, stdout_write) = pipe(ChildEnd::Write).map_err(os)?;
+        let (stderr_read, stderr_write) = pipe(ChildEnd::Write).map_err(os)?;
+        let (stdin_read, stdin_write) = pipe(ChildEnd::Read).map_err(os)?;
         drop(stdin_write);
 
         let capabilities: Vec<LocalSid> = match self.isolation {
@@ -353,7 +351,7 @@ impl Sandbox {
             stdout_write.as_raw_handle(),
             stderr_write.as_raw_handle(),
         ];
-        let attributes = AttributeList::new(&inherit, security.as_ref()).map_err(os)?;
+        let mut attributes = AttributeList::new(&inherit, security.as_ref()).map_err(os)?;
 
         // SAFETY: STARTUPINFOEXW is plain data; zero is its initial state before the fields below.
         let mut startup: STARTUPINFOEXW = unsafe { std::mem::zeroed() };
@@ -362,7 +360,7 @@ impl Sandbox {
         startup.StartupInfo.hStdInput = inherit[0];
         startup.StartupInfo.hStdOutput = inherit[1];
         startup.StartupInfo.hStdError = inherit[2];
-        startup.lpAttributeList = attributes.as_ptr();
+        startup.lpAttributeList = attributes.as_mut_ptr();
 
         // Batch files run through the system's cmd.exe with their arguments escaped for it
         // (crate::cmdline); what cmd cannot carry is refused before anything starts.
@@ -741,30 +739,48 @@ fn create_user_key(subkey: &str) -> Result<(), OsFailure> {
 
 /// An anonymous pipe; both ends inheritable-off except where the child needs them (the handle list
 /// restricts inheritance to exactly the three standard handles).
-fn pipe() -> Result<(OwnedHandle, OwnedHandle), OsFailure> {
-    let attributes = SECURITY_ATTRIBUTES {
-        nLength: size_of::<SECURITY_ATTRIBUTES>() as u32,
-        lpSecurityDescriptor: null_mut(),
-        bInheritHandle: 1,
-    };
+/// Which end of a pipe the child gets.
+#[derive(Clone, Copy)]
+enum ChildEnd {
+    Read,
+    Write,
+}
+
+/// An anonymous pipe whose ends are created non-inheritable; only the child's end is then made
+/// inheritable, so our end never leaks into any child, and the child's end reaches this child
+/// only through the handle list of its attribute list.
+fn pipe(child: ChildEnd) -> Result<(OwnedHandle, OwnedHandle), OsFailure> {
     let mut read: HANDLE = null_mut();
     let mut write: HANDLE = null_mut();
-    // SAFETY: out-pointers are valid; both handles are owned just below.
-    let ok = unsafe { CreatePipe(&mut read, &mut write, &attributes, 0) };
+    // SAFETY: out-pointers are valid; NULL attributes make both ends non-inheritable; both
+    // handles are owned just below.
+    let ok = unsafe { CreatePipe(&mut read, &mut write, null(), 0) };
     if ok == 0 {
         return Err(OsFailure::last("CreatePipe"));
     }
     let read = owned(read).ok_or_else(|| OsFailure::last("CreatePipe"))?;
     let write = owned(write).ok_or_else(|| OsFailure::last("CreatePipe"))?;
+    let end = match child {
+        ChildEnd::Read => &read,
+        ChildEnd::Write => &write,
+    };
+    // SAFETY: sets the inherit flag on a handle we own.
+    let ok = unsafe {
+        SetHandleInformation(
+            end.as_raw_handle(),
+            HANDLE_FLAG_INHERIT,
+            HANDLE_FLAG_INHERIT,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("SetHandleInformation(inherit)"));
+    }
     Ok((read, write))
 }
 
 /// Reads a pipe to its end on its own thread, so stdout and stderr drain concurrently and a child
 /// filling one pipe never deadlocks against us waiting on the other.
 fn reader(handle: OwnedHandle) -> JoinHandle<std::io::Result<Vec<u8>>> {
-    // The parent's read end must not leak into later children.
-    // SAFETY: clears the inherit flag on a handle we own.
-    unsafe { SetHandleInformation(handle.as_raw_handle(), HANDLE_FLAG_INHERIT, 0) };
     std::thread::spawn(move || {
         let mut file = File::from(handle);
         let mut out = Vec::new();
@@ -856,19 +872,20 @@ impl AttributeList {
         // SAFETY: a size query with a null list is the documented first call; it "fails" with
         // ERROR_INSUFFICIENT_BUFFER and fills `size`.
         unsafe { InitializeProcThreadAttributeList(null_mut(), count, 0, &mut size) };
-        let list = AttributeList {
+        let mut list = AttributeList {
             buffer: vec![0usize; size.div_ceil(size_of::<usize>()).max(1)],
             handles: handles.into(),
         };
         // SAFETY: the buffer is at least `size` bytes and pointer-aligned.
-        let ok = unsafe { InitializeProcThreadAttributeList(list.as_ptr(), count, 0, &mut size) };
+        let ok =
+            unsafe { InitializeProcThreadAttributeList(list.as_mut_ptr(), count, 0, &mut size) };
         if ok == 0 {
             return Err(OsFailure::last("InitializeProcThreadAttributeList"));
         }
         // SAFETY: the handle array lives in `list.handles` (boxed, stable) as long as the list.
         let ok = unsafe {
             UpdateProcThreadAttribute(
-                list.as_ptr(),
+                list.as_mut_ptr(),
                 0,
                 PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
                 list.handles.as_ptr().cast(),
@@ -884,7 +901,7 @@ impl AttributeList {
             // SAFETY: `security` outlives the list (the caller holds it until the process exists).
             let ok = unsafe {
                 UpdateProcThreadAttribute(
-                    list.as_ptr(),
+                    list.as_mut_ptr(),
                     0,
                     PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES as usize,
                     (security as *const SECURITY_CAPABILITIES).cast(),
@@ -902,15 +919,16 @@ impl AttributeList {
         Ok(list)
     }
 
-    fn as_ptr(&self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
-        self.buffer.as_ptr().cast_mut().cast()
+    /// The list, for calls that write it (the buffer is written through, so `&mut self`).
+    fn as_mut_ptr(&mut self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
+        self.buffer.as_mut_ptr().cast()
     }
 }
 
 impl Drop for AttributeList {
     fn drop(&mut self) {
         // SAFETY: the list was initialised in `new` and is deleted once.
-        unsafe { DeleteProcThreadAttributeList(self.as_ptr()) };
+        unsafe { DeleteProcThreadAttributeList(self.as_mut_ptr()) };
     }
 }
 
