@@ -384,6 +384,7 @@ mod tests {
             root_pid: 4242,
             app: Some("demo".into()),
             workspace: Some(r"C:\work\demo".into()),
+            workspace_device: None,
             user_sid: Some("S-1-5-21-1-2-3-1001".into()),
             audit: false,
         }

@@ -1,4 +1,5 @@
-//! `agentsh demo`: the design's five manual scenarios, end to end, on Linux: the service deciding
+//! `agentsh demo`: the design's five manual scenarios and two file scenarios (paths in the
+//! minifilter's `\Device\HarddiskVolumeN\…` form), end to end, on Linux: the service deciding
 //! with the embedded default policy, connected to the driver emulator over a local socket. Prints
 //! the outcomes with rule, risk and technique, then the events and the metrics; exits 1 if any
 //! outcome differs from the design's expectation.
@@ -15,7 +16,7 @@ use std::time::Duration;
 use agentsh_emulator::emulator::Emulator;
 use agentsh_emulator::regpath::DEFAULT_USER_SID;
 use agentsh_emulator::replay::{LineReport, RegistrarFuture, SessionRegistrar, replay};
-use agentsh_emulator::scenarios::{APPROVED_KEY_MARKER, FIVE_SCENARIOS};
+use agentsh_emulator::scenarios::{APPROVED_KEY_MARKER, FILE_SCENARIOS, FIVE_SCENARIOS};
 use agentsh_emulator::table::TextTable;
 use agentsh_emulator::trace::Trace;
 use agentsh_policy::{DEFAULT_POLICY_YAML, Policy, SessionContext};
@@ -91,6 +92,7 @@ async fn demo(args: DemoArgs) -> Result<bool, String> {
 
 async fn run_scenarios(socket: &Path, args: DemoArgs) -> Result<bool, String> {
     let trace = Trace::parse("five-scenarios.jsonl", FIVE_SCENARIOS).map_err(|e| e.to_string())?;
+    let files = Trace::parse("file-scenarios.jsonl", FILE_SCENARIOS).map_err(|e| e.to_string())?;
     // The embedded default policy, with only the approval timeout shortened so the demo's
     // unanswered approval (scenario 4) ends in seconds rather than the policy's 30 s.
     let yaml = format!(
@@ -105,7 +107,19 @@ async fn run_scenarios(socket: &Path, args: DemoArgs) -> Result<bool, String> {
     );
     let user = Arc::new(ServiceSide::start(socket, &policy).await?);
 
-    println!("agentsh demo: the design's five manual scenarios through the driver emulator");
+    println!(
+        "agentsh demo: the design's five manual scenarios and two file scenarios through the driver emulator"
+    );
+    println!(
+        "file paths reach the service as the minifilter sends them ({}), mapped back to drive letters through the volume table",
+        emulator
+            .volumes()
+            .mounts()
+            .iter()
+            .map(|m| format!("{} = {}", m.device, m.mount))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "the service runs the embedded default policy; approvals time out after {} s here (the policy says 30 s)\n",
         args.approval_timeout
@@ -115,7 +129,7 @@ async fn run_scenarios(socket: &Path, args: DemoArgs) -> Result<bool, String> {
         let user = user.clone();
         tokio::spawn(async move { approve_marked(&user).await })
     };
-    let reports = replay(
+    let mut reports = replay(
         &emulator,
         user.as_ref(),
         "five-scenarios.jsonl",
@@ -125,6 +139,17 @@ async fn run_scenarios(socket: &Path, args: DemoArgs) -> Result<bool, String> {
     .await
     .map_err(|e| e.to_string())?;
     approver.abort();
+    reports.extend(
+        replay(
+            &emulator,
+            user.as_ref(),
+            "file-scenarios.jsonl",
+            &files,
+            |_| {},
+        )
+        .await
+        .map_err(|e| e.to_string())?,
+    );
     // GetMetrics travels behind every notification already sent; `driver_metrics` then collects
     // the events the service emits for them.
     let metrics = user.driver_metrics().await?;
@@ -250,6 +275,11 @@ impl ServiceSide {
         let service = Service::start(transport, policy, pipeline.clone())
             .await
             .map_err(|e| format!("starting the service: {e}"))?;
+        // The same volume-map code as `agentsh service run`: the emulator's table beside its socket.
+        let volumes =
+            agentsh_service::volumes::table_file(agentsh_service::volumes::table_beside(socket));
+        agentsh_service::volumes::refresh(&service.adapter, &volumes)
+            .map_err(|e| format!("reading the emulator's volumes: {e}"))?;
         Ok(ServiceSide {
             service,
             events: tokio::sync::Mutex::new(events),

@@ -14,6 +14,7 @@ use agentsh_emulator::registrar::AwaitRegistration;
 use agentsh_emulator::replay::{LineReport, replay};
 use agentsh_emulator::table::TextTable;
 use agentsh_emulator::trace::{Action, Trace};
+use agentsh_emulator::volumes::VolumeTable;
 use agentsh_wire::control::{Counter, Metrics};
 use clap::Subcommand;
 
@@ -55,6 +56,12 @@ pub enum EmulatorCommand {
         /// default location)
         #[arg(long, requires = "register_through_api")]
         api_token_file: Option<PathBuf>,
+        /// The emulated machine's volumes (`<device> = <mount point>` lines, docs/emulator.md;
+        /// default: `\Device\HarddiskVolume3 = C:\`, `\Device\HarddiskVolume4 = D:\`). File
+        /// operations are sent in device form through it, and it is written to `<socket>.volumes`
+        /// for the service
+        #[arg(long, value_name = "FILE")]
+        volumes: Option<PathBuf>,
     },
 }
 
@@ -69,6 +76,7 @@ pub fn run(cmd: EmulatorCommand) -> ExitCode {
             register_through_api,
             api,
             api_token_file,
+            volumes,
         } => {
             let api = register_through_api.then_some(ApiArgs {
                 api,
@@ -90,6 +98,7 @@ pub fn run(cmd: EmulatorCommand) -> ExitCode {
                 Duration::from_secs(wait),
                 json,
                 api,
+                volumes.as_deref(),
             )) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
@@ -145,10 +154,19 @@ async fn serve_and_replay(
     wait: Duration,
     json: bool,
     api: Option<ApiArgs>,
+    volumes: Option<&Path>,
 ) -> Result<bool, String> {
     let trace = load(trace_path)?;
+    let volumes = match volumes {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("`{}`: {e}", path.display()))?;
+            VolumeTable::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?
+        }
+        None => VolumeTable::default(),
+    };
     let emulator = Arc::new(
-        Emulator::start(socket, seed())
+        Emulator::start_with_volumes(socket, seed(), volumes)
             .map_err(|e| format!("listening on `{}`: {e}", socket.display()))?,
     );
     eprintln!(
@@ -183,7 +201,7 @@ async fn serve_and_replay(
                 "registering the trace's sessions through the service's API at {}",
                 api.api
             );
-            let registrar = ApiRegistrar::new(api, wait);
+            let registrar = ApiRegistrar::new(api, wait).with_volumes(emulator.volumes().clone());
             let reports = replay(&emulator, &registrar, &source, &trace, print).await;
             // The emulator is still listening, so the service can tell it the sessions ended.
             let (ended, failed) = registrar.unregister_remaining().await;

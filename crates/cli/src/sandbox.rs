@@ -33,12 +33,27 @@ pub struct RunArgs {
     /// Network access: none, outbound, local or full.
     #[arg(long, default_value = "none")]
     network: NetworkAccess,
-    /// Do not use AppContainer (runs with the restricted-token fallback).
+    /// Do not use AppContainer: run with the restricted-token fallback (only with --network full:
+    /// it cannot limit the network).
     #[arg(long)]
     no_appcontainer: bool,
-    /// Refuse to run when AppContainer cannot be applied.
+    /// Allow the restricted-token fallback when AppContainer cannot be applied. Off by default,
+    /// and refused even when given if a network limit was asked for (--network other than full).
+    #[arg(long, conflicts_with = "fail_on_appcontainer_error")]
+    allow_fallback: bool,
+    /// Refuse to run when AppContainer cannot be applied (the default; kept for scripts).
     #[arg(long)]
     fail_on_appcontainer_error: bool,
+    /// Most processes the command may have alive at once (job object).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    max_processes: u32,
+    /// Most memory, in MiB, the command and its children may commit together (job object).
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u64).range(16..))]
+    max_memory_mb: u64,
+    /// Pass this variable of agentsh's environment to the command too (repeatable); by default
+    /// the command gets only the documented allow-list, never agentsh's secrets.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pass_env: Vec<String>,
     /// Do not register the process with the driver (AppContainer-only).
     #[arg(long)]
     no_minifilter: bool,
@@ -81,8 +96,15 @@ mod imp {
         let mut config = SandboxConfig::new(&args.name, &args.workspace, journal_dir);
         config.allowed_paths = args.allow;
         config.network = args.network;
+        agentsh_windows::environment::check_pass(&args.pass_env)
+            .map_err(|e| anyhow::anyhow!("sandbox `{}`: {e}", args.name))?;
         config.use_app_container = !args.no_appcontainer;
-        config.fail_on_app_container_error = args.fail_on_appcontainer_error;
+        config.allow_fallback = args.allow_fallback;
+        config.pass_env = args.pass_env.clone();
+        config.job_limits = agentsh_windows::sandbox::JobLimits {
+            max_processes: args.max_processes,
+            max_memory_bytes: args.max_memory_mb.saturating_mul(1 << 20),
+        };
         config.use_minifilter = !args.no_minifilter;
         let registrar: Option<Arc<dyn SessionRegistrar>> = if config.use_minifilter {
             let registrar = ServiceRegistrar::connect(&args.api)

@@ -209,13 +209,17 @@ mod socket {
     }
 
     async fn serve(args: RunArgs) -> anyhow::Result<()> {
-        let options = options(&args)?;
+        let mut options = options(&args)?;
         let Some(socket) = args.driver_socket.clone() else {
             bail!(
                 "no driver transport: pass --driver-socket PATH to use the driver emulator (`agentsh emulator run`); \
                  the filter port is used on Windows once agentsh.sys is installed and loaded (`agentsh driver install`, `agentsh driver load`)"
             );
         };
+        // The emulated machine's volumes, as the emulator describes them beside its socket.
+        options.volumes = Some(agentsh_service::volumes::table_file(
+            agentsh_service::volumes::table_beside(&socket),
+        ));
         let first = SocketTransport::connect(&socket).await?;
         let reconnect = move || {
             let socket = socket.clone();

@@ -53,12 +53,13 @@ mod imp {
                     Some(exe) => exe,
                     None => std::env::current_exe()?,
                 };
-                scm::install_agentsh_service(&exe)?;
-                eventlog::register_source(&exe).map_err(anyhow::Error::msg)?;
+                let installed = scm::install_agentsh_service(&exe)?;
+                eventlog::register_source(&installed).map_err(anyhow::Error::msg)?;
                 println!(
-                    "service `{}` installed (`{}` service run); next: `agentsh service start`",
+                    "service `{}` installed: `{}` copied to `{}` (writable by SYSTEM and Administrators only), started at boot after the driver's service `agentsh`, restarted by the SCM if it fails; next: `agentsh service start`",
                     scm::SERVICE_NAME,
-                    exe.display()
+                    exe.display(),
+                    installed.display()
                 );
             }
             ServiceCommand::Uninstall => {
@@ -82,10 +83,10 @@ mod imp {
     fn run_service(options: RunOptions) -> anyhow::Result<ExitCode> {
         let body = options.clone();
         match scm::run_as_service(move |stop| {
-            serve(body.clone(), Stop::Scm(stop)).map_err(|e| e.to_string())
+            serve(body.clone(), Stop::Scm(stop), true).map_err(|e| e.to_string())
         }) {
             Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(ScmError::NotAService) => match serve(options, Stop::CtrlC) {
+            Err(ScmError::NotAService) => match serve(options, Stop::CtrlC, false) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(ServeError::DriverMissing(text)) => {
                     eprintln!("agentsh: service: {text}");
@@ -153,11 +154,71 @@ mod imp {
         }
     }
 
+    /// The volume map's source: the volume manager's devices, drive letters and folder mount
+    /// points, through the same `VolumeMap::from_mount_points` as the emulator's table.
+    fn system_volumes() -> Result<agentsh_policy::filepath::VolumeMap, String> {
+        let (volumes, skipped) = agentsh_windows::volumes::mount_points()?;
+        for warning in skipped {
+            tracing::warn!(%warning, "volume left out of the volume map");
+        }
+        let (map, errors) = agentsh_policy::filepath::VolumeMap::from_mount_points(volumes);
+        for error in errors {
+            tracing::warn!(%error, "mount point left out of the volume map");
+        }
+        Ok(map)
+    }
+
+    /// The first connection to the driver's port. Under the SCM (`wait`) the filter is loaded
+    /// first if nothing has loaded it (`FilterLoad`; the SCM normally started it as this service's
+    /// dependency) and the port is tried again with backoff while the SCM sees START_PENDING;
+    /// in a console the first failure is the answer.
+    async fn first_connection(wait: bool) -> Result<FilterPortTransport, ServeError> {
+        if wait && let Err(e) = agentsh_windows::driver::load() {
+            tracing::warn!(error = %e, "FilterLoad(agentsh) failed; waiting for the port anyway");
+        }
+        let retry = agentsh_windows::service::StartRetry::default();
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let e = match FilterPortTransport::connect() {
+                Ok(t) => return Ok(t),
+                Err(e) => e,
+            };
+            let delay = if wait {
+                retry.delay(attempt, started.elapsed())
+            } else {
+                None
+            };
+            let Some(delay) = delay else {
+                let text = if wait {
+                    format!(
+                        "{e} (still failing after {} s)",
+                        started.elapsed().as_secs()
+                    )
+                } else {
+                    e.to_string()
+                };
+                return Err(if e.is_driver_missing() {
+                    ServeError::DriverMissing(text)
+                } else {
+                    ServeError::Other(text)
+                });
+            };
+            if attempt == 0 {
+                tracing::warn!(error = %e, "the driver's port is not there yet; waiting for it");
+            }
+            scm::report_start_progress();
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
     /// The service body: connect to the driver (handshake and exclusion of this process come
     /// first, before anything it does could be intercepted), then run the policy service —
     /// decisions, approvals API, policy reload, reconnects — until stopped. Decisions an
-    /// administrator must see and fail-mode transitions go to the Event Log as well.
-    fn serve(mut options: RunOptions, stop: Stop) -> Result<(), ServeError> {
+    /// administrator must see and fail-mode transitions go to the Event Log as well. Under the
+    /// SCM the service reports RUNNING only once it serves the port.
+    fn serve(mut options: RunOptions, stop: Stop, wait: bool) -> Result<(), ServeError> {
         let log = match EventLog::open() {
             Ok(log) => Some(Arc::new(log)),
             Err(e) => {
@@ -178,20 +239,18 @@ mod imp {
         let runtime = tokio::runtime::Runtime::new()
             .map_err(|e| ServeError::Other(format!("cannot start the runtime: {e}")))?;
         runtime.block_on(async move {
-            let first = match FilterPortTransport::connect() {
+            let first = match first_connection(wait).await {
                 Ok(t) => t,
                 Err(e) => {
-                    let text = e.to_string();
                     record(&Event::DriverUnavailable {
-                        reason: text.clone(),
+                        reason: e.to_string(),
                     });
-                    return Err(if e.is_driver_missing() {
-                        ServeError::DriverMissing(text)
-                    } else {
-                        ServeError::Other(text)
-                    });
+                    return Err(e);
                 }
             };
+            options.volumes = Some(Arc::new(system_volumes));
+            options.protect_token_file =
+                Some(Arc::new(agentsh_windows::secure::protect_token_file));
             if let Some(log) = log.clone() {
                 options.deliver_to.push(Arc::new(move |ev| {
                     crate::eventlog_map::record(ev).is_none_or(|r| log.report(&r).is_ok())
@@ -199,6 +258,9 @@ mod imp {
             }
             let console = options.status.clone();
             options.status = Arc::new(move |s: &Status| {
+                if matches!(s, Status::Connected { .. }) {
+                    scm::report_running();
+                }
                 console(s);
                 if let Some(r) = status_record(s) {
                     record(&r);

@@ -1,4 +1,5 @@
-//! `agentsh demo` from the built binary: all five design scenarios behave as designed, the table
+//! `agentsh demo` from the built binary: all five design scenarios and the two file scenarios
+//! (device paths mapped through the volume table) behave as designed, the table
 //! names rule, risk and technique, the approval timeout is recorded as a timeout, and the exit
 //! code is 0.
 #![cfg(unix)]
@@ -71,6 +72,19 @@ fn demo_passes_the_five_scenarios() {
                 "unsandboxed",
             ],
         ),
+        (
+            "6. ",
+            ["success (0x00000000)", "allow ok", "service", "service"],
+        ),
+        (
+            "7. ",
+            [
+                "ACCESS_DENIED (0xC0000022)",
+                "deny ok",
+                "default",
+                "service",
+            ],
+        ),
     ];
     for (label, needles) in checks {
         let line = row(label);
@@ -88,8 +102,16 @@ fn demo_passes_the_five_scenarios() {
         stdout.contains(r#""process_id":5200"#),
         "the outsider's write is logged\n{stdout}"
     );
+    // The file operations reached the service in the minifilter's device form (the denied one is
+    // logged); the workspace write was allowed only because `\Device\HarddiskVolume3\work` was
+    // mapped to the `C:\work` the `${WORKSPACE}\*` rule is written in (the policy's file default
+    // is deny).
     assert!(
-        stdout.contains("all 5 scenarios behaved as designed"),
+        stdout.contains(r#""key_path":"\\Device\\HarddiskVolume3\\Users\\Public\\payload.dll""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("all 7 scenarios behaved as designed"),
         "{stdout}"
     );
 }

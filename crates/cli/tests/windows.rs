@@ -101,6 +101,35 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
 fn service_install_registers_service_and_event_source_and_uninstall_removes_them() {
     let out = agentsh(&["service", "install"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // What the SCM holds: the copy in %ProgramFiles%\agentsh, the driver as a dependency, restarts.
+    let config = agentsh_windows::scm::installed_config().expect("installed configuration");
+    let program_files = std::env::var("ProgramW6432")
+        .or_else(|_| std::env::var("ProgramFiles"))
+        .expect("ProgramFiles");
+    let installed = format!("{program_files}\\agentsh\\agentsh.exe");
+    assert_eq!(
+        config.binary,
+        format!("\"{installed}\" service run"),
+        "{config:?}"
+    );
+    assert!(
+        std::path::Path::new(&installed).is_file(),
+        "{installed} copied"
+    );
+    assert_eq!(config.start_type, 2, "SERVICE_AUTO_START: {config:?}");
+    assert_eq!(config.dependencies, ["agentsh"], "{config:?}");
+    assert_eq!(
+        config.restart_delays_ms,
+        [5_000, 10_000, 60_000],
+        "{config:?}"
+    );
+    assert_eq!(config.reset_period_secs, 86_400, "{config:?}");
+    assert_eq!(config.description, agentsh_windows::service::DESCRIPTION);
+    let folder_sddl = agentsh_windows::secure::read_file_sddl(std::path::Path::new(&format!(
+        "{program_files}\\agentsh"
+    )))
+    .expect("install folder descriptor");
+    assert!(folder_sddl.contains("(A;OICI;FA;;;BA)"), "{folder_sddl}");
     let source = r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\System\AgentSH";
     let reg = Command::new("reg.exe")
         .args(["query", source, "/v", "EventMessageFile"])
@@ -140,6 +169,9 @@ fn sandbox_run_passes_output_and_exit_code_and_names_the_isolation() {
         "--workspace",
         &ws,
         "--no-minifilter",
+        "--allow-fallback",
+        "--network",
+        "full",
         "--",
         "cmd.exe",
         "/c",
@@ -169,36 +201,124 @@ fn sandbox_run_passes_output_and_exit_code_and_names_the_isolation() {
 }
 
 #[test]
-fn sandbox_run_with_fail_on_appcontainer_error_never_degrades() {
+fn sandbox_run_never_falls_back_unless_allowed_and_never_with_a_limit_it_cannot_keep() {
     let ws = workspace("strict");
-    let out = agentsh(&[
-        "sandbox",
-        "run",
-        "--name",
-        "cli-strict",
-        "--workspace",
-        &ws,
-        "--no-minifilter",
-        "--fail-on-appcontainer-error",
-        "--",
-        "cmd.exe",
-        "/c",
-        "exit /b 0",
-    ]);
-    let stderr = text(&out.stderr);
-    match out.status.code() {
-        Some(0) => assert!(stderr.contains("isolation: appcontainer"), "{stderr}"),
-        code => {
-            assert_eq!(code, Some(1), "{stderr}");
-            assert!(
-                stderr.contains("appcontainer unavailable and --fail-on-appcontainer-error is set"),
-                "{stderr}"
-            );
-            assert!(
-                !stderr.contains("exit code 0; isolation"),
-                "the command must not have run: {stderr}"
-            );
+    for (flags, why) in [
+        (
+            vec!["--no-minifilter"],
+            "the fallback is opt-in (--allow-fallback)",
+        ),
+        (
+            vec!["--no-minifilter", "--allow-fallback"],
+            "network `none` was asked for and the fallback cannot limit the network",
+        ),
+        (
+            vec![
+                "--no-minifilter",
+                "--no-appcontainer",
+                "--network",
+                "outbound",
+            ],
+            "network `outbound` was asked for",
+        ),
+    ] {
+        let mut args = vec!["sandbox", "run", "--name", "cli-strict", "--workspace", &ws];
+        args.extend(flags.iter().copied());
+        args.extend(["--", "cmd.exe", "/c", "exit /b 0"]);
+        let out = agentsh(&args);
+        let stderr = text(&out.stderr);
+        if out.status.code() == Some(0) {
+            // A host with AppContainer never needs the fallback.
+            assert!(stderr.contains("isolation: appcontainer"), "{stderr}");
+            assert!(!flags.contains(&"--no-appcontainer"), "{stderr}");
+            continue;
         }
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains("and the restricted-token fallback is refused: "),
+            "{stderr}"
+        );
+        assert!(stderr.contains(why), "{flags:?}: {stderr}");
+        assert!(stderr.contains("nothing was run"), "{stderr}");
+        assert!(
+            !stderr.contains("exit code 0; isolation"),
+            "the command must not have run: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_command_gets_the_allow_listed_environment_and_writable_temp_folders() {
+    let ws = workspace("env");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentsh"))
+        .args([
+            "sandbox",
+            "run",
+            "--name",
+            "cli-env",
+            "--workspace",
+            &ws,
+            "--no-minifilter",
+            "--allow-fallback",
+            "--network",
+            "full",
+            "--pass-env",
+            "AGENTSH_TEST_PASSED",
+            "--",
+            "cmd.exe",
+            "/c",
+            "set",
+        ])
+        .env("AGENTSH_LOG", "warn")
+        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret")
+        .env("GITHUB_TOKEN", "ghp_secret")
+        .env("AGENTSH_TEST_PASSED", "passed-on-request")
+        .output()
+        .expect("agentsh.exe runs");
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    if !stderr.contains("isolation: restricted token")
+        && !stderr.contains("isolation: appcontainer")
+    {
+        panic!("the command did not run: {stdout}{stderr}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let var = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| {
+                l.split_once('=')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v.to_owned())
+    };
+    assert_eq!(var("AWS_SECRET_ACCESS_KEY"), None, "{stdout}");
+    assert_eq!(var("GITHUB_TOKEN"), None, "{stdout}");
+    assert_eq!(var("AGENTSH_LOG"), None, "{stdout}");
+    assert_eq!(
+        var("AGENTSH_TEST_PASSED").as_deref(),
+        Some("passed-on-request")
+    );
+    assert!(
+        var("PATH").is_some() && var("SystemRoot").is_some(),
+        "{stdout}"
+    );
+    let temp = var("TEMP").expect("TEMP");
+    assert!(
+        temp.to_ascii_lowercase().ends_with(&format!(
+            "agentsh-cli-env-{}\\.agentsh\\temp",
+            std::process::id()
+        )),
+        "{temp}"
+    );
+    assert_eq!(var("TMP"), Some(temp.clone()));
+    assert!(std::path::Path::new(&temp).is_dir(), "{temp} was created");
+    for (name, tail) in [
+        ("APPDATA", "appdata\\roaming"),
+        ("LOCALAPPDATA", "appdata\\local"),
+    ] {
+        let v = var(name).expect(name).to_ascii_lowercase();
+        assert!(v.ends_with(tail) && v.contains(".agentsh"), "{name}={v}");
     }
 }
 
@@ -297,16 +417,22 @@ fn stand_in_service(token: &'static str) -> (SocketAddr, JoinHandle<Vec<Seen>>) 
     let handle = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen = Vec::new();
+        let mut last = Instant::now();
         while Instant::now() < deadline {
             let mut stream = match listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // The client is done once it has been quiet for a while.
+                    if !seen.is_empty() && last.elapsed() > Duration::from_secs(3) {
+                        break;
+                    }
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 }
                 Err(e) => panic!("accept: {e}"),
             };
             stream.set_nonblocking(false).expect("blocking");
+            last = Instant::now();
             let request = read_request(&stream);
             let proof = request
                 .request_line
@@ -362,6 +488,9 @@ fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
         &api,
         "--api-token-file",
         &token,
+        "--allow-fallback",
+        "--network",
+        "full",
         "--",
         "cmd.exe",
         "/c",
@@ -410,6 +539,13 @@ fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
     assert!(
         workspace.ends_with(&format!("agentsh-cli-svc-{}", std::process::id()))
             && workspace.as_bytes().get(1) == Some(&b':'),
+        "{body}"
+    );
+    // Both spellings: the one given and the file system's, which the minifilter's paths use.
+    let device = body["workspace_device"].as_str().expect("workspace device");
+    assert!(
+        device.starts_with("\\Device\\")
+            && device.ends_with(&format!("agentsh-cli-svc-{}", std::process::id())),
         "{body}"
     );
     let sid = body["user_sid"].as_str().expect("user sid");

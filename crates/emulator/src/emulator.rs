@@ -4,7 +4,7 @@
 //! thread was held is measured.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::port::{Port, PortHandler, QueryError};
 use crate::request::{OperationRequest, Reason, Verdict};
+use crate::volumes::VolumeTable;
 
 /// The reply buffer offered with every policy query: FILTER_REPLY_HEADER + the response.
 const REPLY_LENGTH: u32 = (HEADER_LEN + response::LEN) as u32;
@@ -140,6 +141,9 @@ pub struct Emulator {
     shared: Arc<Shared>,
     port: Port,
     accept_task: JoinHandle<()>,
+    volumes: VolumeTable,
+    /// `<socket>.volumes`, where the service reads the emulated machine's volumes.
+    volume_file: PathBuf,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -159,8 +163,23 @@ impl Drop for Emulator {
 
 impl Emulator {
     /// Starts listening on `socket` with a fresh kernel core (default configuration until the
-    /// service sends its own). Needs a tokio runtime.
+    /// service sends its own) and the default volume table ([`VolumeTable::default`]). Needs a
+    /// tokio runtime.
     pub fn start(socket: &Path, seed: u64) -> std::io::Result<Self> {
+        Self::start_with_volumes(socket, seed, VolumeTable::default())
+    }
+
+    /// Like [`Emulator::start`], with the machine's volumes given. The table is written to
+    /// `<socket>.volumes` before the port listens, so a service that connects finds it.
+    pub fn start_with_volumes(
+        socket: &Path,
+        seed: u64,
+        volumes: VolumeTable,
+    ) -> std::io::Result<Self> {
+        let mut name = socket.as_os_str().to_owned();
+        name.push(".volumes");
+        let volume_file = PathBuf::from(name);
+        std::fs::write(&volume_file, volumes.to_string())?;
         let shared = Arc::new(Shared {
             core: Mutex::new(KernelCore::new(seed)),
             holds: Mutex::new(HashMap::new()),
@@ -172,6 +191,8 @@ impl Emulator {
             shared,
             port,
             accept_task,
+            volumes,
+            volume_file,
         })
     }
 
@@ -180,6 +201,12 @@ impl Emulator {
     pub fn unload(&self) {
         self.accept_task.abort();
         self.port.close();
+        let _ = std::fs::remove_file(&self.volume_file);
+    }
+
+    /// The emulated machine's volumes (drive-letter paths in traces are sent in device form).
+    pub fn volumes(&self) -> &VolumeTable {
+        &self.volumes
     }
 
     pub fn port(&self) -> &Port {

@@ -18,3 +18,4 @@ pub mod request;
 pub mod scenarios;
 pub mod table;
 pub mod trace;
+pub mod volumes;

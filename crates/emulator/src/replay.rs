@@ -12,6 +12,7 @@ use crate::process::{ProcessError, ProcessTable};
 use crate::regpath::kernel_key_path;
 use crate::request::{OperationRequest, Reason, Target, Verdict};
 use crate::trace::{Action, Expect, Trace, TraceLine, file_op_name, registry_op_name};
+use crate::volumes::VolumeTable;
 
 /// A future returned by a [`SessionRegistrar`].
 pub type RegistrarFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
@@ -115,7 +116,7 @@ pub async fn replay(
             Action::Registry(_) | Action::File(_) => {
                 let p = processes.get(name).map_err(process_err)?.clone();
                 let (request, operation, target) =
-                    request_for(line, p.pid, &p.user_sid).map_err(err)?;
+                    request_for(line, p.pid, &p.user_sid, emulator.volumes()).map_err(err)?;
                 let outcome = emulator.perform(&request).await;
                 let report = LineReport {
                     line: line.line,
@@ -141,11 +142,13 @@ pub async fn replay(
     Ok(reports)
 }
 
-/// Builds the kernel's view of an operation line for process `pid` running as `user_sid`.
+/// Builds the kernel's view of an operation line for process `pid` running as `user_sid`; file
+/// paths are named as the filter manager names them, through the machine's `volumes`.
 pub fn request_for(
     line: &TraceLine,
     pid: u32,
     user_sid: &str,
+    volumes: &VolumeTable,
 ) -> Result<(OperationRequest, &'static str, String), String> {
     let (target, operation, shown) = match &line.action {
         Action::Registry(r) => {
@@ -166,12 +169,21 @@ pub fn request_for(
             (target, registry_op_name(r.op), shown)
         }
         Action::File(f) => {
-            let shown = match &f.new_path {
-                Some(new) => format!("{} -> {new}", f.path),
-                None => f.path.clone(),
+            let path = volumes
+                .device_path(&f.path)
+                .map_err(|e| format!("field `path`: {e}"))?;
+            let new_path = f
+                .new_path
+                .as_deref()
+                .map(|p| volumes.device_path(p))
+                .transpose()
+                .map_err(|e| format!("field `new_path`: {e}"))?;
+            let shown = match &new_path {
+                Some(new) => format!("{path} -> {new}"),
+                None => path.clone(),
             };
             (
-                Target::file(f.op, &f.path, f.new_path.as_deref()),
+                Target::file(f.op, &path, new_path.as_deref()),
                 file_op_name(f.op),
                 shown,
             )

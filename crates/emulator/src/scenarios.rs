@@ -7,3 +7,8 @@ pub const FIVE_SCENARIOS: &str = include_str!("../data/five-scenarios.jsonl");
 
 /// Part of the service key the demo's approver approves (scenario 3).
 pub const APPROVED_KEY_MARKER: &str = "agentsh-demo-approved";
+
+/// File rules against device paths: a workspace write allowed and a write outside it denied, both
+/// sent as `\Device\HarddiskVolume3\…` through the emulator's volume table. Replayed by
+/// `agentsh demo` after the five scenarios.
+pub const FILE_SCENARIOS: &str = include_str!("../data/file-scenarios.jsonl");

@@ -50,6 +50,10 @@ pub enum SessionError {
     Workspace(String),
     #[error("user SID `{0}` is not of the form `S-1-...`")]
     UserSid(String),
+    #[error(
+        "workspace device path `{0}` must be a directory below a volume root (`\\Device\\HarddiskVolume3\\work`), a drive letter or a UNC share"
+    )]
+    WorkspaceDevice(String),
 }
 
 impl SessionContext {
@@ -106,6 +110,39 @@ impl SessionContext {
                 app_name: app_name.map(canonical::upcase),
             },
         })
+    }
+
+    /// Adds the workspace as the file system names it (`\Device\HarddiskVolume3\work`, from
+    /// `GetFinalPathNameByHandleW` with `VOLUME_NAME_NT` in the sandbox user's context, which
+    /// sees that user's `subst` and mapped drives and resolves links), and makes `${WORKSPACE}`
+    /// stand for it as `volumes` names it: the spelling the minifilter's paths arrive in, mapped
+    /// the same way. The registered spelling stays what [`SessionContext::workspace`] shows. A
+    /// volume `volumes` does not know leaves the device form, which is also how that volume's
+    /// requests are canonicalized, so the two still meet.
+    pub fn with_workspace_device(
+        mut self,
+        device_path: &str,
+        volumes: &VolumeMap,
+    ) -> Result<SessionContext, SessionError> {
+        let c = filepath::canonicalize_file(device_path, volumes).into_string();
+        let depth = c.split('\\').count();
+        let ok = if c.as_bytes().get(1) == Some(&b':') {
+            depth > 1
+        } else if c.starts_with("UNC\\") {
+            depth > 3
+        } else {
+            c.starts_with("DEVICE\\") && depth > 2
+        };
+        if !ok || self.workspace.is_none() {
+            return Err(SessionError::WorkspaceDevice(device_path.to_owned()));
+        }
+        self.vars.workspace = Some(c);
+        Ok(self)
+    }
+
+    /// The directory `${WORKSPACE}` stands for, canonical.
+    pub fn workspace_canonical(&self) -> Option<&str> {
+        self.vars.workspace.as_deref()
     }
 
     /// The application name as registered.

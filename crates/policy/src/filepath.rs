@@ -8,54 +8,176 @@ use std::fmt;
 
 use crate::canonical::upcase;
 
-/// Maps NT device names (`\Device\HarddiskVolume3`) to drive letters (`C:`), as the service learns
-/// them from the volume manager. Lookups are case-insensitive.
+/// Maps NT device names (`\Device\HarddiskVolume3`) to where the volume is mounted: a drive
+/// letter (`C:`) or, for a volume without one, a folder mount point (`C:\MNT\DATA`), as the
+/// service learns them from the volume manager (Windows) or from the emulator's volume table
+/// ([`VolumeMap::parse_table`]). Lookups are case-insensitive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VolumeMap {
+    /// (upper-case device name without `\DEVICE\`, upper-case mount without trailing `\`).
     entries: Vec<(String, String)>,
 }
 
-/// A volume map entry that is not a device name and a drive letter.
+/// A volume map entry that is not a device name and a drive letter or folder.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VolumeMapError {
     #[error("volume device `{0}` is not of the form `\\Device\\<name>`")]
     Device(String),
-    #[error("drive `{0}` is not a drive letter such as `C:`")]
+    #[error(
+        "mount point `{0}` is not a drive letter such as `C:` or a folder such as `C:\\mnt\\data`"
+    )]
     Drive(String),
+}
+
+/// A line of a volume table that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}: {problem}")]
+pub struct VolumeTableError {
+    pub origin: String,
+    pub line: usize,
+    pub problem: String,
 }
 
 impl VolumeMap {
     /// An empty map: `\Device\...` paths stay in device form.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        VolumeMap {
+            entries: Vec::new(),
+        }
     }
 
-    /// Adds `device` (e.g. `\Device\HarddiskVolume3`) as the volume mounted at `drive` (`C:`).
-    pub fn insert(&mut self, device: &str, drive: &str) -> Result<(), VolumeMapError> {
-        let dev = upcase(device.trim_end_matches('\\'));
-        let name = dev
-            .strip_prefix("\\DEVICE\\")
-            .filter(|n| !n.is_empty() && !n.contains('\\'));
-        let Some(name) = name else {
-            return Err(VolumeMapError::Device(device.to_owned()));
-        };
-        let drive_up = upcase(drive.trim_end_matches('\\'));
-        let bytes = drive_up.as_bytes();
-        if bytes.len() != 2 || !bytes[0].is_ascii_uppercase() || bytes[1] != b':' {
-            return Err(VolumeMapError::Drive(drive.to_owned()));
-        }
-        let name = name.to_owned();
+    /// Adds `device` (e.g. `\Device\HarddiskVolume3`) as the volume mounted at `mount`: a drive
+    /// letter (`C:`, `C:\`) or a folder on a drive (`C:\mnt\data\`). Replaces an earlier entry
+    /// for the same device.
+    pub fn insert(&mut self, device: &str, mount: &str) -> Result<(), VolumeMapError> {
+        let name = device_name(device).ok_or_else(|| VolumeMapError::Device(device.to_owned()))?;
+        let mount_up = mount_text(mount).ok_or_else(|| VolumeMapError::Drive(mount.to_owned()))?;
         self.entries.retain(|(d, _)| *d != name);
-        self.entries.push((name, drive_up));
+        self.entries.push((name, mount_up));
         Ok(())
     }
 
-    fn drive_of(&self, device_name: &str) -> Option<&str> {
+    /// Builds the map from each volume's device and mount points, as Windows lists them
+    /// (`QueryDosDeviceW` on the volume's GUID name, `GetVolumePathNamesForVolumeNameW`): a
+    /// volume's first drive letter is its canonical root; a volume without one is known by its
+    /// first folder mount point; a volume without either is left out (its paths stay in device
+    /// form). Entries that are not a device and a mount point are returned as errors, the rest kept.
+    pub fn from_mount_points<D, M>(
+        volumes: impl IntoIterator<Item = (D, Vec<M>)>,
+    ) -> (VolumeMap, Vec<VolumeMapError>)
+    where
+        D: AsRef<str>,
+        M: AsRef<str>,
+    {
+        let mut map = VolumeMap::new();
+        let mut errors = Vec::new();
+        for (device, mounts) in volumes {
+            let device = device.as_ref();
+            let Some(name) = device_name(device) else {
+                errors.push(VolumeMapError::Device(device.to_owned()));
+                continue;
+            };
+            let mut best: Option<String> = None;
+            for m in &mounts {
+                let Some(text) = mount_text(m.as_ref()) else {
+                    errors.push(VolumeMapError::Drive(m.as_ref().to_owned()));
+                    continue;
+                };
+                let is_drive_root = text.len() == 2;
+                match &best {
+                    Some(b) if b.len() == 2 || !is_drive_root => {}
+                    _ => best = Some(text),
+                }
+            }
+            if let Some(mount) = best {
+                map.entries.retain(|(d, _)| *d != name);
+                map.entries.push((name, mount));
+            }
+        }
+        (map, errors)
+    }
+
+    /// Reads a volume table: one `<device> = <mount point>` per line (`\Device\HarddiskVolume3 =
+    /// C:\`), blank lines and `#` comments skipped; several lines may name the same device (one
+    /// per mount point, chosen as by [`VolumeMap::from_mount_points`]). The format is documented
+    /// in docs/emulator.md; `origin` names the table in errors (`volumes.txt:3: ...`).
+    pub fn parse_table(text: &str, origin: &str) -> Result<VolumeMap, VolumeTableError> {
+        let mut volumes: Vec<(String, Vec<String>)> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |problem: String| VolumeTableError {
+                origin: origin.to_owned(),
+                line: i + 1,
+                problem,
+            };
+            let (device, mount) = line.split_once('=').ok_or_else(|| {
+                err(format!("`{line}` is not `<device> = <mount point>` (e.g. `\\Device\\HarddiskVolume3 = C:\\`)"))
+            })?;
+            let (device, mount) = (device.trim(), mount.trim());
+            let name = device_name(device)
+                .ok_or_else(|| err(VolumeMapError::Device(device.to_owned()).to_string()))?;
+            if mount_text(mount).is_none() {
+                return Err(err(VolumeMapError::Drive(mount.to_owned()).to_string()));
+            }
+            match volumes.iter_mut().find(|(d, _)| *d == name) {
+                Some((_, mounts)) => mounts.push(mount.to_owned()),
+                None => volumes.push((name, vec![mount.to_owned()])),
+            }
+        }
+        let devices = volumes
+            .into_iter()
+            .map(|(name, mounts)| (format!("\\DEVICE\\{name}"), mounts));
+        let (map, errors) = VolumeMap::from_mount_points(devices);
+        debug_assert!(errors.is_empty(), "every line was checked above");
+        Ok(map)
+    }
+
+    /// How many volumes the map knows.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the map knows no volume.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries as (`\DEVICE\<NAME>`, mount) pairs in canonical (upper-case) form.
+    pub fn entries(&self) -> impl Iterator<Item = (String, &str)> + '_ {
+        self.entries
+            .iter()
+            .map(|(d, m)| (format!("\\DEVICE\\{d}"), m.as_str()))
+    }
+
+    fn mount_of(&self, device_name: &str) -> Option<&str> {
         self.entries
             .iter()
             .find(|(d, _)| d == device_name)
-            .map(|(_, drive)| drive.as_str())
+            .map(|(_, mount)| mount.as_str())
     }
+}
+
+/// `\Device\<name>` (any case, optional trailing `\`) → `<NAME>`.
+fn device_name(device: &str) -> Option<String> {
+    let dev = upcase(device.trim().trim_end_matches('\\'));
+    dev.strip_prefix("\\DEVICE\\")
+        .filter(|n| !n.is_empty() && !n.contains('\\'))
+        .map(str::to_owned)
+}
+
+/// A drive letter or a folder below one (`C:`, `c:\`, `C:\mnt\data\`) → its canonical text
+/// without a trailing `\` (`C:`, `C:\MNT\DATA`).
+fn mount_text(mount: &str) -> Option<String> {
+    let trimmed = mount.trim();
+    if trimmed.is_empty() || trimmed.contains(['*', '?', '"', '<', '>', '|']) {
+        return None;
+    }
+    let canon = canonicalize_file(trimmed, &VolumeMap::new()).into_string();
+    let first = canon.split('\\').next().unwrap_or_default();
+    is_drive(first).then_some(canon)
 }
 
 /// A file path in canonical form.
@@ -139,8 +261,9 @@ pub(crate) fn split_path(upper: &str) -> Vec<&str> {
 }
 
 /// Returns the components with the root rewritten, and how many leading components form the root
-/// (which `..` can never climb above).
-pub(crate) fn resolve_root<'a>(comps: &[&'a str], volumes: &VolumeMap) -> (Vec<&'a str>, usize) {
+/// (which `..` can never climb above). A volume's device root becomes its mount point's
+/// components, borrowed from `volumes`.
+pub(crate) fn resolve_root<'a>(comps: &[&'a str], volumes: &'a VolumeMap) -> (Vec<&'a str>, usize) {
     let mut out: Vec<&'a str> = Vec::with_capacity(comps.len() + 1);
     let rest = comps;
     let root_len = match rest {
@@ -154,12 +277,12 @@ pub(crate) fn resolve_root<'a>(comps: &[&'a str], volumes: &VolumeMap) -> (Vec<&
             out.extend_from_slice(&rest[skip..]);
             3
         }
-        ["DEVICE", name, ..] => match volumes.drive_of(name) {
-            Some(drive) => {
-                let drive: &'static str = static_drive(drive);
-                out.push(drive);
+        ["DEVICE", name, ..] => match volumes.mount_of(name) {
+            Some(mount) => {
+                out.extend(mount.split('\\'));
+                let root = out.len();
                 out.extend_from_slice(&rest[2..]);
-                1
+                root
             }
             None => {
                 out.extend_from_slice(rest);
@@ -177,16 +300,6 @@ pub(crate) fn resolve_root<'a>(comps: &[&'a str], volumes: &VolumeMap) -> (Vec<&
 fn is_drive(c: &str) -> bool {
     let b = c.as_bytes();
     b.len() == 2 && b[0].is_ascii_uppercase() && b[1] == b':'
-}
-
-/// Drive roots are one of 26 static strings, so resolved components can borrow them.
-fn static_drive(drive: &str) -> &'static str {
-    const DRIVES: [&str; 26] = [
-        "A:", "B:", "C:", "D:", "E:", "F:", "G:", "H:", "I:", "J:", "K:", "L:", "M:", "N:", "O:",
-        "P:", "Q:", "R:", "S:", "T:", "U:", "V:", "W:", "X:", "Y:", "Z:",
-    ];
-    let idx = drive.as_bytes()[0].wrapping_sub(b'A') as usize;
-    DRIVES.get(idx).copied().unwrap_or("?:")
 }
 
 #[cfg(test)]
@@ -273,5 +386,87 @@ mod tests {
             v.insert(r"\Device\HarddiskVolume1", "CC"),
             Err(VolumeMapError::Drive(_))
         ));
+    }
+
+    #[test]
+    fn a_folder_mounted_volume_resolves_below_its_mount_point_and_dot_dot_stops_there() {
+        let mut v = volumes();
+        v.insert(r"\Device\HarddiskVolume5", r"C:\mnt\data\")
+            .expect("valid entry");
+        for (path, want) in [
+            (
+                r"\Device\HarddiskVolume5\logs\a.txt",
+                r"C:\MNT\DATA\LOGS\A.TXT",
+            ),
+            (r"\Device\HarddiskVolume5\..\..\x", r"C:\MNT\DATA\X"),
+            (r"\Device\HarddiskVolume5", r"C:\MNT\DATA"),
+        ] {
+            assert_eq!(canonicalize_file(path, &v).as_str(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn mount_points_prefer_the_first_drive_letter_then_the_first_folder() {
+        let (map, errors) = VolumeMap::from_mount_points([
+            (
+                r"\Device\HarddiskVolume3",
+                vec![r"C:\mnt\c\", r"C:\", r"E:\"],
+            ),
+            (
+                r"\Device\HarddiskVolume5",
+                vec![r"C:\mnt\data\", r"C:\other\"],
+            ),
+            (r"\Device\CdRom0", vec![]),
+            (r"Volume{x}", vec![r"F:\"]),
+            (r"\Device\HarddiskVolume6", vec![r"relative\dir"]),
+        ]);
+        let entries: Vec<(String, &str)> = map.entries().collect();
+        assert_eq!(
+            entries,
+            [
+                (r"\DEVICE\HARDDISKVOLUME3".to_owned(), "C:"),
+                (r"\DEVICE\HARDDISKVOLUME5".to_owned(), r"C:\MNT\DATA"),
+            ]
+        );
+        assert_eq!(
+            errors,
+            [
+                VolumeMapError::Device("Volume{x}".into()),
+                VolumeMapError::Drive(r"relative\dir".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_volume_table_reads_like_the_volume_manager_and_says_where_it_is_wrong() {
+        let table = "# emulated machine\n\\Device\\HarddiskVolume3 = C:\\\n\n\\Device\\HarddiskVolume5 = C:\\mnt\\data\\\n\\device\\harddiskvolume5 = G:\\\n";
+        let map = VolumeMap::parse_table(table, "volumes.txt").expect("valid table");
+        assert_eq!(map.len(), 2);
+        assert_eq!(
+            canonicalize_file(r"\Device\HarddiskVolume5\x", &map).as_str(),
+            r"G:\X"
+        );
+        assert_eq!(
+            canonicalize_file(r"\Device\HarddiskVolume3\work\a", &map).as_str(),
+            r"C:\WORK\A"
+        );
+        for (bad, want) in [
+            (
+                "\\Device\\HarddiskVolume3 C:\\",
+                "volumes.txt:2: `\\Device\\HarddiskVolume3 C:\\` is not",
+            ),
+            (
+                "HarddiskVolume3 = C:\\",
+                "volumes.txt:2: volume device `HarddiskVolume3`",
+            ),
+            (
+                "\\Device\\HarddiskVolume3 = mnt\\x",
+                "volumes.txt:2: mount point `mnt\\x`",
+            ),
+        ] {
+            let err = VolumeMap::parse_table(&format!("# x\n{bad}\n"), "volumes.txt")
+                .expect_err("bad line");
+            assert!(err.to_string().starts_with(want), "{bad}: {err}");
+        }
     }
 }

@@ -445,7 +445,8 @@ pub fn file_path(pattern: &str) -> Result<Glob, PatternError> {
     if comps.is_empty() {
         return Err(PatternError::Empty);
     }
-    let (out, _) = filepath::resolve_root(&comps, &filepath::VolumeMap::new());
+    static NO_VOLUMES: filepath::VolumeMap = filepath::VolumeMap::new();
+    let (out, _) = filepath::resolve_root(&comps, &NO_VOLUMES);
     Glob::compile(&out.join("\\"))
 }
 

@@ -545,6 +545,59 @@ fn file_rules_canonicalize_every_spelling_and_workspace_escapes_fail() {
 }
 
 #[test]
+fn a_workspace_registered_with_its_device_spelling_matches_what_the_minifilter_sends() {
+    // The user reached the workspace through `subst W: C:\work`; the service (another logon
+    // session) has no W:, and the minifilter names files by volume.
+    let p = agentsh_policy::Policy::embedded_default().expect("default policy");
+    let mut volumes = VolumeMap::new();
+    volumes
+        .insert(r"\Device\HarddiskVolume3", "C:")
+        .expect("volume");
+    let only_user_spelling =
+        SessionContext::new(Some("TestApp"), Some(r"W:\proj"), Some(SID)).expect("session");
+    let both = only_user_spelling
+        .clone()
+        .with_workspace_device(r"\Device\HarddiskVolume3\work\proj", &volumes)
+        .expect("device spelling");
+    assert_eq!(
+        both.workspace(),
+        Some(r"W:\proj"),
+        "the registered spelling is kept"
+    );
+    assert_eq!(both.workspace_canonical(), Some(r"C:\WORK\PROJ"));
+    let sent = r"\Device\HarddiskVolume3\work\proj\src\main.rs";
+    let decide = |s: &SessionContext, path: &str| {
+        p.engine()
+            .decide_file(&FileQuery::new(path, Operation::Write, s, &volumes))
+            .decision
+    };
+    assert_eq!(decide(&only_user_spelling, sent), Decision::Deny);
+    assert_eq!(decide(&both, sent), Decision::Allow);
+    assert_eq!(
+        decide(&both, r"\Device\HarddiskVolume3\work\other\x"),
+        Decision::Deny
+    );
+    // A volume the service does not know yet: the workspace and its requests stay in device form.
+    let unknown = only_user_spelling
+        .clone()
+        .with_workspace_device(r"\Device\HarddiskVolume9\proj", &volumes)
+        .expect("device spelling");
+    assert_eq!(
+        decide(&unknown, r"\Device\HarddiskVolume9\proj\a.txt"),
+        Decision::Allow
+    );
+    for bad in [r"\Device\HarddiskVolume3", r"C:\", r"relative\dir"] {
+        assert!(
+            only_user_spelling
+                .clone()
+                .with_workspace_device(bad, &VolumeMap::new())
+                .is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn file_renames_and_hard_links_are_decided_at_their_target_too() {
     let p = agentsh_policy::Policy::embedded_default().expect("default policy");
     let s = session();

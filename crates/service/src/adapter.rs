@@ -75,7 +75,9 @@ pub struct PolicyAdapter {
     default_approval_timeout_secs: AtomicU32,
     /// The driver's fail mode is closed: malformed requests are denied.
     fail_closed: AtomicBool,
-    pub volumes: VolumeMap,
+    /// NT device names to mount points, swapped whole when volumes arrive or leave
+    /// ([`PolicyAdapter::set_volumes`]); a request decides with the map current when it arrives.
+    volumes: RwLock<Arc<VolumeMap>>,
     /// Fail-mode transitions, reported as their own events.
     pub fail_watch: crate::failmode::FailModeWatch,
     /// Image paths of session processes, learned from the kernel's process events.
@@ -97,7 +99,7 @@ impl PolicyAdapter {
             audit_all: AtomicBool::new(false),
             default_approval_timeout_secs: AtomicU32::new(30),
             fail_closed: AtomicBool::new(false),
-            volumes: VolumeMap::new(),
+            volumes: RwLock::new(Arc::new(VolumeMap::new())),
             process_images: RwLock::default(),
             fail_watch: Default::default(),
             no_session: Arc::default(),
@@ -120,6 +122,28 @@ impl PolicyAdapter {
             .store(settings.audit.enabled, Ordering::Relaxed);
         self.default_approval_timeout_secs
             .store(settings.approvals.default_timeout_secs, Ordering::Relaxed);
+    }
+
+    /// Replaces the volume map in one step: requests already being decided keep the map they
+    /// started with, later ones get `volumes`. Returns whether the map changed.
+    pub fn set_volumes(&self, volumes: VolumeMap) -> bool {
+        let mut current = self
+            .volumes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if **current == volumes {
+            return false;
+        }
+        *current = Arc::new(volumes);
+        true
+    }
+
+    /// The volume map in force.
+    pub fn volumes(&self) -> Arc<VolumeMap> {
+        self.volumes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The driver's fail mode, which also decides what a malformed request is answered.
@@ -249,7 +273,8 @@ impl PolicyAdapter {
             FileOperation::Rename => Operation::Rename,
         };
         let mut ev = self.event_for(EventKind::FileRead, req.process_id);
-        let mut q = FileQuery::new(&path, policy_op, &ctx, &self.volumes);
+        let volumes = self.volumes();
+        let mut q = FileQuery::new(&path, policy_op, &ctx, &volumes);
         q.target = (!target.is_empty()).then_some(target.as_str());
         q.sandboxed = sandboxed;
         q.truncated = req.flags.truncated();

@@ -11,7 +11,7 @@
 //! | `GET /v1/approvals` | approvals waiting for a person |
 //! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session) | allow |
 //! | `POST /v1/approvals/{id}/deny` | deny |
-//! | `POST /v1/sessions` `{root_pid, app, workspace, user_sid, audit}` | register a sandbox session |
+//! | `POST /v1/sessions` `{root_pid, app, workspace, workspace_device?, user_sid, audit}` | register a sandbox session |
 //! | `DELETE /v1/sessions/{id}` | end a session |
 //! | `GET /v1/metrics` | Prometheus text: the service's metrics and the driver's counters |
 
@@ -59,6 +59,11 @@ pub struct SessionRequest {
     pub root_pid: u32,
     pub app: Option<String>,
     pub workspace: Option<String>,
+    /// The workspace as the file system names it (`\Device\HarddiskVolume3\work`), resolved by
+    /// the sandbox in its user's context; `${WORKSPACE}` then matches the minifilter's paths even
+    /// when `workspace` is spelled through that user's `subst` or mapped drive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_device: Option<String>,
     pub user_sid: Option<String>,
     #[serde(default)]
     pub audit: bool,

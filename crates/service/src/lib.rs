@@ -25,6 +25,7 @@ pub mod runner;
 pub mod sessions;
 pub mod terminal;
 pub mod transport;
+pub mod volumes;
 
 pub use adapter::PolicyAdapter;
 pub use approvals::{ApprovalChange, ApprovalManager, ApprovalOutcome, PendingApproval};
@@ -255,12 +256,17 @@ impl<T: PortTransport> api::DriverOps for Service<T> {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
     {
         Box::pin(async move {
-            let ctx = SessionContext::new(
+            let mut ctx = SessionContext::new(
                 req.app.as_deref(),
                 req.workspace.as_deref(),
                 req.user_sid.as_deref(),
             )
             .map_err(|e| e.to_string())?;
+            if let Some(device) = req.workspace_device.as_deref() {
+                ctx = ctx
+                    .with_workspace_device(device, &self.adapter.volumes())
+                    .map_err(|e| e.to_string())?;
+            }
             self.register_session(req.root_pid, ctx, req.audit)
                 .await
                 .map(|s| s.id.clone())

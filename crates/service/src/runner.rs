@@ -156,6 +156,14 @@ pub enum Status {
     DriverCountersUnavailable {
         error: String,
     },
+    /// The volume map changed: `volumes` volumes are known by drive letter or mount point.
+    VolumesChanged {
+        volumes: usize,
+    },
+    /// The volumes could not be read; the last map stays in force.
+    VolumesUnavailable {
+        error: String,
+    },
     Stopped,
 }
 
@@ -225,6 +233,14 @@ impl std::fmt::Display for Status {
             Status::DriverCountersUnavailable { error } => {
                 write!(f, "cannot read the driver's counters: {error}")
             }
+            Status::VolumesChanged { volumes } => write!(
+                f,
+                "volume map: {volumes} volume(s) known by drive letter or mount point"
+            ),
+            Status::VolumesUnavailable { error } => write!(
+                f,
+                "cannot read the volumes (the last volume map stays in force; paths on unknown volumes stay in device form and drive-letter rules do not match them): {error}"
+            ),
             Status::Stopped => f.write_str("stopped"),
         }
     }
@@ -232,6 +248,9 @@ impl std::fmt::Display for Status {
 
 /// Receives [`Status`] reports.
 pub type StatusSink = Arc<dyn Fn(&Status) + Send + Sync>;
+
+/// Protects the API token file once written (see [`RunOptions::protect_token_file`]).
+pub type TokenFileGuard = Arc<dyn Fn(&Path) -> Result<(), String> + Send + Sync>;
 
 /// How to run.
 #[derive(Clone)]
@@ -259,6 +278,15 @@ pub struct RunOptions {
     /// Ask about approvals on this process's terminal too (standard input, standard error);
     /// from the policy's `approvals.terminal_prompt`.
     pub terminal_prompt: bool,
+    /// Where NT device names are mapped to drive letters and folder mount points from (none:
+    /// device paths stay in device form), read before the service answers the driver and then
+    /// every `volume_interval`.
+    pub volumes: Option<crate::volumes::VolumeSource>,
+    pub volume_interval: Duration,
+    /// Applied to the API token file right after it is written (on Windows: a protected DACL and
+    /// a no-read-up label, `agentsh_windows::secure::protect_token_file`); a failure stops the
+    /// service rather than leave the token readable by sandboxed processes.
+    pub protect_token_file: Option<TokenFileGuard>,
     pub status: StatusSink,
 }
 
@@ -311,6 +339,9 @@ impl RunOptions {
             poll_interval: Duration::from_secs(5),
             watch_interval: Duration::from_secs(1),
             terminal_prompt,
+            volumes: None,
+            volume_interval: Duration::from_secs(2),
+            protect_token_file: None,
             status: Arc::new(|s: &Status| tracing::info!("{s}")),
         })
     }
@@ -489,6 +520,10 @@ where
     let capacity = options.policy.settings().events.queue_capacity as usize;
     let events = EventPipeline::spawn_sinks(capacity, sinks);
     let adapter = Arc::new(PolicyAdapter::for_policy(&options.policy, events));
+    // The volume map is in place before the first file request is decided.
+    if let Some(source) = &options.volumes {
+        report_volumes(&options.status, &adapter, source).await;
+    }
     let shared = Arc::new(Shared {
         adapter: adapter.clone(),
         current: RwLock::new(None),
@@ -510,6 +545,15 @@ where
             source,
         }
     })?;
+    if let Some(protect) = &options.protect_token_file
+        && let Err(e) = protect(&options.api_token_file)
+    {
+        let _ = std::fs::remove_file(&options.api_token_file);
+        return Err(RunError::TokenFile {
+            path: options.api_token_file.clone(),
+            source: std::io::Error::other(format!("cannot protect it: {e}")),
+        });
+    }
     let (addr, api_task) = api::serve(options.api_listen, adapter.clone(), shared.clone(), token)
         .await
         .map_err(RunError::Api)?;
@@ -534,6 +578,19 @@ where
                 crate::terminal::run(approvals, crate::terminal::stdin(), tokio::io::stderr());
             if let Err(e) = prompt.await {
                 tracing::warn!(error = %e, "the terminal approver stopped; approvals go through the API");
+            }
+        }));
+    }
+    if let Some(source) = options.volumes.clone() {
+        let (adapter, status, every) = (
+            adapter.clone(),
+            options.status.clone(),
+            options.volume_interval,
+        );
+        tasks.0.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                report_volumes(&status, &adapter, &source).await;
             }
         }));
     }
@@ -615,6 +672,24 @@ where
                 }
             }
         }
+    }
+}
+
+/// Reads the volumes on a blocking thread (the Windows calls and the table file block) and swaps
+/// a changed map into the adapter, reporting the change or the failure.
+async fn report_volumes(
+    status: &StatusSink,
+    adapter: &Arc<PolicyAdapter>,
+    source: &crate::volumes::VolumeSource,
+) {
+    let (a, s) = (adapter.clone(), source.clone());
+    let outcome = tokio::task::spawn_blocking(move || crate::volumes::refresh(&a, &s))
+        .await
+        .unwrap_or_else(|e| Err(format!("volume reader stopped: {e}")));
+    match outcome {
+        Ok(Some(volumes)) => status(&Status::VolumesChanged { volumes }),
+        Ok(None) => {}
+        Err(error) => status(&Status::VolumesUnavailable { error }),
     }
 }
 

@@ -3,8 +3,15 @@
 //! start after a crash — can undo exactly what was added.
 //!
 //! Format: one record per line, fields separated by a tab:
-//! `file <sid> <path>`, `registry <sid> <key>`, `profile <name>` or `label <path>`. Paths cannot contain tabs or line
-//! breaks on Windows, so no escaping is needed; such input is refused.
+//! `file <sid> <path>`, `registry <sid> <key>`, `profile <name>`, `label <path>` or
+//! `keylabel <key>`. Paths cannot contain tabs or line breaks on Windows, so no escaping is needed;
+//! such input is refused.
+//!
+//! The journal is read back by a more trusted process than the one that could have written its
+//! folder (`--journal-dir` may be anywhere), so every record is checked before it is undone: a
+//! SID must be an AppContainer SID (`S-1-15-2-…`), a profile must be one of agentsh's
+//! (`agentsh.…`), a key must be under `CURRENT_USER\SOFTWARE\`. Rewrites go to a temporary file
+//! that then replaces the journal, so a crash leaves the old journal or the new one, never none.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -22,6 +29,46 @@ pub enum Grant {
     Profile { name: String },
     /// A low mandatory label set on a directory that had no explicit label (fallback isolation).
     Label { path: String },
+    /// A low mandatory label on the application key (`CURRENT_USER\SOFTWARE\app`), so the
+    /// low-integrity container can write it.
+    KeyLabel { key: String },
+}
+
+impl Grant {
+    /// Whether the record is one agentsh could have made (see the module documentation).
+    pub fn check(&self) -> Result<(), String> {
+        let app_sid = |sid: &str| {
+            sid.starts_with("S-1-15-2-")
+                && sid[9..]
+                    .split('-')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let app_key = |key: &str| {
+            key.get(..22)
+                .is_some_and(|p| p.eq_ignore_ascii_case("CURRENT_USER\\SOFTWARE\\"))
+                && key.len() > 22
+                && !key[22..]
+                    .split('\\')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+        };
+        match self {
+            Grant::File { sid, .. } | Grant::Registry { sid, .. } if !app_sid(sid) => {
+                Err(format!("`{sid}` is not an AppContainer SID (S-1-15-2-...)"))
+            }
+            Grant::Registry { key, .. } | Grant::KeyLabel { key } if !app_key(key) => Err(format!(
+                "`{key}` is not a key under CURRENT_USER\\SOFTWARE\\"
+            )),
+            Grant::Profile { name }
+                if !name.starts_with(crate::sandbox::PROFILE_PREFIX)
+                    || name.len() == crate::sandbox::PROFILE_PREFIX.len() =>
+            {
+                Err(format!(
+                    "`{name}` is not an agentsh profile (agentsh.<name>)"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Journal errors, with the journal's path and the line where parsing failed.
@@ -39,6 +86,10 @@ pub enum JournalError {
         "grant journal `{path}`: cannot record `{value}`: tabs and line breaks are not allowed"
     )]
     Unrecordable { path: PathBuf, value: String },
+    #[error(
+        "sandbox lock `{path}`: {source} (is another `agentsh sandbox run` with this --name running?)"
+    )]
+    Busy { path: PathBuf, source: io::Error },
 }
 
 /// An append-only record of grants, one file per sandbox name.
@@ -71,9 +122,13 @@ impl GrantJournal {
             Grant::Registry { sid, key } => ["registry", sid, key].join("\t"),
             Grant::Profile { name } => ["profile", name].join("\t"),
             Grant::Label { path } => ["label", path].join("\t"),
+            Grant::KeyLabel { key } => ["keylabel", key].join("\t"),
         };
         let fields = line.split('\t').count();
-        let expected = if matches!(grant, Grant::Profile { .. } | Grant::Label { .. }) {
+        let expected = if matches!(
+            grant,
+            Grant::Profile { .. } | Grant::Label { .. } | Grant::KeyLabel { .. }
+        ) {
             2
         } else {
             3
@@ -135,14 +190,18 @@ impl GrantJournal {
                 ["label", path] => Grant::Label {
                     path: (*path).to_owned(),
                 },
+                ["keylabel", key] => Grant::KeyLabel {
+                    key: (*key).to_owned(),
+                },
                 [kind, ..] => {
                     return Err(corrupt(format!(
-                        "unknown record `{kind}` with {} fields (expected file, registry, profile or label)",
+                        "unknown record `{kind}` with {} fields (expected file, registry, profile, label or keylabel)",
                         fields.len()
                     )));
                 }
                 [] => return Err(corrupt("empty record".to_owned())),
             };
+            grant.check().map_err(corrupt)?;
             grants.push(grant);
         }
         Ok(grants)
@@ -160,17 +219,46 @@ impl GrantJournal {
         }
     }
 
-    /// Rewrites the journal with only `remaining` (the grants that could not be undone yet).
+    /// Rewrites the journal with only `remaining` (the grants that could not be undone yet): the
+    /// records go to `<journal>.tmp`, flushed, which then replaces the journal in one rename
+    /// (`MoveFileExW` with `MOVEFILE_REPLACE_EXISTING` on Windows). A crash in between leaves the
+    /// old journal, whose grants are undone again (undoing twice is harmless).
     pub fn keep_only(&self, remaining: &[Grant]) -> Result<(), JournalError> {
-        self.discard()?;
         if remaining.is_empty() {
-            return Ok(());
+            return self.discard();
         }
-        File::create(&self.path).map_err(|source| JournalError::Io {
-            path: self.path.clone(),
+        let mut tmp_name = self.path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = GrantJournal {
+            path: PathBuf::from(tmp_name),
+        };
+        tmp.discard()?;
+        File::create(&tmp.path).map_err(|source| JournalError::Io {
+            path: tmp.path.clone(),
             source,
         })?;
-        remaining.iter().try_for_each(|g| self.record(g))
+        remaining.iter().try_for_each(|g| tmp.record(g))?;
+        fs::rename(&tmp.path, &self.path).map_err(|source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Takes the sandbox name's lock for as long as the returned file is open: `<name>.lock`
+    /// opened with no sharing (Windows), so a second `sandbox run --name X` cannot replay the
+    /// journal and undo the first one's grants while it runs.
+    #[cfg(windows)]
+    pub fn lock(&self) -> Result<File, JournalError> {
+        use std::os::windows::fs::OpenOptionsExt;
+        let path = self.path.with_extension("lock");
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .share_mode(0)
+            .open(&path)
+            .map_err(|source| JournalError::Busy { path, source })
     }
 }
 
@@ -202,6 +290,9 @@ mod tests {
             Grant::Label {
                 path: r"C:\work\space dir".into(),
             },
+            Grant::KeyLabel {
+                key: r"CURRENT_USER\SOFTWARE\demo".into(),
+            },
         ];
         let journal = GrantJournal::in_dir(&dir, "demo").expect("journal");
         for g in &grants {
@@ -212,7 +303,12 @@ mod tests {
         assert_eq!(reopened.entries().expect("entries"), grants);
         reopened.keep_only(&grants[2..]).expect("keep");
         assert_eq!(reopened.entries().expect("entries"), grants[2..]);
-        assert_eq!(grants.len(), 4);
+        let mut tmp = reopened.path().as_os_str().to_owned();
+        tmp.push(".tmp");
+        assert!(
+            !Path::new(&tmp).exists(),
+            "the rewrite replaced the journal"
+        );
         reopened.discard().expect("discard");
         assert_eq!(reopened.entries().expect("entries"), Vec::new());
         let _ = fs::remove_dir_all(&dir);
@@ -222,15 +318,40 @@ mod tests {
     fn corrupt_line_is_reported_with_its_number() {
         let dir = temp_dir("corrupt");
         let journal = GrantJournal::in_dir(&dir, "x").expect("journal");
-        fs::write(journal.path(), "profile\tx\nacl\tS-1\n").expect("write");
+        fs::write(journal.path(), "profile\tagentsh.x\nacl\tS-1\n").expect("write");
         let err = journal.entries().expect_err("corrupt");
         let text = err.to_string();
         assert!(
             text.ends_with(
-                ":2: unknown record `acl` with 2 fields (expected file, registry, profile or label)"
+                ":2: unknown record `acl` with 2 fields (expected file, registry, profile, label or keylabel)"
             ),
             "{text}"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn records_agentsh_could_not_have_made_are_refused_before_anything_is_undone() {
+        let dir = temp_dir("forged");
+        let journal = GrantJournal::in_dir(&dir, "x").expect("journal");
+        for (line, why) in [
+            (
+                "profile\tMicrosoft.WindowsCalculator_8wekyb3d8bbwe",
+                "not an agentsh profile",
+            ),
+            ("profile\tagentsh.", "not an agentsh profile"),
+            ("file\tS-1-5-32-545\tC:\\Windows", "not an AppContainer SID"),
+            (
+                "registry\tS-1-15-2-1\tMACHINE\\SOFTWARE\\x",
+                "not a key under",
+            ),
+            ("keylabel\tCURRENT_USER\\SOFTWARE\\..\\x", "not a key under"),
+            ("keylabel\tCURRENT_USER\\SOFTWARE\\", "not a key under"),
+        ] {
+            fs::write(journal.path(), format!("profile\tagentsh.x\n{line}\n")).expect("write");
+            let err = journal.entries().expect_err(line).to_string();
+            assert!(err.contains(":2: ") && err.contains(why), "{line}: {err}");
+        }
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -4,11 +4,15 @@
 
 pub mod cmdline;
 pub mod driver;
+pub mod environment;
 pub mod eventlog;
 pub mod grants;
 pub mod network;
 pub mod port;
 pub mod sandbox;
+pub mod secure;
+pub mod service;
+pub mod volumes;
 
 #[cfg(windows)]
 mod imp;

@@ -134,6 +134,24 @@ impl KernelMessage {
     }
 }
 
+/// How many bytes of a completed get's buffer hold the message. Whether the byte count of the
+/// completion includes the 16-byte `FILTER_MESSAGE_HEADER` is not settled by the documentation, so
+/// both are accepted: every agentsh message declares its own size (the wire prologue, `u16` at
+/// offset 2 of the body); a count equal to that size is the body alone, and the header is added.
+/// Anything else is taken as it is (capped to the buffer), and a short message is reported as
+/// such by the parser.
+pub fn received_len(bytes: usize, buffer: &[u8]) -> usize {
+    let declared = buffer
+        .get(MESSAGE_HEADER_LEN + 2..MESSAGE_HEADER_LEN + 4)
+        .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+    match declared {
+        Some(size) if size > 0 && bytes == size && MESSAGE_HEADER_LEN + size <= buffer.len() => {
+            MESSAGE_HEADER_LEN + size
+        }
+        _ => bytes.min(buffer.len()),
+    }
+}
+
 /// Encodes a `FILTER_REPLY_HEADER` (status, pad, message id) followed by `reply`.
 pub fn encode_reply(message_id: u64, status: i32, reply: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(REPLY_HEADER_LEN + reply.len());
@@ -168,6 +186,24 @@ mod tests {
             assert!(text.starts_with("driver port `\\AgentshPort`"), "{text}");
             assert_eq!(err.is_driver_missing(), missing, "{code:#x}");
         }
+    }
+
+    #[test]
+    fn the_byte_count_may_or_may_not_include_the_message_header() {
+        // FILTER_MESSAGE_HEADER (16 bytes), then a 24-byte body declaring its size at offset 2.
+        let mut buf = vec![0u8; 64];
+        buf[16..18].copy_from_slice(&7u16.to_le_bytes());
+        buf[18..20].copy_from_slice(&24u16.to_le_bytes());
+        assert_eq!(received_len(40, &buf), 40, "header counted");
+        assert_eq!(received_len(24, &buf), 40, "header not counted");
+        assert_eq!(received_len(10, &buf), 10, "short: the parser reports it");
+        assert_eq!(received_len(500, &buf), 64, "capped to the buffer");
+        buf[18..20].copy_from_slice(&60u16.to_le_bytes());
+        assert_eq!(
+            received_len(60, &buf),
+            60,
+            "a size that would overrun the buffer is not trusted"
+        );
     }
 
     #[test]

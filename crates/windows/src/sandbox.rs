@@ -28,15 +28,52 @@ pub struct SandboxConfig {
     pub allowed_paths: Vec<PathBuf>,
     pub network: NetworkAccess,
     pub use_app_container: bool,
-    /// Refuse to run when AppContainer cannot be applied instead of falling back.
-    pub fail_on_app_container_error: bool,
+    /// Run with the restricted-token fallback when AppContainer cannot be applied (or is
+    /// disabled). Off by default: the fallback is never chosen silently, and even when allowed it
+    /// is refused where it cannot give what was asked for ([`SandboxConfig::fallback_refused`]).
+    pub allow_fallback: bool,
+    /// Variables of agentsh's environment passed to the command beyond
+    /// [`crate::environment::ALLOWED`].
+    pub pass_env: Vec<String>,
     /// Register each root process with the driver (through the service) before it runs.
     pub use_minifilter: bool,
     /// `HKCU\SOFTWARE\<app_key>` is granted to the container; defaults to the sandbox name.
     pub app_key: Option<String>,
     /// Where grant journals are kept (one file per sandbox name).
     pub journal_dir: PathBuf,
+    /// Process-count and memory limits of the command's job object.
+    pub job_limits: JobLimits,
 }
+
+/// The job object's limits: besides kill-on-close and die-on-unhandled-exception, at most
+/// `max_processes` live processes (a fork bomb stops there) and `max_memory_bytes` of committed
+/// memory for the whole job, and every UI restriction ([`UI_RESTRICTIONS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    pub max_processes: u32,
+    pub max_memory_bytes: u64,
+}
+
+impl Default for JobLimits {
+    /// 512 processes (a parallel build's compilers fit, a fork bomb does not) and 8 GiB.
+    fn default() -> Self {
+        JobLimits {
+            max_processes: 512,
+            max_memory_bytes: 8 << 30,
+        }
+    }
+}
+
+/// `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION |
+/// JOB_OBJECT_LIMIT_ACTIVE_PROCESS | JOB_OBJECT_LIMIT_JOB_MEMORY` (winnt.h: 0x2000, 0x400, 0x8,
+/// 0x200).
+pub const JOB_LIMIT_FLAGS: u32 = 0x2000 | 0x400 | 0x8 | 0x200;
+
+/// Every `JOB_OBJECT_UILIMIT_*` (winnt.h): USER handles of other processes (0x1), reading (0x2)
+/// and writing (0x4) the clipboard, `SystemParametersInfo` (0x8), display settings (0x10), global
+/// atoms (0x20), desktops (0x40), `ExitWindows` (0x80) — as Chromium's sandbox sets for its
+/// renderers.
+pub const UI_RESTRICTIONS: u32 = 0xFF;
 
 impl SandboxConfig {
     /// A configuration with the guide's defaults: AppContainer, minifilter, no network.
@@ -51,10 +88,12 @@ impl SandboxConfig {
             allowed_paths: Vec::new(),
             network: NetworkAccess::None,
             use_app_container: true,
-            fail_on_app_container_error: false,
+            allow_fallback: false,
+            pass_env: Vec::new(),
             use_minifilter: true,
             app_key: None,
             journal_dir,
+            job_limits: JobLimits::default(),
         }
     }
 
@@ -71,6 +110,26 @@ impl SandboxConfig {
         } else {
             Err(SandboxError::InvalidName(self.name.clone()))
         }
+    }
+
+    /// Why the restricted-token fallback may not run this sandbox, if it may not: it is opt-in
+    /// (`--allow-fallback`, or `--no-appcontainer` which asks for it), and it cannot provide a
+    /// network limit (it keeps the user's network access). A minifilter session it can provide:
+    /// the driver decides its operations like any session's; what the fallback's user SID could
+    /// otherwise reach — the service's API token — carries a no-read-up label its low integrity
+    /// cannot pass (docs/security.md).
+    pub fn fallback_refused(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.use_app_container && !self.allow_fallback {
+            why.push("the fallback is opt-in (--allow-fallback)".to_owned());
+        }
+        if self.network != NetworkAccess::Full {
+            why.push(format!(
+                "network `{}` was asked for and the fallback cannot limit the network; pass --network full",
+                self.network
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
     }
 
     /// The AppContainer profile name.
@@ -130,6 +189,9 @@ pub struct SessionStart {
     pub app: String,
     /// The workspace as an absolute Windows path (`C:\...`).
     pub workspace: String,
+    /// The workspace as the file system names it (`\Device\HarddiskVolume3\...`), resolved in
+    /// the sandbox user's context (`GetFinalPathNameByHandleW`, `VOLUME_NAME_NT`).
+    pub workspace_device: Option<String>,
     /// The string SID of the user the process runs as (`S-1-5-21-...`).
     pub user_sid: String,
 }
@@ -165,9 +227,13 @@ pub enum SandboxError {
     #[error("sandbox name `{0}` is invalid (1-48 characters of A-Z a-z 0-9 . _ -)")]
     InvalidName(String),
     #[error(
-        "sandbox `{name}`: appcontainer unavailable and --fail-on-appcontainer-error is set: {reason}"
+        "sandbox `{name}`: appcontainer not in force ({reason}) and the restricted-token fallback is refused: {refused}; nothing was run"
     )]
-    AppContainerRequired { name: String, reason: String },
+    AppContainerRequired {
+        name: String,
+        reason: String,
+        refused: String,
+    },
     #[error(
         "sandbox `{name}`: minifilter session requested but no session registrar is available: {reason}; pass --no-minifilter to run with appcontainer only"
     )]
@@ -225,10 +291,69 @@ mod tests {
     #[test]
     fn defaults_follow_the_guide() {
         let c = SandboxConfig::new("demo", "w", std::env::temp_dir());
-        assert!(c.use_app_container && c.use_minifilter && !c.fail_on_app_container_error);
+        assert!(c.use_app_container && c.use_minifilter && !c.allow_fallback);
         assert_eq!(c.network, NetworkAccess::None);
         assert_eq!(c.profile_name(), "agentsh.demo");
         assert_eq!(c.app_key(), "demo");
+    }
+
+    #[test]
+    fn the_fallback_is_opt_in_and_refused_where_it_cannot_give_what_was_asked() {
+        let mut c = SandboxConfig::new("demo", "w", std::env::temp_dir());
+        let all = c.fallback_refused().expect("refused by default");
+        assert!(all.contains("opt-in (--allow-fallback)"), "{all}");
+        assert!(all.contains("network `none`"), "{all}");
+        c.allow_fallback = true;
+        assert!(
+            c.fallback_refused()
+                .expect("network")
+                .contains("network `none`")
+        );
+        c.network = NetworkAccess::Outbound;
+        assert!(
+            c.fallback_refused()
+                .expect("network")
+                .contains("network `outbound`")
+        );
+        c.network = NetworkAccess::Local;
+        assert!(
+            c.fallback_refused()
+                .expect("network")
+                .contains("network `local`")
+        );
+        c.network = NetworkAccess::Full;
+        assert_eq!(c.fallback_refused(), None, "a minifilter session is kept");
+        c.allow_fallback = false;
+        assert!(
+            c.fallback_refused()
+                .expect("opt-in")
+                .contains("--allow-fallback")
+        );
+        // --no-appcontainer asks for the fallback itself; the network limit still applies.
+        let mut d = SandboxConfig::new("demo", "w", std::env::temp_dir());
+        d.use_app_container = false;
+        assert!(
+            d.fallback_refused()
+                .expect("network")
+                .contains("network `none`")
+        );
+        d.network = NetworkAccess::Full;
+        assert_eq!(d.fallback_refused(), None);
+    }
+
+    #[test]
+    fn the_job_limits_are_the_documented_flags() {
+        // winnt.h values, not the windows-sys constants the Windows code uses.
+        assert_eq!(JOB_LIMIT_FLAGS, 0x2608);
+        assert_eq!(
+            UI_RESTRICTIONS,
+            0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80
+        );
+        let d = JobLimits::default();
+        assert_eq!(
+            (d.max_processes, d.max_memory_bytes),
+            (512, 8 * 1024 * 1024 * 1024)
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ fn config(tag: &str) -> SandboxConfig {
     let dir = workspace(tag);
     let mut c = SandboxConfig::new(format!("test-{tag}"), &dir, dir.join("journal"));
     c.use_minifilter = false;
+    // The fallback (what Wine gets) cannot limit the network, so these tests ask for none.
+    c.network = agentsh_windows::network::NetworkAccess::Full;
     c
 }
 
@@ -69,9 +71,8 @@ fn fallback_captures_all_output_and_the_exit_code() {
 }
 
 #[test]
-fn appcontainer_required_either_applies_or_refuses_naming_the_cause() {
-    let mut c = config("required");
-    c.fail_on_app_container_error = true;
+fn without_allow_fallback_appcontainer_either_applies_or_the_sandbox_refuses() {
+    let c = config("required");
     match Sandbox::create(c, None) {
         // Real Windows 8+: AppContainer is in force.
         Ok(sandbox) => {
@@ -83,16 +84,20 @@ fn appcontainer_required_either_applies_or_refuses_naming_the_cause() {
             sandbox.close().expect("close");
         }
         // Wine: userenv has no CreateAppContainerProfile; the sandbox must refuse, not degrade.
-        Err(SandboxError::AppContainerRequired { reason, .. }) => {
+        Err(SandboxError::AppContainerRequired {
+            reason, refused, ..
+        }) => {
             assert!(reason.contains("CreateAppContainerProfile"), "{reason}");
+            assert!(refused.contains("--allow-fallback"), "{refused}");
         }
         Err(other) => panic!("unexpected error: {other}"),
     }
 }
 
 #[test]
-fn appcontainer_unavailable_without_fail_flag_falls_back_and_says_so() {
-    let c = config("fallback");
+fn with_allow_fallback_an_unavailable_appcontainer_falls_back_and_says_so() {
+    let mut c = config("fallback");
+    c.allow_fallback = true;
     let sandbox = Sandbox::create(c, None).expect("create");
     match sandbox.isolation() {
         Isolation::AppContainer { .. } => assert_eq!(sandbox.fallback_reason(), None),
@@ -159,8 +164,11 @@ fn registered_commands_carry_process_app_workspace_and_user_and_end_their_sessio
     };
     assert_ne!(start.root_pid, 0);
     assert_eq!(start.app, "test-registered");
+    let ws_device = agentsh_windows::volumes::nt_path(&ws).expect("device path");
     let ws = ws.to_string_lossy();
     assert_eq!(start.workspace, ws.strip_prefix(r"\\?\").unwrap_or(&ws));
+    assert_eq!(start.workspace_device.as_deref(), Some(ws_device.as_str()));
+    assert!(ws_device.starts_with(r"\Device\"), "{ws_device}");
     assert!(start.user_sid.starts_with("S-1-5-"), "{}", start.user_sid);
     let id = format!("sess-{}", start.root_pid);
     assert_eq!(result.session.as_deref(), Some(id.as_str()));

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use agentsh_emulator::regpath::DEFAULT_USER_SID;
 use agentsh_emulator::replay::{RegistrarFuture, SessionRegistrar};
+use agentsh_emulator::volumes::VolumeTable;
 use agentsh_service::api::SessionRequest;
 
 use crate::api_client::{ApiArgs, ApiClient, ApiError};
@@ -29,6 +30,9 @@ pub struct ApiRegistrar {
     args: ApiArgs,
     wait: Duration,
     sessions: Mutex<HashMap<u32, String>>,
+    /// The emulated machine's volumes: the workspace's device spelling is registered too, as a
+    /// sandbox on Windows registers what `GetFinalPathNameByHandleW` names it.
+    volumes: Option<VolumeTable>,
 }
 
 /// Whether a failure can be the service still starting: its token file not written yet, or
@@ -49,7 +53,14 @@ impl ApiRegistrar {
             args,
             wait,
             sessions: Mutex::new(HashMap::new()),
+            volumes: None,
         }
+    }
+
+    /// Registers each workspace's device spelling through `volumes` as well.
+    pub fn with_volumes(mut self, volumes: VolumeTable) -> Self {
+        self.volumes = Some(volumes);
+        self
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<u32, String>> {
@@ -100,10 +111,18 @@ impl ApiRegistrar {
                 "process {root_pid} is already the root of session `{id}` in this replay"
             ));
         }
+        let workspace_device = match &self.volumes {
+            Some(v) => Some(
+                v.device_path(&workspace)
+                    .map_err(|e| format!("workspace: {e}"))?,
+            ),
+            None => None,
+        };
         let request = SessionRequest {
             root_pid,
             app: Some(app_name),
             workspace: Some(workspace),
+            workspace_device,
             user_sid: Some(DEFAULT_USER_SID.to_owned()),
             audit: false,
         };

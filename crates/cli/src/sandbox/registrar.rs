@@ -27,6 +27,7 @@ impl SessionRegistrar for ServiceRegistrar {
             root_pid: start.root_pid,
             app: Some(start.app.clone()),
             workspace: Some(start.workspace.clone()),
+            workspace_device: start.workspace_device.clone(),
             user_sid: Some(start.user_sid.clone()),
             audit: false,
         };
@@ -81,6 +82,7 @@ mod tests {
             root_pid: 77,
             app: "demo".into(),
             workspace: r"C:\work\demo".into(),
+            workspace_device: Some(r"\Device\HarddiskVolume3\work\demo".into()),
             user_sid: "S-1-5-21-10-20-30-1001".into(),
         };
         assert_eq!(registrar.register(&start).as_deref(), Ok("s-3"));
@@ -103,6 +105,11 @@ mod tests {
         assert_eq!(body.root_pid, 77);
         assert_eq!(body.app.as_deref(), Some("demo"));
         assert_eq!(body.workspace.as_deref(), Some(r"C:\work\demo"));
+        assert_eq!(
+            body.workspace_device.as_deref(),
+            Some(r"\Device\HarddiskVolume3\work\demo"),
+            "both spellings of the workspace are registered"
+        );
         assert_eq!(body.user_sid.as_deref(), Some("S-1-5-21-10-20-30-1001"));
         assert!(!body.audit);
     }
@@ -135,6 +142,7 @@ mod tests {
             root_pid: 1,
             app: "demo".into(),
             workspace: r"C:\".into(),
+            workspace_device: None,
             user_sid: "S-1-5-18".into(),
         };
         let err = registrar.register(&start).expect_err("400");

@@ -73,8 +73,10 @@ fn drivers_dir() -> Result<PathBuf, OsFailure> {
 }
 
 /// Copies `sys` to `%SystemRoot%\System32\drivers\agentsh.sys`, registers the kernel service in the
-/// FSFilter Activity Monitor group (depends on FltMgr, demand start) and writes the instance values
-/// (`Instances\DefaultInstance`, `Instances\AgentSH Instance\Altitude=385200`, `Flags=0`).
+/// FSFilter Activity Monitor group (depends on FltMgr, demand start: the agentsh service, which
+/// depends on it, has the SCM start it at boot) and writes the instance values
+/// (`Instances\DefaultInstance`, `Instances\AgentSH Instance\Altitude`, `Flags=0`) under the
+/// service key and under its `Parameters` subkey.
 pub fn install(sys: &Path) -> Result<PathBuf, DriverError> {
     let target = drivers_dir()?.join(IMAGE_NAME);
     std::fs::copy(sys, &target).map_err(|e| DriverError::Os {
@@ -92,24 +94,27 @@ pub fn install(sys: &Path) -> Result<PathBuf, DriverError> {
         group: Some(LOAD_ORDER_GROUP),
         dependencies: &["FltMgr"],
     })?;
-    let key = service_key();
-    registry::set_values(&key, &[("SupportedFeatures", Value::Dword(3))])?;
-    registry::set_values(
-        &format!("{key}\\Instances"),
-        &[("DefaultInstance", Value::Str(DEFAULT_INSTANCE))],
-    )?;
-    registry::set_values(
-        &format!("{key}\\Instances\\{DEFAULT_INSTANCE}"),
-        &[
-            ("Altitude", Value::Str(ALTITUDE)),
-            ("Flags", Value::Dword(0)),
-        ],
-    )?;
+    // Both layouts (see packaging/agentsh.inf): the service key itself, read by the filter
+    // manager of builds before Windows 11 24H2, and its Parameters subkey, read from 24H2 on.
+    for key in [service_key(), format!("{}\\Parameters", service_key())] {
+        registry::set_values(&key, &[("SupportedFeatures", Value::Dword(3))])?;
+        registry::set_values(
+            &format!("{key}\\Instances"),
+            &[("DefaultInstance", Value::Str(DEFAULT_INSTANCE))],
+        )?;
+        registry::set_values(
+            &format!("{key}\\Instances\\{DEFAULT_INSTANCE}"),
+            &[
+                ("Altitude", Value::Str(ALTITUDE)),
+                ("Flags", Value::Dword(0)),
+            ],
+        )?;
+    }
     Ok(target)
 }
 
 /// Unloads the filter, deletes its service (and so its instance values) and the image file.
-/// This replaces the INF DefaultUninstall section, which Windows no longer accepts.
+/// The counterpart of the INF's DefaultUninstall (LegacyUninstall=1) for `driver install`.
 pub fn uninstall() -> Result<(), DriverError> {
     unload()?;
     scm::delete(FILTER_NAME, "driver")?;

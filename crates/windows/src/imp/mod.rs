@@ -6,5 +6,7 @@ pub mod port;
 mod registry;
 pub mod sandbox;
 pub mod scm;
+pub mod secure;
 mod security;
 mod util;
+pub mod volumes;

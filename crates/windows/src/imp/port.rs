@@ -47,12 +47,19 @@ impl FilterPort {
             code: HResult(0x8007_0057_u32 as i32),
         })?;
         let mut raw: HANDLE = null_mut();
-        // SAFETY: every pointer is valid for the call; `raw` receives the port handle.
+        // No context is NULL, not a dangling pointer with a size of 0.
+        let context_ptr = if context.is_empty() {
+            null()
+        } else {
+            context.as_ptr().cast()
+        };
+        // SAFETY: every pointer is valid for the call (or NULL with a size of 0); `raw` receives
+        // the port handle.
         let hr = unsafe {
             FilterConnectCommunicationPort(
                 wname.as_ptr(),
                 0,
-                context.as_ptr().cast(),
+                context_ptr,
                 context_len,
                 null(),
                 &mut raw,
@@ -214,8 +221,28 @@ impl MessagePump {
         Ok(())
     }
 
-    /// Waits up to `timeout_ms` (None: forever) for the next message; `Ok(None)` on timeout.
+    /// Issues a get on every slot that has none outstanding (one whose re-issue failed earlier).
+    /// An error only when no get is outstanding at all afterwards: then nothing could arrive.
+    fn refill(&mut self) -> Result<(), PortError> {
+        let mut first_error = None;
+        for index in 0..self.slots.len() {
+            if !self.slots[index].pending
+                && let Err(e) = self.issue(index)
+            {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) if !self.slots.iter().any(|s| s.pending) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits up to `timeout_ms` (None: forever) for the next message; `Ok(None)` on timeout. A
+    /// completion that belongs to no get is ignored (`Ok(None)`); a get that cannot be issued
+    /// again is retried on the next call, so the pump never runs out of outstanding gets silently.
     pub fn next(&mut self, timeout_ms: Option<u32>) -> Result<Option<KernelMessage>, PortError> {
+        self.refill()?;
         let mut bytes = 0u32;
         let mut key = 0usize;
         let mut overlapped: *mut OVERLAPPED = null_mut();
@@ -244,16 +271,15 @@ impl MessagePump {
                 (0x8007_0000 | (code & 0xFFFF)) as i32,
             ));
         }
-        let index = self
+        let Some(index) = self
             .slots
             .iter()
             .position(|s| std::ptr::eq(&s.overlapped, overlapped))
-            .ok_or_else(|| {
-                self.port.call_error(
-                    "GetQueuedCompletionStatus (unknown completion)",
-                    0x8000_FFFF_u32 as i32,
-                )
-            })?;
+        else {
+            // Not one of our gets (a packet some other call posted): nothing to deliver.
+            tracing::debug!("ignoring a completion that belongs to no outstanding get");
+            return Ok(None);
+        };
         self.slots[index].pending = false;
         if ok == 0 {
             let (code, _) = last_error();
@@ -263,12 +289,13 @@ impl MessagePump {
                 });
             }
             let hr = (0x8007_0000 | (code & 0xFFFF)) as i32;
-            self.issue(index)?;
+            // A failed re-issue leaves the slot empty; `refill` tries it again next time.
+            let _ = self.issue(index);
             return Err(self.port.call_error("FilterGetMessage", hr));
         }
-        let len = (bytes as usize).min(self.slots[index].buffer.len());
+        let len = crate::port::received_len(bytes as usize, &self.slots[index].buffer);
         let message = KernelMessage::parse(&self.port.name, &self.slots[index].buffer[..len]);
-        self.issue(index)?;
+        let _ = self.issue(index);
         message.map(Some)
     }
 }

@@ -16,21 +16,20 @@ use windows_sys::Win32::Foundation::{
     WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SE_REGISTRY_KEY};
-use windows_sys::Win32::Security::{
-    SECURITY_ATTRIBUTES, SECURITY_CAPABILITIES, SID_AND_ATTRIBUTES,
-};
+use windows_sys::Win32::Security::{SECURITY_CAPABILITIES, SID_AND_ATTRIBUTES};
 use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_GENERIC_EXECUTE, FILE_GENERIC_READ, FILE_GENERIC_WRITE,
 };
 use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
-    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    AssignProcessToJobObject, CreateJobObjectW, JOBOBJECT_BASIC_UI_RESTRICTIONS,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectBasicUIRestrictions,
     JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
 };
 use windows_sys::Win32::System::Pipes::CreatePipe;
 use windows_sys::Win32::System::Registry::{
     HKEY, HKEY_CURRENT_USER, KEY_ALL_ACCESS, REG_OPTION_NON_VOLATILE, RegCloseKey, RegCreateKeyExW,
 };
+use windows_sys::Win32::System::SystemInformation::GetSystemDirectoryW;
 use windows_sys::Win32::System::Threading::{
     CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessAsUserW,
     CreateProcessW, DeleteProcThreadAttributeList, EXTENDED_STARTUPINFO_PRESENT,
@@ -41,15 +40,17 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::security::{
-    AppContainerApi, LocalSid, OsFailure, change_dacl, current_user_sid, has_explicit_label,
+    AppContainerApi, LocalSid, OsFailure, Parts, change_dacl, current_user_sid, read_sddl,
     restricted_low_token, set_low_label,
 };
 use super::util::{owned, wide};
-use crate::cmdline;
 use crate::grants::{Grant, GrantJournal};
 use crate::sandbox::{
-    CancelToken, ExecResult, Isolation, SandboxConfig, SandboxError, SessionRegistrar, SessionStart,
+    CancelToken, ExecResult, Isolation, JOB_LIMIT_FLAGS, JobLimits, SandboxConfig, SandboxError,
+    SessionRegistrar, SessionStart, UI_RESTRICTIONS,
 };
+use crate::secure::LabelState;
+use crate::{cmdline, environment};
 
 /// Access of the container to its workspace: read, write, execute, delete.
 const WORKSPACE_ACCESS: u32 =
@@ -74,6 +75,8 @@ pub struct Sandbox {
     /// Limitations that weaken nothing but restrict the command (e.g. an unwritable workspace).
     warnings: Vec<String>,
     closed: bool,
+    /// `<name>.lock`, open without sharing for the sandbox's lifetime.
+    _lock: File,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -106,6 +109,9 @@ impl Sandbox {
             None
         };
         let journal = GrantJournal::in_dir(&config.journal_dir, &config.name)?;
+        // Held until the sandbox is dropped: a second run with this name fails here instead of
+        // undoing this run's grants below.
+        let lock = journal.lock()?;
         let api = AppContainerApi::load();
         undo_grants(&config.name, &journal, api.as_ref().ok())?;
 
@@ -120,6 +126,7 @@ impl Sandbox {
             fallback_reason: None,
             warnings: Vec::new(),
             closed: false,
+            _lock: lock,
         };
         let reason = if !sandbox.config.use_app_container {
             "appcontainer disabled by configuration (--no-appcontainer)".to_owned()
@@ -143,11 +150,12 @@ impl Sandbox {
                 Err(reason) => reason,
             }
         };
-        if sandbox.config.use_app_container && sandbox.config.fail_on_app_container_error {
+        if let Some(refused) = sandbox.config.fallback_refused() {
             sandbox.closed = true;
             return Err(SandboxError::AppContainerRequired {
                 name: sandbox.config.name.clone(),
                 reason,
+                refused,
             });
         }
         sandbox.label_or_warn();
@@ -192,6 +200,14 @@ impl Sandbox {
             KEY_ALL_ACCESS,
             true,
         )?;
+        // The container runs at Low integrity: an unlabelled key counts as Medium and no-write-up
+        // would strip every write right the ACE grants. Label it Low for its subkeys too.
+        self.record(Grant::KeyLabel { key: key.clone() })?;
+        crate::secure::label_app_key(&key, true).map_err(|message| OsFailure {
+            step: format!("labelling `{key}` low integrity"),
+            code: 0,
+            message,
+        })?;
 
         self.container = Some(container);
         self.isolation = Isolation::AppContainer {
@@ -225,8 +241,26 @@ impl Sandbox {
     /// it already carries an explicit label, and journal that so close undoes it.
     fn label_workspace_low(&self) -> Result<(), OsFailure> {
         let workspace = object_path(&self.config.workspace)?;
-        if has_explicit_label(&workspace)? {
-            return Ok(());
+        let label = read_sddl(
+            &workspace,
+            SE_FILE_OBJECT,
+            Parts {
+                dacl: false,
+                label: true,
+            },
+        )?;
+        match crate::secure::label_state(&label) {
+            LabelState::None => {}
+            LabelState::Low => return Ok(()),
+            LabelState::Above(ace) => {
+                return Err(OsFailure {
+                    step: format!("checking the integrity label of `{workspace}`"),
+                    code: 0,
+                    message: format!(
+                        "it already carries the label {ace}, which a low-integrity process cannot write past; remove it (`icacls <dir> /setintegritylevel (OI)(CI)low`)"
+                    ),
+                });
+            }
         }
         let before = self.journal.entries().map_err(journal_failure)?;
         self.record(Grant::Label {
@@ -281,9 +315,9 @@ impl Sandbox {
             });
         }
         let os = |f: OsFailure| self.os_error(f);
-        let (stdout_read, stdout_write) = pipe().map_err(os)?;
-        let (stderr_read, stderr_write) = pipe().map_err(os)?;
-        let (stdin_read, stdin_write) = pipe().map_err(os)?;
+        let (stdout_read, stdout_write) = pipe(ChildEnd::Write).map_err(os)?;
+        let (stderr_read, stderr_write) = pipe(ChildEnd::Write).map_err(os)?;
+        let (stdin_read, stdin_write) = pipe(ChildEnd::Read).map_err(os)?;
         drop(stdin_write);
 
         let capabilities: Vec<LocalSid> = match self.isolation {
@@ -317,7 +351,7 @@ impl Sandbox {
             stdout_write.as_raw_handle(),
             stderr_write.as_raw_handle(),
         ];
-        let attributes = AttributeList::new(&inherit, security.as_ref()).map_err(os)?;
+        let mut attributes = AttributeList::new(&inherit, security.as_ref()).map_err(os)?;
 
         // SAFETY: STARTUPINFOEXW is plain data; zero is its initial state before the fields below.
         let mut startup: STARTUPINFOEXW = unsafe { std::mem::zeroed() };
@@ -326,10 +360,38 @@ impl Sandbox {
         startup.StartupInfo.hStdInput = inherit[0];
         startup.StartupInfo.hStdOutput = inherit[1];
         startup.StartupInfo.hStdError = inherit[2];
-        startup.lpAttributeList = attributes.as_ptr();
+        startup.lpAttributeList = attributes.as_mut_ptr();
 
-        let mut command_line = wide(cmdline::join(program, args));
+        // Batch files run through the system's cmd.exe with their arguments escaped for it
+        // (crate::cmdline); what cmd cannot carry is refused before anything starts.
+        let launch = cmdline::launch(program, args, &system_cmd().map_err(os)?).map_err(|e| {
+            SandboxError::Path {
+                name: self.config.name.clone(),
+                path: program.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        let application = launch.application.as_ref().map(wide);
+        let application_ptr = application.as_ref().map_or(null(), |a| a.as_ptr());
+        let mut command_line = wide(&launch.command_line);
         let directory = wide(&self.config.workspace);
+        // A constructed environment (crate::environment): the allow-list, and TEMP/TMP/APPDATA/
+        // LOCALAPPDATA in folders of the workspace the command can write.
+        let folders = environment::Folders::in_workspace(&self.config.workspace);
+        for dir in folders.all() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                os(OsFailure {
+                    step: format!("creating `{}`", dir.display()),
+                    code: e.raw_os_error().unwrap_or(0) as u32,
+                    message: e.to_string(),
+                })
+            })?;
+        }
+        let env_block = environment::block(&environment::build(
+            std::env::vars_os(),
+            &self.config.pass_env,
+            &folders,
+        ));
         let flags = EXTENDED_STARTUPINFO_PRESENT
             | CREATE_SUSPENDED
             | CREATE_UNICODE_ENVIRONMENT
@@ -342,13 +404,13 @@ impl Sandbox {
                 // as CreateProcessW requires; handles in the list are inheritable and open.
                 unsafe {
                     CreateProcessW(
-                        null(),
+                        application_ptr,
                         command_line.as_mut_ptr(),
                         null(),
                         null(),
                         1,
                         flags,
-                        null(),
+                        env_block.as_ptr().cast(),
                         directory.as_ptr(),
                         &startup.StartupInfo,
                         &mut info,
@@ -361,13 +423,13 @@ impl Sandbox {
                 unsafe {
                     CreateProcessAsUserW(
                         token.as_raw_handle(),
-                        null(),
+                        application_ptr,
                         command_line.as_mut_ptr(),
                         null(),
                         null(),
                         1,
                         flags,
-                        null(),
+                        env_block.as_ptr().cast(),
                         directory.as_ptr(),
                         &startup.StartupInfo,
                         &mut info,
@@ -387,7 +449,7 @@ impl Sandbox {
         drop(stdin_read);
         drop(attributes);
 
-        let job = match job_for(&process) {
+        let job = match job_for(&process, self.config.job_limits) {
             Ok(job) => job,
             Err(f) => {
                 kill(&process);
@@ -542,6 +604,13 @@ fn undo_grants(
         let outcome = match grant {
             Grant::File { sid, path } => revoke(sid, path, SE_FILE_OBJECT),
             Grant::Registry { sid, key } => revoke(sid, key, SE_REGISTRY_KEY),
+            Grant::KeyLabel { key } => {
+                crate::secure::label_app_key(key, false).map_err(|message| OsFailure {
+                    step: format!("removing the label of `{key}`"),
+                    code: 0,
+                    message,
+                })
+            }
             Grant::Label { path } => match set_low_label(path, false) {
                 Err(f) if f.code == ERROR_FILE_NOT_FOUND || f.code == ERROR_PATH_NOT_FOUND => {
                     Ok(())
@@ -600,12 +669,32 @@ fn session_template(config: &SandboxConfig) -> Result<SessionStart, SandboxError
             ..f
         })
     })?;
+    // The minifilter names files by volume device; resolved here, in the user's own context, so
+    // the user's `subst` and mapped drives and any links are seen as the file system sees them.
+    let workspace_device =
+        crate::volumes::nt_path(&config.workspace).map_err(|message| SandboxError::Path {
+            name: config.name.clone(),
+            path: config.workspace.display().to_string(),
+            reason: format!("cannot name it as the minifilter will: {message}"),
+        })?;
     Ok(SessionStart {
         root_pid: 0,
         app: config.app_key().to_owned(),
         workspace,
+        workspace_device: Some(workspace_device),
         user_sid,
     })
+}
+
+/// `%SystemRoot%\System32\cmd.exe` as the system names it (never found on a search path).
+fn system_cmd() -> Result<String, OsFailure> {
+    let mut buf = [0u16; 520];
+    // SAFETY: `buf` is valid for its length in u16 units.
+    let n = unsafe { GetSystemDirectoryW(buf.as_mut_ptr(), buf.len() as u32) } as usize;
+    if n == 0 || n >= buf.len() {
+        return Err(OsFailure::last("GetSystemDirectoryW"));
+    }
+    Ok(format!("{}\\cmd.exe", String::from_utf16_lossy(&buf[..n])))
 }
 
 /// A path in the form the security APIs take: absolute, without the `\\?\` prefix of
@@ -650,30 +739,48 @@ fn create_user_key(subkey: &str) -> Result<(), OsFailure> {
 
 /// An anonymous pipe; both ends inheritable-off except where the child needs them (the handle list
 /// restricts inheritance to exactly the three standard handles).
-fn pipe() -> Result<(OwnedHandle, OwnedHandle), OsFailure> {
-    let attributes = SECURITY_ATTRIBUTES {
-        nLength: size_of::<SECURITY_ATTRIBUTES>() as u32,
-        lpSecurityDescriptor: null_mut(),
-        bInheritHandle: 1,
-    };
+/// Which end of a pipe the child gets.
+#[derive(Clone, Copy)]
+enum ChildEnd {
+    Read,
+    Write,
+}
+
+/// An anonymous pipe whose ends are created non-inheritable; only the child's end is then made
+/// inheritable, so our end never leaks into any child, and the child's end reaches this child
+/// only through the handle list of its attribute list.
+fn pipe(child: ChildEnd) -> Result<(OwnedHandle, OwnedHandle), OsFailure> {
     let mut read: HANDLE = null_mut();
     let mut write: HANDLE = null_mut();
-    // SAFETY: out-pointers are valid; both handles are owned just below.
-    let ok = unsafe { CreatePipe(&mut read, &mut write, &attributes, 0) };
+    // SAFETY: out-pointers are valid; NULL attributes make both ends non-inheritable; both
+    // handles are owned just below.
+    let ok = unsafe { CreatePipe(&mut read, &mut write, null(), 0) };
     if ok == 0 {
         return Err(OsFailure::last("CreatePipe"));
     }
     let read = owned(read).ok_or_else(|| OsFailure::last("CreatePipe"))?;
     let write = owned(write).ok_or_else(|| OsFailure::last("CreatePipe"))?;
+    let end = match child {
+        ChildEnd::Read => &read,
+        ChildEnd::Write => &write,
+    };
+    // SAFETY: sets the inherit flag on a handle we own.
+    let ok = unsafe {
+        SetHandleInformation(
+            end.as_raw_handle(),
+            HANDLE_FLAG_INHERIT,
+            HANDLE_FLAG_INHERIT,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("SetHandleInformation(inherit)"));
+    }
     Ok((read, write))
 }
 
 /// Reads a pipe to its end on its own thread, so stdout and stderr drain concurrently and a child
 /// filling one pipe never deadlocks against us waiting on the other.
 fn reader(handle: OwnedHandle) -> JoinHandle<std::io::Result<Vec<u8>>> {
-    // The parent's read end must not leak into later children.
-    // SAFETY: clears the inherit flag on a handle we own.
-    unsafe { SetHandleInformation(handle.as_raw_handle(), HANDLE_FLAG_INHERIT, 0) };
     std::thread::spawn(move || {
         let mut file = File::from(handle);
         let mut out = Vec::new();
@@ -698,30 +805,52 @@ fn kill(process: &OwnedHandle) {
 }
 
 /// A job that kills every process in it when the last handle closes.
-fn job_for(process: &OwnedHandle) -> Result<OwnedHandle, OsFailure> {
-    // SAFETY: creates an unnamed job object with default security.
-    let job = unsafe { CreateJobObjectW(null(), null()) };
-    let job = owned(job).ok_or_else(|| OsFailure::last("CreateJobObjectW"))?;
-    // SAFETY: plain data; zero means "no limits" before the flags below.
-    let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
-    limits.BasicLimitInformation.LimitFlags =
-        JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
-    // SAFETY: `limits` is valid for its size.
-    let ok = unsafe {
-        SetInformationJobObject(
-            job.as_raw_handle(),
-            JobObjectExtendedLimitInformation,
-            (&limits as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast::<c_void>(),
-            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
-        )
-    };
-    if ok == 0 {
-        return Err(OsFailure::last("SetInformationJobObject(kill on close)"));
-    }
+fn job_for(process: &OwnedHandle, limits: JobLimits) -> Result<OwnedHandle, OsFailure> {
+    let job = new_job(limits)?;
     // SAFETY: both handles are valid and owned; the process is still suspended.
     let ok = unsafe { AssignProcessToJobObject(job.as_raw_handle(), process.as_raw_handle()) };
     if ok == 0 {
         return Err(OsFailure::last("AssignProcessToJobObject"));
+    }
+    Ok(job)
+}
+
+/// A job object with the sandbox's limits and UI restrictions (crate::sandbox::JobLimits).
+fn new_job(limits: JobLimits) -> Result<OwnedHandle, OsFailure> {
+    // SAFETY: creates an unnamed job object with default security.
+    let job = unsafe { CreateJobObjectW(null(), null()) };
+    let job = owned(job).ok_or_else(|| OsFailure::last("CreateJobObjectW"))?;
+    // SAFETY: plain data; zero means "no limits" before the fields below.
+    let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+    info.BasicLimitInformation.LimitFlags = JOB_LIMIT_FLAGS;
+    info.BasicLimitInformation.ActiveProcessLimit = limits.max_processes;
+    info.JobMemoryLimit = usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX);
+    // SAFETY: `info` is valid for its size.
+    let ok = unsafe {
+        SetInformationJobObject(
+            job.as_raw_handle(),
+            JobObjectExtendedLimitInformation,
+            (&info as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast::<c_void>(),
+            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("SetInformationJobObject(limits)"));
+    }
+    let ui = JOBOBJECT_BASIC_UI_RESTRICTIONS {
+        UIRestrictionsClass: UI_RESTRICTIONS,
+    };
+    // SAFETY: `ui` is valid for its size.
+    let ok = unsafe {
+        SetInformationJobObject(
+            job.as_raw_handle(),
+            JobObjectBasicUIRestrictions,
+            (&ui as *const JOBOBJECT_BASIC_UI_RESTRICTIONS).cast::<c_void>(),
+            size_of::<JOBOBJECT_BASIC_UI_RESTRICTIONS>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last("SetInformationJobObject(UI restrictions)"));
     }
     Ok(job)
 }
@@ -743,19 +872,20 @@ impl AttributeList {
         // SAFETY: a size query with a null list is the documented first call; it "fails" with
         // ERROR_INSUFFICIENT_BUFFER and fills `size`.
         unsafe { InitializeProcThreadAttributeList(null_mut(), count, 0, &mut size) };
-        let list = AttributeList {
+        let mut list = AttributeList {
             buffer: vec![0usize; size.div_ceil(size_of::<usize>()).max(1)],
             handles: handles.into(),
         };
         // SAFETY: the buffer is at least `size` bytes and pointer-aligned.
-        let ok = unsafe { InitializeProcThreadAttributeList(list.as_ptr(), count, 0, &mut size) };
+        let ok =
+            unsafe { InitializeProcThreadAttributeList(list.as_mut_ptr(), count, 0, &mut size) };
         if ok == 0 {
             return Err(OsFailure::last("InitializeProcThreadAttributeList"));
         }
         // SAFETY: the handle array lives in `list.handles` (boxed, stable) as long as the list.
         let ok = unsafe {
             UpdateProcThreadAttribute(
-                list.as_ptr(),
+                list.as_mut_ptr(),
                 0,
                 PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
                 list.handles.as_ptr().cast(),
@@ -771,7 +901,7 @@ impl AttributeList {
             // SAFETY: `security` outlives the list (the caller holds it until the process exists).
             let ok = unsafe {
                 UpdateProcThreadAttribute(
-                    list.as_ptr(),
+                    list.as_mut_ptr(),
                     0,
                     PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES as usize,
                     (security as *const SECURITY_CAPABILITIES).cast(),
@@ -789,14 +919,71 @@ impl AttributeList {
         Ok(list)
     }
 
-    fn as_ptr(&self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
-        self.buffer.as_ptr().cast_mut().cast()
+    /// The list, for calls that write it (the buffer is written through, so `&mut self`).
+    fn as_mut_ptr(&mut self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
+        self.buffer.as_mut_ptr().cast()
     }
 }
 
 impl Drop for AttributeList {
     fn drop(&mut self) {
         // SAFETY: the list was initialised in `new` and is deleted once.
-        unsafe { DeleteProcThreadAttributeList(self.as_ptr()) };
+        unsafe { DeleteProcThreadAttributeList(self.as_mut_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use windows_sys::Win32::System::JobObjects::QueryInformationJobObject;
+
+    use super::*;
+
+    /// Under Wine and on Windows: the job object reads back with the limits asked for.
+    #[test]
+    fn the_job_reads_back_with_its_limits_and_ui_restrictions() {
+        let limits = JobLimits {
+            max_processes: 17,
+            max_memory_bytes: 3 << 30,
+        };
+        let job = new_job(limits).expect("job");
+        // SAFETY: plain data filled by the query.
+        let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is writable for its size; `job` is open.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                job.as_raw_handle(),
+                JobObjectExtendedLimitInformation,
+                (&mut info as *mut JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+                size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+                null_mut(),
+            )
+        };
+        assert_ne!(ok, 0, "{:?}", OsFailure::last("QueryInformationJobObject"));
+        assert_eq!(
+            info.BasicLimitInformation.LimitFlags & JOB_LIMIT_FLAGS,
+            JOB_LIMIT_FLAGS
+        );
+        assert_eq!(info.BasicLimitInformation.ActiveProcessLimit, 17);
+        assert_eq!(info.JobMemoryLimit, 3 << 30);
+        let mut ui = JOBOBJECT_BASIC_UI_RESTRICTIONS {
+            UIRestrictionsClass: 0,
+        };
+        // SAFETY: `ui` is writable for its size; `job` is open.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                job.as_raw_handle(),
+                JobObjectBasicUIRestrictions,
+                (&mut ui as *mut JOBOBJECT_BASIC_UI_RESTRICTIONS).cast(),
+                size_of::<JOBOBJECT_BASIC_UI_RESTRICTIONS>() as u32,
+                null_mut(),
+            )
+        };
+        assert_ne!(
+            ok,
+            0,
+            "{:?}",
+            OsFailure::last("QueryInformationJobObject(UI)")
+        );
+        assert_eq!(ui.UIRestrictionsClass, UI_RESTRICTIONS);
     }
 }

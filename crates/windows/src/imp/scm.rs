@@ -1,14 +1,23 @@
 //! Service control manager: install, uninstall, start and stop a service (the agentsh service or the
 //! driver's kernel service), and run the current process as a service under the SCM dispatcher.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
     ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, ERROR_SERVICE_ALREADY_RUNNING,
     ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_NOT_ACTIVE, NO_ERROR,
+};
+use windows_sys::Win32::Security::Authorization::SE_FILE_OBJECT;
+use windows_sys::Win32::System::Services::{
+    ChangeServiceConfig2W, QUERY_SERVICE_CONFIGW, QueryServiceConfig2W, QueryServiceConfigW,
+    SC_ACTION, SC_ACTION_RESTART, SERVICE_CONFIG_DESCRIPTION, SERVICE_CONFIG_FAILURE_ACTIONS,
+    SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, SERVICE_CONFIG_SERVICE_SID_INFO, SERVICE_DESCRIPTIONW,
+    SERVICE_FAILURE_ACTIONS_FLAG, SERVICE_FAILURE_ACTIONSW, SERVICE_QUERY_CONFIG, SERVICE_SID_INFO,
+    SERVICE_SID_TYPE_UNRESTRICTED,
 };
 use windows_sys::Win32::System::Services::{
     CloseServiceHandle, ControlService, CreateServiceW, DeleteService, ENUM_SERVICE_TYPE,
@@ -21,7 +30,9 @@ use windows_sys::Win32::System::Services::{
     SetServiceStatus, StartServiceCtrlDispatcherW, StartServiceW,
 };
 
+use super::security::{self, Parts};
 use super::util::{last_error, wide};
+use crate::service;
 
 /// Name of the agentsh user-mode service (the kernel service of the driver is `agentsh`).
 pub const SERVICE_NAME: &str = "AgentSHService";
@@ -249,9 +260,46 @@ pub fn stop(service: &str, hint: &'static str) -> Result<(), ScmError> {
     wait_for(service, hint, SERVICE_STOPPED, "stopped")
 }
 
-/// Registers the agentsh service: own process, automatic start, `"<exe>" service run`.
-pub fn install_agentsh_service(exe: &Path) -> Result<(), ScmError> {
-    let binary = format!("\"{}\" service run", exe.display());
+/// Installs the agentsh service: copies `source` to `%ProgramFiles%\agentsh\agentsh.exe` (a folder
+/// only SYSTEM and Administrators may write, [`service::INSTALL_DIR_SDDL`]), registers that copy
+/// (own process, automatic start, depending on the driver's kernel service), and sets its
+/// description, failure recovery ([`service::RECOVERY`]) and an unrestricted service SID. Returns
+/// the installed binary's path (the Event Log source's message file too).
+pub fn install_agentsh_service(source: &Path) -> Result<PathBuf, ScmError> {
+    let fail = |step: String, e: std::io::Error| ScmError::Os {
+        service: SERVICE_NAME.into(),
+        step,
+        code: e.raw_os_error().unwrap_or(0) as u32,
+        message: e.to_string(),
+    };
+    let program_files = std::env::var_os("ProgramW6432")
+        .or_else(|| std::env::var_os("ProgramFiles"))
+        .map(PathBuf::from)
+        .ok_or_else(|| ScmError::Os {
+            service: SERVICE_NAME.into(),
+            step: "finding %ProgramFiles%".into(),
+            code: 0,
+            message: "neither ProgramW6432 nor ProgramFiles is set".into(),
+        })?;
+    let installed = service::install_path(&program_files);
+    let folder = installed.parent().unwrap_or(&program_files).to_path_buf();
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| fail(format!("creating `{}`", folder.display()), e))?;
+    protect_install_folder(&folder)?;
+    let same = std::fs::canonicalize(source).ok() == std::fs::canonicalize(&installed).ok();
+    if !same {
+        std::fs::copy(source, &installed).map_err(|e| {
+            fail(
+                format!(
+                    "copying `{}` to `{}` (stop the running service first to upgrade)",
+                    source.display(),
+                    installed.display()
+                ),
+                e,
+            )
+        })?;
+    }
+    let binary = service::image_path(&installed);
     create(&ServiceSpec {
         name: SERVICE_NAME,
         display_name: SERVICE_DISPLAY_NAME,
@@ -259,8 +307,194 @@ pub fn install_agentsh_service(exe: &Path) -> Result<(), ScmError> {
         start: SERVICE_AUTO_START,
         binary: &binary,
         group: None,
-        dependencies: &[],
+        dependencies: service::DEPENDENCIES,
+    })?;
+    configure_agentsh_service()?;
+    Ok(installed)
+}
+
+/// Gives the install folder its protected, admin-only DACL (inherited by the binary).
+pub fn protect_install_folder(folder: &Path) -> Result<(), ScmError> {
+    security::apply_sddl(
+        &folder.display().to_string(),
+        SE_FILE_OBJECT,
+        service::INSTALL_DIR_SDDL,
+        Parts {
+            dacl: true,
+            label: false,
+        },
+    )
+    .map_err(|f| ScmError::Os {
+        service: SERVICE_NAME.into(),
+        step: f.step,
+        code: f.code,
+        message: f.message,
     })
+}
+
+/// Description, failure recovery (also for failures that are not crashes) and service SID of
+/// the installed agentsh service.
+pub fn configure_agentsh_service() -> Result<(), ScmError> {
+    let h = open(SERVICE_NAME, SERVICE_ALL_ACCESS, "service")?;
+    let mut description = wide(service::DESCRIPTION);
+    let info = SERVICE_DESCRIPTIONW {
+        lpDescription: description.as_mut_ptr(),
+    };
+    change_config2(&h, SERVICE_CONFIG_DESCRIPTION, &info, "description")?;
+    let r = service::RECOVERY;
+    let mut actions = r.restart_delays_ms.map(|delay| SC_ACTION {
+        Type: SC_ACTION_RESTART,
+        Delay: delay,
+    });
+    let failure = SERVICE_FAILURE_ACTIONSW {
+        dwResetPeriod: r.reset_period_secs,
+        lpRebootMsg: null_mut(),
+        lpCommand: null_mut(),
+        cActions: actions.len() as u32,
+        lpsaActions: actions.as_mut_ptr(),
+    };
+    change_config2(
+        &h,
+        SERVICE_CONFIG_FAILURE_ACTIONS,
+        &failure,
+        "failure actions",
+    )?;
+    let flag = SERVICE_FAILURE_ACTIONS_FLAG {
+        fFailureActionsOnNonCrashFailures: i32::from(r.on_non_crash_failures),
+    };
+    change_config2(
+        &h,
+        SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+        &flag,
+        "failure actions on non-crash failures",
+    )?;
+    let sid = SERVICE_SID_INFO {
+        dwServiceSidType: SERVICE_SID_TYPE_UNRESTRICTED,
+    };
+    change_config2(&h, SERVICE_CONFIG_SERVICE_SID_INFO, &sid, "service SID")
+}
+
+fn change_config2<T>(h: &ScHandle, level: u32, info: &T, what: &str) -> Result<(), ScmError> {
+    // SAFETY: `h` is an open service handle with SERVICE_CHANGE_CONFIG; `info` is the structure
+    // `level` names and lives (with what it points to) for the call.
+    let ok = unsafe { ChangeServiceConfig2W(h.0, level, (info as *const T).cast()) };
+    if ok == 0 {
+        return Err(os(SERVICE_NAME, &format!("ChangeServiceConfig2W({what})")));
+    }
+    Ok(())
+}
+
+/// What the SCM holds for the agentsh service, read back (for tests and `service install`'s
+/// report): image path, start type, dependencies, failure actions' reset period and delays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledConfig {
+    pub binary: String,
+    pub start_type: u32,
+    pub dependencies: Vec<String>,
+    pub reset_period_secs: u32,
+    pub restart_delays_ms: Vec<u32>,
+    pub description: String,
+}
+
+/// Reads the agentsh service's configuration back from the SCM.
+pub fn installed_config() -> Result<InstalledConfig, ScmError> {
+    let h = open(SERVICE_NAME, SERVICE_QUERY_CONFIG, "service")?;
+    let mut needed = 0u32;
+    // SAFETY: a size query with an empty buffer; `needed` receives the size.
+    unsafe { QueryServiceConfigW(h.0, null_mut(), 0, &mut needed) };
+    let mut buf = vec![0u64; (needed as usize).div_ceil(8).max(1)];
+    // SAFETY: `buf` is 8-byte aligned and at least `needed` bytes long.
+    let ok = unsafe {
+        QueryServiceConfigW(
+            h.0,
+            buf.as_mut_ptr().cast(),
+            (buf.len() * 8) as u32,
+            &mut needed,
+        )
+    };
+    if ok == 0 {
+        return Err(os(SERVICE_NAME, "QueryServiceConfigW"));
+    }
+    // SAFETY: the call filled `buf` with a QUERY_SERVICE_CONFIGW and the strings it points to.
+    let config = unsafe { &*(buf.as_ptr() as *const QUERY_SERVICE_CONFIGW) };
+    // SAFETY: the strings point into `buf`, NUL-terminated (dependencies double-NUL-terminated).
+    let binary = unsafe { read_wide(config.lpBinaryPathName) };
+    let mut dependencies = Vec::new();
+    let mut p = config.lpDependencies;
+    while !p.is_null() {
+        // SAFETY: `p` points at the next string of the double-NUL-terminated list in `buf`.
+        let name = unsafe { read_wide(p) };
+        if name.is_empty() {
+            break;
+        }
+        // SAFETY: the next string starts after this one's terminator, still inside `buf`.
+        p = unsafe { p.add(name.encode_utf16().count() + 1) };
+        dependencies.push(name);
+    }
+    let failure = query_config2(&h, SERVICE_CONFIG_FAILURE_ACTIONS)?;
+    // SAFETY: the buffer holds a SERVICE_FAILURE_ACTIONSW and the actions it points to.
+    let fa = unsafe { &*(failure.as_ptr() as *const SERVICE_FAILURE_ACTIONSW) };
+    let restart_delays_ms = if fa.lpsaActions.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: `cActions` actions follow in the buffer.
+        unsafe { std::slice::from_raw_parts(fa.lpsaActions, fa.cActions as usize) }
+            .iter()
+            .filter(|a| a.Type == SC_ACTION_RESTART)
+            .map(|a| a.Delay)
+            .collect()
+    };
+    let reset_period_secs = fa.dwResetPeriod;
+    let descr = query_config2(&h, SERVICE_CONFIG_DESCRIPTION)?;
+    // SAFETY: the buffer holds a SERVICE_DESCRIPTIONW whose string lies inside it (or is NULL).
+    let description =
+        unsafe { read_wide((*(descr.as_ptr() as *const SERVICE_DESCRIPTIONW)).lpDescription) };
+    Ok(InstalledConfig {
+        binary,
+        start_type: config.dwStartType,
+        dependencies,
+        reset_period_secs,
+        restart_delays_ms,
+        description,
+    })
+}
+
+fn query_config2(h: &ScHandle, level: u32) -> Result<Vec<u64>, ScmError> {
+    let mut needed = 0u32;
+    // SAFETY: a size query with an empty buffer; `needed` receives the size.
+    unsafe { QueryServiceConfig2W(h.0, level, null_mut(), 0, &mut needed) };
+    let mut buf = vec![0u64; (needed as usize).div_ceil(8).max(4)];
+    // SAFETY: `buf` is 8-byte aligned and at least `needed` bytes long.
+    let ok = unsafe {
+        QueryServiceConfig2W(
+            h.0,
+            level,
+            buf.as_mut_ptr().cast(),
+            (buf.len() * 8) as u32,
+            &mut needed,
+        )
+    };
+    if ok == 0 {
+        return Err(os(SERVICE_NAME, &format!("QueryServiceConfig2W({level})")));
+    }
+    Ok(buf)
+}
+
+/// A NUL-terminated UTF-16 string; empty for NULL.
+///
+/// # Safety
+/// `p` is NULL or points at a NUL-terminated UTF-16 string.
+unsafe fn read_wide(p: *const u16) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    let mut n = 0usize;
+    // SAFETY: the caller guarantees a terminator; reading stops there.
+    while unsafe { *p.add(n) } != 0 {
+        n += 1;
+    }
+    // SAFETY: `n` units before the terminator are valid.
+    String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
 /// Set by the SCM control handler; the service body waits on it.
@@ -295,7 +529,15 @@ struct Dispatch {
     stop: StopSignal,
     handle: Mutex<usize>,
     outcome: Mutex<Option<Result<(), String>>>,
+    /// `dwCheckPoint` of the pending state, raised at every progress report.
+    checkpoint: AtomicU32,
 }
+
+/// Service-specific exit code of a body that failed (`dwServiceSpecificExitCode` with
+/// `ERROR_SERVICE_SPECIFIC_ERROR`).
+pub const EXIT_BODY_FAILED: u32 = 1;
+/// ERROR_SERVICE_SPECIFIC_ERROR.
+const ERROR_SERVICE_SPECIFIC_ERROR: u32 = 1066;
 
 static DISPATCH: OnceLock<Dispatch> = OnceLock::new();
 
@@ -305,6 +547,17 @@ fn report(state: u32, exit_code: u32) {
     if *handle == 0 {
         return;
     }
+    let pending = state == SERVICE_START_PENDING || state == SERVICE_STOP_PENDING;
+    let checkpoint = if pending {
+        d.checkpoint.fetch_add(1, Ordering::Relaxed) + 1
+    } else {
+        0
+    };
+    let (win32, specific) = if exit_code == 0 {
+        (NO_ERROR, 0)
+    } else {
+        (ERROR_SERVICE_SPECIFIC_ERROR, exit_code)
+    };
     let status = SERVICE_STATUS {
         dwServiceType: SERVICE_WIN32_OWN_PROCESS,
         dwCurrentState: state,
@@ -313,14 +566,10 @@ fn report(state: u32, exit_code: u32) {
         } else {
             0
         },
-        dwWin32ExitCode: exit_code,
-        dwServiceSpecificExitCode: 0,
-        dwCheckPoint: 0,
-        dwWaitHint: if state == SERVICE_RUNNING || state == SERVICE_STOPPED {
-            0
-        } else {
-            10_000
-        },
+        dwWin32ExitCode: win32,
+        dwServiceSpecificExitCode: specific,
+        dwCheckPoint: checkpoint,
+        dwWaitHint: if pending { 10_000 } else { 0 },
     };
     // SAFETY: the handle came from RegisterServiceCtrlHandlerExW; `status` is valid.
     unsafe { SetServiceStatus(*handle as SERVICE_STATUS_HANDLE, &status) };
@@ -364,17 +613,30 @@ unsafe extern "system" fn service_main(_: u32, _: *mut *mut u16) {
     if let Ok(mut h) = d.handle.lock() {
         *h = handle as usize;
     }
+    // START_PENDING until the body says it serves ([`report_running`]); it raises the
+    // checkpoint while it waits for the driver ([`report_start_progress`]).
     report(SERVICE_START_PENDING, NO_ERROR);
-    report(SERVICE_RUNNING, NO_ERROR);
     let result = (d.body)(d.stop.clone());
-    // ERROR_SERVICE_SPECIFIC_ERROR makes the SCM log a failure.
-    report(
-        SERVICE_STOPPED,
-        if result.is_ok() { NO_ERROR } else { 1066 },
-    );
+    let exit = if result.is_ok() { 0 } else { EXIT_BODY_FAILED };
+    // The outcome is stored before SERVICE_STOPPED: once the SCM sees STOPPED, the dispatcher may
+    // return and `run_as_service` reads it. A non-zero exit (ERROR_SERVICE_SPECIFIC_ERROR) makes
+    // the SCM log the failure and apply the recovery actions.
     if let Ok(mut outcome) = d.outcome.lock() {
         *outcome = Some(result);
     }
+    report(SERVICE_STOPPED, exit);
+}
+
+/// Tells the SCM the service now serves (`SERVICE_RUNNING`, stop and shutdown accepted). Does
+/// nothing when the process is not running under the SCM.
+pub fn report_running() {
+    report(SERVICE_RUNNING, NO_ERROR);
+}
+
+/// Tells the SCM the start is still progressing (`SERVICE_START_PENDING` with the next
+/// checkpoint), while the body waits for the driver. Does nothing outside the SCM.
+pub fn report_start_progress() {
+    report(SERVICE_START_PENDING, NO_ERROR);
 }
 
 /// Runs `body` as the agentsh service under the SCM dispatcher. Returns [`ScmError::NotAService`]
@@ -387,6 +649,7 @@ pub fn run_as_service(
         stop: StopSignal::default(),
         handle: Mutex::new(0),
         outcome: Mutex::new(None),
+        checkpoint: AtomicU32::new(0),
     });
     if installed.is_err() {
         return Err(ScmError::Os {
@@ -427,7 +690,7 @@ pub fn run_as_service(
     outcome.map_err(|message| ScmError::Os {
         service: SERVICE_NAME.into(),
         step: "service body".into(),
-        code: 1066,
+        code: ERROR_SERVICE_SPECIFIC_ERROR,
         message,
     })
 }

@@ -7,19 +7,21 @@ use std::ptr::{null, null_mut};
 
 use windows_sys::Win32::Foundation::{HANDLE, HLOCAL, LocalFree};
 use windows_sys::Win32::Security::Authorization::{
-    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
-    ConvertStringSidToSidW, EXPLICIT_ACCESS_W, GRANT_ACCESS, GetNamedSecurityInfoW,
-    NO_MULTIPLE_TRUSTEE, REVOKE_ACCESS, SDDL_REVISION_1, SE_FILE_OBJECT, SE_OBJECT_TYPE,
-    SetEntriesInAclW, SetNamedSecurityInfoW, TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
+    ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, ConvertStringSidToSidW,
+    EXPLICIT_ACCESS_W, GRANT_ACCESS, GetNamedSecurityInfoW, NO_MULTIPLE_TRUSTEE, REVOKE_ACCESS,
+    SDDL_REVISION_1, SE_FILE_OBJECT, SE_OBJECT_TYPE, SetEntriesInAclW, SetNamedSecurityInfoW,
+    TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
 };
 use windows_sys::Win32::Security::{
     ACL, CreateRestrictedToken, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
-    DISABLE_MAX_PRIVILEGE, GetSecurityDescriptorSacl, GetTokenInformation,
-    LABEL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SECURITY_MAX_SID_SIZE,
-    SID_AND_ATTRIBUTES, SUB_CONTAINERS_AND_OBJECTS_INHERIT, SetTokenInformation,
-    TOKEN_ADJUST_DEFAULT, TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL,
-    TOKEN_QUERY, TOKEN_USER, TokenIntegrityLevel, TokenUser, WinBuiltinAdministratorsSid,
-    WinLowLabelSid,
+    DISABLE_MAX_PRIVILEGE, GetSecurityDescriptorControl, GetSecurityDescriptorDacl,
+    GetSecurityDescriptorSacl, GetTokenInformation, LABEL_SECURITY_INFORMATION,
+    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SE_DACL_PROTECTED,
+    SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES, SUB_CONTAINERS_AND_OBJECTS_INHERIT,
+    SetTokenInformation, TOKEN_ADJUST_DEFAULT, TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE,
+    TOKEN_MANDATORY_LABEL, TOKEN_QUERY, TOKEN_USER, TokenIntegrityLevel, TokenUser,
+    WinBuiltinAdministratorsSid, WinLowLabelSid,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
@@ -219,41 +221,6 @@ pub fn change_dacl(
     // SAFETY: the descriptor was LocalAlloc'd by GetNamedSecurityInfoW and is freed once.
     unsafe { LocalFree(descriptor as HLOCAL) };
     result
-}
-
-/// Whether `path` carries an explicit mandatory label (a label ACE in its SACL).
-pub fn has_explicit_label(path: &str) -> Result<bool, OsFailure> {
-    let wpath = wide(path);
-    let mut sacl: *mut ACL = null_mut();
-    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
-    // SAFETY: out-pointers are valid; the descriptor is LocalAlloc'd and freed below.
-    let rc = unsafe {
-        GetNamedSecurityInfoW(
-            wpath.as_ptr(),
-            SE_FILE_OBJECT,
-            LABEL_SECURITY_INFORMATION,
-            null_mut(),
-            null_mut(),
-            null_mut(),
-            &mut sacl,
-            &mut descriptor,
-        )
-    };
-    if rc != 0 {
-        return Err(OsFailure::code(
-            format!("reading the integrity label of `{path}`"),
-            rc,
-        ));
-    }
-    let labelled = if sacl.is_null() {
-        false
-    } else {
-        // SAFETY: `sacl` points into `descriptor`, which is still alive.
-        unsafe { (*sacl).AceCount > 0 }
-    };
-    // SAFETY: the descriptor was LocalAlloc'd by GetNamedSecurityInfoW and is freed once.
-    unsafe { LocalFree(descriptor as HLOCAL) };
-    Ok(labelled)
 }
 
 /// Sets (`low = true`: low, inherited by new files and directories, no write-up) or removes the
@@ -530,5 +497,171 @@ impl AppContainerApi {
             ));
         }
         Ok(())
+    }
+}
+
+/// Which parts of a security descriptor [`apply_sddl`] writes and [`read_sddl`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// The DACL (protected from inheritance when the SDDL says `D:P`).
+    pub dacl: bool,
+    /// The mandatory label (the SACL's label ACE).
+    pub label: bool,
+}
+
+/// Writes the DACL and/or mandatory label of `sddl` to `object` (a file path or a registry path
+/// such as `CURRENT_USER\SOFTWARE\x`). A protected DACL (`D:P`) stops inheritance from the parent.
+pub fn apply_sddl(
+    object: &str,
+    kind: SE_OBJECT_TYPE,
+    sddl: &str,
+    parts: Parts,
+) -> Result<(), OsFailure> {
+    let descriptor = Descriptor::from_sddl(sddl)?;
+    let mut info = 0;
+    let mut dacl: *mut ACL = null_mut();
+    let mut sacl: *mut ACL = null_mut();
+    if parts.dacl {
+        let (mut present, mut defaulted) = (0, 0);
+        // SAFETY: `descriptor` is valid; out-pointers are valid locals.
+        let ok = unsafe {
+            GetSecurityDescriptorDacl(descriptor.0, &mut present, &mut dacl, &mut defaulted)
+        };
+        if ok == 0 || present == 0 {
+            return Err(OsFailure::last(format!("`{sddl}` has no DACL")));
+        }
+        let (mut control, mut revision) = (0u16, 0u32);
+        // SAFETY: `descriptor` is valid; out-pointers are valid locals.
+        let ok = unsafe { GetSecurityDescriptorControl(descriptor.0, &mut control, &mut revision) };
+        if ok == 0 {
+            return Err(OsFailure::last("GetSecurityDescriptorControl"));
+        }
+        info |= DACL_SECURITY_INFORMATION;
+        if control & SE_DACL_PROTECTED != 0 {
+            info |= PROTECTED_DACL_SECURITY_INFORMATION;
+        }
+    }
+    if parts.label {
+        let (mut present, mut defaulted) = (0, 0);
+        // SAFETY: `descriptor` is valid; out-pointers are valid locals.
+        let ok = unsafe {
+            GetSecurityDescriptorSacl(descriptor.0, &mut present, &mut sacl, &mut defaulted)
+        };
+        if ok == 0 || present == 0 {
+            return Err(OsFailure::last(format!("`{sddl}` has no mandatory label")));
+        }
+        info |= LABEL_SECURITY_INFORMATION;
+    }
+    let wobject = wide(object);
+    // SAFETY: `wobject` is NUL-terminated; `dacl` and `sacl` (or NULL) live inside `descriptor`,
+    // which outlives the call.
+    let rc = unsafe {
+        SetNamedSecurityInfoW(
+            wobject.as_ptr(),
+            kind,
+            info,
+            null_mut(),
+            null_mut(),
+            dacl,
+            sacl,
+        )
+    };
+    if rc != 0 {
+        return Err(OsFailure::code(
+            format!("writing the security descriptor `{sddl}` to `{object}`"),
+            rc,
+        ));
+    }
+    Ok(())
+}
+
+/// The DACL and/or mandatory label of `object`, read back with `GetNamedSecurityInfoW`, as SDDL.
+pub fn read_sddl(object: &str, kind: SE_OBJECT_TYPE, parts: Parts) -> Result<String, OsFailure> {
+    let mut info = 0;
+    if parts.dacl {
+        info |= DACL_SECURITY_INFORMATION;
+    }
+    if parts.label {
+        info |= LABEL_SECURITY_INFORMATION;
+    }
+    let wobject = wide(object);
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: out-pointers are valid; the descriptor is LocalAlloc'd and owned below.
+    let rc = unsafe {
+        GetNamedSecurityInfoW(
+            wobject.as_ptr(),
+            kind,
+            info,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            &mut descriptor,
+        )
+    };
+    if rc != 0 {
+        return Err(OsFailure::code(
+            format!("reading the security descriptor of `{object}`"),
+            rc,
+        ));
+    }
+    let descriptor = Descriptor(descriptor);
+    let mut text: *mut u16 = null_mut();
+    let mut len = 0u32;
+    // SAFETY: `descriptor` is valid; `text` receives a LocalAlloc'd string freed below.
+    let ok = unsafe {
+        ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            descriptor.0,
+            SDDL_REVISION_1,
+            info,
+            &mut text,
+            &mut len,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last(
+            "ConvertSecurityDescriptorToStringSecurityDescriptorW",
+        ));
+    }
+    let mut n = 0usize;
+    // SAFETY: the string is NUL-terminated; reading stops at the terminator.
+    while unsafe { *text.add(n) } != 0 {
+        n += 1;
+    }
+    // SAFETY: `text` holds `n` valid UTF-16 units.
+    let units = unsafe { std::slice::from_raw_parts(text, n) };
+    let sddl = String::from_utf16_lossy(units);
+    // SAFETY: the string was LocalAlloc'd by the conversion and is freed once.
+    unsafe { LocalFree(text as HLOCAL) };
+    Ok(sddl)
+}
+
+/// A self-relative security descriptor allocated with LocalAlloc.
+struct Descriptor(PSECURITY_DESCRIPTOR);
+
+impl Descriptor {
+    fn from_sddl(sddl: &str) -> Result<Self, OsFailure> {
+        let wsddl = wide(sddl);
+        let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+        // SAFETY: `wsddl` is NUL-terminated; the descriptor is LocalAlloc'd and owned by Self.
+        let ok = unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                wsddl.as_ptr(),
+                SDDL_REVISION_1,
+                &mut descriptor,
+                null_mut(),
+            )
+        };
+        if ok == 0 {
+            return Err(OsFailure::last(format!("parsing the SDDL `{sddl}`")));
+        }
+        Ok(Descriptor(descriptor))
+    }
+}
+
+impl Drop for Descriptor {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor was LocalAlloc'd by the system and is freed once.
+        unsafe { LocalFree(self.0 as HLOCAL) };
     }
 }

@@ -1,0 +1,65 @@
+//! Applying and reading back the descriptors of [`crate::secure`].
+
+use std::path::Path;
+
+use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SE_REGISTRY_KEY};
+
+use super::security::{Parts, apply_sddl, current_user_sid, read_sddl};
+use crate::secure::{APP_KEY_LABEL_SDDL, token_dir_sddl, token_file_sddl};
+
+const BOTH: Parts = Parts {
+    dacl: true,
+    label: true,
+};
+
+fn text(f: super::security::OsFailure) -> String {
+    format!("{}: {} (win32 error {})", f.step, f.message, f.code)
+}
+
+/// Gives the API token file and its folder their protected DACL and no-read-up Medium label
+/// (the folder first, so nothing created there meanwhile escapes it), for a service running as
+/// this process's user.
+pub fn protect_token_file(path: &Path) -> Result<(), String> {
+    let owner = current_user_sid().map_err(text)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        apply_sddl(
+            &dir.display().to_string(),
+            SE_FILE_OBJECT,
+            &token_dir_sddl(&owner),
+            BOTH,
+        )
+        .map_err(text)?;
+    }
+    apply_sddl(
+        &path.display().to_string(),
+        SE_FILE_OBJECT,
+        &token_file_sddl(&owner),
+        BOTH,
+    )
+    .map_err(text)
+}
+
+/// The DACL and label of a file or folder, as SDDL.
+pub fn read_file_sddl(path: &Path) -> Result<String, String> {
+    read_sddl(&path.display().to_string(), SE_FILE_OBJECT, BOTH).map_err(text)
+}
+
+/// The DACL and label of a registry key (`CURRENT_USER\SOFTWARE\x`), as SDDL.
+pub fn read_key_sddl(key: &str) -> Result<String, String> {
+    read_sddl(key, SE_REGISTRY_KEY, BOTH).map_err(text)
+}
+
+/// Labels `CURRENT_USER\SOFTWARE\<app>` Low with no-write-up for subkeys
+/// ([`APP_KEY_LABEL_SDDL`]), or removes the label (`low = false`).
+pub fn label_app_key(key: &str, low: bool) -> Result<(), String> {
+    apply_sddl(
+        key,
+        SE_REGISTRY_KEY,
+        if low { APP_KEY_LABEL_SDDL } else { "S:" },
+        Parts {
+            dacl: false,
+            label: true,
+        },
+    )
+    .map_err(text)
+}
