@@ -180,10 +180,14 @@ impl HighRiskSet {
         self.patterns
             .iter()
             .filter(|p| {
+                // Last segment first: it is the selective one (`RUN*`, `SERVICES`), while every
+                // pattern starts with `REGISTRY` and a hive; a key that fails it is rejected after
+                // one comparison instead of three or four.
                 p.segments.len() <= segments.len()
                     && p.segments
                         .iter()
                         .zip(segments)
+                        .rev()
                         .all(|(pat, seg)| glob(pat, seg))
             })
             .map(|p| p.risk)
