@@ -57,6 +57,19 @@ check() {
 
 sign() {
   packaging/driver-test-signing/sign.sh "$out/agentsh.unsigned.sys" "$out/agentsh.sys" "$out/signing"
+  # The signed image: certificate table present, checksum recomputed over the signed file.
+  python3 tests/kernel-emu/pe_check.py --signed "$out/agentsh.sys"
+  # The checksum check must be able to fail: a copy with a stale checksum is rejected.
+  python3 - "$out/agentsh.sys" "$out/agentsh.badsum.sys" <<'PY'
+import sys, pefile
+pe = pefile.PE(sys.argv[1])
+pe.OPTIONAL_HEADER.CheckSum ^= 0x10
+pe.write(sys.argv[2])
+PY
+  if python3 tests/kernel-emu/pe_check.py --signed "$out/agentsh.badsum.sys" 2>/dev/null; then
+    echo "driver.sh: the PE check accepted a wrong image checksum" >&2; exit 1
+  fi
+  echo "driver.sh: PE check rejects a signed image with a wrong checksum"
 }
 
 emu() {
