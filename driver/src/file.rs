@@ -251,6 +251,11 @@ unsafe fn intercept(
     let Some(plan) = (unsafe { plan(data) }) else {
         return true;
     };
+    // A read kcore would allow without asking (ReadNotQueried) needs no name: skip the query, the
+    // most expensive step of pre-create.
+    if plan.op == FileOperation::Read && !d.reads_need_names() {
+        return true;
+    }
     let Some(name) = FileName::of(data) else {
         return false;
     };

@@ -159,8 +159,10 @@ pub unsafe extern "system" fn on_message(
         if let Some(ticket) = r.wake {
             wake(&s.holds, ticket);
         }
-        // A session may have started or ended.
+        // A session may have started or ended; the configuration may have changed.
         d.pids.sync(s);
+        d.config_flags
+            .store(s.core.config().flags, core::sync::atomic::Ordering::Release);
         r
     });
     log_transitions(d);

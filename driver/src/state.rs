@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use agentsh_kcore::KernelCore;
 
@@ -33,6 +33,9 @@ pub struct Driver {
     /// CmRegisterCallbackEx writes it through its `_Out_` pointer before it returns.
     pub cm_cookie: AtomicI64,
     pub notify_queued: AtomicBool,
+    /// The configuration's flags (CONFIG_QUERY_READS / CONFIG_NOTIFY_READS), mirrored after every
+    /// control message so that a session's read can skip its name query without the lock.
+    pub config_flags: AtomicU32,
     /// Unload has begun: no new holds start.
     pub stopping: AtomicBool,
     /// Threads (PETHREAD) inside the driver's own key-existence probe: their nested registry
@@ -66,6 +69,7 @@ impl Driver {
             client_port: UnsafeCell::new(core::ptr::null_mut()),
             cm_cookie: AtomicI64::new(0),
             notify_queued: AtomicBool::new(false),
+            config_flags: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
             probing: [const { AtomicUsize::new(0) }; PROBE_SLOTS],
             pids,
@@ -100,6 +104,13 @@ impl Driver {
         let p = DRIVER.swap(core::ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: `p` came from PoolBox::into_raw in `install`; nothing references it any more.
         drop(unsafe { PoolBox::from_raw(p) });
+    }
+
+    /// Whether kcore needs the name of a session's read (reads are queried or notified).
+    pub fn reads_need_names(&self) -> bool {
+        let flags = self.config_flags.load(Ordering::Acquire);
+        flags & (agentsh_wire::control::CONFIG_QUERY_READS | agentsh_wire::control::CONFIG_NOTIFY_READS)
+            != 0
     }
 
     pub fn filter(&self) -> ffi::Pvoid {

@@ -403,8 +403,9 @@ def file_scenarios(h):
         st, io = h.file_op(1001, IRP_MJ_CREATE, prot, desired=access)
         check(f"review 7/17: an open of a protected file with {label} is write intent -> denied",
               st == COMPLETE and io == K.STATUS_ACCESS_DENIED, (st, io))
-    st, io = h.file_op(1001, IRP_MJ_CREATE, prot, desired=GENERIC_READ)
-    check("a GENERIC_READ open of a protected file is a read (not queried) -> allowed", st == ALLOW, (st, io))
+    (st, io), delta, _ = h.measure(lambda: h.file_op(1001, IRP_MJ_CREATE, prot, desired=GENERIC_READ))
+    check("review 17: a session's GENERIC_READ open is a read kcore does not ask about -> allowed without a "
+          "name query", st == ALLOW and delta.get("name_queries", 0) == 0, (st, io, delta))
 
     st, io = h.file_op(1001, IRP_MJ_SET_SECURITY, prot)
     check("review 7: set-security on a protected file -> denied", st == COMPLETE and io == K.STATUS_ACCESS_DENIED,
