@@ -226,6 +226,16 @@ struct Client {
 impl KernelCore {
     /// A core with the guide's defaults. `seed` keys the internal hashes (draw it at load).
     pub fn new(seed: u64) -> Self {
+        Self::with_high_risk(seed, HighRiskSet::builtin())
+    }
+
+    /// [`KernelCore::new`] with fallible allocation (the driver's `DriverEntry`); `None` when
+    /// memory runs out.
+    pub fn try_new(seed: u64) -> Option<Self> {
+        Some(Self::with_high_risk(seed, HighRiskSet::try_builtin()?))
+    }
+
+    fn with_high_risk(seed: u64, high_risk: HighRiskSet) -> Self {
         let config = DriverConfig::DEFAULT;
         KernelCore {
             config,
@@ -234,7 +244,7 @@ impl KernelCore {
             sessions: SessionTable::new(seed.rotate_left(17)),
             pending: PendingTable::default(),
             notifications: NotificationQueue::default(),
-            high_risk: HighRiskSet::builtin(),
+            high_risk,
             client: None,
             excluded: None,
             transitions: None,

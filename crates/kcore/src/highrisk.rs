@@ -152,6 +152,34 @@ impl HighRiskSet {
         HighRiskSet { patterns }
     }
 
+    /// The built-in set, or `None` when memory runs out while building it (the driver's
+    /// `DriverEntry` then fails to load instead of bug-checking).
+    pub fn try_builtin() -> Option<Self> {
+        let mut patterns = Vec::new();
+        for (roots, suffix, risk) in TABLE {
+            for root in *roots {
+                let mut segments: Vec<Vec<u16>> = Vec::new();
+                for s in root
+                    .split('\\')
+                    .chain(suffix.split('\\'))
+                    .filter(|s| !s.is_empty())
+                {
+                    let mut segment = Vec::new();
+                    segment.try_reserve_exact(s.len()).ok()?;
+                    segment.extend(s.encode_utf16());
+                    segments.try_reserve(1).ok()?;
+                    segments.push(segment);
+                }
+                patterns.try_reserve(1).ok()?;
+                patterns.push(Pattern {
+                    segments,
+                    risk: *risk,
+                });
+            }
+        }
+        Some(HighRiskSet { patterns })
+    }
+
     /// Number of expanded patterns.
     pub fn len(&self) -> usize {
         self.patterns.len()

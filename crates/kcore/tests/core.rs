@@ -1096,6 +1096,19 @@ fn out_of_range_config_is_refused_and_the_old_one_kept() {
 }
 
 #[test]
+fn the_fallible_high_risk_set_is_the_built_in_one() {
+    let (a, b) = (
+        HighRiskSet::builtin(),
+        HighRiskSet::try_builtin().expect("memory"),
+    );
+    assert_eq!(a.len(), b.len());
+    assert!(a.len() > 100);
+    let run = u(RUN);
+    assert_eq!(a.classify(&run), b.classify(&run));
+    assert!(KernelCore::try_new(1).is_some());
+}
+
+#[test]
 fn the_high_risk_set_covers_every_view_of_a_key() {
     let set = HighRiskSet::builtin();
     let sid = "S-1-5-21-1004336348-1177238915-682003330-1001";
