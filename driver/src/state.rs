@@ -76,7 +76,7 @@ impl Driver {
             mutex: UnsafeCell::new(ffi::KMutex([0; 56])),
             rundown: UnsafeCell::new(ffi::RundownRef(0)),
             locked: UnsafeCell::new(Locked {
-                core: KernelCore::new(crate::kernel::seed()),
+                core: KernelCore::try_new(crate::kernel::seed())?,
                 holds: Vec::new(),
             }),
         })?;

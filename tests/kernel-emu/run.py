@@ -217,6 +217,8 @@ def main():
     check("review 1: DriverEntry returns STATUS_SUCCESS under the strict _Out_ models", status == 0, hex(status))
     if status != 0:
         sys.exit(report(started))
+    entry_allocs = k.counters["pool_allocs"]
+    guarded("review 4: DriverEntry allocation failures", lambda: driver_entry_faults(args.driver, entry_allocs))
     check("filter, port, registry callback and process notify registered; filtering started",
           k.registrations == {"filter", "port", "registry", "process", "filtering"}, k.registrations)
     check("registry callback altitude is 385200", getattr(k, "cm_altitude", None) == "385200")
@@ -290,6 +292,20 @@ def main():
     if h.service:
         h.service.kill()
     sys.exit(report(started))
+
+
+def driver_entry_faults(driver, n):
+    """DriverEntry's allocation sites, each failing once: the session filter (the first), kcore's
+    high-risk set (the second and third: a pattern's segment and its list), and the driver state
+    (the last of the `n`). Loading fails cleanly every time."""
+    for i in (1, 2, 3, n):
+        k = K.Kernel(driver)
+        k.fail_alloc_at = i
+        status = k.driver_entry()
+        check(f"review 4: DriverEntry with pool allocation {i} failing returns STATUS_INSUFFICIENT_RESOURCES, "
+              "registers nothing and leaks nothing",
+              status == K.STATUS_INSUFFICIENT_RESOURCES and not k.registrations and not k.pools,
+              (hex(status), k.registrations, len(k.pools)))
 
 
 def report(started):
