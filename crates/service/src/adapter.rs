@@ -307,9 +307,8 @@ impl PolicyAdapter {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let salvage = Salvage::of(message_type, body);
         let critical = salvage.critical_write();
-        let deny = salvage.token != Some(0) && salvage.token.is_some()
-            || critical
-            || self.fail_mode() == FailMode::Closed;
+        let session = salvage.token.is_some_and(|t| t != 0);
+        let deny = session || critical || self.fail_mode() == FailMode::Closed;
         tracing::warn!(
             problem,
             deny,
