@@ -53,7 +53,10 @@ mod imp {
                     Some(exe) => exe,
                     None => std::env::current_exe()?,
                 };
-                let installed = scm::install_agentsh_service(&exe)?;
+                let (installed, unsupported) = scm::install_agentsh_service(&exe)?;
+                for warning in unsupported {
+                    eprintln!("agentsh: service install: warning: {warning}");
+                }
                 eventlog::register_source(&installed).map_err(anyhow::Error::msg)?;
                 println!(
                     "service `{}` installed: `{}` copied to `{}` (writable by SYSTEM and Administrators only), started at boot after the driver's service `agentsh`, restarted by the SCM if it fails; next: `agentsh service start`",

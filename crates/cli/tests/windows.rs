@@ -125,11 +125,6 @@ fn service_install_registers_service_and_event_source_and_uninstall_removes_them
     );
     assert_eq!(config.reset_period_secs, 86_400, "{config:?}");
     assert_eq!(config.description, agentsh_windows::service::DESCRIPTION);
-    let folder_sddl = agentsh_windows::secure::read_file_sddl(std::path::Path::new(&format!(
-        "{program_files}\\agentsh"
-    )))
-    .expect("install folder descriptor");
-    assert!(folder_sddl.contains("(A;OICI;FA;;;BA)"), "{folder_sddl}");
     let source = r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\System\AgentSH";
     let reg = Command::new("reg.exe")
         .args(["query", source, "/v", "EventMessageFile"])

@@ -122,7 +122,10 @@ pub fn label_state(sddl: &str) -> LabelState {
 }
 
 #[cfg(windows)]
-pub use crate::imp::secure::{label_app_key, protect_token_file, read_file_sddl, read_key_sddl};
+pub use crate::imp::secure::{
+    canonical_sddl, current_user, label_app_key, parse_label, protect_token_file, read_file_sddl,
+    read_key_sddl,
+};
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, ERROR_SERVICE_ALREADY_RUNNING,
+    ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, ERROR_INVALID_LEVEL, ERROR_SERVICE_ALREADY_RUNNING,
     ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_NOT_ACTIVE, NO_ERROR,
 };
 use windows_sys::Win32::Security::Authorization::SE_FILE_OBJECT;
@@ -264,8 +264,9 @@ pub fn stop(service: &str, hint: &'static str) -> Result<(), ScmError> {
 /// only SYSTEM and Administrators may write, [`service::INSTALL_DIR_SDDL`]), registers that copy
 /// (own process, automatic start, depending on the driver's kernel service), and sets its
 /// description, failure recovery ([`service::RECOVERY`]) and an unrestricted service SID. Returns
-/// the installed binary's path (the Event Log source's message file too).
-pub fn install_agentsh_service(source: &Path) -> Result<PathBuf, ScmError> {
+/// the installed binary's path (the Event Log source's message file too) and the settings this
+/// SCM does not know (`ERROR_INVALID_LEVEL`), which the caller must report.
+pub fn install_agentsh_service(source: &Path) -> Result<(PathBuf, Vec<String>), ScmError> {
     let fail = |step: String, e: std::io::Error| ScmError::Os {
         service: SERVICE_NAME.into(),
         step,
@@ -309,8 +310,8 @@ pub fn install_agentsh_service(source: &Path) -> Result<PathBuf, ScmError> {
         group: None,
         dependencies: service::DEPENDENCIES,
     })?;
-    configure_agentsh_service()?;
-    Ok(installed)
+    let unsupported = configure_agentsh_service()?;
+    Ok((installed, unsupported))
 }
 
 /// Gives the install folder its protected, admin-only DACL (inherited by the binary).
@@ -333,8 +334,10 @@ pub fn protect_install_folder(folder: &Path) -> Result<(), ScmError> {
 }
 
 /// Description, failure recovery (also for failures that are not crashes) and service SID of
-/// the installed agentsh service.
-pub fn configure_agentsh_service() -> Result<(), ScmError> {
+/// the installed agentsh service. The description and the failure actions must be applied; the
+/// non-crash flag and the service SID are returned as warnings when the SCM does not know their
+/// level (`ERROR_INVALID_LEVEL`, e.g. Wine), and fail otherwise.
+pub fn configure_agentsh_service() -> Result<Vec<String>, ScmError> {
     let h = open(SERVICE_NAME, SERVICE_ALL_ACCESS, "service")?;
     let mut description = wide(service::DESCRIPTION);
     let info = SERVICE_DESCRIPTIONW {
@@ -359,19 +362,36 @@ pub fn configure_agentsh_service() -> Result<(), ScmError> {
         &failure,
         "failure actions",
     )?;
+    let mut unsupported = Vec::new();
+    let mut optional = |result: Result<(), ScmError>, consequence: &str| match result {
+        Err(ScmError::Os { code, step, .. }) if code == ERROR_INVALID_LEVEL => {
+            unsupported.push(format!(
+                "{step} is not supported by this service control manager: {consequence}"
+            ));
+            Ok(())
+        }
+        other => other,
+    };
     let flag = SERVICE_FAILURE_ACTIONS_FLAG {
         fFailureActionsOnNonCrashFailures: i32::from(r.on_non_crash_failures),
     };
-    change_config2(
-        &h,
-        SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
-        &flag,
-        "failure actions on non-crash failures",
+    optional(
+        change_config2(
+            &h,
+            SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+            &flag,
+            "failure actions on non-crash failures",
+        ),
+        "the service is restarted after a crash but not after it stops with an error (e.g. the driver never came up)",
     )?;
     let sid = SERVICE_SID_INFO {
         dwServiceSidType: SERVICE_SID_TYPE_UNRESTRICTED,
     };
-    change_config2(&h, SERVICE_CONFIG_SERVICE_SID_INFO, &sid, "service SID")
+    optional(
+        change_config2(&h, SERVICE_CONFIG_SERVICE_SID_INFO, &sid, "service SID"),
+        "objects cannot be granted to the service by its own SID",
+    )?;
+    Ok(unsupported)
 }
 
 fn change_config2<T>(h: &ScHandle, level: u32, info: &T, what: &str) -> Result<(), ScmError> {

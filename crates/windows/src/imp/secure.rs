@@ -4,7 +4,9 @@ use std::path::Path;
 
 use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SE_REGISTRY_KEY};
 
-use super::security::{Parts, apply_sddl, current_user_sid, read_sddl};
+use super::security::{
+    Parts, apply_sddl, canonical_sddl as canonical, current_user_sid, parsed_label, read_sddl,
+};
 use crate::secure::{APP_KEY_LABEL_SDDL, token_dir_sddl, token_file_sddl};
 
 const BOTH: Parts = Parts {
@@ -62,4 +64,21 @@ pub fn label_app_key(key: &str, low: bool) -> Result<(), String> {
         },
     )
     .map_err(text)
+}
+
+/// `sddl` as Windows' SDDL reader understands it (parsed and written back, DACL and label): what
+/// [`protect_token_file`] and [`label_app_key`] ask Windows to apply.
+pub fn canonical_sddl(sddl: &str) -> Result<String, String> {
+    canonical(sddl).map_err(text)
+}
+
+/// The SID of the account this process runs as (`S-1-5-…`).
+pub fn current_user() -> Result<String, String> {
+    current_user_sid().map_err(text)
+}
+
+/// What Windows' SDDL reader makes of `sddl` in binary form: whether the DACL is protected, and
+/// each mandatory label ACE as (ACE type, flags, mask, SID) — independent of any SDDL writer.
+pub fn parse_label(sddl: &str) -> Result<(bool, Vec<(u8, u8, u32, String)>), String> {
+    parsed_label(sddl).map_err(text)
 }

@@ -14,14 +14,15 @@ use windows_sys::Win32::Security::Authorization::{
     TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
 };
 use windows_sys::Win32::Security::{
-    ACL, CreateRestrictedToken, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
-    DISABLE_MAX_PRIVILEGE, GetSecurityDescriptorControl, GetSecurityDescriptorDacl,
+    ACE_HEADER, ACL, CreateRestrictedToken, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
+    DISABLE_MAX_PRIVILEGE, GetAce, GetSecurityDescriptorControl, GetSecurityDescriptorDacl,
     GetSecurityDescriptorSacl, GetTokenInformation, LABEL_SECURITY_INFORMATION,
-    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SE_DACL_PROTECTED,
-    SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES, SUB_CONTAINERS_AND_OBJECTS_INHERIT,
-    SetTokenInformation, TOKEN_ADJUST_DEFAULT, TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE,
-    TOKEN_MANDATORY_LABEL, TOKEN_QUERY, TOKEN_USER, TokenIntegrityLevel, TokenUser,
-    WinBuiltinAdministratorsSid, WinLowLabelSid,
+    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SACL_SECURITY_INFORMATION,
+    SE_DACL_PROTECTED, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES,
+    SUB_CONTAINERS_AND_OBJECTS_INHERIT, SYSTEM_MANDATORY_LABEL_ACE, SetTokenInformation,
+    TOKEN_ADJUST_DEFAULT, TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL,
+    TOKEN_QUERY, TOKEN_USER, TokenIntegrityLevel, TokenUser, WinBuiltinAdministratorsSid,
+    WinLowLabelSid,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
@@ -635,6 +636,88 @@ pub fn read_sddl(object: &str, kind: SE_OBJECT_TYPE, parts: Parts) -> Result<Str
     unsafe { LocalFree(text as HLOCAL) };
     Ok(sddl)
 }
+
+/// `sddl` as Windows' own SDDL reader understands it: parsed with
+/// `ConvertStringSecurityDescriptorToSecurityDescriptorW` and written back with
+/// `ConvertSecurityDescriptorToStringSecurityDescriptorW` (DACL and label).
+pub fn canonical_sddl(sddl: &str) -> Result<String, OsFailure> {
+    let descriptor = Descriptor::from_sddl(sddl)?;
+    // The label ACE lives in the SACL; SACL_SECURITY_INFORMATION prints it on every SDDL writer.
+    let info = DACL_SECURITY_INFORMATION | SACL_SECURITY_INFORMATION | LABEL_SECURITY_INFORMATION;
+    let mut text: *mut u16 = null_mut();
+    let mut len = 0u32;
+    // SAFETY: `descriptor` is valid; `text` receives a LocalAlloc'd string freed below.
+    let ok = unsafe {
+        ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            descriptor.0,
+            SDDL_REVISION_1,
+            info,
+            &mut text,
+            &mut len,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last(
+            "ConvertSecurityDescriptorToStringSecurityDescriptorW",
+        ));
+    }
+    let mut n = 0usize;
+    // SAFETY: the string is NUL-terminated; reading stops at the terminator.
+    while unsafe { *text.add(n) } != 0 {
+        n += 1;
+    }
+    // SAFETY: `text` holds `n` valid UTF-16 units.
+    let units = unsafe { std::slice::from_raw_parts(text, n) };
+    let out = String::from_utf16_lossy(units);
+    // SAFETY: the string was LocalAlloc'd by the conversion and is freed once.
+    unsafe { LocalFree(text as HLOCAL) };
+    Ok(out)
+}
+
+/// The binary form Windows' SDDL reader makes of `sddl`: whether the DACL is protected, and the
+/// SACL's label ACEs as (ACE type, ACE flags, access mask, SID string).
+pub fn parsed_label(sddl: &str) -> Result<(bool, Vec<(u8, u8, u32, String)>), OsFailure> {
+    let descriptor = Descriptor::from_sddl(sddl)?;
+    let (mut control, mut revision) = (0u16, 0u32);
+    // SAFETY: `descriptor` is valid; out-pointers are valid locals.
+    let ok = unsafe { GetSecurityDescriptorControl(descriptor.0, &mut control, &mut revision) };
+    if ok == 0 {
+        return Err(OsFailure::last("GetSecurityDescriptorControl"));
+    }
+    let (mut present, mut defaulted) = (0, 0);
+    let mut sacl: *mut ACL = null_mut();
+    // SAFETY: `descriptor` is valid; out-pointers are valid locals.
+    let ok =
+        unsafe { GetSecurityDescriptorSacl(descriptor.0, &mut present, &mut sacl, &mut defaulted) };
+    if ok == 0 {
+        return Err(OsFailure::last("GetSecurityDescriptorSacl"));
+    }
+    let mut labels = Vec::new();
+    if present != 0 && !sacl.is_null() {
+        // SAFETY: `sacl` points into `descriptor`, alive for this function.
+        let count = u32::from(unsafe { (*sacl).AceCount });
+        for index in 0..count {
+            let mut ace: *mut c_void = null_mut();
+            // SAFETY: `index` is below the ACL's ACE count; `ace` receives a pointer into it.
+            if unsafe { GetAce(sacl, index, &mut ace) } == 0 {
+                return Err(OsFailure::last("GetAce"));
+            }
+            // SAFETY: every ACE starts with an ACE_HEADER.
+            let header = unsafe { &*(ace as *const ACE_HEADER) };
+            if header.AceType != SYSTEM_MANDATORY_LABEL_ACE_TYPE {
+                continue;
+            }
+            // SAFETY: a label ACE is a SYSTEM_MANDATORY_LABEL_ACE; its SID starts at SidStart.
+            let label = unsafe { &*(ace as *const SYSTEM_MANDATORY_LABEL_ACE) };
+            let sid = sid_string((&label.SidStart as *const u32).cast_mut().cast())?;
+            labels.push((header.AceType, header.AceFlags, label.Mask, sid));
+        }
+    }
+    Ok((control & SE_DACL_PROTECTED != 0, labels))
+}
+
+/// `SYSTEM_MANDATORY_LABEL_ACE_TYPE` (winnt.h).
+const SYSTEM_MANDATORY_LABEL_ACE_TYPE: u8 = 0x11;
 
 /// A self-relative security descriptor allocated with LocalAlloc.
 struct Descriptor(PSECURITY_DESCRIPTOR);
