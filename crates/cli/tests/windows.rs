@@ -99,6 +99,8 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
 
 #[test]
 fn service_install_registers_service_and_event_source_and_uninstall_removes_them() {
+    // A registration left by an earlier interrupted run of this test (same Wine prefix).
+    let _ = agentsh(&["service", "uninstall"]);
     let out = agentsh(&["service", "install"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // What the SCM holds: the copy in %ProgramFiles%\agentsh, the driver as a dependency, restarts.

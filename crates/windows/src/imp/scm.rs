@@ -310,8 +310,14 @@ pub fn install_agentsh_service(source: &Path) -> Result<(PathBuf, Vec<String>), 
         group: None,
         dependencies: service::DEPENDENCIES,
     })?;
-    let unsupported = configure_agentsh_service()?;
-    Ok((installed, unsupported))
+    match configure_agentsh_service() {
+        Ok(unsupported) => Ok((installed, unsupported)),
+        Err(e) => {
+            // A service without its recovery settings is not what was asked for: take it away.
+            let _ = delete(SERVICE_NAME, "service");
+            Err(e)
+        }
+    }
 }
 
 /// Gives the install folder its protected, admin-only DACL (inherited by the binary).
