@@ -22,3 +22,6 @@ pub use imp::scm;
 
 #[cfg(windows)]
 pub use imp::driver::DriverError;
+
+#[cfg(windows)]
+pub use imp::util::host_is_wine;

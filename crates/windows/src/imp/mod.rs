@@ -8,5 +8,5 @@ pub mod sandbox;
 pub mod scm;
 pub mod secure;
 mod security;
-mod util;
+pub mod util;
 pub mod volumes;

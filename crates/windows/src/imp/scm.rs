@@ -417,8 +417,9 @@ pub struct InstalledConfig {
     pub binary: String,
     pub start_type: u32,
     pub dependencies: Vec<String>,
-    pub reset_period_secs: u32,
-    pub restart_delays_ms: Vec<u32>,
+    /// The failure actions' reset period and restart delays; `None` when this SCM cannot report
+    /// them (`ERROR_INVALID_LEVEL`: Wine stores them but does not answer the query).
+    pub recovery: Option<(u32, Vec<u32>)>,
     pub description: String,
 }
 
@@ -457,20 +458,25 @@ pub fn installed_config() -> Result<InstalledConfig, ScmError> {
         p = unsafe { p.add(name.encode_utf16().count() + 1) };
         dependencies.push(name);
     }
-    let failure = query_config2(&h, SERVICE_CONFIG_FAILURE_ACTIONS)?;
-    // SAFETY: the buffer holds a SERVICE_FAILURE_ACTIONSW and the actions it points to.
-    let fa = unsafe { &*(failure.as_ptr() as *const SERVICE_FAILURE_ACTIONSW) };
-    let restart_delays_ms = if fa.lpsaActions.is_null() {
-        Vec::new()
-    } else {
-        // SAFETY: `cActions` actions follow in the buffer.
-        unsafe { std::slice::from_raw_parts(fa.lpsaActions, fa.cActions as usize) }
-            .iter()
-            .filter(|a| a.Type == SC_ACTION_RESTART)
-            .map(|a| a.Delay)
-            .collect()
+    let recovery = match query_config2(&h, SERVICE_CONFIG_FAILURE_ACTIONS) {
+        Ok(failure) => {
+            // SAFETY: the buffer holds a SERVICE_FAILURE_ACTIONSW and the actions it points to.
+            let fa = unsafe { &*(failure.as_ptr() as *const SERVICE_FAILURE_ACTIONSW) };
+            let delays = if fa.lpsaActions.is_null() {
+                Vec::new()
+            } else {
+                // SAFETY: `cActions` actions follow in the buffer.
+                unsafe { std::slice::from_raw_parts(fa.lpsaActions, fa.cActions as usize) }
+                    .iter()
+                    .filter(|a| a.Type == SC_ACTION_RESTART)
+                    .map(|a| a.Delay)
+                    .collect()
+            };
+            Some((fa.dwResetPeriod, delays))
+        }
+        Err(ScmError::Os { code, .. }) if code == ERROR_INVALID_LEVEL => None,
+        Err(e) => return Err(e),
     };
-    let reset_period_secs = fa.dwResetPeriod;
     let descr = query_config2(&h, SERVICE_CONFIG_DESCRIPTION)?;
     // SAFETY: the buffer holds a SERVICE_DESCRIPTIONW whose string lies inside it (or is NULL).
     let description =
@@ -479,8 +485,7 @@ pub fn installed_config() -> Result<InstalledConfig, ScmError> {
         binary,
         start_type: config.dwStartType,
         dependencies,
-        reset_period_secs,
-        restart_delays_ms,
+        recovery,
         description,
     })
 }

@@ -5,6 +5,7 @@ use std::os::windows::ffi::OsStrExt;
 use std::os::windows::io::{FromRawHandle, OwnedHandle};
 
 use windows_sys::Win32::Foundation::{GetLastError, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 
 /// `s` as a NUL-terminated UTF-16 string.
 pub fn wide(s: impl AsRef<OsStr>) -> Vec<u16> {
@@ -35,4 +36,14 @@ pub fn owned(handle: HANDLE) -> Option<OwnedHandle> {
     }
     // SAFETY: the caller passes a handle it just received and owns; nothing else will close it.
     Some(unsafe { OwnedHandle::from_raw_handle(handle) })
+}
+
+/// Whether this process runs under Wine (its ntdll exports `wine_get_version`; Windows' does
+/// not). Tests use it to tell what Wine does not implement from a failure.
+pub fn host_is_wine() -> bool {
+    let name = wide("ntdll.dll");
+    // SAFETY: `name` is NUL-terminated; ntdll is loaded in every process.
+    let ntdll = unsafe { GetModuleHandleW(name.as_ptr()) };
+    // SAFETY: `ntdll` is a loaded module; the export name is NUL-terminated.
+    unsafe { GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()) }.is_some()
 }
