@@ -2855,8 +2855,8 @@ pub const ENTRIES: &[Entry] = &[
     entry!(
         "rdp-history",
         High,
-        "T1070.007",
-        "Clear Network Connection History and Configurations",
+        "T1070",
+        "Indicator Removal",
         DE,
         Deny,
         Extended,
@@ -2867,8 +2867,7 @@ pub const ENTRIES: &[Entry] = &[
             r"HKCU\SOFTWARE\Microsoft\Terminal Server Client\Servers\*"
         ],
         [
-            "SigmaHQ/sigma rules/windows/registry/registry_delete/registry_delete_mstsc_history_cleared.yml",
-            "MITRE ATT&CK T1070.007 (attack.mitre.org/techniques/T1070/007)"
+            "SigmaHQ/sigma rules/windows/registry/registry_delete/registry_delete_mstsc_history_cleared.yml"
         ]
     ),
     entry!(
