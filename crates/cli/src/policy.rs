@@ -400,6 +400,12 @@ fn test(file: &Path) -> ExitCode {
 }
 
 fn print_catalog(as_json: bool) {
+    if !as_json {
+        println!(
+            "{:<30} {:<8} {:<10} {:<20} {:<8} DESCRIPTION",
+            "ID", "RISK", "TECHNIQUE", "TACTIC", "ACTION"
+        );
+    }
     for e in catalog::ENTRIES {
         if as_json {
             println!(
@@ -412,18 +418,24 @@ fn print_catalog(as_json: bool) {
                     "technique_name": e.technique_name,
                     "tactic": e.tactic,
                     "action": e.action.name(),
+                    "reason": e.reason,
                     "description": e.description,
-                    "source": e.source.name(),
+                    "origin": e.origin.name(),
+                    "sources": e.sources,
                     "attack_version": ATTACK_VERSION,
                 })
             );
         } else {
             println!(
-                "{:<26} {:<8} {:<10} {:<7} {}",
-                e.id, e.risk, e.technique, e.action, e.description
+                "{:<30} {:<8} {:<10} {:<20} {:<8} {}",
+                e.id, e.risk, e.technique, e.tactic, e.action, e.description
             );
             for l in e.locations {
-                println!("{:28}{l}", "");
+                println!("{:31}location: {l}", "");
+            }
+            println!("{:31}reason:   {}", "", e.reason);
+            for s in e.sources {
+                println!("{:31}source:   {s}", "");
             }
         }
     }

@@ -510,7 +510,8 @@ impl CatalogHit {
         if better(self.report) {
             self.report = Some((owner, rank));
         }
-        if !overridden.contains(&e.id) && better(self.floor) {
+        // A log-only entry is reported but imposes no floor.
+        if e.action.floor().is_some() && !overridden.contains(&e.id) && better(self.floor) {
             self.floor = Some((owner, rank));
         }
     }
@@ -848,9 +849,10 @@ impl Engine {
         // against a rule it is a floor: only a stricter catalog action replaces the rule's.
         if access.meets_catalog_floor()
             && let Some(e) = floor
-            && (decider.is_none() || e.action.strictness() > decision.strictness())
+            && let Some(floor_decision) = e.action.floor()
+            && (decider.is_none() || floor_decision.strictness() > decision.strictness())
         {
-            decision = e.action;
+            decision = floor_decision;
             rule_ref = RuleRef::Builtin(e.id);
             decider = None;
         }
@@ -929,6 +931,8 @@ impl Engine {
                 "reads are allowed and logged".to_owned()
             } else if !q.sandboxed {
                 "outside a session: allowed and logged".to_owned()
+            } else if e.action.floor().is_none() {
+                "log-only: the rules decide, the operation is logged".to_owned()
             } else if verdict.rule == RuleRef::Builtin(e.id) {
                 format!(
                     "catalog action {} decides (no rule matched, or it is stricter than the rule)",

@@ -494,12 +494,12 @@ fn variables_expand_per_session() {
 #[test]
 fn hkcr_rules_cover_machine_and_per_user_classes() {
     let p = policy(
-        "registry_rules:\n  - { name: txt, paths: ['HKCR\\.txt\\*'], operations: ['*'], decision: allow }\n",
+        "registry_rules:\n  - { name: txt, paths: ['HKCR\\Contoso.Document\\*'], operations: ['*'], decision: allow }\n",
     );
     for key in [
-        r"\REGISTRY\MACHINE\SOFTWARE\Classes\.txt".to_owned(),
-        format!(r"\REGISTRY\USER\{SID}_Classes\.txt\OpenWithList"),
-        r"HKEY_CLASSES_ROOT\.TXT".to_owned(),
+        r"\REGISTRY\MACHINE\SOFTWARE\Classes\Contoso.Document".to_owned(),
+        format!(r"\REGISTRY\USER\{SID}_Classes\Contoso.Document\DefaultIcon"),
+        r"HKEY_CLASSES_ROOT\CONTOSO.DOCUMENT".to_owned(),
     ] {
         assert_eq!(
             reg(&p, &key, None, "write", true).rule.to_string(),
