@@ -411,6 +411,8 @@ fn print_catalog(as_json: bool) {
                     "technique": e.technique,
                     "technique_name": e.technique_name,
                     "tactic": e.tactic,
+                    "tactic_name": catalog::tactic(e.tactic).map(|t| t.0),
+                    "tactic_uid": catalog::tactic(e.tactic).map(|t| t.1),
                     "action": e.action.name(),
                     "description": e.description,
                     "source": e.source.name(),

@@ -250,6 +250,11 @@ impl PolicyAdapter {
             ev.value_type = crate::events::value_type_name(req.value_type);
             ev.data_size = Some(req.data_size);
         }
+        if req.operation == op::Operation::RenameKey {
+            // The new name is a leaf under the same parent.
+            let parent = key.rsplit_once('\\').map_or("", |(p, _)| p);
+            ev.target_path = Some(format!("{parent}\\{name}"));
+        }
         ev.value_name = has_value.then_some(name);
         ev.key_path = key;
         ev.driver_operation = req.operation.name();
@@ -283,6 +288,7 @@ impl PolicyAdapter {
         let verdict = self.engine().decide_file(&q);
         ev.kind = file_kind(req.operation, verdict.decision);
         ev.key_path = path;
+        ev.target_path = (!target.is_empty()).then_some(target);
         ev.driver_operation = req.operation.name();
         Decided {
             verdict,
@@ -664,6 +670,7 @@ fn annotate(ev: &mut Event, verdict: &mut Verdict, session: Option<&SessionInfo>
         ev.risk_level = Some(e.risk.name());
         ev.mitre_id = Some(e.technique);
         ev.mitre_tactic = Some(e.tactic);
+        ev.technique_name = Some(e.technique_name);
         ev.description = Some(e.description);
         ev.attack_version = Some(ATTACK_VERSION);
     }

@@ -119,6 +119,21 @@ impl<T: PortTransport> Service<T> {
     ) -> Result<Self, ClientError> {
         client.set_config(config).await?;
         adapter.set_fail_mode(config.fail_mode);
+        // Decisions the kernel made alone while no service was connected are known only from its
+        // counters: read them at once, before serving, so a short outage followed by a quick
+        // reconnect is reported even if this connection ends before the next poll. The kernel
+        // keeps the counts (until the driver restarts); the watch's baseline is what has been
+        // reported.
+        match client.metrics().await {
+            Ok(m) => {
+                for ev in adapter.fail_watch.on_metrics(&m) {
+                    adapter.events.emit(ev);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the driver's counters after connecting")
+            }
+        }
         let serve = tokio::spawn({
             let client = client.clone();
             let adapter = adapter.clone();

@@ -70,8 +70,32 @@ async fn session(r: &Rig, app: &str) -> String {
     info.id.clone()
 }
 
+/// The events queued so far. Each is also appended as OCSF to
+/// `<target>/tmp/ocsf-events/through_emulator-<test>.jsonl`, which scripts/ci.d/15-ocsf.sh
+/// validates against the OCSF schema.
 fn drain(rx: &mut mpsc::Receiver<Event>) -> Vec<Event> {
-    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    let events: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    if events.is_empty() {
+        return events;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocsf-events");
+    std::fs::create_dir_all(&dir).expect("creates the event directory");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", "-");
+    let mut lines = String::new();
+    for e in &events {
+        lines.push_str(&e.to_ocsf().to_string());
+        lines.push('\n');
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("through_emulator-{test}.jsonl")))
+        .expect("opens the event file");
+    std::io::Write::write_all(&mut out, lines.as_bytes()).expect("writes");
+    events
 }
 
 /// Approves the first pending approval once it shows up.
