@@ -2,6 +2,7 @@
 //! compiled prefix index so a decision costs about the same with ten rules or ten thousand.
 //! A linear scan over the same data is kept as the reference the index is tested against.
 
+use agentsh_wire::response::CacheTtl;
 use std::fmt;
 use std::sync::Arc;
 
@@ -270,8 +271,11 @@ impl fmt::Display for RuleRef {
 pub struct Verdict {
     pub decision: Decision,
     pub rule: RuleRef,
-    /// Seconds the driver may cache the decision; `None` = do not cache (always for `approve`).
-    pub cache_ttl: Option<u32>,
+    /// How long the driver may cache the decision: the deciding rule's `cache_ttl`, else the
+    /// rule set's `default_cache_ttl`, else the driver's configured `CacheDefaultTTLMs`
+    /// (`DriverDefault`, the wire's sentinel); a TTL of 0 is `None` (do not cache), and so is
+    /// every `approve`.
+    pub cache_ttl: CacheTtl,
     pub notify: bool,
     pub log: bool,
     /// The strictest matching high-risk entry, if any.
@@ -318,7 +322,7 @@ struct CompiledRule {
     ops: OpSet,
     decision: Decision,
     priority: i32,
-    notify: bool,
+    notify: Option<bool>,
     message: Option<Template>,
     timeout_secs: Option<u32>,
     cache_ttl: Option<u32>,
@@ -827,9 +831,9 @@ impl Engine {
                 decision: Decision::Allow,
                 rule: high_risk.map_or(RuleRef::Unsandboxed, |e| RuleRef::Builtin(e.id)),
                 cache_ttl: if high_risk.is_some() && floor_op {
-                    None
+                    CacheTtl::None
                 } else {
-                    set.default_cache_ttl
+                    ttl_of(None, set.default_cache_ttl)
                 },
                 notify: false,
                 log: set.log_all || high_risk.is_some(),
@@ -855,13 +859,9 @@ impl Engine {
             decider = None;
         }
         let cache_ttl = if decision == Decision::Approve {
-            None
+            CacheTtl::None
         } else {
-            match decider.and_then(|r| r.cache_ttl) {
-                Some(0) => None,
-                Some(t) => Some(t),
-                None => set.default_cache_ttl,
-            }
+            ttl_of(decider.and_then(|r| r.cache_ttl), set.default_cache_ttl)
         };
         let approval_timeout_secs = (decision == Decision::Approve).then(|| {
             decider
@@ -878,9 +878,15 @@ impl Engine {
             decision,
             rule: rule_ref,
             cache_ttl,
-            notify: decider.is_some_and(|r| r.notify)
-                || (decision == Decision::Deny && set.notify_on_deny),
-            log: set.log_all || decision != Decision::Allow || high_risk.is_some(),
+            // The rule's own `notify` when it says; otherwise a denial notifies per
+            // `notify_on_deny`. `notify: false` on a deny rule is a silent deny.
+            notify: decider
+                .and_then(|r| r.notify)
+                .unwrap_or(decision == Decision::Deny && set.notify_on_deny),
+            // Logged: everything with `log_all`, every catalog location, every approval. A
+            // denial is logged when it notifies (the notification is its record) or by those
+            // rules; a silent deny otherwise leaves no event (it is still counted).
+            log: set.log_all || decision == Decision::Approve || high_risk.is_some(),
             high_risk,
             approval_timeout_secs,
             message,
@@ -1003,7 +1009,7 @@ fn refuse_if_truncated(
     if sandboxed && access.meets_catalog_floor() && v.decision != Decision::Deny {
         v.decision = Decision::Deny;
         v.rule = RuleRef::Truncated;
-        v.cache_ttl = None;
+        v.cache_ttl = CacheTtl::None;
         v.notify = set.notify_on_deny;
         v.approval_timeout_secs = None;
         v.message = None;
@@ -1139,4 +1145,14 @@ pub struct Explanation {
     pub canonical: String,
     pub steps: Vec<Step>,
     pub verdict: Verdict,
+}
+
+/// A decision's cache lifetime: the rule's TTL, else the rule set's default, else the driver's
+/// own default; 0 at either level means "do not cache".
+fn ttl_of(rule: Option<u32>, set_default: Option<u32>) -> CacheTtl {
+    match rule.or(set_default) {
+        Some(0) => CacheTtl::None,
+        Some(t) => CacheTtl::Seconds(t),
+        None => CacheTtl::DriverDefault,
+    }
 }

@@ -245,7 +245,7 @@ impl PolicyAdapter {
         q.process_id = req.process_id;
         q.process_name = &ev.process_name;
         let verdict = self.engine().decide_registry(&q);
-        ev.kind = registry_kind(req.operation, verdict.decision);
+        ev.kind = registry_kind(req.operation, shown_decision(&verdict));
         if req.operation == op::Operation::SetValue {
             ev.value_type = crate::events::value_type_name(req.value_type);
             ev.data_size = Some(req.data_size);
@@ -286,7 +286,7 @@ impl PolicyAdapter {
         q.process_id = req.process_id;
         q.process_name = &ev.process_name;
         let verdict = self.engine().decide_file(&q);
-        ev.kind = file_kind(req.operation, verdict.decision);
+        ev.kind = file_kind(req.operation, shown_decision(&verdict));
         ev.key_path = path;
         ev.target_path = (!target.is_empty()).then_some(target);
         ev.driver_operation = req.operation.name();
@@ -386,6 +386,11 @@ impl PolicyAdapter {
         } else {
             Decision::Deny
         };
+        // A cached silent deny (logged, not notified) is shown under its operation's type, as
+        // when the service decided it.
+        let notified = n.flags & agentsh_wire::response::FLAG_NOTIFY != 0;
+        let silent = n.reason == NotifyReason::CachedDecision && !notified;
+        let shown = if silent { Decision::Allow } else { decision };
         let Decided {
             mut verdict,
             session,
@@ -395,7 +400,7 @@ impl PolicyAdapter {
                 let d = self.decide_registry(r);
                 Decided {
                     event: Event {
-                        kind: registry_kind(r.operation, decision),
+                        kind: registry_kind(r.operation, shown),
                         ..d.event
                     },
                     ..d
@@ -405,7 +410,7 @@ impl PolicyAdapter {
                 let d = self.decide_file(f);
                 Decided {
                     event: Event {
-                        kind: file_kind(f.operation, decision),
+                        kind: file_kind(f.operation, shown),
                         ..d.event
                     },
                     ..d
@@ -413,6 +418,9 @@ impl PolicyAdapter {
             }
         };
         annotate(&mut event, &mut verdict, session.as_deref());
+        if n.reason == NotifyReason::CachedDecision {
+            event.notify = notified;
+        }
         event.decision = decision.name();
         event.reason = match n.reason {
             NotifyReason::HighRiskUnsandboxed => Reason::Unsandboxed,
@@ -442,10 +450,7 @@ impl PolicyAdapter {
         } = d;
         let session = session.as_deref();
         annotate(&mut ev, &mut verdict, session);
-        let ttl = match verdict.cache_ttl {
-            Some(0) | None => CacheTtl::None,
-            Some(s) => CacheTtl::Seconds(s),
-        };
+        let ttl = verdict.cache_ttl;
         let audit = self.audits_all() || session.is_some_and(|s| s.audit);
         if audit && verdict.decision != Decision::Allow {
             ev.decision = match verdict.decision {
@@ -466,7 +471,10 @@ impl PolicyAdapter {
             Decision::Allow | Decision::Deny => {
                 ev.decision = verdict.decision.name();
                 let allow = verdict.decision == Decision::Allow;
-                if !allow || verdict.log || verdict.notify {
+                if !allow {
+                    self.metrics.count_denial(verdict.notify);
+                }
+                if verdict.log || verdict.notify {
                     self.events.emit(ev);
                 }
                 let d = if allow {
@@ -666,6 +674,7 @@ fn annotate(ev: &mut Event, verdict: &mut Verdict, session: Option<&SessionInfo>
     ev.operation = verdict.operation.name();
     ev.rule_name = verdict.rule.to_string();
     ev.reason = reason_of(&verdict.rule);
+    ev.notify = verdict.notify;
     if let Some(e) = verdict.high_risk {
         ev.risk_level = Some(e.risk.name());
         ev.mitre_id = Some(e.technique);
@@ -684,6 +693,16 @@ fn reason_of(rule: &RuleRef) -> Reason {
         RuleRef::Default => Reason::Default,
         RuleRef::Unsandboxed => Reason::Unsandboxed,
         RuleRef::Truncated => Reason::Truncated,
+    }
+}
+
+/// The decision an event's type shows: a silent deny (not notified) is shown under its
+/// operation's own type, not as `*_blocked`.
+fn shown_decision(verdict: &Verdict) -> Decision {
+    if verdict.decision == Decision::Deny && !verdict.notify {
+        Decision::Allow
+    } else {
+        verdict.decision
     }
 }
 

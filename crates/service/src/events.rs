@@ -133,6 +133,10 @@ pub struct Event {
     /// `allow`, `deny`, `approve`, or in audit mode `would deny` / `would ask`.
     pub decision: &'static str,
     pub reason: Reason,
+    /// Whether the deciding rule asked for notification (the response's notify flag): a denial
+    /// without it is a silent deny, logged (when the log flag says so) under its operation's own
+    /// type rather than as a `*_blocked` notification.
+    pub notify: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rule_name: String,
     /// The catalog entry's risk, ATT&CK tactic and technique, and description (static catalog
@@ -189,6 +193,7 @@ impl Event {
             data_size: None,
             decision: "",
             reason: Reason::Default,
+            notify: false,
             rule_name: String::new(),
             risk_level: None,
             mitre_tactic: None,
@@ -243,8 +248,9 @@ impl Event {
             "metadata": ocsf_metadata(self.kind.name()),
             "actor": { "process": self.ocsf_process() },
             "device": ocsf_device(),
+            "is_alert": self.notify,
             "unmapped": { "session_id": self.session_id, "reason": self.reason, "decision": self.decision,
-                          "rule": self.rule_name, "driver_operation": self.driver_operation },
+                          "rule": self.rule_name, "driver_operation": self.driver_operation, "notify": self.notify },
         });
         if activity_id == 99 && self.driver_operation == "hardlink" {
             ev["activity_name"] = json!("Create Hard Link");
@@ -364,6 +370,7 @@ impl Event {
             "prev_security_level_id": prev.0,
             "prev_security_level": prev.1,
             "state_id": state,
+            "is_alert": engaged,
             "metadata": ocsf_metadata(self.kind.name()),
             "device": ocsf_device(),
             "unmapped": { "reason": self.reason, "decision": self.decision },

@@ -20,6 +20,9 @@ pub struct ServiceMetrics {
     pub malformed_requests: AtomicU64,
     pub approvals_opened: AtomicU64,
     pub approvals_timed_out: AtomicU64,
+    /// Denials the service decided, notified and silent.
+    pub denials_notified: AtomicU64,
+    pub denials_silent: AtomicU64,
 }
 
 impl ServiceMetrics {
@@ -32,6 +35,16 @@ impl ServiceMetrics {
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(micros, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one denial the service decided, by whether it was notified.
+    pub fn count_denial(&self, notified: bool) {
+        let c = if notified {
+            &self.denials_notified
+        } else {
+            &self.denials_silent
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition of the service's metrics, the driver's counters (when known),
@@ -101,6 +114,12 @@ impl ServiceMetrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP agentsh_denials_total Denials the service decided, by whether the rule asked for notification (notify=\"false\": silent denies).\n# TYPE agentsh_denials_total counter\nagentsh_denials_total{{notify=\"true\"}} {}\nagentsh_denials_total{{notify=\"false\"}} {}",
+            self.denials_notified.load(Ordering::Relaxed),
+            self.denials_silent.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP agentsh_approvals_pending Approvals waiting for a person.\n# TYPE agentsh_approvals_pending gauge\nagentsh_approvals_pending {approvals_pending}"

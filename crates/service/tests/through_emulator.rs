@@ -12,6 +12,7 @@ use agentsh_policy::{Policy, SessionContext};
 use agentsh_service::events::{Event, EventKind, EventPipeline, Reason};
 use agentsh_service::{ApprovalOutcome, Service, SocketTransport};
 use agentsh_wire::Operation;
+use agentsh_wire::control::Counter;
 use tokio::sync::mpsc;
 
 const SID: &str = "S-1-5-21-1004336348-1177238915-682003330-1001";
@@ -503,4 +504,191 @@ async fn f1_lone_surrogates_and_nuls_in_value_names_are_decided_and_logged_exact
         .malformed_requests
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(malformed, 0, "no name makes a request malformed");
+}
+
+/// The deployment guide's example policy names no TTL anywhere: its decisions are cached for the
+/// driver's CacheDefaultTTLMs, so a repeated trace is answered mostly by the kernel's cache (the
+/// guide expects a hit rate above 80 %). A rule with `cache_ttl: 0` is never cached, nor is an
+/// approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_policy_caches_with_the_drivers_default_ttl() {
+    let yaml = r#"
+registry_rules:
+  - name: allow-app-settings
+    paths: ['HKCU\SOFTWARE\MyApp\*']
+    operations: ["*"]
+    decision: allow
+  - name: block-run-keys
+    paths:
+      - 'HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run*'
+      - 'HKCU\SOFTWARE\Microsoft\Windows\CurrentVersion\Run*'
+    operations: [write, create, delete]
+    decision: deny
+    priority: 100
+    notify: true
+  - name: approve-service-changes
+    paths: ['HKLM\SYSTEM\CurrentControlSet\Services\*']
+    operations: [write, create, delete]
+    decision: approve
+    message: "Agent wants to modify service: {{.Path}}"
+    timeout: 1s
+  - name: never-cached
+    paths: ['HKCU\SOFTWARE\Volatile\*']
+    operations: ["*"]
+    decision: allow
+    cache_ttl: 0
+"#;
+    let policy = Policy::from_str(yaml, "guide.yaml").expect("the guide's policy loads");
+    let r = rig(&policy).await;
+    session(&r, "MyApp").await;
+    let hits = |r: &Rig| r.emulator.metrics().get(Counter::CacheHitCount);
+    let misses = |r: &Rig| r.emulator.metrics().get(Counter::CacheMissCount);
+    let trace = [
+        (
+            Operation::SetValue,
+            hkcu("SOFTWARE\\MyApp\\config"),
+            "theme",
+        ),
+        (Operation::SetValue, hkcu("SOFTWARE\\MyApp\\config"), "size"),
+        (Operation::CreateKey, hkcu("SOFTWARE\\MyApp\\cache"), ""),
+        (Operation::SetValue, hkcu(RUN), "Updater"),
+        (
+            Operation::DeleteValue,
+            hkcu("SOFTWARE\\MyApp\\config"),
+            "old",
+        ),
+    ];
+    for _ in 0..10 {
+        for (op, key, value) in &trace {
+            r.emulator.perform(&reg(ROOT, *op, key, value)).await;
+        }
+    }
+    let m = r.emulator.metrics();
+    let rate = m.cache_hit_rate_percent().expect("operations were counted");
+    assert_eq!(
+        (hits(&r), misses(&r)),
+        (45, 5),
+        "each distinct operation asked once"
+    );
+    assert!(rate > 80.0, "hit rate {rate:.1} %");
+
+    // `cache_ttl: 0`: asked every time.
+    let before = (hits(&r), misses(&r));
+    for _ in 0..5 {
+        let out = r
+            .emulator
+            .perform(&reg(
+                ROOT,
+                Operation::SetValue,
+                &hkcu("SOFTWARE\\Volatile\\x"),
+                "v",
+            ))
+            .await;
+        assert_eq!(out.verdict, Verdict::Allow);
+    }
+    assert_eq!((hits(&r), misses(&r)), (before.0, before.1 + 5));
+
+    // An approval: asked every time (here it times out, twice).
+    let before = (hits(&r), misses(&r));
+    for _ in 0..2 {
+        let out = r
+            .emulator
+            .perform(&reg(ROOT, Operation::CreateKey, SERVICE_KEY, ""))
+            .await;
+        assert_eq!(out.verdict, Verdict::Deny);
+    }
+    assert_eq!((hits(&r), misses(&r)), (before.0, before.1 + 2));
+}
+
+/// `notify: false` on a deny rule is a silent deny: no `registry_blocked` notification; logged
+/// (under the operation's own type, `notify: false`) only when the log flag says so — here
+/// because a catalog location is involved — and always counted. A denial the rule set notifies
+/// (`notify_on_deny`, the default) is `registry_blocked` with `notify: true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_notified_denies_differ() {
+    let yaml = r#"
+registry_policy:
+  default_action: deny
+  rules:
+    - name: quiet
+      paths: ['HKCU\SOFTWARE\Quiet\*']
+      operations: ['*']
+      action: deny
+      notify: false
+    - name: quiet-run
+      paths: ['HKCU\SOFTWARE\Microsoft\Windows\CurrentVersion\Run']
+      operations: ['*']
+      action: deny
+      notify: false
+"#;
+    let policy = Policy::from_str(yaml, "silent.yaml").expect("policy loads");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let quiet = reg(ROOT, Operation::SetValue, &hkcu("SOFTWARE\\Quiet\\x"), "v");
+    for _ in 0..3 {
+        assert_eq!(r.emulator.perform(&quiet).await.verdict, Verdict::Deny);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        drain(&mut r.events).is_empty(),
+        "a silent deny without the log flag leaves no event"
+    );
+    let m = &r.service.adapter.metrics;
+    assert_eq!(
+        m.denials_silent.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "counted by the service once (then answered from the kernel's cache)"
+    );
+    assert_eq!(
+        r.emulator.metrics().get(Counter::DenyDecisions),
+        3,
+        "every denial counted by the driver"
+    );
+
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::SetValue, &hkcu(RUN), "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    let out = r
+        .emulator
+        .perform(&reg(
+            ROOT,
+            Operation::SetValue,
+            &hkcu("SOFTWARE\\Elsewhere"),
+            "v",
+        ))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let run = events
+        .iter()
+        .find(|e| e.key_path.ends_with("CurrentVersion\\Run"))
+        .expect("the Run key's silent deny is logged: a catalog location");
+    assert_eq!(
+        (run.kind, run.decision, run.notify),
+        (EventKind::RegistryWrite, "deny", false)
+    );
+    assert_eq!(run.to_ocsf()["is_alert"], false);
+    let blocked = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryBlocked)
+        .expect("the default denial notifies");
+    assert!(blocked.notify && blocked.key_path.ends_with("Elsewhere"));
+    assert_eq!(blocked.to_ocsf()["is_alert"], true);
+    assert_eq!(
+        events.len(),
+        2,
+        "nothing for the silent deny of Quiet: {events:?}"
+    );
+    assert_eq!(
+        m.denials_notified
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        m.denials_silent.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
 }
