@@ -587,7 +587,33 @@ pub struct Engine {
     approval_timeout_secs: u32,
 }
 
+/// What the driver must do with session reads so that they are decided as the policy says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadHandling {
+    /// Some rule can decide a read other than a plain allow (it denies, asks, or notifies): the
+    /// driver asks the service about session reads (`CONFIG_QUERY_READS`).
+    pub query: bool,
+    /// `log_all`: every session read is reported one-way (`CONFIG_NOTIFY_READS`).
+    pub report: bool,
+}
+
 impl Engine {
+    /// How the driver must treat session reads for this policy. Reads no rule names are allowed
+    /// (never by `default_action`), so unless a rule can decide a read otherwise the driver
+    /// answers reads itself; reads of high-risk locations are reported by the driver in any case.
+    pub fn read_handling(&self) -> ReadHandling {
+        let decides = |t: &RuleTable| {
+            t.rules.iter().any(|r| {
+                r.ops.contains(Operation::Read)
+                    && (r.decision != Decision::Allow || r.notify == Some(true))
+            })
+        };
+        ReadHandling {
+            query: decides(&self.registry) || decides(&self.files),
+            report: self.registry.settings.log_all || self.files.settings.log_all,
+        }
+    }
+
     /// Compiles a checked policy document.
     pub fn new(doc: &PolicyDoc) -> Engine {
         let registry = RuleTable::build(&doc.registry, false);
@@ -846,6 +872,12 @@ impl Engine {
         }
         let (mut decision, mut rule_ref, mut decider) = match rule {
             Some(r) => (r.decision, RuleRef::Rule(r.name.clone()), Some(r)),
+            // `default_action` decides every operation but plain reads: a read no rule names is
+            // allowed (docs/policy.md §Reads; docs/design-differences.md). A hive export
+            // (SaveKey) is not a plain read.
+            None if op == Operation::Read && !access.exports_hive => {
+                (Decision::Allow, RuleRef::Default, None)
+            }
             None => (set.default_action, RuleRef::Default, None),
         };
         // The catalog is more specific than `default_action`, so with no rule it decides outright;

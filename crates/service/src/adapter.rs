@@ -378,8 +378,9 @@ impl PolicyAdapter {
 
     /// The event for a decision the kernel made on its own (a notification): what the policy
     /// says of the operation — rule, catalog entry, risk, technique — with the kernel's decision
-    /// and reason.
-    pub fn notification_event(&self, n: &NotifyRepr) -> Event {
+    /// and reason. A read the kernel reported (it reports every session read under `log_all`,
+    /// and reads of its high-risk locations always) is an event only when the policy logs it.
+    pub fn notification_event(&self, n: &NotifyRepr) -> Option<Event> {
         let allowed = n.decision == op::Decision::Allow;
         let decision = if allowed {
             Decision::Allow
@@ -417,6 +418,9 @@ impl PolicyAdapter {
                 }
             }
         };
+        if n.reason == NotifyReason::Monitored && !verdict.log && !verdict.notify {
+            return None;
+        }
         annotate(&mut event, &mut verdict, session.as_deref());
         if n.reason == NotifyReason::CachedDecision {
             event.notify = notified;
@@ -429,7 +433,7 @@ impl PolicyAdapter {
             NotifyReason::FailClosed => Reason::FailClosed,
             NotifyReason::PendingExpired => Reason::Timeout,
         };
-        event
+        Some(event)
     }
 
     /// A non-zero token the service does not know (it restarted while the kernel kept its

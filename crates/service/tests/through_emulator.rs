@@ -692,3 +692,211 @@ registry_policy:
         2
     );
 }
+
+/// What `policy check` says of an operation (the engine alone, no driver): the design's
+/// behaviour as an administrator reads it before deploying.
+fn policy_check(policy: &Policy, sid_app: &str, op: Operation, key: &str, value: &str) -> Verdict {
+    let ctx = SessionContext::new(Some(sid_app), Some("C:\\work\\project"), Some(SID))
+        .expect("valid session");
+    let mut q = agentsh_policy::RegistryQuery::new(key, op, &ctx);
+    q.value = matches!(
+        op,
+        Operation::QueryValue | Operation::SetValue | Operation::DeleteValue
+    )
+    .then_some(value);
+    match policy.engine().decide_registry(&q).decision {
+        agentsh_policy::Decision::Allow => Verdict::Allow,
+        _ => Verdict::Deny,
+    }
+}
+
+/// A typical process start reads machine and user configuration. Under the design's example
+/// policy (`default_action: deny`, `log_all: true`, no read rule) every read is allowed — reads
+/// are decided by rules that name them, never by `default_action` — answered by the driver
+/// without a query, and logged (`log_all`); a Run key read is logged with its technique. What
+/// `policy check` says is what happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_designs_policy_answers_process_start_reads_in_the_driver_and_logs_them() {
+    let yaml = r#"
+registry_policy:
+  default_action: deny
+  log_all: true
+  default_cache_ttl: 30
+  notify_on_deny: true
+  rules:
+    - name: allow-app-settings
+      paths: ["HKCU\\SOFTWARE\\${APP_NAME}\\*"]
+      operations: [read, write, create, delete]
+      action: allow
+      cache_ttl: 60
+    - name: block-run-keys
+      paths:
+        - "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+        - "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\RunOnce"
+        - "HKCU\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+      operations: [write, create, delete]
+      action: deny
+      priority: 1000
+      notify: true
+    - name: approve-service-install
+      paths: ["HKLM\\SYSTEM\\CurrentControlSet\\Services\\*"]
+      operations: [create]
+      action: approve
+      timeout_seconds: 30
+      cache_ttl: 0
+"#;
+    let policy = Policy::from_str(yaml, "design.yaml").expect("the design's example loads");
+    let reads = policy.engine().read_handling();
+    assert!(!reads.query && reads.report, "{reads:?}");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let machine = "\\REGISTRY\\MACHINE";
+    let trace = [
+        (
+            Operation::OpenKey,
+            format!("{machine}\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"),
+            "",
+        ),
+        (
+            Operation::QueryValue,
+            format!("{machine}\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"),
+            "SafeDllSearchMode",
+        ),
+        (
+            Operation::OpenKey,
+            format!("{machine}\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"),
+            "",
+        ),
+        (
+            Operation::QueryValue,
+            format!("{machine}\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"),
+            "ProductName",
+        ),
+        (
+            Operation::EnumValues,
+            format!("{machine}\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\SideBySide"),
+            "",
+        ),
+        (
+            Operation::QueryValue,
+            format!("{machine}\\SYSTEM\\CurrentControlSet\\Control\\Nls\\CodePage"),
+            "ACP",
+        ),
+        (Operation::EnumKeys, hkcu("SOFTWARE\\Classes"), ""),
+        (
+            Operation::QueryValue,
+            hkcu("SOFTWARE\\TestApp\\config"),
+            "theme",
+        ),
+        (
+            Operation::QueryValue,
+            format!("{machine}\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"),
+            "Updater",
+        ),
+    ];
+    for (op, key, value) in &trace {
+        let out = r.emulator.perform(&reg(ROOT, *op, key, value)).await;
+        assert_eq!(
+            out.verdict,
+            policy_check(&policy, "TestApp", *op, key, value),
+            "{op:?} {key}: the driver and `policy check` agree"
+        );
+        assert_eq!(out.verdict, Verdict::Allow, "{op:?} {key}");
+    }
+    assert_eq!(
+        r.emulator.metrics().get(Counter::RegistryPolicyQueries),
+        0,
+        "every read answered in the driver, none queried"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let events = drain(&mut r.events);
+    let reads_logged = events
+        .iter()
+        .filter(|e| e.kind == EventKind::RegistryRead && e.decision == "allow")
+        .count();
+    assert_eq!(
+        reads_logged,
+        trace.len(),
+        "log_all logs every read: {events:?}"
+    );
+    let run = events
+        .iter()
+        .find(|e| e.key_path.ends_with("CurrentVersion\\Run"))
+        .expect("the Run key read");
+    assert_eq!(run.mitre_id, Some("T1547.001"));
+}
+
+/// A rule that denies reads makes the driver ask about session reads: the denied read is denied
+/// with an event, other reads are allowed, and `policy check` agrees with each. Under the default
+/// policy (no `log_all`) an ordinary read is neither queried nor logged, and a Run key read is
+/// allowed and logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_rule_is_enforced_and_high_risk_reads_are_logged() {
+    let yaml = r#"
+registry_policy:
+  default_action: deny
+  rules:
+    - name: deny-secret-reads
+      paths: ['HKCU\SOFTWARE\Secret\*']
+      operations: [read]
+      action: deny
+"#;
+    let policy = Policy::from_str(yaml, "read-rule.yaml").expect("policy loads");
+    assert!(policy.engine().read_handling().query);
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let secret = hkcu("SOFTWARE\\Secret\\token");
+    let other = hkcu("SOFTWARE\\Other");
+    for (key, expected) in [(&secret, Verdict::Deny), (&other, Verdict::Allow)] {
+        let out = r
+            .emulator
+            .perform(&reg(ROOT, Operation::QueryValue, key, "v"))
+            .await;
+        assert_eq!(out.verdict, expected, "{key}");
+        assert_eq!(
+            out.verdict,
+            policy_check(&policy, "TestApp", Operation::QueryValue, key, "v")
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let blocked = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryBlocked)
+        .expect("the denied read is an event");
+    assert_eq!(
+        (blocked.driver_operation, blocked.rule_name.as_str()),
+        ("QueryValue", "deny-secret-reads")
+    );
+
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let before = r.emulator.metrics().get(Counter::RegistryPolicyQueries);
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::QueryValue, &other, "v"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow);
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::QueryValue, &hkcu(RUN), "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow);
+    assert_eq!(
+        r.emulator.metrics().get(Counter::RegistryPolicyQueries),
+        before,
+        "reads answered in the driver"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    assert_eq!(
+        events.len(),
+        1,
+        "only the Run key read is logged: {events:?}"
+    );
+    assert_eq!(
+        (events[0].kind, events[0].decision, events[0].mitre_id),
+        (EventKind::RegistryRead, "allow", Some("T1547.001"))
+    );
+}
