@@ -293,7 +293,9 @@ fn finding(v: &Value) -> Option<Finding> {
         } else if let Some(r) = v.get("reg_value") {
             (Domain::Registry, s(&r["path"])?, s(&r["name"]))
         } else {
-            (Domain::Registry, s(&v["reg_key"]["path"])?, None)
+            // A rename's `reg_key` is the new name; the rule applies to the key as it was.
+            let key = v.get("prev_reg_key").unwrap_or(&v["reg_key"]);
+            (Domain::Registry, s(&key["path"])?, None)
         };
         let risk = v["attacks"][0]["sub_technique"]["uid"]
             .as_str()

@@ -77,10 +77,10 @@ mod tests {
 
     #[test]
     fn the_services_metrics_become_fail_mode_and_driver_counters() {
-        let text = "# HELP agentsh_fail_mode_closed x\n# TYPE agentsh_fail_mode_closed gauge\nagentsh_fail_mode_closed 1\nagentsh_approvals_pending 0\nagentsh_driver_cache_hit_count 90\nagentsh_driver_cache_miss_count 10\nagentsh_driver_cache_hit_rate_percent 90.00\n";
+        let text = "# HELP agentsh_fail_mode_closed x\n# TYPE agentsh_fail_mode_closed gauge\nagentsh_fail_mode_closed 1\nagentsh_approvals_pending 0\nagentsh_driver_cache_hits_total 90\nagentsh_driver_cache_misses_total 10\nagentsh_driver_cache_hit_rate_percent 90.00\n";
         let view = service_view(text);
         assert!(view.contains("fail mode:     closed"), "{view}");
-        assert!(view.contains("cache_hit_count"), "{view}");
+        assert!(view.contains("cache_hits_total"), "{view}");
         assert!(
             view.contains("cache_hit_rate_percent           90.00"),
             "{view}"

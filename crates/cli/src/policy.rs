@@ -11,6 +11,7 @@ use agentsh_policy::load::parse_access;
 use agentsh_policy::{
     Access, Engine, FileQuery, LoadErrors, Policy, RegistryQuery, SessionContext, StepKind, Verdict,
 };
+use agentsh_wire::response::CacheTtl;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -197,7 +198,12 @@ fn verdict_json(v: &Verdict) -> Value {
         "rule": v.rule.to_string(),
         "canonical": v.canonical,
         "operation": v.operation.name(),
-        "cache_ttl_seconds": v.cache_ttl.unwrap_or(0),
+        // Seconds; 0 = not cached; null = the driver's configured default (CacheDefaultTTLMs).
+        "cache_ttl_seconds": match v.cache_ttl {
+            CacheTtl::None => Some(0),
+            CacheTtl::Seconds(s) => Some(s),
+            CacheTtl::DriverDefault => None,
+        },
         "notify": v.notify,
         "log": v.log,
         "risk_level": v.risk().map(|r| r.name()),
@@ -249,8 +255,11 @@ fn print_verdict(v: &Verdict) {
     println!("rule:      {}", v.rule);
     println!("canonical: {}", v.canonical);
     match v.cache_ttl {
-        Some(t) => println!("cache ttl: {t}s"),
-        None => println!("cache ttl: not cached"),
+        CacheTtl::Seconds(t) => println!("cache ttl: {t}s"),
+        CacheTtl::DriverDefault => {
+            println!("cache ttl: the driver's default (CacheDefaultTTLMs)")
+        }
+        CacheTtl::None => println!("cache ttl: not cached"),
     }
     println!("notify:    {}", v.notify);
     println!("log:       {}", v.log);
@@ -417,6 +426,8 @@ fn print_catalog(as_json: bool) {
                     "technique": e.technique,
                     "technique_name": e.technique_name,
                     "tactic": e.tactic,
+                    "tactic_name": catalog::tactic(e.tactic).map(|t| t.0),
+                    "tactic_uid": catalog::tactic(e.tactic).map(|t| t.1),
                     "action": e.action.name(),
                     "reason": e.reason,
                     "description": e.description,

@@ -21,18 +21,22 @@ pub enum SandboxCommand {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Sandbox name (AppContainer profile `agentsh.<name>`).
+    /// Policy file whose `sandbox:` section gives the defaults of every option below (the
+    /// command line wins; `--allow` paths are added to the policy's).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Sandbox name (AppContainer profile `agentsh.<name>`); required here or in the policy.
     #[arg(long)]
-    name: String,
-    /// Directory the command may read and write.
+    name: Option<String>,
+    /// Directory the command may read and write; required here or in the policy.
     #[arg(long)]
-    workspace: PathBuf,
+    workspace: Option<PathBuf>,
     /// Extra path the command may read (repeatable).
     #[arg(long = "allow", value_name = "PATH")]
     allow: Vec<PathBuf>,
-    /// Network access: none, outbound, local or full.
-    #[arg(long, default_value = "none")]
-    network: NetworkAccess,
+    /// Network access: none, outbound, local or full (default: the policy's, else none).
+    #[arg(long)]
+    network: Option<NetworkAccess>,
     /// Do not use AppContainer: run with the restricted-token fallback (only with --network full:
     /// it cannot limit the network).
     #[arg(long)]
@@ -70,8 +74,76 @@ pub struct RunArgs {
 
 pub fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
     match command {
-        SandboxCommand::Run(args) => imp::run(args),
+        SandboxCommand::Run(args) => {
+            let settings = match &args.policy {
+                Some(path) => Some(
+                    agentsh_policy::Policy::from_path(path)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .settings()
+                        .sandbox
+                        .clone(),
+                ),
+                None => None,
+            };
+            let options = resolve(&args, settings.as_ref())?;
+            imp::run(args, options)
+        }
     }
+}
+
+/// A sandbox run's options: the command line's, else the policy's `sandbox:` section, else the
+/// defaults (no network, AppContainer and the minifilter on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub name: String,
+    pub workspace: PathBuf,
+    pub allow: Vec<PathBuf>,
+    pub network: NetworkAccess,
+    pub appcontainer: bool,
+    pub fail_on_appcontainer_error: bool,
+    pub minifilter: bool,
+}
+
+/// Merges the command line with the policy's `sandbox:` section; a name or workspace given by
+/// neither is an error that says where to give it.
+pub fn resolve(
+    args: &RunArgs,
+    policy: Option<&agentsh_policy::settings::SandboxSettings>,
+) -> anyhow::Result<Options> {
+    use agentsh_policy::settings::NetworkAccess as PolicyNetwork;
+    let defaults = agentsh_policy::settings::SandboxSettings::default();
+    let p = policy.unwrap_or(&defaults);
+    let name = args
+        .name
+        .clone()
+        .or_else(|| p.name.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!("sandbox run: give `--name` or `sandbox.name` in the policy")
+        })?;
+    let workspace = args
+        .workspace
+        .clone()
+        .or_else(|| p.workspace.as_ref().map(PathBuf::from))
+        .ok_or_else(|| {
+            anyhow::anyhow!("sandbox run: give `--workspace` or `sandbox.workspace` in the policy")
+        })?;
+    let mut allow: Vec<PathBuf> = p.allow.iter().map(PathBuf::from).collect();
+    allow.extend(args.allow.iter().cloned());
+    let network = args.network.unwrap_or(match p.network {
+        PolicyNetwork::None => NetworkAccess::None,
+        PolicyNetwork::Outbound => NetworkAccess::Outbound,
+        PolicyNetwork::Local => NetworkAccess::Local,
+        PolicyNetwork::Full => NetworkAccess::Full,
+    });
+    Ok(Options {
+        name,
+        workspace,
+        allow,
+        network,
+        appcontainer: p.appcontainer && !args.no_appcontainer,
+        fail_on_appcontainer_error: p.fail_on_appcontainer_error || args.fail_on_appcontainer_error,
+        minifilter: p.minifilter && !args.no_minifilter,
+    })
 }
 
 #[cfg(windows)]
@@ -82,10 +154,10 @@ mod imp {
 
     use agentsh_windows::sandbox::{CancelToken, Sandbox, SandboxConfig, SessionRegistrar};
 
-    use super::RunArgs;
     use super::registrar::{ServiceRegistrar, no_service};
+    use super::{Options, RunArgs};
 
-    pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    pub fn run(args: RunArgs, options: Options) -> anyhow::Result<ExitCode> {
         let journal_dir = args.journal_dir.clone().unwrap_or_else(|| {
             std::env::var_os("LOCALAPPDATA")
                 .map(std::path::PathBuf::from)
@@ -93,22 +165,23 @@ mod imp {
                 .join("agentsh")
                 .join("sandboxes")
         });
-        let mut config = SandboxConfig::new(&args.name, &args.workspace, journal_dir);
-        config.allowed_paths = args.allow;
-        config.network = args.network;
+        let mut config = SandboxConfig::new(&options.name, &options.workspace, journal_dir);
+        config.allowed_paths = options.allow;
+        config.network = options.network;
         agentsh_windows::environment::check_pass(&args.pass_env)
-            .map_err(|e| anyhow::anyhow!("sandbox `{}`: {e}", args.name))?;
-        config.use_app_container = !args.no_appcontainer;
-        config.allow_fallback = args.allow_fallback;
+            .map_err(|e| anyhow::anyhow!("sandbox `{}`: {e}", options.name))?;
+        config.use_app_container = options.appcontainer;
+        // The policy's `fail_on_appcontainer_error: true` forbids the fallback even when asked.
+        config.allow_fallback = args.allow_fallback && !options.fail_on_appcontainer_error;
         config.pass_env = args.pass_env.clone();
         config.job_limits = agentsh_windows::sandbox::JobLimits {
             max_processes: args.max_processes,
             max_memory_bytes: args.max_memory_mb.saturating_mul(1 << 20),
         };
-        config.use_minifilter = !args.no_minifilter;
+        config.use_minifilter = options.minifilter;
         let registrar: Option<Arc<dyn SessionRegistrar>> = if config.use_minifilter {
             let registrar = ServiceRegistrar::connect(&args.api)
-                .map_err(|e| anyhow::anyhow!(no_service(&args.name, &e)))?;
+                .map_err(|e| anyhow::anyhow!(no_service(&options.name, &e)))?;
             Some(Arc::new(registrar))
         } else {
             None
@@ -117,17 +190,17 @@ mod imp {
         if let Some(reason) = sandbox.fallback_reason() {
             eprintln!(
                 "agentsh: sandbox `{}`: appcontainer not in force ({reason}); isolation: {}",
-                args.name,
+                options.name,
                 sandbox.isolation()
             );
         }
         for warning in sandbox.warnings() {
-            eprintln!("agentsh: sandbox `{}`: {warning}", args.name);
+            eprintln!("agentsh: sandbox `{}`: {warning}", options.name);
         }
-        if args.no_minifilter {
+        if !options.minifilter {
             eprintln!(
-                "agentsh: sandbox `{}`: --no-minifilter: no driver session, registry and file policy are not enforced for this command",
-                args.name
+                "agentsh: sandbox `{}`: minifilter off: no driver session, registry and file policy are not enforced for this command",
+                options.name
             );
         }
         let (program, rest) = args
@@ -147,7 +220,7 @@ mod imp {
             .unwrap_or_default();
         eprintln!(
             "agentsh: sandbox `{}`: exit code {}; isolation: {}{session}",
-            args.name, result.exit_code, result.isolation
+            options.name, result.exit_code, result.isolation
         );
         close?;
         // Windows exit codes are 32-bit; ExitCode only carries 8 bits portably.
@@ -159,13 +232,93 @@ mod imp {
 mod imp {
     use std::process::ExitCode;
 
-    use super::RunArgs;
+    use super::{Options, RunArgs};
 
-    pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    pub fn run(_args: RunArgs, options: Options) -> anyhow::Result<ExitCode> {
         anyhow::bail!(
             "sandbox `{}`: the sandbox needs Windows (AppContainer, job objects); this is {}",
-            args.name,
+            options.name,
             std::env::consts::OS
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    }
+
+    fn args(line: &[&str]) -> RunArgs {
+        let mut argv = vec!["t", "run"];
+        argv.extend_from_slice(line);
+        match Cli::parse_from(argv).command {
+            SandboxCommand::Run(a) => a,
+        }
+    }
+
+    fn policy_section(yaml: &str) -> agentsh_policy::settings::SandboxSettings {
+        agentsh_policy::Policy::from_str(yaml, "p.yaml")
+            .expect("policy loads")
+            .settings()
+            .sandbox
+            .clone()
+    }
+
+    #[test]
+    fn the_policys_sandbox_section_gives_the_defaults_and_the_command_line_wins() {
+        let p = policy_section(
+            "sandbox:\n  name: agent\n  workspace: 'C:\\work'\n  allow: ['C:\\tools']\n  network: outbound\n  appcontainer: false\n  minifilter: true\n",
+        );
+        let o = resolve(&args(&["--", "cmd"]), Some(&p)).expect("resolves");
+        assert_eq!(o.name, "agent");
+        assert_eq!(o.workspace, PathBuf::from("C:\\work"));
+        assert_eq!(o.allow, vec![PathBuf::from("C:\\tools")]);
+        assert_eq!(o.network, NetworkAccess::Outbound);
+        assert!(!o.appcontainer && o.minifilter);
+
+        let o = resolve(
+            &args(&[
+                "--name",
+                "other",
+                "--network",
+                "none",
+                "--allow",
+                "D:\\data",
+                "--no-minifilter",
+                "--",
+                "cmd",
+            ]),
+            Some(&p),
+        )
+        .expect("resolves");
+        assert_eq!(o.name, "other");
+        assert_eq!(o.network, NetworkAccess::None);
+        assert_eq!(
+            o.allow,
+            vec![PathBuf::from("C:\\tools"), PathBuf::from("D:\\data")]
+        );
+        assert!(!o.minifilter);
+    }
+
+    #[test]
+    fn a_name_or_workspace_given_nowhere_is_an_error_that_says_where() {
+        let e = resolve(&args(&["--workspace", "C:\\w", "--", "cmd"]), None).expect_err("no name");
+        assert!(e.to_string().contains("sandbox.name"), "{e}");
+        let e = resolve(&args(&["--name", "n", "--", "cmd"]), None).expect_err("no workspace");
+        assert!(e.to_string().contains("sandbox.workspace"), "{e}");
+        let o = resolve(
+            &args(&["--name", "n", "--workspace", "C:\\w", "--", "cmd"]),
+            None,
+        )
+        .expect("resolves");
+        assert!(o.appcontainer && o.minifilter && !o.fail_on_appcontainer_error);
+        assert_eq!(o.network, NetworkAccess::None);
     }
 }

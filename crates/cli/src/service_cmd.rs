@@ -62,12 +62,12 @@ pub struct RunArgs {
     /// Format of `--events` (or of standard output when only this is given)
     #[arg(long, value_enum)]
     pub event_format: Option<EventFormat>,
-    /// Loopback address of the approvals API (default: the policy's `approvals.api_listen`, else
+    /// Loopback address of the approvals API (default: the policy's `approvals.api.listen`, else
     /// 127.0.0.1:7878)
     #[arg(long)]
     pub api: Option<SocketAddr>,
     /// File the API token is written to, readable by this account only (default: the policy's
-    /// `approvals.api_token_file`, else a private per-user location)
+    /// `approvals.api.token_file`, else a private per-user location)
     #[arg(long)]
     pub api_token_file: Option<PathBuf>,
     /// Override the policy's driver fail mode

@@ -50,7 +50,7 @@ fn policy_script() -> support::Script {
             ..RegistryQuery::new(&key, Access::from(request.operation), &session)
         };
         let verdict = engine.decide_registry(&query);
-        let ttl = verdict.cache_ttl.map_or(CacheTtl::None, CacheTtl::Seconds);
+        let ttl = verdict.cache_ttl;
         match verdict.decision {
             Decision::Allow => Answer::Allow { ttl },
             Decision::Deny | Decision::Approve => Answer::Deny { ttl },

@@ -293,13 +293,15 @@ impl LineCx<'_> {
                 None => return Err(self.err(Some("path"), "missing")),
             };
             let new_path = self.take_name(obj, "new_path", "new_path_units")?;
-            if (op == FileOperation::Rename) != new_path.is_some() {
+            // A rename and a hard link name two paths: the file and its new name or link.
+            let two_paths = matches!(op, FileOperation::Rename | FileOperation::HardLink);
+            if two_paths != new_path.is_some() {
                 return Err(self.err(
                     Some("new_path"),
-                    if op == FileOperation::Rename {
-                        "missing (rename_file needs it)"
+                    if two_paths {
+                        "missing (rename_file and hard_link_file need it)"
                     } else {
-                        "only rename_file has a new path"
+                        "only rename_file and hard_link_file have a new path"
                     },
                 ));
             }
@@ -577,6 +579,27 @@ mod tests {
         check_err(
             r#"{"process":"p","operation":"set_value","key":"K","new_name":"x"}"#,
             "t.jsonl:1: field `new_name`: only rename_key has a new name",
+        );
+        check_err(
+            r#"{"process":"p","operation":"hard_link_file","path":"C:\\a"}"#,
+            "t.jsonl:1: field `new_path`: missing (rename_file and hard_link_file need it)",
+        );
+        check_err(
+            r#"{"process":"p","operation":"write_file","path":"C:\\a","new_path":"C:\\b"}"#,
+            "t.jsonl:1: field `new_path`: only rename_file and hard_link_file have a new path",
+        );
+        let link = Trace::parse(
+            "t.jsonl",
+            r#"{"process":"p","operation":"hard_link_file","path":"C:\\a","new_path":"C:\\b"}"#,
+        )
+        .expect("a hard link names its new link");
+        assert_eq!(
+            link.lines[0].action,
+            Action::File(FileAccess {
+                op: FileOperation::HardLink,
+                path: "C:\\a".into(),
+                new_path: Some("C:\\b".into()),
+            })
         );
         check_err(
             r#"{"process":"p","operation":"set_value","key":"K","value_type":"REG_WORD"}"#,

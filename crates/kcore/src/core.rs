@@ -273,7 +273,11 @@ impl KernelCore {
             return Step::Allow(Why::Unsandboxed);
         };
         if req.is_read() && self.config.flags & CONFIG_QUERY_READS == 0 {
-            if self.config.flags & CONFIG_NOTIFY_READS != 0 {
+            // Reported one-way: every read under NOTIFY_READS (the policy's `log_all`), and
+            // always a read of a built-in high-risk location, which the policy logs.
+            let high_risk = matches!(req, Request::Registry(r)
+                if self.high_risk.classify_op(r.key, r.name).is_some());
+            if self.config.flags & CONFIG_NOTIFY_READS != 0 || high_risk {
                 self.notify(NotifyReason::Monitored, true, 0, session.token, caller, req);
             }
             self.count(Counter::AllowDecisions);

@@ -1032,6 +1032,38 @@ fn reads_take_no_round_trip_unless_a_rule_can_deny_them() {
 }
 
 #[test]
+fn sandboxed_reads_of_high_risk_keys_are_reported_one_way() {
+    let mut core = connected();
+    let caller = Caller { pid: ROOT, tid: 1 };
+    let (run, other, x) = (u(RUN), u("\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor"), u("x"));
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::QueryValue, &run, &x)),
+        Step::Allow(Why::ReadNotQueried)
+    );
+    let n = decision(
+        core.next_notification()
+            .expect("the Run key read is reported"),
+    );
+    assert_eq!((n.reason, n.allowed), (NotifyReason::Monitored, true));
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::QueryValue, &other, &x)),
+        Step::Allow(Why::ReadNotQueried)
+    );
+    assert!(
+        core.next_notification().is_none(),
+        "an ordinary read is answered without a report"
+    );
+    // Under NOTIFY_READS (`log_all`) every session read is reported.
+    let config = DriverConfig {
+        flags: agentsh_wire::control::CONFIG_NOTIFY_READS,
+        ..DriverConfig::DEFAULT
+    };
+    status(&mut core, ControlRepr::SetConfig(config));
+    core.begin(0, caller, &reg(Operation::QueryValue, &other, &x));
+    assert!(core.next_notification().is_some());
+}
+
+#[test]
 fn the_port_admits_one_handshaken_client() {
     let mut core = KernelCore::new(1);
     assert_eq!(

@@ -115,6 +115,29 @@ pub struct Entry {
     pub sources: &'static [&'static str],
 }
 
+/// An ATT&CK enterprise tactic's name and id by its STIX short name (`persistence` →
+/// `("Persistence", "TA0003")`), as ATT&CK [`ATTACK_VERSION`] lists them; `None` for a name that
+/// is not an enterprise tactic.
+pub fn tactic(short_name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match short_name {
+        "reconnaissance" => ("Reconnaissance", "TA0043"),
+        "resource-development" => ("Resource Development", "TA0042"),
+        "initial-access" => ("Initial Access", "TA0001"),
+        "execution" => ("Execution", "TA0002"),
+        "persistence" => ("Persistence", "TA0003"),
+        "privilege-escalation" => ("Privilege Escalation", "TA0004"),
+        "defense-evasion" => ("Defense Evasion", "TA0005"),
+        "credential-access" => ("Credential Access", "TA0006"),
+        "discovery" => ("Discovery", "TA0007"),
+        "lateral-movement" => ("Lateral Movement", "TA0008"),
+        "collection" => ("Collection", "TA0009"),
+        "command-and-control" => ("Command and Control", "TA0011"),
+        "exfiltration" => ("Exfiltration", "TA0010"),
+        "impact" => ("Impact", "TA0040"),
+        _ => return None,
+    })
+}
+
 const P: &str = "persistence";
 const DE: &str = "defense-evasion";
 const CA: &str = "credential-access";

@@ -2,6 +2,7 @@
 //! compiled prefix index so a decision costs about the same with ten rules or ten thousand.
 //! A linear scan over the same data is kept as the reference the index is tested against.
 
+use agentsh_wire::response::CacheTtl;
 use std::fmt;
 use std::sync::Arc;
 
@@ -270,8 +271,11 @@ impl fmt::Display for RuleRef {
 pub struct Verdict {
     pub decision: Decision,
     pub rule: RuleRef,
-    /// Seconds the driver may cache the decision; `None` = do not cache (always for `approve`).
-    pub cache_ttl: Option<u32>,
+    /// How long the driver may cache the decision: the deciding rule's `cache_ttl`, else the
+    /// rule set's `default_cache_ttl`, else the driver's configured `CacheDefaultTTLMs`
+    /// (`DriverDefault`, the wire's sentinel); a TTL of 0 is `None` (do not cache), and so is
+    /// every `approve`.
+    pub cache_ttl: CacheTtl,
     pub notify: bool,
     pub log: bool,
     /// The strictest matching high-risk entry, if any.
@@ -318,7 +322,7 @@ struct CompiledRule {
     ops: OpSet,
     decision: Decision,
     priority: i32,
-    notify: bool,
+    notify: Option<bool>,
     message: Option<Template>,
     timeout_secs: Option<u32>,
     cache_ttl: Option<u32>,
@@ -584,7 +588,33 @@ pub struct Engine {
     approval_timeout_secs: u32,
 }
 
+/// What the driver must do with session reads so that they are decided as the policy says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadHandling {
+    /// Some rule can decide a read other than a plain allow (it denies, asks, or notifies): the
+    /// driver asks the service about session reads (`CONFIG_QUERY_READS`).
+    pub query: bool,
+    /// `log_all`: every session read is reported one-way (`CONFIG_NOTIFY_READS`).
+    pub report: bool,
+}
+
 impl Engine {
+    /// How the driver must treat session reads for this policy. Reads no rule names are allowed
+    /// (never by `default_action`), so unless a rule can decide a read otherwise the driver
+    /// answers reads itself; reads of high-risk locations are reported by the driver in any case.
+    pub fn read_handling(&self) -> ReadHandling {
+        let decides = |t: &RuleTable| {
+            t.rules.iter().any(|r| {
+                r.ops.contains(Operation::Read)
+                    && (r.decision != Decision::Allow || r.notify == Some(true))
+            })
+        };
+        ReadHandling {
+            query: decides(&self.registry) || decides(&self.files),
+            report: self.registry.settings.log_all || self.files.settings.log_all,
+        }
+    }
+
     /// Compiles a checked policy document.
     pub fn new(doc: &PolicyDoc) -> Engine {
         let registry = RuleTable::build(&doc.registry, false);
@@ -828,9 +858,9 @@ impl Engine {
                 decision: Decision::Allow,
                 rule: high_risk.map_or(RuleRef::Unsandboxed, |e| RuleRef::Builtin(e.id)),
                 cache_ttl: if high_risk.is_some() && floor_op {
-                    None
+                    CacheTtl::None
                 } else {
-                    set.default_cache_ttl
+                    ttl_of(None, set.default_cache_ttl)
                 },
                 notify: false,
                 log: set.log_all || high_risk.is_some(),
@@ -843,6 +873,12 @@ impl Engine {
         }
         let (mut decision, mut rule_ref, mut decider) = match rule {
             Some(r) => (r.decision, RuleRef::Rule(r.name.clone()), Some(r)),
+            // `default_action` decides every operation but plain reads: a read no rule names is
+            // allowed (docs/policy.md §Reads; docs/design-differences.md). A hive export
+            // (SaveKey) is not a plain read.
+            None if op == Operation::Read && !access.exports_hive => {
+                (Decision::Allow, RuleRef::Default, None)
+            }
             None => (set.default_action, RuleRef::Default, None),
         };
         // The catalog is more specific than `default_action`, so with no rule it decides outright;
@@ -857,13 +893,9 @@ impl Engine {
             decider = None;
         }
         let cache_ttl = if decision == Decision::Approve {
-            None
+            CacheTtl::None
         } else {
-            match decider.and_then(|r| r.cache_ttl) {
-                Some(0) => None,
-                Some(t) => Some(t),
-                None => set.default_cache_ttl,
-            }
+            ttl_of(decider.and_then(|r| r.cache_ttl), set.default_cache_ttl)
         };
         let approval_timeout_secs = (decision == Decision::Approve).then(|| {
             decider
@@ -880,9 +912,15 @@ impl Engine {
             decision,
             rule: rule_ref,
             cache_ttl,
-            notify: decider.is_some_and(|r| r.notify)
-                || (decision == Decision::Deny && set.notify_on_deny),
-            log: set.log_all || decision != Decision::Allow || high_risk.is_some(),
+            // The rule's own `notify` when it says; otherwise a denial notifies per
+            // `notify_on_deny`. `notify: false` on a deny rule is a silent deny.
+            notify: decider
+                .and_then(|r| r.notify)
+                .unwrap_or(decision == Decision::Deny && set.notify_on_deny),
+            // Logged: everything with `log_all`, every catalog location, every approval. A
+            // denial is logged when it notifies (the notification is its record) or by those
+            // rules; a silent deny otherwise leaves no event (it is still counted).
+            log: set.log_all || decision == Decision::Approve || high_risk.is_some(),
             high_risk,
             approval_timeout_secs,
             message,
@@ -1007,7 +1045,7 @@ fn refuse_if_truncated(
     if sandboxed && access.meets_catalog_floor() && v.decision != Decision::Deny {
         v.decision = Decision::Deny;
         v.rule = RuleRef::Truncated;
-        v.cache_ttl = None;
+        v.cache_ttl = CacheTtl::None;
         v.notify = set.notify_on_deny;
         v.approval_timeout_secs = None;
         v.message = None;
@@ -1143,4 +1181,14 @@ pub struct Explanation {
     pub canonical: String,
     pub steps: Vec<Step>,
     pub verdict: Verdict,
+}
+
+/// A decision's cache lifetime: the rule's TTL, else the rule set's default, else the driver's
+/// own default; 0 at either level means "do not cache".
+fn ttl_of(rule: Option<u32>, set_default: Option<u32>) -> CacheTtl {
+    match rule.or(set_default) {
+        Some(0) => CacheTtl::None,
+        Some(t) => CacheTtl::Seconds(t),
+        None => CacheTtl::DriverDefault,
+    }
 }

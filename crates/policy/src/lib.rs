@@ -21,8 +21,8 @@ pub mod workload;
 pub mod yaml;
 
 pub use engine::{
-    Engine, Explanation, FileQuery, RegistryQuery, RuleRef, SessionContext, SessionError, Step,
-    StepKind, Strategy, Verdict,
+    Engine, Explanation, FileQuery, ReadHandling, RegistryQuery, RuleRef, SessionContext,
+    SessionError, Step, StepKind, Strategy, Verdict,
 };
 pub use load::{LoadError, LoadErrors};
 pub use ops::{Access, Decision, OpSet, Operation, Risk};

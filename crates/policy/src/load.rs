@@ -82,7 +82,9 @@ pub struct Rule {
     pub operations: OpSet,
     pub decision: Decision,
     pub priority: i32,
-    pub notify: bool,
+    /// The rule's `notify`; unset, a denial notifies per the rule set's `notify_on_deny` and
+    /// `notify: false` on a deny rule makes a silent deny.
+    pub notify: Option<bool>,
     pub message: Option<Template>,
     pub timeout_secs: Option<u32>,
     pub cache_ttl: Option<u32>,
@@ -587,7 +589,8 @@ fn rule_set(
         if let Some(n) = f.get("default_cache_ttl")
             && let Some(t) = cx.int(n, "default_cache_ttl", CACHE_TTL_SECS)
         {
-            set.default_cache_ttl = (t > 0).then_some(t as u32);
+            // 0 is kept: it means "do not cache", unlike a missing key (the driver's default).
+            set.default_cache_ttl = Some(t as u32);
         }
         if let Some(n) = f.get("rules") {
             rule_lists.push(n);
@@ -711,8 +714,8 @@ fn rule(cx: &mut Ctx<'_>, node: &Node, domain: Domain) -> Option<Rule> {
         None => Some(0),
     };
     let notify = match f.get("notify") {
-        Some(n) => cx.boolean(n, "notify"),
-        None => Some(false),
+        Some(n) => cx.boolean(n, "notify").map(Some),
+        None => Some(None),
     };
     let message = f.get("message").and_then(|m| {
         let s = cx.string(m, "message")?;

@@ -7,6 +7,7 @@ use agentsh_policy::load::parse_access;
 use agentsh_policy::{
     Decision, FileQuery, Operation, RegistryQuery, Risk, RuleRef, SessionContext,
 };
+use agentsh_wire::response::CacheTtl;
 use support::{SID, policy, reg, session};
 
 const RUN_HKCU: &str = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run";
@@ -221,7 +222,7 @@ fn unsandboxed_processes_are_never_blocked_but_high_risk_writes_are_logged_and_n
         (Some("T1547.001"), Some("persistence"))
     );
     assert_eq!(v.rule, RuleRef::Builtin("run-keys-hklm"));
-    assert_eq!(v.cache_ttl, None);
+    assert_eq!(v.cache_ttl, CacheTtl::None);
     let v = reg(&p, r"HKCU\SOFTWARE\Anything", None, "SetValue", false);
     assert_eq!(
         (v.decision, v.rule, v.log),
@@ -244,14 +245,39 @@ registry_policy:
 "#,
     );
     let ttl = |k: &str| reg(&p, k, None, "write", true).cache_ttl;
-    assert_eq!(ttl(r"HKCU\SOFTWARE\A\x"), Some(60));
-    assert_eq!(ttl(r"HKCU\SOFTWARE\B\x"), None);
-    assert_eq!(ttl(r"HKCU\SOFTWARE\C\x"), Some(30));
-    assert_eq!(ttl(r"HKCU\SOFTWARE\D\x"), None);
+    assert_eq!(ttl(r"HKCU\SOFTWARE\A\x"), CacheTtl::Seconds(60));
+    assert_eq!(ttl(r"HKCU\SOFTWARE\B\x"), CacheTtl::None, "cache_ttl: 0");
+    assert_eq!(ttl(r"HKCU\SOFTWARE\C\x"), CacheTtl::Seconds(30));
+    assert_eq!(ttl(r"HKCU\SOFTWARE\D\x"), CacheTtl::None, "approvals");
+    // No TTL anywhere: the driver's configured CacheDefaultTTLMs (the wire's sentinel).
     let none = policy("registry_policy: { default_action: allow }\n");
     assert_eq!(
         reg(&none, r"HKCU\SOFTWARE\A", None, "write", true).cache_ttl,
-        None
+        CacheTtl::DriverDefault
+    );
+    // `default_cache_ttl: 0` turns caching off for the rules that name no TTL of their own.
+    let off = policy(
+        r#"
+registry_policy:
+  default_action: allow
+  default_cache_ttl: 0
+  rules:
+    - { name: own, paths: ['HKCU\SOFTWARE\A\*'], operations: ['*'], action: allow, cache_ttl: 5 }
+"#,
+    );
+    assert_eq!(
+        reg(&off, r"HKCU\SOFTWARE\B", None, "write", true).cache_ttl,
+        CacheTtl::None
+    );
+    assert_eq!(
+        reg(&off, r"HKCU\SOFTWARE\A\x", None, "write", true).cache_ttl,
+        CacheTtl::Seconds(5)
+    );
+    // An approval is never cached, whatever the TTLs say.
+    let ask = policy("registry_policy: { default_action: approve, default_cache_ttl: 60 }\n");
+    assert_eq!(
+        reg(&ask, r"HKCU\SOFTWARE\A", None, "write", true).cache_ttl,
+        CacheTtl::None
     );
 }
 
@@ -272,12 +298,46 @@ registry_policy:
     assert_eq!((v.notify, v.log), (false, false));
     let v = reg(&p, r"HKCU\SOFTWARE\B\x", None, "write", true);
     assert_eq!((v.notify, v.log), (true, false));
+    // A denial notifies per `notify_on_deny`; the notification is its record, so `log` stays
+    // for `log_all`, catalog locations and approvals.
     let v = reg(&p, r"HKCU\SOFTWARE\Z", None, "write", true);
-    assert_eq!((v.decision, v.notify, v.log), (Decision::Deny, true, true));
+    assert_eq!((v.decision, v.notify, v.log), (Decision::Deny, true, false));
     let quiet =
         policy("registry_policy: { default_action: deny, notify_on_deny: false, log_all: true }\n");
     let v = reg(&quiet, r"HKCU\SOFTWARE\Z", None, "write", true);
     assert_eq!((v.notify, v.log), (false, true));
+    let silent = policy("registry_policy: { default_action: deny, notify_on_deny: false }\n");
+    let v = reg(&silent, r"HKCU\SOFTWARE\Z", None, "write", true);
+    assert_eq!(
+        (v.decision, v.notify, v.log),
+        (Decision::Deny, false, false)
+    );
+    // A rule's own `notify: false` makes a silent deny even with `notify_on_deny: true`; a catalog
+    // location is still logged.
+    let rule = policy(
+        r#"
+registry_policy:
+  default_action: deny
+  notify_on_deny: true
+  rules:
+    - { name: hush, paths: ['HKCU\SOFTWARE\H\*'], operations: ['*'], action: deny, notify: false }
+    - { name: hush-run, paths: ['HKCU\SOFTWARE\Microsoft\Windows\CurrentVersion\Run'], operations: ['*'], action: deny, notify: false }
+"#,
+    );
+    let v = reg(&rule, r"HKCU\SOFTWARE\H\x", None, "write", true);
+    assert_eq!(
+        (v.decision, v.notify, v.log),
+        (Decision::Deny, false, false)
+    );
+    let v = reg(
+        &rule,
+        r"HKCU\SOFTWARE\Microsoft\Windows\CurrentVersion\Run",
+        Some("x"),
+        "write",
+        true,
+    );
+    assert_eq!((v.decision, v.notify, v.log), (Decision::Deny, false, true));
+    assert_eq!(v.rule.to_string(), "hush-run");
 }
 
 #[test]
@@ -633,7 +693,7 @@ fn truncated_paths_are_never_written_by_a_sandboxed_process() {
     let v = p.engine().decide_registry(&q);
     assert_eq!(
         (v.decision, v.rule, v.cache_ttl, v.log),
-        (Decision::Deny, RuleRef::Truncated, None, true)
+        (Decision::Deny, RuleRef::Truncated, CacheTtl::None, true)
     );
     q.access = Operation::Read.into();
     assert_eq!(p.engine().decide_registry(&q).decision, Decision::Allow);
@@ -668,6 +728,6 @@ file_rules:
     );
     assert_eq!(
         reg(&p, r"HKCU\SOFTWARE\H", None, "write", true).cache_ttl,
-        Some(10)
+        CacheTtl::Seconds(10)
     );
 }

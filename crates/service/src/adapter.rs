@@ -245,10 +245,15 @@ impl PolicyAdapter {
         q.process_id = req.process_id;
         q.process_name = &ev.process_name;
         let verdict = self.engine().decide_registry(&q);
-        ev.kind = registry_kind(req.operation, verdict.decision);
+        ev.kind = registry_kind(req.operation, shown_decision(&verdict));
         if req.operation == op::Operation::SetValue {
             ev.value_type = crate::events::value_type_name(req.value_type);
             ev.data_size = Some(req.data_size);
+        }
+        if req.operation == op::Operation::RenameKey {
+            // The new name is a leaf under the same parent.
+            let parent = key.rsplit_once('\\').map_or("", |(p, _)| p);
+            ev.target_path = Some(format!("{parent}\\{name}"));
         }
         ev.value_name = has_value.then_some(name);
         ev.key_path = key;
@@ -281,8 +286,9 @@ impl PolicyAdapter {
         q.process_id = req.process_id;
         q.process_name = &ev.process_name;
         let verdict = self.engine().decide_file(&q);
-        ev.kind = file_kind(req.operation, verdict.decision);
+        ev.kind = file_kind(req.operation, shown_decision(&verdict));
         ev.key_path = path;
+        ev.target_path = (!target.is_empty()).then_some(target);
         ev.driver_operation = req.operation.name();
         Decided {
             verdict,
@@ -372,14 +378,20 @@ impl PolicyAdapter {
 
     /// The event for a decision the kernel made on its own (a notification): what the policy
     /// says of the operation — rule, catalog entry, risk, technique — with the kernel's decision
-    /// and reason.
-    pub fn notification_event(&self, n: &NotifyRepr) -> Event {
+    /// and reason. A read the kernel reported (it reports every session read under `log_all`,
+    /// and reads of its high-risk locations always) is an event only when the policy logs it.
+    pub fn notification_event(&self, n: &NotifyRepr) -> Option<Event> {
         let allowed = n.decision == op::Decision::Allow;
         let decision = if allowed {
             Decision::Allow
         } else {
             Decision::Deny
         };
+        // A cached silent deny (logged, not notified) is shown under its operation's type, as
+        // when the service decided it.
+        let notified = n.flags & agentsh_wire::response::FLAG_NOTIFY != 0;
+        let silent = n.reason == NotifyReason::CachedDecision && !notified;
+        let shown = if silent { Decision::Allow } else { decision };
         let Decided {
             mut verdict,
             session,
@@ -389,7 +401,7 @@ impl PolicyAdapter {
                 let d = self.decide_registry(r);
                 Decided {
                     event: Event {
-                        kind: registry_kind(r.operation, decision),
+                        kind: registry_kind(r.operation, shown),
                         ..d.event
                     },
                     ..d
@@ -399,14 +411,20 @@ impl PolicyAdapter {
                 let d = self.decide_file(f);
                 Decided {
                     event: Event {
-                        kind: file_kind(f.operation, decision),
+                        kind: file_kind(f.operation, shown),
                         ..d.event
                     },
                     ..d
                 }
             }
         };
+        if n.reason == NotifyReason::Monitored && !verdict.log && !verdict.notify {
+            return None;
+        }
         annotate(&mut event, &mut verdict, session.as_deref());
+        if n.reason == NotifyReason::CachedDecision {
+            event.notify = notified;
+        }
         event.decision = decision.name();
         event.reason = match n.reason {
             NotifyReason::HighRiskUnsandboxed => Reason::Unsandboxed,
@@ -415,7 +433,7 @@ impl PolicyAdapter {
             NotifyReason::FailClosed => Reason::FailClosed,
             NotifyReason::PendingExpired => Reason::Timeout,
         };
-        event
+        Some(event)
     }
 
     /// A non-zero token the service does not know (it restarted while the kernel kept its
@@ -436,10 +454,7 @@ impl PolicyAdapter {
         } = d;
         let session = session.as_deref();
         annotate(&mut ev, &mut verdict, session);
-        let ttl = match verdict.cache_ttl {
-            Some(0) | None => CacheTtl::None,
-            Some(s) => CacheTtl::Seconds(s),
-        };
+        let ttl = verdict.cache_ttl;
         let audit = self.audits_all() || session.is_some_and(|s| s.audit);
         if audit && verdict.decision != Decision::Allow {
             ev.decision = match verdict.decision {
@@ -460,7 +475,10 @@ impl PolicyAdapter {
             Decision::Allow | Decision::Deny => {
                 ev.decision = verdict.decision.name();
                 let allow = verdict.decision == Decision::Allow;
-                if !allow || verdict.log || verdict.notify {
+                if !allow {
+                    self.metrics.count_denial(verdict.notify);
+                }
+                if verdict.log || verdict.notify {
                     self.events.emit(ev);
                 }
                 let d = if allow {
@@ -660,10 +678,12 @@ fn annotate(ev: &mut Event, verdict: &mut Verdict, session: Option<&SessionInfo>
     ev.operation = verdict.operation.name();
     ev.rule_name = verdict.rule.to_string();
     ev.reason = reason_of(&verdict.rule);
+    ev.notify = verdict.notify;
     if let Some(e) = verdict.high_risk {
         ev.risk_level = Some(e.risk.name());
         ev.mitre_id = Some(e.technique);
         ev.mitre_tactic = Some(e.tactic);
+        ev.technique_name = Some(e.technique_name);
         ev.description = Some(e.description);
         ev.attack_version = Some(ATTACK_VERSION);
     }
@@ -677,6 +697,16 @@ fn reason_of(rule: &RuleRef) -> Reason {
         RuleRef::Default => Reason::Default,
         RuleRef::Unsandboxed => Reason::Unsandboxed,
         RuleRef::Truncated => Reason::Truncated,
+    }
+}
+
+/// The decision an event's type shows: a silent deny (not notified) is shown under its
+/// operation's own type, not as `*_blocked`.
+fn shown_decision(verdict: &Verdict) -> Decision {
+    if verdict.decision == Decision::Deny && !verdict.notify {
+        Decision::Allow
+    } else {
+        verdict.decision
     }
 }
 

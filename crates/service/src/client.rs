@@ -228,7 +228,9 @@ impl<T: PortTransport> DriverClient<T> {
                         if let Some(ev) = adapter.fail_watch.on_notification(n.reason) {
                             adapter.events.emit(ev);
                         }
-                        adapter.events.emit(adapter.notification_event(&n));
+                        if let Some(ev) = adapter.notification_event(&n) {
+                            adapter.events.emit(ev);
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "malformed notification from the driver"),
                 }

@@ -10,9 +10,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-/// OCSF schema version the events follow (Registry Key/Value Activity live in its Windows
-/// extension, uid 2).
-pub const OCSF_VERSION: &str = "1.9.0";
+/// OCSF schema version the events follow: the latest release (Registry Key/Value Activity live in
+/// its Windows extension, uid 2, whose version is the schema's). CI validates every event the
+/// tests produce against this release's schema.
+pub const OCSF_VERSION: &str = "1.8.0";
 
 /// ATT&CK release the catalog's technique ids were checked against.
 pub const ATTACK_VERSION: &str = "18.1";
@@ -132,6 +133,10 @@ pub struct Event {
     /// `allow`, `deny`, `approve`, or in audit mode `would deny` / `would ask`.
     pub decision: &'static str,
     pub reason: Reason,
+    /// Whether the deciding rule asked for notification (the response's notify flag): a denial
+    /// without it is a silent deny, logged (when the log flag says so) under its operation's own
+    /// type rather than as a `*_blocked` notification.
+    pub notify: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rule_name: String,
     /// The catalog entry's risk, ATT&CK tactic and technique, and description (static catalog
@@ -152,6 +157,13 @@ pub struct Event {
     /// ATT&CK release of `mitre_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attack_version: Option<&'static str>,
+    /// The ATT&CK technique's name (OCSF only: the design's payload has no field for it).
+    #[serde(skip)]
+    pub technique_name: Option<&'static str>,
+    /// The other name of a two-name operation: the new key path of a `RenameKey`, the new path of
+    /// a file rename, the new link of a hard link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_path: Option<String>,
 }
 
 impl Event {
@@ -181,6 +193,7 @@ impl Event {
             data_size: None,
             decision: "",
             reason: Reason::Default,
+            notify: false,
             rule_name: String::new(),
             risk_level: None,
             mitre_tactic: None,
@@ -189,6 +202,8 @@ impl Event {
             approval_id: None,
             message: None,
             attack_version: None,
+            technique_name: None,
+            target_path: None,
         }
     }
 
@@ -197,10 +212,17 @@ impl Event {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// OCSF: Registry Key Activity (201001) or Registry Value Activity (201002) with the
-    /// security_control profile, file events as File System Activity (1001), and fail-mode
-    /// transitions as Registry Key Activity with activity `Other` (99) and `status_detail`.
+    /// OCSF 1.8.0: Registry Key Activity (201001) or Registry Value Activity (201002) of the
+    /// Windows extension, file events as File System Activity (1001), all with the
+    /// security_control profile; fail-mode transitions as Device Config State Change (5019), a
+    /// change of the device's security state (see docs/events.md §3).
     pub fn to_ocsf(&self) -> Value {
+        if matches!(
+            self.kind,
+            EventKind::FailModeEngaged | EventKind::FailModeRecovered
+        ) {
+            return self.fail_mode_ocsf();
+        }
         let value_event = self.value_name.is_some();
         let (class_uid, class_name) = if self.kind.is_file() {
             (1001, "File System Activity")
@@ -210,17 +232,7 @@ impl Event {
             (201001, "Registry Key Activity")
         };
         let activity_id = ocsf_activity(class_uid, self.driver_operation);
-        let denied = self.decision == "deny";
-        let (action_id, disposition_id) = match (self.reason, self.decision) {
-            (Reason::Timeout, _) => (2, 2),
-            (Reason::Person, "deny") => (2, 25),
-            (Reason::Person | Reason::SessionGrant, _) => (1, 8),
-            (Reason::FailClosed, _) => (2, 27),
-            (_, "approve") => (3, 14),
-            (Reason::Audit, _) => (3, 17),
-            _ if denied => (2, 2),
-            _ => (1, 1),
-        };
+        let (action_id, disposition_id) = self.action_and_disposition();
         let mut ev = json!({
             // Registry Key/Value Activity belong to the System Activity category (1) like File
             // System Activity; 201 is the Windows extension's class range, not a category.
@@ -233,27 +245,39 @@ impl Event {
             "severity_id": match self.risk_level { Some("critical") => 5, Some("high") => 4, Some("medium") => 3, _ => 1 },
             "action_id": action_id,
             "disposition_id": disposition_id,
-            "metadata": { "product": { "name": "agentsh", "vendor_name": "agentsh" }, "version": OCSF_VERSION,
-                          "extensions": [{ "name": "win", "uid": "2", "version": OCSF_VERSION }],
-                          "profiles": ["security_control"], "event_code": self.kind.name() },
+            "metadata": ocsf_metadata(self.kind.name()),
             "actor": { "process": self.ocsf_process() },
-            "device": { "type_id": 0 },
+            "device": ocsf_device(),
+            "is_alert": self.notify,
             "unmapped": { "session_id": self.session_id, "reason": self.reason, "decision": self.decision,
-                          "rule": self.rule_name, "driver_operation": self.driver_operation },
+                          "rule": self.rule_name, "driver_operation": self.driver_operation, "notify": self.notify },
         });
+        if activity_id == 99 && self.driver_operation == "hardlink" {
+            ev["activity_name"] = json!("Create Hard Link");
+        }
         if class_uid == 1001 {
-            ev["file"] = json!({ "path": self.key_path, "name": self.key_path.rsplit('\\').next().unwrap_or("") });
+            ev["file"] = ocsf_file(&self.key_path);
+            if let Some(t) = &self.target_path {
+                ev["file_result"] = ocsf_file(t);
+            }
         } else if value_event {
             ev["reg_value"] = json!({ "path": self.key_path, "name": self.value_name, "is_default": self.value_name.as_deref() == Some("") });
             if let Some(t) = self.value_type {
                 ev["reg_value"]["type"] = json!(t);
                 ev["reg_value"]["type_id"] = json!(ocsf_value_type_id(t));
             }
+        } else if let Some(t) = &self.target_path {
+            // A rename: the key as it is after the change, and as it was before.
+            ev["reg_key"] = json!({ "path": t });
+            ev["prev_reg_key"] = json!({ "path": self.key_path });
         } else {
             ev["reg_key"] = json!({ "path": self.key_path });
         }
         if !self.rule_name.is_empty() {
-            ev["firewall_rule"] = json!({ "name": self.rule_name, "desc": self.description });
+            ev["firewall_rule"] = json!({ "name": self.rule_name });
+            if let Some(d) = self.description {
+                ev["firewall_rule"]["desc"] = json!(d);
+            }
         }
         if let Some(id) = self.mitre_id {
             let (technique, sub) = match id.split_once('.') {
@@ -263,9 +287,14 @@ impl Event {
             let mut attack = json!({ "technique": { "uid": technique }, "version": self.attack_version.unwrap_or(ATTACK_VERSION) });
             if let Some(s) = sub {
                 attack["sub_technique"] = json!({ "uid": s });
+                if let Some(n) = self.technique_name {
+                    attack["sub_technique"]["name"] = json!(n);
+                }
+            } else if let Some(n) = self.technique_name {
+                attack["technique"]["name"] = json!(n);
             }
-            if let Some(t) = &self.mitre_tactic {
-                attack["tactic"] = json!({ "name": t });
+            if let Some((name, uid)) = self.mitre_tactic.and_then(agentsh_policy::catalog::tactic) {
+                attack["tactic"] = json!({ "name": name, "uid": uid });
             }
             ev["attacks"] = json!([attack]);
         }
@@ -299,11 +328,83 @@ impl Event {
         out
     }
 
+    /// The security_control profile's action and disposition. Each disposition is one the
+    /// schema's `action_id` description lists as conforming to the action: a person's approval
+    /// pending is Modified + Delayed, a denial (including fail-closed, whose cause is in
+    /// `status_detail`) Denied + Blocked, a person's denial Denied + Rejected, a person's or a
+    /// session grant's allowance Allowed + Approved, audit mode Observed + Logged.
+    fn action_and_disposition(&self) -> (u32, u32) {
+        match (self.reason, self.decision) {
+            (Reason::Person, "deny") => (2, 25),
+            (Reason::Person | Reason::SessionGrant, _) => (1, 8),
+            (_, "approve") => (4, 14),
+            (Reason::Audit, _) => (3, 17),
+            (Reason::Timeout | Reason::FailClosed | Reason::ConnectionLost, _) | (_, "deny") => {
+                (2, 2)
+            }
+            _ => (1, 1),
+        }
+    }
+
+    /// A fail-mode transition: Device Config State Change (5019), activity Other with its name,
+    /// the device's security level (At Risk while the kernel decides on its own, Secure once it
+    /// asks the service again), and what the kernel did meanwhile as action and disposition.
+    fn fail_mode_ocsf(&self) -> Value {
+        let engaged = self.kind == EventKind::FailModeEngaged;
+        let (name, level, prev, state) = if engaged {
+            ("Fail Mode Engaged", (2, "At Risk"), (1, "Secure"), 1)
+        } else {
+            ("Fail Mode Recovered", (1, "Secure"), (2, "At Risk"), 2)
+        };
+        let mut ev = json!({
+            "category_uid": 5,
+            "class_uid": 5019,
+            "class_name": "Device Config State Change",
+            "activity_id": 99,
+            "activity_name": name,
+            "type_uid": 5019 * 100 + 99,
+            "time": self.timestamp_ms,
+            "severity_id": if engaged { 4 } else { 1 },
+            "security_level_id": level.0,
+            "security_level": level.1,
+            "prev_security_level_id": prev.0,
+            "prev_security_level": prev.1,
+            "state_id": state,
+            "is_alert": engaged,
+            "metadata": ocsf_metadata(self.kind.name()),
+            "device": ocsf_device(),
+            "unmapped": { "reason": self.reason, "decision": self.decision },
+        });
+        match self.reason {
+            Reason::FailOpen => {
+                ev["action_id"] = json!(1);
+                ev["disposition_id"] = json!(1);
+            }
+            Reason::FailClosed => {
+                ev["action_id"] = json!(2);
+                ev["disposition_id"] = json!(2);
+            }
+            _ => {}
+        }
+        if let Some(m) = &self.message {
+            ev["message"] = json!(m);
+        }
+        let detail = self.status_detail();
+        if !detail.is_empty() {
+            ev["status_detail"] = json!(detail);
+        }
+        ev
+    }
+
+    /// The acting process: its id when known (the kernel always gives one for an operation), its
+    /// name and image only when known (an unsandboxed process is reported by id alone).
     fn ocsf_process(&self) -> Value {
-        let mut p = json!({ "pid": self.process_id, "name": self.process_name });
+        let mut p = json!({ "pid": self.process_id });
+        if !self.process_name.is_empty() {
+            p["name"] = json!(self.process_name);
+        }
         if !self.process_image.is_empty() {
-            p["file"] =
-                json!({ "path": self.process_image, "name": self.process_name, "type_id": 1 });
+            p["file"] = json!({ "path": self.process_image, "name": self.process_image.rsplit('\\').next().unwrap_or(&self.process_image), "type_id": 1 });
         }
         p
     }
@@ -313,11 +414,49 @@ impl Event {
             Reason::Timeout => "approval timeout",
             Reason::FailOpen => "fail-open: service unavailable",
             Reason::FailClosed => "fail-closed: service unavailable",
+            Reason::ConnectionLost => "driver connection lost while the approval was held",
             Reason::Audit => "audit mode",
             Reason::Truncated => "path longer than the driver's buffer",
             _ => "",
         }
     }
+}
+
+/// `metadata`: the product (with this build's version), the schema release, the Windows
+/// extension, the profile and the event code.
+fn ocsf_metadata(event_code: String) -> Value {
+    json!({
+        "product": { "name": "agentsh", "vendor_name": "agentsh", "version": env!("CARGO_PKG_VERSION") },
+        "version": OCSF_VERSION,
+        "extensions": [{ "name": "win", "uid": "2", "version": OCSF_VERSION }],
+        "profiles": ["security_control"],
+        "event_code": event_code,
+    })
+}
+
+/// `device`: the machine the service runs on, by host name (the schema requires at least one
+/// identifying attribute); its type is not known here, so Unknown.
+fn ocsf_device() -> Value {
+    json!({ "hostname": host_name(), "type_id": 0 })
+}
+
+/// The host name, read once.
+pub fn host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let name = gethostname::gethostname().to_string_lossy().into_owned();
+        if name.is_empty() {
+            "localhost".to_owned()
+        } else {
+            name
+        }
+    })
+}
+
+/// A `file` object: path, last component as name, type Unknown (the driver does not say whether
+/// the path is a file or a directory).
+fn ocsf_file(path: &str) -> Value {
+    json!({ "path": path, "name": path.rsplit('\\').next().unwrap_or(path), "type_id": 0 })
 }
 
 /// OCSF activity ids: Registry Key 1 Create, 2 Read, 3 Modify, 4 Delete, 5 Rename, 6 Set Security,
@@ -340,7 +479,7 @@ fn ocsf_activity(class_uid: u32, driver_op: &str) -> u32 {
         (1001, "read") => 2,
         (1001, "write") => 3,
         (1001, "delete") => 4,
-        (1001, "rename" | "hardlink") => 5,
+        (1001, "rename") => 5,
         _ => 99,
     }
 }

@@ -45,6 +45,14 @@ use agentsh_policy::{Policy, SessionContext};
 use agentsh_wire::control::{DriverConfig, FailMode};
 use tokio::task::JoinHandle;
 
+/// The driver configuration a policy asks for: its `driver:` section, and how session reads are
+/// handled (asked about when a rule can decide a read other than a plain allow, reported when
+/// the policy logs every operation).
+pub fn driver_config_for(policy: &Policy) -> DriverConfig {
+    let reads = policy.engine().read_handling();
+    driver_config(&policy.settings().driver, reads.query, reads.report)
+}
+
 /// The driver configuration a policy's `driver:` section asks for.
 pub fn driver_config(s: &DriverSettings, reads_need_query: bool, log_reads: bool) -> DriverConfig {
     let mut flags = 0;
@@ -93,7 +101,7 @@ impl<T: PortTransport> Service<T> {
         policy: &Policy,
         events: EventPipeline,
     ) -> Result<Self, ClientError> {
-        let config = driver_config(&policy.settings().driver, false, false);
+        let config = driver_config_for(policy);
         let adapter = PolicyAdapter::for_policy(policy, events);
         Self::resume(transport, Arc::new(adapter), config).await
     }
@@ -119,6 +127,21 @@ impl<T: PortTransport> Service<T> {
     ) -> Result<Self, ClientError> {
         client.set_config(config).await?;
         adapter.set_fail_mode(config.fail_mode);
+        // Decisions the kernel made alone while no service was connected are known only from its
+        // counters: read them at once, before serving, so a short outage followed by a quick
+        // reconnect is reported even if this connection ends before the next poll. The kernel
+        // keeps the counts (until the driver restarts); the watch's baseline is what has been
+        // reported.
+        match client.metrics().await {
+            Ok(m) => {
+                for ev in adapter.fail_watch.on_metrics(&m) {
+                    adapter.events.emit(ev);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the driver's counters after connecting")
+            }
+        }
         let serve = tokio::spawn({
             let client = client.clone();
             let adapter = adapter.clone();

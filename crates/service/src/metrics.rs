@@ -20,6 +20,9 @@ pub struct ServiceMetrics {
     pub malformed_requests: AtomicU64,
     pub approvals_opened: AtomicU64,
     pub approvals_timed_out: AtomicU64,
+    /// Denials the service decided, notified and silent.
+    pub denials_notified: AtomicU64,
+    pub denials_silent: AtomicU64,
 }
 
 impl ServiceMetrics {
@@ -32,6 +35,16 @@ impl ServiceMetrics {
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(micros, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one denial the service decided, by whether it was notified.
+    pub fn count_denial(&self, notified: bool) {
+        let c = if notified {
+            &self.denials_notified
+        } else {
+            &self.denials_silent
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition of the service's metrics, the driver's counters (when known),
@@ -51,34 +64,29 @@ impl ServiceMetrics {
         );
         let _ = writeln!(
             out,
-            "# HELP agentsh_decision_latency_microseconds Service-side time to decide one request."
+            "# HELP agentsh_decision_latency_seconds Service-side time to decide one request."
         );
-        let _ = writeln!(
-            out,
-            "# TYPE agentsh_decision_latency_microseconds histogram"
-        );
+        let _ = writeln!(out, "# TYPE agentsh_decision_latency_seconds histogram");
         let mut cumulative = 0;
         for (i, b) in LATENCY_BUCKETS_US.iter().enumerate() {
             cumulative += self.buckets[i].load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "agentsh_decision_latency_microseconds_bucket{{le=\"{b}\"}} {cumulative}"
+                "agentsh_decision_latency_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                seconds(*b)
             );
         }
         cumulative += self.buckets[LATENCY_BUCKETS_US.len()].load(Ordering::Relaxed);
         let _ = writeln!(
             out,
-            "agentsh_decision_latency_microseconds_bucket{{le=\"+Inf\"}} {cumulative}"
+            "agentsh_decision_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
         );
         let _ = writeln!(
             out,
-            "agentsh_decision_latency_microseconds_sum {}",
-            self.latency_sum_us.load(Ordering::Relaxed)
+            "agentsh_decision_latency_seconds_sum {}",
+            seconds(self.latency_sum_us.load(Ordering::Relaxed))
         );
-        let _ = writeln!(
-            out,
-            "agentsh_decision_latency_microseconds_count {cumulative}"
-        );
+        let _ = writeln!(out, "agentsh_decision_latency_seconds_count {cumulative}");
         for (name, help, v) in [
             (
                 "agentsh_malformed_requests_total",
@@ -108,11 +116,24 @@ impl ServiceMetrics {
         }
         let _ = writeln!(
             out,
+            "# HELP agentsh_denials_total Denials the service decided, by whether the rule asked for notification (notify=\"false\": silent denies).\n# TYPE agentsh_denials_total counter\nagentsh_denials_total{{notify=\"true\"}} {}\nagentsh_denials_total{{notify=\"false\"}} {}",
+            self.denials_notified.load(Ordering::Relaxed),
+            self.denials_silent.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP agentsh_approvals_pending Approvals waiting for a person.\n# TYPE agentsh_approvals_pending gauge\nagentsh_approvals_pending {approvals_pending}"
         );
         if let Some(m) = driver {
             for c in Counter::ALL {
-                let _ = writeln!(out, "agentsh_driver_{} {}", snake(c.name()), m.get(c));
+                let (name, kind, help) = driver_family(c);
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help} (the driver's {}).\n# TYPE {name} {}\n{name} {}",
+                    c.name(),
+                    kind.name(),
+                    m.get(c)
+                );
             }
             if let Some(rate) = m.cache_hit_rate_percent() {
                 let _ = writeln!(
@@ -125,14 +146,157 @@ impl ServiceMetrics {
     }
 }
 
-/// `CacheHitCount` → `cache_hit_count`.
-fn snake(name: &str) -> String {
-    let mut s = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            s.push('_');
+/// Microseconds as seconds in Prometheus text (its base unit): `25` → `0.000025`.
+fn seconds(micros: u64) -> String {
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_owned()
+}
+
+/// A Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only ever goes up (until the driver restarts); named `…_total`.
+    Counter,
+    /// A current value.
+    Gauge,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
         }
-        s.push(c.to_ascii_lowercase());
     }
-    s
+}
+
+/// The Prometheus family of one of the driver's counters: its name, type and help text. Counts
+/// that only go up are counters named `…_total`; current values are gauges.
+pub fn driver_family(c: Counter) -> (&'static str, Kind, &'static str) {
+    use Kind::{Counter as C, Gauge as G};
+    match c {
+        Counter::CacheHitCount => (
+            "agentsh_driver_cache_hits_total",
+            C,
+            "Operations answered from the decision cache",
+        ),
+        Counter::CacheMissCount => (
+            "agentsh_driver_cache_misses_total",
+            C,
+            "Operations the decision cache could not answer",
+        ),
+        Counter::RegistryPolicyQueries => (
+            "agentsh_driver_registry_policy_queries_total",
+            C,
+            "Registry policy checks sent to the service",
+        ),
+        Counter::FilePolicyQueries => (
+            "agentsh_driver_file_policy_queries_total",
+            C,
+            "File policy checks sent to the service",
+        ),
+        Counter::PolicyQueryTimeouts => (
+            "agentsh_driver_policy_query_timeouts_total",
+            C,
+            "Policy checks the service did not answer in time",
+        ),
+        Counter::PolicyQueryErrors => (
+            "agentsh_driver_policy_query_errors_total",
+            C,
+            "Policy checks that failed to send or got a malformed answer",
+        ),
+        Counter::AllowDecisions => (
+            "agentsh_driver_allow_decisions_total",
+            C,
+            "Operations allowed",
+        ),
+        Counter::DenyDecisions => (
+            "agentsh_driver_deny_decisions_total",
+            C,
+            "Operations denied",
+        ),
+        Counter::PendingDecisions => (
+            "agentsh_driver_pending_decisions_total",
+            C,
+            "Operations held for a person's approval",
+        ),
+        Counter::PendingExpired => (
+            "agentsh_driver_pending_expired_total",
+            C,
+            "Held operations denied because no final decision came in time",
+        ),
+        Counter::FailOpenDecisions => (
+            "agentsh_driver_fail_open_decisions_total",
+            C,
+            "Operations allowed because the service could not answer",
+        ),
+        Counter::FailClosedDecisions => (
+            "agentsh_driver_fail_closed_decisions_total",
+            C,
+            "Operations denied because the service could not answer",
+        ),
+        Counter::ConsecutiveFailures => (
+            "agentsh_driver_consecutive_failures",
+            G,
+            "Failed policy checks since the last answered one",
+        ),
+        Counter::FailOpenMode => (
+            "agentsh_driver_fail_open_mode",
+            G,
+            "1 while operations are being allowed without the service",
+        ),
+        Counter::FailMode => (
+            "agentsh_driver_fail_mode",
+            G,
+            "The configured fail mode: 0 open, 1 closed",
+        ),
+        Counter::CacheEntries => (
+            "agentsh_driver_cache_entries",
+            G,
+            "Entries in the decision cache",
+        ),
+        Counter::CacheEvictions => (
+            "agentsh_driver_cache_evictions_total",
+            C,
+            "Cache entries evicted to stay within CacheMaxEntries",
+        ),
+        Counter::NotificationsQueued => (
+            "agentsh_driver_notifications_queued_total",
+            C,
+            "One-way notifications queued",
+        ),
+        Counter::NotificationsDropped => (
+            "agentsh_driver_notifications_dropped_total",
+            C,
+            "Notifications dropped because the queue was full",
+        ),
+        Counter::ExcludedOperations => (
+            "agentsh_driver_excluded_operations_total",
+            C,
+            "Operations of the excluded service process",
+        ),
+        Counter::UnsandboxedOperations => (
+            "agentsh_driver_unsandboxed_operations_total",
+            C,
+            "Operations of processes outside every session",
+        ),
+        Counter::ActiveSessions => ("agentsh_driver_active_sessions", G, "Registered sessions"),
+        Counter::TrackedProcesses => (
+            "agentsh_driver_tracked_processes",
+            G,
+            "Session processes tracked",
+        ),
+        Counter::TruncatedPaths => (
+            "agentsh_driver_truncated_paths_total",
+            C,
+            "Session operations whose path or name did not fit the request",
+        ),
+        Counter::ServiceConnected => (
+            "agentsh_driver_service_connected",
+            G,
+            "1 while a service is connected",
+        ),
+    }
 }

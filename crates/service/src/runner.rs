@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::DriverOps;
 use crate::events::{Deliver, EventPipeline, Format, Sink};
-use crate::{ClientError, DriverClient, PolicyAdapter, PortTransport, Service, api, driver_config};
+use crate::{ClientError, DriverClient, PolicyAdapter, PortTransport, Service, api};
 
 /// Command-line overrides of the policy's `driver:` section.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl DriverOverrides {
     /// The configuration to send: `policy`'s `driver:` section with these overrides, each checked
     /// against the guide's range.
     pub fn config(&self, policy: &Policy) -> Result<DriverConfig, RunError> {
-        let mut c = driver_config(&policy.settings().driver, false, false);
+        let mut c = crate::driver_config_for(policy);
         if let Some(m) = self.fail_mode {
             c.fail_mode = m;
         }

