@@ -816,6 +816,20 @@ fn glob(pat: &[u16], text: &[u16]) -> bool {
     let star_u = u16::from(b'*');
     let run_u = u16::from(b'%');
     let backslash = u16::from(b'\\');
+    // Whatever follows the last `*` or `%` must end the text: checking that first rejects most
+    // keys at once instead of retrying the star at every position (a component pattern such as
+    // `%_CLASSES` is tried against every user SID).
+    if let Some(last) = pat.iter().rposition(|&u| u == star_u || u == run_u) {
+        let tail = &pat[last + 1..];
+        if tail.len() > text.len()
+            || !tail
+                .iter()
+                .zip(&text[text.len() - tail.len()..])
+                .all(|(&p, &u)| p == u16::from(b'?') || p == agentsh_winstr::upcase_unit(u))
+        {
+            return false;
+        }
+    }
     while t < text.len() {
         if p < pat.len() && (pat[p] == star_u || pat[p] == run_u) {
             star = Some((p, t, pat[p] == star_u));
