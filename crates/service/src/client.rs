@@ -37,6 +37,9 @@ pub enum ClientError {
     },
 }
 
+/// The most kernel messages the service answers at once (see [`DriverClient::serve`]).
+pub const MAX_UNANSWERED: usize = 4096;
+
 /// A connected, handshaken driver client.
 #[derive(Debug)]
 pub struct DriverClient<T: PortTransport> {
@@ -187,16 +190,33 @@ impl<T: PortTransport> DriverClient<T> {
     }
 
     /// Answers kernel messages until the port closes. Every request gets exactly one reply.
+    /// At most [`MAX_UNANSWERED`] messages are being answered at once: beyond that the service
+    /// stops reading from the port until replies have gone out, so a peer that stops reading
+    /// replies holds a bounded amount of the service's memory (the kernel's own in-flight
+    /// limit is lower still).
     pub async fn serve(&self, adapter: Arc<PolicyAdapter>) -> Result<(), ClientError> {
-        while let Some(msg) = self.transport.recv().await? {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_UNANSWERED));
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return Ok(());
+            };
+            let Some(msg) = self.transport.recv().await? else {
+                return Ok(());
+            };
             let this = self.clone();
             let adapter = adapter.clone();
-            tokio::spawn(async move { this.handle(msg, &adapter).await });
+            tokio::spawn(async move { this.handle(msg, &adapter, slot).await });
         }
-        Ok(())
     }
 
-    async fn handle(&self, msg: KernelMessage, adapter: &PolicyAdapter) {
+    /// `slot` is given back once the reply has been written (a held approval then waits for
+    /// its person without occupying one).
+    async fn handle(
+        &self,
+        msg: KernelMessage,
+        adapter: &PolicyAdapter,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let ty = MessageType::of(&msg.body);
         if matches!(
             ty,
@@ -262,6 +282,7 @@ impl<T: PortTransport> DriverClient<T> {
                 event,
             } => {
                 self.reply_if_expected(&msg, Some(reply)).await;
+                drop(slot);
                 let result = outcome.await;
                 adapter.approval_finished(*event, result);
                 if result == crate::approvals::ApprovalOutcome::Withdrawn {
@@ -301,6 +322,7 @@ impl<T: PortTransport> DriverClient<T> {
 fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
     match p.kind {
         ProcessEventKind::Created => {
+            adapter.session_member(p.process_id, p.session_id);
             let image: String = agentsh_winstr::name::decode(p.image_name.as_units()).collect();
             adapter.process_started(p.process_id, &image)
         }

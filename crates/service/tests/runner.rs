@@ -1,10 +1,9 @@
 //! The service as `agentsh service run` runs it: when the driver side goes away it withdraws the
 //! approvals held on that connection, reconnects with backoff, and carries on with its sessions
 //! and policy; a changed policy file is swapped in with the driver's configuration, an invalid
-//! one is refused; stopping removes the API token.
+//! one is refused; stopping removes the API socket.
 #![cfg(unix)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,7 +39,7 @@ struct Running {
     statuses: Arc<Mutex<Vec<Status>>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), RunError>>,
-    token_file: PathBuf,
+    api_socket: PathBuf,
     events: PathBuf,
 }
 
@@ -65,15 +64,12 @@ impl Running {
         );
     }
 
-    async fn api(&self) -> (SocketAddr, String) {
-        let addr = self
-            .wait_for("api listening", |s| match s {
-                Status::ApiListening { addr, .. } => Some(*addr),
-                _ => None,
-            })
-            .await;
-        let token = std::fs::read_to_string(&self.token_file).expect("token file");
-        (addr, token.trim().to_owned())
+    async fn api(&self) -> PathBuf {
+        self.wait_for("api listening", |s| {
+            matches!(s, Status::ApiListening { .. }).then_some(())
+        })
+        .await;
+        self.api_socket.clone()
     }
 
     async fn stop(mut self) -> Result<(), RunError> {
@@ -90,8 +86,7 @@ impl Running {
 async fn start(dir: &Path, socket: &Path, policy: Policy, policy_path: Option<PathBuf>) -> Running {
     let statuses: Arc<Mutex<Vec<Status>>> = Arc::default();
     let mut options = RunOptions::new(policy, policy_path).expect("options");
-    options.api_listen = "127.0.0.1:0".parse().expect("addr");
-    options.api_token_file = dir.join("private").join("api-token");
+    options.api_socket = dir.join("api").join("api.sock");
     let events = dir.join("events.jsonl");
     options.sinks = vec![SinkSpec {
         format: Format::Jsonl,
@@ -103,7 +98,7 @@ async fn start(dir: &Path, socket: &Path, policy: Policy, policy_path: Option<Pa
         let statuses = statuses.clone();
         Arc::new(move |s: &Status| statuses.lock().expect("statuses").push(s.clone()))
     };
-    let token_file = options.api_token_file.clone();
+    let api_socket = options.api_socket.clone();
     let first = SocketTransport::connect(socket).await.expect("connects");
     let socket = socket.to_owned();
     let reconnect = move || {
@@ -122,7 +117,7 @@ async fn start(dir: &Path, socket: &Path, policy: Policy, policy_path: Option<Pa
         statuses,
         stop: Some(tx),
         task,
-        token_file,
+        api_socket,
         events,
     }
 }
@@ -134,8 +129,8 @@ async fn after_the_driver_goes_away_the_service_reconnects_with_its_sessions() {
     let first = Emulator::start(&socket, 1).expect("listens");
     let policy = Policy::embedded_default().expect("policy");
     let run = start(dir.path(), &socket, policy, None).await;
-    let (addr, token) = run.api().await;
-    let (status, body) = http(addr, "POST", "/v1/sessions", Some(&token), SESSION).await;
+    let api = run.api().await;
+    let (status, body) = http(&api, "POST", "/v1/sessions", SESSION).await;
     assert_eq!(status, 201, "{body}");
     let out = first.perform(&write(ROOT, Operation::SetValue, RUN)).await;
     assert_eq!(out.verdict, Verdict::Deny, "the Run key is blocked");
@@ -145,7 +140,7 @@ async fn after_the_driver_goes_away_the_service_reconnects_with_its_sessions() {
         matches!(s, Status::Disconnected { withdrawn: 0 }).then_some(())
     })
     .await;
-    let (status, body) = http(addr, "POST", "/v1/sessions", Some(&token), SESSION).await;
+    let (status, body) = http(&api, "POST", "/v1/sessions", SESSION).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not connected"), "{body}");
     run.wait_for("a failed reconnect attempt", |s| {
@@ -173,16 +168,16 @@ async fn after_the_driver_goes_away_the_service_reconnects_with_its_sessions() {
         Verdict::Deny,
         "decided by the service again, for the same session"
     );
-    let (status, body) = http(addr, "GET", "/v1/metrics", Some(&token), "").await;
+    let (status, body) = http(&api, "GET", "/v1/metrics", "").await;
     assert_eq!(status, 200, "{body}");
     assert!(
         body.contains("agentsh_driver_"),
         "driver counters are back\n{body}"
     );
 
-    let token_file = run.token_file.clone();
+    let api_socket = run.api_socket.clone();
     run.stop().await.expect("stops cleanly");
-    assert!(!token_file.exists(), "the token dies with the service");
+    assert!(!api_socket.exists(), "the socket goes with the service");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,13 +187,8 @@ async fn an_approval_held_when_the_driver_goes_away_is_withdrawn_and_recorded() 
     let emulator = Arc::new(Emulator::start(&socket, 1).expect("listens"));
     let policy = Policy::embedded_default().expect("policy");
     let run = start(dir.path(), &socket, policy, None).await;
-    let (addr, token) = run.api().await;
-    assert_eq!(
-        http(addr, "POST", "/v1/sessions", Some(&token), SESSION)
-            .await
-            .0,
-        201
-    );
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
     let held = tokio::spawn({
         let emulator = emulator.clone();
         async move {
@@ -213,7 +203,7 @@ async fn an_approval_held_when_the_driver_goes_away_is_withdrawn_and_recorded() 
     });
     let mut listed = false;
     for _ in 0..500 {
-        let (_, body) = http(addr, "GET", "/v1/approvals", Some(&token), "").await;
+        let (_, body) = http(&api, "GET", "/v1/approvals", "").await;
         if body.contains("\"id\":") {
             listed = true;
             break;
@@ -229,7 +219,7 @@ async fn an_approval_held_when_the_driver_goes_away_is_withdrawn_and_recorded() 
         matches!(s, Status::Disconnected { withdrawn: 1 }).then_some(())
     })
     .await;
-    let (_, body) = http(addr, "GET", "/v1/approvals", Some(&token), "").await;
+    let (_, body) = http(&api, "GET", "/v1/approvals", "").await;
     assert_eq!(body.trim(), "[]", "nothing is left waiting");
 
     let events = run.events.clone();
@@ -253,13 +243,8 @@ async fn a_changed_policy_file_is_swapped_in_with_its_driver_settings_and_a_bad_
     std::fs::write(&path, DEFAULT_POLICY_YAML).expect("policy file");
     let policy = Policy::from_path(&path).expect("policy");
     let run = start(dir.path(), &socket, policy, Some(path.clone())).await;
-    let (addr, token) = run.api().await;
-    assert_eq!(
-        http(addr, "POST", "/v1/sessions", Some(&token), SESSION)
-            .await
-            .0,
-        201
-    );
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
     let other = "\\REGISTRY\\USER\\S-1-5-21-1-2-3-1001\\Software\\OtherVendor\\settings";
     let out = emulator
         .perform(&write(ROOT, Operation::SetValue, other))
