@@ -84,8 +84,19 @@ impl Running {
 }
 
 async fn start(dir: &Path, socket: &Path, policy: Policy, policy_path: Option<PathBuf>) -> Running {
+    start_with(dir, socket, policy, policy_path, None).await
+}
+
+async fn start_with(
+    dir: &Path,
+    socket: &Path,
+    policy: Policy,
+    policy_path: Option<PathBuf>,
+    before_compile: Option<runner::CompileHook>,
+) -> Running {
     let statuses: Arc<Mutex<Vec<Status>>> = Arc::default();
     let mut options = RunOptions::new(policy, policy_path).expect("options");
+    options.before_compile = before_compile;
     options.api_socket = dir.join("api").join("api.sock");
     let events = dir.join("events.jsonl");
     options.sinks = vec![SinkSpec {
@@ -302,4 +313,79 @@ async fn out_of_range_settings_are_refused_before_connecting() {
         .config(&options.policy)
         .expect_err("5 entries is below the guide's range");
     assert!(error.to_string().contains("100"), "{error}");
+}
+
+/// Structural: while a reload's compile is held (on a barrier in the compile hook, on the
+/// blocking thread), requests keep being decided by the policy in force; released, the new
+/// policy is swapped in. (How long a 20,000-rule compile takes is a benchmark:
+/// `cargo bench -p agentsh-service --bench reload`.)
+// One runtime thread: a compile held on it would stop every decision, so the test fails unless
+// the compile runs elsewhere.
+#[tokio::test(flavor = "current_thread")]
+async fn decisions_keep_flowing_while_a_reload_compiles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let path = dir.path().join("agentsh.yaml");
+    std::fs::write(&path, DEFAULT_POLICY_YAML).expect("policy file");
+    let policy = Policy::from_path(&path).expect("policy");
+    let entered = Arc::new(std::sync::Barrier::new(2));
+    let release = Arc::new(std::sync::Barrier::new(2));
+    let hook: runner::CompileHook = {
+        let (entered, release) = (entered.clone(), release.clone());
+        Arc::new(move || {
+            entered.wait();
+            release.wait();
+        })
+    };
+    let run = start_with(dir.path(), &socket, policy, Some(path.clone()), Some(hook)).await;
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
+
+    let tmp = dir.path().join("agentsh.yaml.tmp");
+    std::fs::write(&tmp, format!("{DEFAULT_POLICY_YAML}\n# changed\n")).expect("new policy");
+    std::fs::rename(&tmp, &path).expect("replaced");
+    let waiting = entered.clone();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || waiting.wait()),
+    )
+    .await
+    .expect("the reload reaches its compile")
+    .expect("joins");
+
+    // The compile is held: decisions still flow, from the policy in force.
+    for _ in 0..50 {
+        let out = tokio::time::timeout(
+            Duration::from_secs(5),
+            emulator.perform(&write(ROOT, Operation::SetValue, RUN)),
+        )
+        .await
+        .expect("decided while the compile is held");
+        assert_eq!(out.verdict, Verdict::Deny);
+    }
+    assert!(
+        !run.statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .any(|s| matches!(s, Status::Reloaded { .. })),
+        "not swapped in before the compile finishes"
+    );
+    let m = emulator.metrics();
+    assert_eq!(
+        m.get(agentsh_wire::control::Counter::PolicyQueryTimeouts),
+        0
+    );
+    assert_eq!(m.get(agentsh_wire::control::Counter::FailOpenDecisions), 0);
+
+    let releasing = release.clone();
+    tokio::task::spawn_blocking(move || releasing.wait())
+        .await
+        .expect("joins");
+    run.wait_for("reloaded", |s| {
+        matches!(s, Status::Reloaded { .. }).then_some(())
+    })
+    .await;
+    run.stop().await.expect("stops cleanly");
 }
