@@ -329,3 +329,62 @@ fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
         ProcessEventKind::Exited => adapter.process_exited(p.process_id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use agentsh_wire::header::{FilterMessageHeader, HEADER_LEN};
+
+    use super::*;
+
+    /// A driver side that sends requests without end and never takes a reply.
+    struct NeverReads {
+        received: AtomicUsize,
+    }
+
+    impl PortTransport for NeverReads {
+        async fn recv(&self) -> io::Result<Option<KernelMessage>> {
+            let n = self.received.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(KernelMessage {
+                header: FilterMessageHeader {
+                    reply_length: (HEADER_LEN + response::LEN) as u32,
+                    message_id: n as u64,
+                },
+                // Not a valid request: answered per the fail mode, which needs a reply.
+                body: vec![0xEE; 8],
+            }))
+        }
+        async fn reply(&self, _: u64, _: &[u8]) -> io::Result<()> {
+            std::future::pending().await
+        }
+        async fn send(&self, _: &[u8]) -> io::Result<Vec<u8>> {
+            Err(io::Error::other("no control messages in this test"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_replies_holds_a_bounded_backlog() {
+        let transport = Arc::new(NeverReads {
+            received: AtomicUsize::new(0),
+        });
+        let client = DriverClient {
+            transport: transport.clone(),
+        };
+        let policy = agentsh_policy::Policy::embedded_default().expect("policy");
+        let (events, _rx) = crate::events::EventPipeline::channel(16);
+        let adapter = Arc::new(PolicyAdapter::for_policy(&policy, events));
+        let serving = tokio::spawn(async move { client.serve(adapter).await });
+        for _ in 0..200 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let read = transport.received.load(Ordering::SeqCst);
+        assert_eq!(
+            read, MAX_UNANSWERED,
+            "the service stops reading once {MAX_UNANSWERED} replies are outstanding"
+        );
+        assert!(!serving.is_finished());
+        serving.abort();
+    }
+}

@@ -901,29 +901,53 @@ async fn watch_policy<T: PortTransport>(shared: Arc<Shared<T>>, path: PathBuf, e
             .ok()
             .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
     };
-    // `loaded`: the stamp of the text in force. A changed stamp is loaded only once a second
-    // poll sees it unchanged, so a file caught half-written by an in-place save is not loaded;
-    // a read error leaves `loaded` as it was, so the next poll tries again.
-    let mut loaded = stamp(&path);
-    let mut seen = loaded;
+    let mut stamps = Stamps::new(stamp(&path));
     loop {
         tokio::time::sleep(every).await;
         let now = stamp(&path);
-        if now.is_none() || now == loaded {
-            seen = now;
-            continue;
-        }
-        if now != seen {
-            seen = now;
+        if !stamps.should_load(now) {
             continue;
         }
         match shared.reload(&path).await {
-            Ok(()) => loaded = now,
+            Ok(()) => stamps.loaded(now),
             Err(error) => shared.report(Status::ReloadDeferred {
                 path: path.clone(),
                 error,
             }),
         }
+    }
+}
+
+/// When to load a watched file, from its (modification time, size) stamps at each poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamps<S> {
+    /// The stamp of the text in force.
+    loaded: Option<S>,
+    /// The stamp the previous poll saw.
+    seen: Option<S>,
+}
+
+impl<S: PartialEq + Clone> Stamps<S> {
+    fn new(loaded: Option<S>) -> Self {
+        Stamps {
+            seen: loaded.clone(),
+            loaded,
+        }
+    }
+
+    /// Whether the file should be loaded now: its stamp differs from the loaded one and is the
+    /// same as at the previous poll (a file caught half-written by an in-place save has moved
+    /// on by the next poll, so it is not loaded). A missing file is never loaded.
+    fn should_load(&mut self, now: Option<S>) -> bool {
+        let stable = now == self.seen;
+        self.seen = now.clone();
+        now.is_some() && now != self.loaded && stable
+    }
+
+    /// The text with stamp `now` is in force (after a load, valid or not). Not called when
+    /// the file could not be read, so the next poll tries again.
+    fn loaded(&mut self, now: Option<S>) {
+        self.loaded = now;
     }
 }
 
@@ -958,5 +982,58 @@ async fn poll_counters<T: PortTransport>(shared: Arc<Shared<T>>, every: Duration
                 error: e.to_string(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_file_is_loaded_only_once_two_polls_agree() {
+        let mut stamps = Stamps::new(Some(1));
+        assert!(!stamps.should_load(Some(1)), "unchanged");
+        // An in-place save caught half-written: the stamp moves on at every poll.
+        assert!(!stamps.should_load(Some(2)), "first sight of a change");
+        assert!(!stamps.should_load(Some(3)), "still being written");
+        assert!(stamps.should_load(Some(3)), "stable for two polls");
+        stamps.loaded(Some(3));
+        assert!(!stamps.should_load(Some(3)), "loaded once");
+        // A read error leaves the stamp unloaded: the next poll tries again.
+        assert!(!stamps.should_load(Some(4)));
+        assert!(stamps.should_load(Some(4)));
+        assert!(stamps.should_load(Some(4)), "retried after a failed read");
+        assert!(!stamps.should_load(None), "a missing file is never loaded");
+        assert!(!stamps.should_load(Some(4)), "back: seen anew first");
+        assert!(stamps.should_load(Some(4)));
+    }
+
+    fn rules(n: usize, pattern: &str) -> String {
+        let mut text =
+            String::from("version: 1\nregistry_policy:\n  default_action: deny\n  rules:\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "    - name: r{i}\n      paths: ['{}']\n      operations: ['*']\n      action: allow\n",
+                pattern.replace('N', &i.to_string())
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_policy_over_the_complexity_budget_is_refused() {
+        let within = Policy::from_str(&rules(MAX_UNINDEXED_PATTERNS, "*VendorN*x*"), "p.yaml")
+            .expect("valid");
+        check_complexity(&within).expect("at the budget");
+        let over = Policy::from_str(&rules(MAX_UNINDEXED_PATTERNS + 1, "*VendorN*x*"), "p.yaml")
+            .expect("valid");
+        let error = check_complexity(&over).expect_err("over the budget");
+        assert!(
+            error.contains("2001 path patterns start with a wildcard; at most 2000"),
+            "{error}"
+        );
+        let indexed =
+            Policy::from_str(&rules(300, "HKCU\\SOFTWARE\\VendorN\\*"), "p.yaml").expect("valid");
+        check_complexity(&indexed).expect("indexed patterns cost nothing per request");
     }
 }

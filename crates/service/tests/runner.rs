@@ -389,3 +389,53 @@ async fn decisions_keep_flowing_while_a_reload_compiles() {
     .await;
     run.stop().await.expect("stops cleanly");
 }
+
+/// A policy file that cannot be read is reported as such (not as invalid) and read again at the
+/// following polls; once readable it is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_policy_file_is_reported_and_retried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let _emulator = Emulator::start(&socket, 1).expect("listens");
+    let path = dir.path().join("agentsh.yaml");
+    std::fs::write(&path, DEFAULT_POLICY_YAML).expect("policy file");
+    let policy = Policy::from_path(&path).expect("policy");
+    let run = start(dir.path(), &socket, policy, Some(path.clone())).await;
+    run.api().await;
+    // A directory where the file was: every read fails with an I/O error.
+    std::fs::remove_file(&path).expect("removes");
+    std::fs::create_dir(&path).expect("a directory in its place");
+    let error = run
+        .wait_for("a deferred reload", |s| match s {
+            Status::ReloadDeferred { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(error.to_lowercase().contains("directory"), "{error}");
+    let deferred = || {
+        run.statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .filter(|s| matches!(s, Status::ReloadDeferred { .. }))
+            .count()
+    };
+    let first = deferred();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(deferred() > first, "tried again at later polls");
+    assert!(
+        !run.statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .any(|s| matches!(s, Status::ReloadRejected { .. })),
+        "an I/O error is not reported as an invalid policy"
+    );
+    std::fs::remove_dir(&path).expect("removes the directory");
+    std::fs::write(&path, format!("{DEFAULT_POLICY_YAML}\n# back\n")).expect("policy again");
+    run.wait_for("reloaded", |s| {
+        matches!(s, Status::Reloaded { .. }).then_some(())
+    })
+    .await;
+    run.stop().await.expect("stops cleanly");
+}
