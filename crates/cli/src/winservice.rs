@@ -153,6 +153,9 @@ mod imp {
             }
             Status::Disconnected { .. } => Some(Event::DriverUnavailable { reason: detail }),
             Status::Stopped => Some(Event::ServiceStopped { detail }),
+            Status::ApiUnavailable { .. } | Status::ApiProblem { .. } => {
+                Some(Event::ApiUnavailable { reason: detail })
+            }
             _ => None,
         }
     }

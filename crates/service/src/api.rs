@@ -29,6 +29,8 @@
 //!
 //! The opt-in TCP listener ([`serve_metrics_tcp`]) serves `GET /metrics` and nothing else.
 
+#[cfg(windows)]
+pub mod pipe;
 #[cfg(unix)]
 pub mod unix;
 
