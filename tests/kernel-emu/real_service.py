@@ -4,6 +4,7 @@ natively, connects to the harness's loopback socket, registers a session through
 and a person's approval is given with `agentsh approvals approve`. The driver is the real
 agentsh.sys running in the emulated kernel."""
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -14,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kernel as K  # noqa: E402
@@ -27,24 +27,28 @@ APP_KEY = f"\\REGISTRY\\USER\\{SID}\\SOFTWARE\\TestApp\\config"
 SERVICES = "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the service's local API socket."""
+
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
 
 
 class RealService:
     def __init__(self, h, agentsh, policy, fail_mode):
         self.h, self.k = h, h.k
         self.agentsh = agentsh
-        self.port = free_port()
-        self.token_file = os.path.join(h.workdir, f"token-{fail_mode}")
+        self.api_socket = os.path.join(h.workdir, f"api-{fail_mode}", "api.sock")
         self.events = os.path.join(h.workdir, f"events-{fail_mode}.jsonl")
         self.proc = subprocess.Popen(
             [agentsh, "service", "run", "--driver-socket", h.sock, "--policy", policy,
-             "--api", f"127.0.0.1:{self.port}", "--api-token-file", self.token_file,
+             "--api-socket", self.api_socket,
              "--fail-mode", fail_mode, "--policy-query-timeout-ms", "2000",
              "--max-consecutive-failures", "1", "--events", self.events],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(h.workdir, f"service-{fail_mode}.log"), "w"))
@@ -62,13 +66,20 @@ class RealService:
                 last = time.monotonic()
 
     def api(self, method, path, body=None):
-        token = open(self.token_file).read().strip()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=20) as r:
-            return json.loads(r.read() or b"null")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.api_socket) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the service starts its API just after the handshake
+        conn = UnixHTTPConnection(self.api_socket, timeout=20)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+            if r.status >= 400:
+                raise RuntimeError(f"{method} {path}: {r.status} {data!r}")
+            return json.loads(data or b"null")
+        finally:
+            conn.close()
 
     def register_session(self, root_pid):
         out = {}
@@ -96,8 +107,8 @@ def approve_when_held(svc, agentsh, ticket_holder):
         if pending:
             ident = pending[0]["id"]
             ticket_holder.append(ident)
-            subprocess.run([agentsh, "approvals", "approve", str(ident), "--api", f"127.0.0.1:{svc.port}",
-                            "--api-token-file", svc.token_file], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([agentsh, "approvals", "approve", str(ident), "--api-socket", svc.api_socket],
+                           check=True, stdout=subprocess.DEVNULL)
             return
         time.sleep(0.05)
 

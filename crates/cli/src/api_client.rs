@@ -1,243 +1,276 @@
 //! The running service's local API as the command line reaches it (approvals, metrics, sandbox
-//! sessions): the address, the bearer token from the service's token file, and errors that name
-//! both.
+//! sessions): a Unix socket, or on Windows a named pipe, and errors that name it.
 //!
-//! The token goes only to a listener that has just proved it knows it: before every request, the
-//! client sends a fresh random nonce to `GET /v1/proof` (without the token) and checks the HMAC
-//! that comes back in constant time. Any local process can bind the API port while the service is
-//! not running, and must not be handed the token. Nothing is remembered between requests.
+//! No secret is sent: the service authorizes each request from the caller's operating-system
+//! identity. The client in turn checks the server before it sends anything — on Unix that the
+//! socket's directory belongs to root or to this account and nobody else may write it, and that
+//! the process listening (`SO_PEERCRED`) runs as root or as this account; on Windows that the
+//! pipe's server process runs as LocalSystem, the agentsh service's SID or this account, opened
+//! with `SECURITY_IDENTIFICATION` so an impostor could not act as the client anyway.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use agentsh_service::api;
 use clap::Args;
-
-use crate::service_cmd::{DEFAULT_API, default_token_file};
+use http_body_util::BodyExt;
 
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// The service's API address
-    #[arg(long, default_value = DEFAULT_API, global = true)]
-    pub api: SocketAddr,
-    /// The service's API token file
+    /// The service's local API: its Unix socket (default: /run/agentsh/api.sock when it exists,
+    /// else this account's runtime directory), or on Windows its pipe (\\.\pipe\agentsh-api)
     #[arg(long, global = true)]
-    pub api_token_file: Option<PathBuf>,
+    pub api_socket: Option<PathBuf>,
 }
 
-/// Why a call to the service failed. Each message names the address or the token file.
+impl ApiArgs {
+    /// The endpoint to call.
+    pub fn endpoint(&self) -> PathBuf {
+        self.api_socket.clone().unwrap_or_else(default_endpoint)
+    }
+}
+
+/// Where the service listens by default, as a client sees it.
+pub fn default_endpoint() -> PathBuf {
+    #[cfg(unix)]
+    {
+        agentsh_service::api::unix::client_default_socket()
+    }
+    #[cfg(windows)]
+    {
+        PathBuf::from(agentsh_windows::pipe::API_PIPE)
+    }
+}
+
+/// Why a call to the service failed. Each message names the endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("cannot read the service's API token `{}`: {source} (is the agentsh service running?)", path.display())]
-    TokenFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the service's API token file `{}` is empty", path.display())]
-    EmptyToken { path: PathBuf },
-    #[error("cannot reach the agentsh service at {addr}: {message}")]
-    Unreachable { addr: SocketAddr, message: String },
-    #[error("the agentsh service at {addr} refused the API token from `{}` (401): that file belongs to another run of the service", path.display())]
-    Unauthorized { addr: SocketAddr, path: PathBuf },
-    #[error("the agentsh service at {addr} answered {status}: {body}")]
+    #[error("cannot reach the agentsh service at `{}`: {message} (is the agentsh service running?)", endpoint.display())]
+    Unreachable { endpoint: PathBuf, message: String },
+    #[error("not calling `{}`: {why}; it is not the agentsh service", endpoint.display())]
+    Untrusted { endpoint: PathBuf, why: String },
+    #[error("the agentsh service at `{}` refused this account (403): {body}", endpoint.display())]
+    Forbidden { endpoint: PathBuf, body: String },
+    #[error("the agentsh service at `{}` answered {status}: {body}", endpoint.display())]
     Status {
-        addr: SocketAddr,
+        endpoint: PathBuf,
         status: u16,
         body: String,
     },
-    #[error("the agentsh service at {addr} sent an answer this agentsh cannot read: {message}")]
-    Malformed { addr: SocketAddr, message: String },
-    #[error("the process listening on {addr} does not know the token in {}: it is not this agentsh service; not sending the token ({why})", path.display())]
-    Impostor {
-        addr: SocketAddr,
-        path: PathBuf,
-        why: String,
-    },
-    #[error("cannot draw a random nonce to check the agentsh service: {0}")]
-    Random(String),
+    #[error("the agentsh service at `{}` sent an answer this agentsh cannot read: {message}", endpoint.display())]
+    Malformed { endpoint: PathBuf, message: String },
 }
 
-/// A client of the service's local API, holding the token read once from the token file.
-#[derive(Debug)]
+/// A client of the service's local API.
+#[derive(Debug, Clone)]
 pub struct ApiClient {
-    addr: SocketAddr,
-    token_file: PathBuf,
-    token: String,
-    auth: String,
-    agent: ureq::Agent,
+    endpoint: PathBuf,
 }
+
+/// How long one call may take, connection included.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ApiClient {
-    /// Reads the token file (`--api-token-file`, else the default location).
+    /// A client of the service at `args`' endpoint (nothing is opened yet).
     pub fn new(args: &ApiArgs) -> Result<Self, ApiError> {
-        let token_file = args
-            .api_token_file
-            .clone()
-            .unwrap_or_else(default_token_file);
-        let token = std::fs::read_to_string(&token_file).map_err(|source| ApiError::TokenFile {
-            path: token_file.clone(),
-            source,
-        })?;
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(ApiError::EmptyToken { path: token_file });
-        }
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(std::time::Duration::from_secs(30)))
-                .build(),
-        );
         Ok(ApiClient {
-            addr: args.api,
-            auth: format!("Bearer {token}"),
-            token: token.to_owned(),
-            token_file,
-            agent,
-        })
-    }
-
-    /// Makes the listener prove it knows the token: a fresh 32-byte nonce to `GET /v1/proof`,
-    /// without the token, and the answer checked in constant time. Every request carrying the
-    /// token is preceded by this (nothing is cached: the port may have changed hands).
-    fn check_listener(&self) -> Result<(), ApiError> {
-        let mut nonce = [0u8; api::PROOF_NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| ApiError::Random(e.to_string()))?;
-        let url = self.url(&format!("/v1/proof?nonce={}", api::to_hex(&nonce)));
-        let mut response = self
-            .agent
-            .get(url)
-            .call()
-            .map_err(|e| ApiError::Unreachable {
-                addr: self.addr,
-                message: e.to_string(),
-            })?;
-        let status = response.status();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
-        let proof = if status.is_success() {
-            serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["proof"].as_str().map(str::to_owned))
-                .ok_or_else(|| "its answer to `/v1/proof` carries no `proof`".to_owned())
-                .and_then(|p| api::parse_hex32("proof", &p))
-        } else {
-            Err(format!("it answered `/v1/proof` with {}", status.as_u16()))
-        };
-        let why = match proof {
-            Ok(p) if api::verify_proof(&self.token, self.addr, &nonce, &p) => return Ok(()),
-            Ok(_) => "its proof does not match the token; if the service was started with another \
-                      --api-token-file, pass that file"
-                .to_owned(),
-            Err(why) => why,
-        };
-        Err(ApiError::Impostor {
-            addr: self.addr,
-            path: self.token_file.clone(),
-            why,
+            endpoint: args.endpoint(),
         })
     }
 
     /// `GET path`: the body of a successful answer.
     pub fn get(&self, path: &str) -> Result<String, ApiError> {
-        self.check_listener()?;
-        let request = self
-            .agent
-            .get(self.url(path))
-            .header("Authorization", &self.auth);
-        self.finish(request.call())
+        self.call("GET", path, None)
     }
 
     /// `POST path` without a body.
     pub fn post(&self, path: &str) -> Result<String, ApiError> {
-        self.check_listener()?;
-        let request = self
-            .agent
-            .post(self.url(path))
-            .header("Authorization", &self.auth);
-        self.finish(request.send_empty())
+        self.call("POST", path, None)
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Result<String, ApiError> {
+        self.call("DELETE", path, None)
     }
 
-    fn finish(
-        &self,
-        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<String, ApiError> {
-        let mut response = result.map_err(|e| ApiError::Unreachable {
-            addr: self.addr,
-            message: e.to_string(),
-        })?;
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ApiError::Malformed {
-                addr: self.addr,
-                message: e.to_string(),
-            })?;
-        if status.is_success() {
-            Ok(body)
-        } else if status == ureq::http::StatusCode::UNAUTHORIZED {
-            Err(ApiError::Unauthorized {
-                addr: self.addr,
-                path: self.token_file.clone(),
-            })
-        } else {
-            Err(ApiError::Status {
-                addr: self.addr,
-                status: status.as_u16(),
-                body: body.trim().to_owned(),
-            })
+    fn unreachable(&self, message: impl std::fmt::Display) -> ApiError {
+        ApiError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            message: message.to_string(),
         }
     }
+
+    fn malformed(&self, message: impl std::fmt::Display) -> ApiError {
+        ApiError::Malformed {
+            endpoint: self.endpoint.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    /// One request on a fresh, checked connection, on a thread of its own (callers may be
+    /// inside an async runtime or not).
+    fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<String, ApiError> {
+        let (status, text) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| self.unreachable(format!("cannot start the client: {e}")))?;
+                    runtime.block_on(async {
+                        tokio::time::timeout(CALL_TIMEOUT, self.exchange(method, path, body))
+                            .await
+                            .map_err(|_| {
+                                self.unreachable(format!(
+                                    "no answer within {} s",
+                                    CALL_TIMEOUT.as_secs()
+                                ))
+                            })?
+                    })
+                })
+                .join()
+                .map_err(|_| self.unreachable("the client thread failed"))?
+        })?;
+        match status {
+            200..=299 => Ok(text),
+            403 => Err(ApiError::Forbidden {
+                endpoint: self.endpoint.clone(),
+                body: text.trim().to_owned(),
+            }),
+            _ => Err(ApiError::Status {
+                endpoint: self.endpoint.clone(),
+                status,
+                body: text.trim().to_owned(),
+            }),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, String), ApiError> {
+        let stream = self.open().await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| self.unreachable(e))?;
+        let driver = tokio::spawn(connection);
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "localhost");
+        if body.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(http_body_util::Full::new(bytes_of(body)))
+            .map_err(|e| self.malformed(format!("cannot build the request: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .to_bytes();
+        driver.abort();
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|e| self.malformed(format!("the answer is not UTF-8: {e}")))?;
+        Ok((status, text))
+    }
+
+    /// Connects, after and while checking that the server is the service (see the module).
+    #[cfg(unix)]
+    async fn open(&self) -> Result<tokio::net::UnixStream, ApiError> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let me = agentsh_service::api::unix::effective_uid()
+            .map_err(|e| self.unreachable(format!("cannot tell this process's uid: {e}")))?;
+        let trusted = |uid: u32| uid == 0 || uid == me;
+        let untrusted = |why: String| ApiError::Untrusted {
+            endpoint: self.endpoint.clone(),
+            why,
+        };
+        let dir = self
+            .endpoint
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let meta = std::fs::symlink_metadata(dir)
+            .map_err(|e| self.unreachable(format!("its directory `{}`: {e}", dir.display())))?;
+        if !meta.is_dir() {
+            return Err(untrusted(format!(
+                "its directory `{}` is not a directory",
+                dir.display()
+            )));
+        }
+        if !trusted(meta.uid()) || meta.permissions().mode() & 0o022 != 0 {
+            return Err(untrusted(format!(
+                "its directory `{}` belongs to uid {} with mode {:o}: only root or this account may own it, and nobody else may write it",
+                dir.display(),
+                meta.uid(),
+                meta.permissions().mode() & 0o7777
+            )));
+        }
+        let stream = tokio::net::UnixStream::connect(&self.endpoint)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let server = stream
+            .peer_cred()
+            .map_err(|e| self.unreachable(format!("cannot identify the server: {e}")))?;
+        if !trusted(server.uid()) {
+            return Err(untrusted(format!(
+                "the process serving it runs as uid {}, neither root nor this account",
+                server.uid()
+            )));
+        }
+        Ok(stream)
+    }
+
+    /// Connects with identification-only impersonation and checks the server process's
+    /// account before anything is sent.
+    #[cfg(windows)]
+    async fn open(&self) -> Result<tokio::net::windows::named_pipe::NamedPipeClient, ApiError> {
+        agentsh_windows::pipe::connect(&self.endpoint).map_err(|e| match e {
+            agentsh_windows::pipe::ConnectError::Untrusted(why) => ApiError::Untrusted {
+                endpoint: self.endpoint.clone(),
+                why,
+            },
+            agentsh_windows::pipe::ConnectError::Io(e) => self.unreachable(e),
+        })
+    }
+}
+
+fn bytes_of(body: Option<Vec<u8>>) -> hyper::body::Bytes {
+    body.map(hyper::body::Bytes::from).unwrap_or_default()
 }
 
 /// Session registration: `sandbox run` on Windows, `emulator run --register-through-api` on Unix.
 impl ApiClient {
-    /// `DELETE path`.
-    pub fn delete(&self, path: &str) -> Result<String, ApiError> {
-        self.check_listener()?;
-        let request = self
-            .agent
-            .delete(self.url(path))
-            .header("Authorization", &self.auth);
-        self.finish(request.call())
-    }
-
     /// `POST /v1/sessions`: registers a session, returns the service's session id.
     pub fn register_session(
         &self,
         request: &agentsh_service::api::SessionRequest,
     ) -> Result<String, ApiError> {
-        let body = serde_json::to_string(request).map_err(|e| ApiError::Malformed {
-            addr: self.addr,
-            message: format!("cannot encode the session request: {e}"),
-        })?;
-        self.check_listener()?;
-        let answer = self.finish(
-            self.agent
-                .post(self.url("/v1/sessions"))
-                .header("Authorization", &self.auth)
-                .header("Content-Type", "application/json")
-                .send(body.as_bytes()),
-        )?;
+        let body = serde_json::to_vec(request)
+            .map_err(|e| self.malformed(format!("cannot encode the session request: {e}")))?;
+        let answer = self.call("POST", "/v1/sessions", Some(body))?;
         /// The service's answer to `POST /v1/sessions`.
         #[derive(serde::Deserialize)]
         struct Registered {
             session_id: String,
         }
-        let registered: Registered =
-            serde_json::from_str(&answer).map_err(|e| ApiError::Malformed {
-                addr: self.addr,
-                message: format!("session registration answer `{}`: {e}", answer.trim()),
-            })?;
+        let registered: Registered = serde_json::from_str(&answer).map_err(|e| {
+            self.malformed(format!(
+                "session registration answer `{}`: {e}",
+                answer.trim()
+            ))
+        })?;
         if !is_session_id(&registered.session_id) {
-            return Err(ApiError::Malformed {
-                addr: self.addr,
-                message: format!("session id `{}`", registered.session_id),
-            });
+            return Err(self.malformed(format!("session id `{}`", registered.session_id)));
         }
         Ok(registered.session_id)
     }
@@ -245,10 +278,7 @@ impl ApiClient {
     /// `DELETE /v1/sessions/{id}`: ends a session.
     pub fn unregister_session(&self, id: &str) -> Result<(), ApiError> {
         if !is_session_id(id) {
-            return Err(ApiError::Malformed {
-                addr: self.addr,
-                message: format!("session id `{id}`"),
-            });
+            return Err(self.malformed(format!("session id `{id}`")));
         }
         self.delete(&format!("/v1/sessions/{id}")).map(drop)
     }
@@ -268,41 +298,38 @@ fn is_session_id(id: &str) -> bool {
 /// A stand-in for the service's API in tests: a loopback HTTP server that proves it knows its
 /// token when asked, answers every other request with the next canned answer, and records what
 /// it was sent.
-#[cfg(test)]
+/// A stand-in for the service's API in tests: a Unix socket in a private directory that answers
+/// every request with the next canned answer and records what it was sent.
+#[cfg(all(test, unix))]
 pub(crate) mod test_service {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{SocketAddr, TcpListener};
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
     use std::thread::JoinHandle;
 
     /// One request as the fake service saw it.
     #[derive(Debug)]
     pub(crate) struct Seen {
         pub(crate) request_line: String,
-        pub(crate) authorization: Option<String>,
         pub(crate) body: String,
-        /// Proof requests answered since the previous request (none of them carried a token).
-        pub(crate) proofs_before: usize,
     }
 
-    /// A one-connection-per-request HTTP server: `GET /v1/proof` is answered with the proof of
-    /// `token` (and must come without one); every other request with the next of `answers`
-    /// (status, body).
+    /// A one-connection-per-request HTTP server on a socket in `dir` (which must be private):
+    /// every request is answered with the next of `answers` (status, body).
     pub(crate) fn serve(
-        token: &'static str,
+        dir: &std::path::Path,
         answers: Vec<(u16, &'static str)>,
-    ) -> (SocketAddr, JoinHandle<Vec<Seen>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
+    ) -> (PathBuf, JoinHandle<Vec<Seen>>) {
+        let path = dir.join("api.sock");
+        let listener = UnixListener::bind(&path).expect("bind");
         let handle = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            let mut proofs = 0;
-            let mut answers = answers.into_iter().peekable();
-            while let Some(&(status, body)) = answers.peek() {
+            for (status, body) in answers {
                 let (stream, _) = listener.accept().expect("accept");
                 let mut reader = BufReader::new(stream.try_clone().expect("clone"));
                 let mut request_line = String::new();
                 reader.read_line(&mut request_line).expect("request line");
-                let (mut authorization, mut length) = (None, 0usize);
+                let mut length = 0usize;
                 loop {
                     let mut line = String::new();
                     reader.read_line(&mut line).expect("header");
@@ -311,41 +338,17 @@ pub(crate) mod test_service {
                         break;
                     }
                     let (name, value) = line.split_once(':').expect("header line");
-                    match name.to_ascii_lowercase().as_str() {
-                        "authorization" => authorization = Some(value.trim().to_owned()),
-                        "content-length" => length = value.trim().parse().expect("length"),
-                        _ => {}
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().expect("length");
                     }
                 }
                 let mut bytes = vec![0; length];
                 reader.read_exact(&mut bytes).expect("body");
-                let mut stream = stream;
-                let nonce = request_line
-                    .strip_prefix("GET /v1/proof?nonce=")
-                    .and_then(|rest| rest.split(' ').next());
-                if let Some(nonce) = nonce {
-                    assert_eq!(authorization, None, "the token went with the proof request");
-                    let nonce = agentsh_service::api::parse_hex32("nonce", nonce).expect("nonce");
-                    let proof = agentsh_service::api::proof(token, addr, &nonce).expect("proof");
-                    let answer =
-                        format!("{{\"proof\":\"{}\"}}", agentsh_service::api::to_hex(&proof));
-                    write!(
-                        stream,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                        answer.len()
-                    )
-                    .expect("proof");
-                    // Not one of `answers`: the next still waits for the request the proof precedes.
-                    proofs += 1;
-                    continue;
-                }
-                answers.next();
                 seen.push(Seen {
                     request_line: request_line.trim_end().to_owned(),
-                    authorization,
                     body: String::from_utf8(bytes).expect("utf-8 body"),
-                    proofs_before: std::mem::take(&mut proofs),
                 });
+                let mut stream = stream;
                 write!(
                     stream,
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -355,28 +358,24 @@ pub(crate) mod test_service {
             }
             seen
         });
-        (addr, handle)
+        (path, handle)
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
-    use std::net::TcpListener;
+    use std::os::unix::fs::PermissionsExt;
 
     use agentsh_service::api::SessionRequest;
 
     use super::test_service::serve;
     use super::*;
 
-    fn client(addr: SocketAddr, token: &str) -> (ApiClient, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("api-token");
-        std::fs::write(&path, format!("{token}\n")).expect("token");
-        let args = ApiArgs {
-            api: addr,
-            api_token_file: Some(path),
-        };
-        (ApiClient::new(&args).expect("client"), dir)
+    fn client(socket: PathBuf) -> ApiClient {
+        ApiClient::new(&ApiArgs {
+            api_socket: Some(socket),
+        })
+        .expect("client")
     }
 
     fn request() -> SessionRequest {
@@ -391,15 +390,16 @@ mod tests {
     }
 
     #[test]
-    fn registration_posts_the_request_with_the_token_and_returns_the_id() {
-        let (addr, server) = serve(
-            "f00d",
+    fn registration_posts_the_request_and_returns_the_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (socket, server) = serve(
+            dir.path(),
             vec![
                 (201, r#"{"session_id":"s-7"}"#),
                 (200, "session `s-7` ended\n"),
             ],
         );
-        let (client, _dir) = client(addr, "f00d");
+        let client = client(socket);
         assert_eq!(
             client.register_session(&request()).expect("register"),
             "s-7"
@@ -407,7 +407,6 @@ mod tests {
         client.unregister_session("s-7").expect("unregister");
         let seen = server.join().expect("server");
         assert_eq!(seen[0].request_line, "POST /v1/sessions HTTP/1.1");
-        assert_eq!(seen[0].authorization.as_deref(), Some("Bearer f00d"));
         let body: serde_json::Value = serde_json::from_str(&seen[0].body).expect("json body");
         assert_eq!(
             body,
@@ -420,45 +419,27 @@ mod tests {
             })
         );
         assert_eq!(seen[1].request_line, "DELETE /v1/sessions/s-7 HTTP/1.1");
-        assert_eq!(seen[1].authorization.as_deref(), Some("Bearer f00d"));
-        assert!(
-            seen.iter().all(|s| s.proofs_before == 1),
-            "each request with the token follows a proof: {seen:?}"
-        );
     }
 
     #[test]
-    fn a_wrong_token_names_the_token_file() {
-        // A listener that proves the token yet refuses it: the refusal names the file.
-        let (addr, server) = serve("stale", vec![(401, "missing or wrong API token\n")]);
-        let (client, dir) = client(addr, "stale");
-        let err = client.register_session(&request()).expect_err("401");
-        server.join().expect("server");
-        assert!(matches!(err, ApiError::Unauthorized { .. }), "{err:?}");
-        let text = err.to_string();
-        assert!(text.contains(&addr.to_string()), "{text}");
-        assert!(
-            text.contains(&dir.path().join("api-token").display().to_string()),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn refusals_and_odd_answers_are_reported_with_the_address() {
-        let (addr, server) = serve(
-            "t",
+    fn refusals_and_odd_answers_are_reported_with_the_endpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (socket, server) = serve(
+            dir.path(),
             vec![
                 (400, "app name `Microsoft` is not allowed\n"),
                 (201, "not json"),
                 (201, r#"{"session_id":"../x"}"#),
+                (403, "account 1000 is not an approver\n"),
             ],
         );
-        let (client, _dir) = client(addr, "t");
+        let client = client(socket.clone());
         let refused = client.register_session(&request()).expect_err("400");
         assert_eq!(
             refused.to_string(),
             format!(
-                "the agentsh service at {addr} answered 400: app name `Microsoft` is not allowed"
+                "the agentsh service at `{}` answered 400: app name `Microsoft` is not allowed",
+                socket.display()
             )
         );
         let garbled = client.register_session(&request()).expect_err("not json");
@@ -466,42 +447,46 @@ mod tests {
         assert!(garbled.to_string().contains("`not json`"), "{garbled}");
         let odd = client.register_session(&request()).expect_err("odd id");
         assert!(odd.to_string().contains("session id `../x`"), "{odd}");
+        let forbidden = client.get("/v1/approvals").expect_err("403");
+        assert!(
+            matches!(forbidden, ApiError::Forbidden { .. }),
+            "{forbidden:?}"
+        );
         server.join().expect("server");
         assert!(client.unregister_session("a/b").is_err());
     }
 
     #[test]
-    fn no_listener_is_unreachable_naming_the_address() {
-        // Bind and drop: nothing listens on that port afterwards.
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
-        let (client, _dir) = client(addr, "t");
-        let err = client.get("/v1/approvals").expect_err("refused");
+    fn no_listener_is_unreachable_naming_the_endpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("absent.sock");
+        let err = client(socket.clone())
+            .get("/v1/approvals")
+            .expect_err("absent");
         assert!(matches!(err, ApiError::Unreachable { .. }), "{err:?}");
         assert!(
-            err.to_string()
-                .starts_with(&format!("cannot reach the agentsh service at {addr}: ")),
+            err.to_string().starts_with(&format!(
+                "cannot reach the agentsh service at `{}`: ",
+                socket.display()
+            )),
             "{err}"
         );
     }
 
     #[test]
-    fn a_missing_or_empty_token_file_is_named() {
+    fn a_socket_in_a_directory_others_may_write_is_not_called() {
+        // Whoever may write the directory may have put the socket there: the client sends
+        // nothing to it (the fake server would record any request it received).
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("absent");
-        let args = ApiArgs {
-            api: DEFAULT_API.parse().expect("addr"),
-            api_token_file: Some(path.clone()),
-        };
-        let err = ApiClient::new(&args).expect_err("absent");
-        assert!(matches!(err, ApiError::TokenFile { .. }), "{err:?}");
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).expect("dir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let (socket, _server) = serve(&shared, vec![(200, "served by an impostor")]);
+        let err = client(socket).get("/v1/approvals").expect_err("untrusted");
+        assert!(matches!(err, ApiError::Untrusted { .. }), "{err:?}");
         assert!(
-            err.to_string().contains(&format!("`{}`", path.display())),
+            err.to_string().contains("nobody else may write it"),
             "{err}"
         );
-        std::fs::write(&path, " \n").expect("write");
-        let err = ApiClient::new(&args).expect_err("empty");
-        assert!(matches!(err, ApiError::EmptyToken { .. }), "{err:?}");
     }
 }

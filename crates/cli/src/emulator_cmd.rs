@@ -3,7 +3,6 @@
 
 mod api_registrar;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +18,6 @@ use agentsh_wire::control::{Counter, Metrics};
 use clap::Subcommand;
 
 use crate::api_client::ApiArgs;
-use crate::service_cmd::DEFAULT_API;
 use api_registrar::ApiRegistrar;
 
 #[derive(Debug, Subcommand)]
@@ -49,13 +47,10 @@ pub enum EmulatorCommand {
         /// /v1/sessions) instead of waiting for someone else to register them
         #[arg(long)]
         register_through_api: bool,
-        /// The service's API address (with --register-through-api)
-        #[arg(long, default_value = DEFAULT_API, requires = "register_through_api")]
-        api: SocketAddr,
-        /// The service's API token file (with --register-through-api; default: the service's
+        /// The service's local API socket (with --register-through-api; default: the service's
         /// default location)
         #[arg(long, requires = "register_through_api")]
-        api_token_file: Option<PathBuf>,
+        api_socket: Option<PathBuf>,
         /// The emulated machine's volumes (`<device> = <mount point>` lines, docs/emulator.md;
         /// default: `\Device\HarddiskVolume3 = C:\`, `\Device\HarddiskVolume4 = D:\`). File
         /// operations are sent in device form through it, and it is written to `<socket>.volumes`
@@ -74,14 +69,10 @@ pub fn run(cmd: EmulatorCommand) -> ExitCode {
             wait,
             json,
             register_through_api,
-            api,
-            api_token_file,
+            api_socket,
             volumes,
         } => {
-            let api = register_through_api.then_some(ApiArgs {
-                api,
-                api_token_file,
-            });
+            let api = register_through_api.then_some(ApiArgs { api_socket });
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -198,8 +189,8 @@ async fn serve_and_replay(
         }
         Some(api) => {
             eprintln!(
-                "registering the trace's sessions through the service's API at {}",
-                api.api
+                "registering the trace's sessions through the service's API at `{}`",
+                api.endpoint().display()
             );
             let registrar = ApiRegistrar::new(api, wait).with_volumes(emulator.volumes().clone());
             let reports = replay(&emulator, &registrar, &source, &trace, print).await;

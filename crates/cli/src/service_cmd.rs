@@ -12,11 +12,6 @@ use agentsh_service::runner::{DriverOverrides, RunOptions, SinkSpec};
 use agentsh_wire::control::FailMode;
 use clap::{Args, Subcommand, ValueEnum};
 
-pub use agentsh_service::api::default_token_file;
-
-/// The API's default address.
-pub const DEFAULT_API: &str = "127.0.0.1:7878";
-
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
     /// Run the policy service (in the foreground, or under the SCM once installed)
@@ -62,14 +57,17 @@ pub struct RunArgs {
     /// Format of `--events` (or of standard output when only this is given)
     #[arg(long, value_enum)]
     pub event_format: Option<EventFormat>,
-    /// Loopback address of the approvals API (default: the policy's `approvals.api.listen`, else
-    /// 127.0.0.1:7878)
+    /// The local API's Unix socket (default: /run/agentsh/api.sock as root, else under this
+    /// account's runtime directory), or on Windows its pipe (default: \\.\pipe\agentsh-api)
     #[arg(long)]
-    pub api: Option<SocketAddr>,
-    /// File the API token is written to, readable by this account only (default: the policy's
-    /// `approvals.api.token_file`, else a private per-user location)
+    pub api_socket: Option<PathBuf>,
+    /// Also serve read-only Prometheus metrics over TCP at this loopback address (default: the
+    /// policy's `approvals.api.listen`, else none)
     #[arg(long)]
-    pub api_token_file: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
+    /// A group whose members may list and answer approvals, besides root / Administrators
+    #[arg(long)]
+    pub approvers_group: Option<String>,
     /// Override the policy's driver fail mode
     #[arg(long, value_enum)]
     pub fail_mode: Option<FailModeArg>,
@@ -124,11 +122,14 @@ pub fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
             path: args.events.clone(),
         }];
     }
-    if let Some(a) = args.api {
-        o.api_listen = a;
+    if let Some(s) = &args.api_socket {
+        o.api_socket = s.clone();
     }
-    if let Some(f) = &args.api_token_file {
-        o.api_token_file = f.clone();
+    if let Some(a) = args.metrics_listen {
+        o.metrics_listen = Some(a);
+    }
+    if let Some(g) = &args.approvers_group {
+        o.approvers_group = Some(g.clone());
     }
     if !(60..=86_400).contains(&args.token_rotation_secs) {
         anyhow::bail!(

@@ -153,6 +153,9 @@ mod imp {
             }
             Status::Disconnected { .. } => Some(Event::DriverUnavailable { reason: detail }),
             Status::Stopped => Some(Event::ServiceStopped { detail }),
+            Status::ApiUnavailable { .. } | Status::ApiProblem { .. } => {
+                Some(Event::ApiUnavailable { reason: detail })
+            }
             _ => None,
         }
     }
@@ -252,8 +255,6 @@ mod imp {
                 }
             };
             options.volumes = Some(Arc::new(system_volumes));
-            options.protect_token_file =
-                Some(Arc::new(agentsh_windows::secure::protect_token_file));
             if let Some(log) = log.clone() {
                 options.deliver_to.push(Arc::new(move |ev| {
                     crate::eventlog_map::record(ev).is_none_or(|r| log.report(&r).is_ok())

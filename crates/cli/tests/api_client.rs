@@ -1,18 +1,30 @@
-//! `agentsh approvals` and `agentsh metrics` talk to the service only after it proves it knows the
-//! token: a listener that cannot prove it is refused and never sees the token, and the real
-//! service keeps answering.
+//! `agentsh approvals` and `agentsh metrics` against the real service over its Unix socket, and
+//! what the operating system's identity of the caller decides: a process registered in a
+//! sandbox session — even running as root, with everything the service writes readable —
+//! cannot list, approve or deny approvals, nor end a session; the client refuses a socket whose
+//! directory another account controls, sending nothing.
+//!
+//! On Linux this proves the refusal of a real registered pid (`SO_PEERCRED`) and of its child
+//! before any kernel announcement of it. Only Windows can show the named pipe's side (the
+//! impersonated token's groups and integrity level, AppContainer and restricted tokens).
+#![cfg(target_os = "linux")]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
-const TOKEN: &str = "00112233445566778899aabbccddeeff";
+use agentsh_emulator::emulator::Emulator;
+use agentsh_emulator::request::{OperationRequest, Target, Verdict};
+use agentsh_policy::{Policy, SessionContext};
+use agentsh_service::api::{self, Api, Limits};
+use agentsh_service::events::EventPipeline;
+use agentsh_service::{Service, SocketTransport};
+use agentsh_wire::Operation;
 
-fn agentsh(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentsh"))
+fn agentsh(args: &[String]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(args)
         .output()
         .expect("runs agentsh");
@@ -23,259 +35,61 @@ fn agentsh(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-type Answer = Box<dyn Fn(&str) -> (u16, String) + Send>;
-
-/// A process squatting on the API port: it records every request it receives, whole, and
-/// answers each with `answer(request)`.
-struct Squatter {
-    addr: SocketAddr,
-    received: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Squatter {
-    fn start(answer: Answer) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-        let addr = listener.local_addr().expect("address");
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let received = received.clone();
-            let stop = stop.clone();
-            move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(mut stream) = stream else { continue };
-                    let request = read_request(&mut stream);
-                    let (status, body) = answer(&request);
-                    received.lock().expect("record").push(request);
-                    let reply = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(reply.as_bytes());
-                }
-            }
-        });
-        Squatter {
-            addr,
-            received,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn received(&self) -> Vec<String> {
-        self.received.lock().expect("record").clone()
-    }
-}
-
-impl Drop for Squatter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// The request head (a GET has no body); whatever arrives until the blank line or the end.
-fn read_request(stream: &mut TcpStream) -> String {
-    let mut data = Vec::new();
-    let mut byte = [0u8; 1];
-    while !data.ends_with(b"\r\n\r\n") && data.len() < 64 * 1024 {
-        match stream.read(&mut byte) {
-            Ok(1) => data.push(byte[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&data).into_owned()
-}
-
-/// The nonce a proof request carries.
-fn nonce_of(request: &str) -> Option<[u8; 32]> {
-    let query = request.split_whitespace().nth(1)?;
-    let hex = query.strip_prefix("/v1/proof?nonce=")?;
-    agentsh_service::api::parse_hex32("nonce", hex).ok()
-}
-
-fn write_token(dir: &Path, token: &str) -> String {
-    let file = dir.join("api-token");
-    std::fs::write(&file, format!("{token}\n")).expect("token file");
-    file.to_str().expect("utf-8").to_owned()
-}
-
-#[test]
-fn a_listener_that_cannot_prove_the_token_is_refused_and_never_receives_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let token_file = write_token(dir.path(), TOKEN);
-    let cases: [(&str, Answer); 5] = [
-        (
-            "a wrong proof",
-            Box::new(|_| (200, format!("{{\"proof\":\"{}\"}}", "00".repeat(32)))),
-        ),
-        (
-            "the proof of another token",
-            Box::new(|request| {
-                let proof = nonce_of(request)
-                    .and_then(|n| {
-                        agentsh_service::api::proof(
-                            "ffeeddccbbaa99887766554433221100",
-                            "127.0.0.1:7878".parse().expect("addr"),
-                            &n,
-                        )
-                    })
-                    .map(|p| agentsh_service::api::to_hex(&p))
-                    .unwrap_or_default();
-                (200, format!("{{\"proof\":\"{proof}\"}}"))
-            }),
-        ),
-        (
-            // A squatter relaying the nonce to the real service on another address gets the
-            // token's proof for that address, which is not the one the CLI asked.
-            "the token's proof relayed from another address",
-            Box::new(|request| {
-                let proof = nonce_of(request)
-                    .and_then(|n| {
-                        agentsh_service::api::proof(
-                            TOKEN,
-                            "127.0.0.1:7878".parse().expect("addr"),
-                            &n,
-                        )
-                    })
-                    .map(|p| agentsh_service::api::to_hex(&p))
-                    .unwrap_or_default();
-                (200, format!("{{\"proof\":\"{proof}\"}}"))
-            }),
-        ),
-        (
-            "no proof endpoint",
-            Box::new(|_| (404, "not found".to_owned())),
-        ),
-        (
-            "an answer that is no proof",
-            Box::new(|_| (200, "[]".to_owned())),
-        ),
-    ];
-    for (what, answer) in cases {
-        let squatter = Squatter::start(answer);
-        let addr = squatter.addr.to_string();
-        let commands: [&[&str]; 4] = [
-            &["approvals", "list"],
-            &["approvals", "approve", "1", "--session"],
-            &["approvals", "deny", "1"],
-            &["metrics"],
-        ];
-        for command in commands {
-            let mut args = command.to_vec();
-            args.extend(["--api", &addr, "--api-token-file", &token_file]);
-            let (code, stdout, stderr) = agentsh(&args);
-            assert_eq!(code, 1, "{what}, {command:?}: {stdout}{stderr}");
-            let refusal = format!(
-                "agentsh: the process listening on {addr} does not know the token in {token_file}: it is not this agentsh service; not sending the token ("
-            );
-            assert!(
-                stderr.starts_with(&refusal),
-                "{what}, {command:?}: {stderr}"
-            );
-            assert!(stdout.is_empty(), "{what}, {command:?}: {stdout}");
-        }
-        let received = squatter.received();
-        assert_eq!(received.len(), 4, "{what}: one proof request a command");
-        let mut nonces = Vec::new();
-        for request in &received {
-            assert!(
-                !request.to_ascii_lowercase().contains("authorization"),
-                "{what}: the token was sent:\n{request}"
-            );
-            assert!(
-                !request.contains(TOKEN),
-                "{what}: the token was sent:\n{request}"
-            );
-            nonces.push(nonce_of(request).unwrap_or_else(|| {
-                panic!("{what}: not a proof request with a 32-byte nonce:\n{request}")
-            }));
-        }
-        nonces.sort();
-        nonces.dedup();
-        assert_eq!(nonces.len(), 4, "{what}: a fresh nonce every time");
-    }
-}
-
-/// Approvals and metrics through the real service: the emulator plays the driver, the service
-/// and its API run in this process, and the `agentsh` binary is the client.
-#[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approvals_and_metrics_through_the_real_service() {
-    use agentsh_emulator::emulator::Emulator;
-    use agentsh_emulator::request::{OperationRequest, Target, Verdict};
-    use agentsh_policy::{Policy, SessionContext};
-    use agentsh_service::events::EventPipeline;
-    use agentsh_service::{Service, SocketTransport, api};
-    use agentsh_wire::Operation;
-
-    async fn cli(args: Vec<String>) -> (i32, String, String) {
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            agentsh(&args)
-        })
+async fn cli(args: Vec<String>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || agentsh(&args))
         .await
         .expect("joins")
-    }
+}
 
+struct Running {
+    emulator: Arc<Emulator>,
+    service: Arc<Service<SocketTransport>>,
+    socket: PathBuf,
+    _api: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
-    let socket = dir.path().join("port.sock");
-    let emulator = Emulator::start(&socket, 3).expect("listens");
+    let port = dir.path().join("port.sock");
+    let emulator = Arc::new(Emulator::start(&port, 3).expect("listens"));
     let policy = Policy::embedded_default().expect("policy");
     let (pipeline, _events) = EventPipeline::channel(256);
     let service = Arc::new(
         Service::start(
-            SocketTransport::connect(&socket).await.expect("connects"),
+            SocketTransport::connect(&port).await.expect("connects"),
             &policy,
             pipeline,
         )
         .await
         .expect("starts"),
     );
-    let context = SessionContext::new(Some("TestApp"), Some("C:\\work"), None).expect("context");
-    service
-        .register_session(4100, context, false)
-        .await
-        .expect("session");
-    let token = api::new_token().expect("token");
-    let token_file = dir.path().join("private").join("api-token");
-    api::write_token_file(&token_file, &token).expect("token file");
-    let (addr, _api) = api::serve(
-        "127.0.0.1:0".parse().expect("addr"),
+    let local = Api::new(
         service.adapter.clone(),
         service.clone(),
-        token,
-    )
-    .await
-    .expect("serves");
-    let with_api = |args: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        v.extend([
-            "--api".to_owned(),
-            addr.to_string(),
-            "--api-token-file".to_owned(),
-            token_file.to_str().expect("utf-8").to_owned(),
-        ]);
-        v
-    };
-
-    assert_eq!(
-        cli(with_api(&["approvals", "list"])).await,
-        (0, "no approvals pending\n".to_owned(), String::new())
+        Limits::default(),
+        Arc::new(|_| {}),
     );
+    let socket = dir.path().join("api").join("api.sock");
+    let task = api::serve_local(&local, &socket, None).expect("serves");
+    Running {
+        emulator,
+        service,
+        socket,
+        _api: task,
+        _dir: dir,
+    }
+}
 
-    let create = OperationRequest {
-        pid: 4100,
+fn with_api(socket: &Path, args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    v.extend(["--api-socket".to_owned(), socket.display().to_string()]);
+    v
+}
+
+fn create_service_key(pid: u32) -> OperationRequest {
+    OperationRequest {
+        pid,
         thread_id: 1,
         target: Target::registry(
             Operation::CreateKey,
@@ -285,10 +99,24 @@ async fn approvals_and_metrics_through_the_real_service() {
             0,
             0,
         ),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_and_metrics_through_the_real_service() {
+    let run = start().await;
+    let context = SessionContext::new(Some("TestApp"), Some("C:\\work"), None).expect("context");
+    run.service
+        .register_session(4100, context, false)
+        .await
+        .expect("session");
+    assert_eq!(
+        cli(with_api(&run.socket, &["approvals", "list"])).await,
+        (0, "no approvals pending\n".to_owned(), String::new())
+    );
     let person = async {
         for _ in 0..100 {
-            let (code, list, stderr) = cli(with_api(&["approvals", "list"])).await;
+            let (code, list, stderr) = cli(with_api(&run.socket, &["approvals", "list"])).await;
             assert_eq!(code, 0, "{stderr}");
             if let Some(id) = list
                 .split_whitespace()
@@ -297,36 +125,215 @@ async fn approvals_and_metrics_through_the_real_service() {
             {
                 assert!(list.contains("CreateKey"), "{list}");
                 let id = id.to_string();
-                return cli(with_api(&["approvals", "approve", &id, "--session"])).await;
+                return cli(with_api(
+                    &run.socket,
+                    &["approvals", "approve", &id, "--session"],
+                ))
+                .await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         (-1, String::new(), "no approval showed up".to_owned())
     };
-    let (out, (code, stdout, stderr)) = tokio::join!(emulator.perform(&create), person);
+    let create = create_service_key(4100);
+    let (out, (code, stdout, stderr)) = tokio::join!(run.emulator.perform(&create), person);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.ends_with(": allow\n"), "{stdout}");
     assert_eq!(out.verdict, Verdict::Allow);
 
-    let (code, _, stderr) = cli(with_api(&["approvals", "deny", "999"])).await;
+    let (code, _, stderr) = cli(with_api(&run.socket, &["approvals", "deny", "999"])).await;
     assert_eq!(code, 1);
     assert!(
         stderr.contains("404") && stderr.contains("no pending approval with id `999`"),
         "{stderr}"
     );
-
-    let (code, metrics, stderr) = cli(with_api(&["metrics"])).await;
+    let (code, metrics, stderr) = cli(with_api(&run.socket, &["metrics"])).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
         metrics.contains("agentsh_approvals_opened_total 1"),
         "{metrics}"
     );
+}
 
-    // A token file from another run: the real service cannot prove that token either.
-    let stale = write_token(dir.path(), TOKEN);
-    let mut args = vec!["metrics".to_owned(), "--api".to_owned(), addr.to_string()];
-    args.extend(["--api-token-file".to_owned(), stale]);
-    let (code, _, stderr) = cli(args).await;
-    assert_eq!(code, 1);
-    assert!(stderr.contains("does not know the token in"), "{stderr}");
+/// A raw HTTP client in Perl (in every Debian base system): waits for a line on standard
+/// input, then sends each request given as `METHOD PATH` over the socket and prints
+/// `METHOD PATH STATUS` for each.
+const PERL_CLIENT: &str = r#"
+use Socket;
+my ($path, @requests) = @ARGV;
+my $go = <STDIN>;
+$| = 1;
+for my $r (@requests) {
+    my ($m, $p) = split / /, $r, 2;
+    socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die "socket: $!";
+    connect($s, pack_sockaddr_un($path)) or die "connect: $!";
+    my $body = $m eq "POST" && $p eq "/v1/sessions" ? "{\"root_pid\":$$}" : "";
+    my $req = "$m $p HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
+    syswrite($s, $req);
+    my $answer = do { local $/; <$s> };
+    my ($code) = $answer =~ m{^HTTP/1\.1 (\d+)};
+    my ($text) = $answer =~ m{\r\n\r\n(.*)}s;
+    $text =~ s/\n/ /g;
+    print "$m $p $code $text\n";
+}
+"#;
+
+/// Starts `program` (stopped at its first line of standard input), registers `root` (the
+/// process to register, given its pid) through the API as this test (root, an approver), then
+/// lets it run; returns its output lines.
+async fn sandboxed(
+    run: &Running,
+    program: Vec<String>,
+    register: impl Fn(u32) -> u32,
+) -> Vec<String> {
+    let mut child = Command::new(&program[0])
+        .args(&program[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starts");
+    let root = register(child.id());
+    let context = SessionContext::new(Some("TestApp"), Some("C:\\work"), None).expect("context");
+    run.service
+        .register_session(root, context, false)
+        .await
+        .expect("registered");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").expect("go");
+    drop(stdin);
+    let stdout = child.stdout.take().expect("stdout");
+    tokio::task::spawn_blocking(move || {
+        let lines: Vec<String> = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        let _ = child.wait();
+        lines
+    })
+    .await
+    .expect("joins")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_registered_in_a_session_cannot_answer_approvals_or_end_a_session() {
+    let run = start().await;
+    // A held approval and a session the sandboxed process would like to end.
+    let context = SessionContext::new(Some("Held"), Some("C:\\held"), None).expect("context");
+    let held = run
+        .service
+        .register_session(4100, context, false)
+        .await
+        .expect("session");
+    let pending = tokio::spawn({
+        let emulator = run.emulator.clone();
+        async move { emulator.perform(&create_service_key(4100)).await }
+    });
+    let mut id = None;
+    for _ in 0..200 {
+        if let Some(a) = run.service.adapter.approvals.list().first() {
+            id = Some(a.id);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let id = id.expect("an approval is pending");
+    let socket = run.socket.display().to_string();
+    let requests = [
+        "GET /v1/approvals".to_owned(),
+        format!("POST /v1/approvals/{id}/allow?scope=session"),
+        format!("POST /v1/approvals/{id}/allow"),
+        format!("POST /v1/approvals/{id}/deny"),
+        format!("DELETE /v1/sessions/{}", held.id),
+        "POST /v1/sessions".to_owned(),
+        "GET /v1/metrics".to_owned(),
+    ];
+    let perl = |prefix: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = prefix.iter().map(|s| (*s).to_owned()).collect();
+        v.extend([
+            "perl".to_owned(),
+            "-e".to_owned(),
+            PERL_CLIENT.to_owned(),
+            socket.clone(),
+        ]);
+        v.extend(requests.iter().cloned());
+        v
+    };
+    // The registered process itself, then a child of the registered process that no kernel
+    // announcement names (the shell's child: refused through its ancestry).
+    let direct = sandboxed(&run, perl(&[]), |pid| pid).await;
+    let mut via_shell = vec!["sh".to_owned(), "-c".to_owned()];
+    via_shell.push(r#"read go; echo go | "$@""#.to_owned());
+    via_shell.push("sh".to_owned());
+    via_shell.extend(perl(&[]));
+    let child = sandboxed(&run, via_shell, |pid| pid).await;
+    for (what, lines) in [("the registered process", &direct), ("its child", &child)] {
+        assert_eq!(lines.len(), requests.len(), "{what}: {lines:?}");
+        for (line, request) in lines.iter().zip(&requests) {
+            assert!(
+                line.starts_with(&format!("{request} 403 process "))
+                    && line.contains("belongs to sandbox session `s-"),
+                "{what}: {request} must be refused, got: {line}"
+            );
+        }
+    }
+    // The approval is still pending and the session still there: nothing the sandboxed
+    // processes sent changed them. The operator denies it.
+    assert!(
+        run.service
+            .adapter
+            .approvals
+            .list()
+            .iter()
+            .any(|a| a.id == id)
+    );
+    assert!(
+        run.service
+            .adapter
+            .sessions
+            .list()
+            .iter()
+            .any(|s| s.id == held.id)
+    );
+    let (code, out, stderr) = cli(with_api(
+        &run.socket,
+        &["approvals", "deny", &id.to_string()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains(": deny"), "{out}");
+    assert_eq!(pending.await.expect("operation").verdict, Verdict::Deny);
+
+    // The real client, run inside a session, is refused the same way.
+    let agentsh = vec![env!("CARGO_BIN_EXE_agentsh").to_owned()];
+    let mut shell = vec!["sh".to_owned(), "-c".to_owned()];
+    shell.push(r#"read go; "$@" 2>&1; echo "exit $?""#.to_owned());
+    shell.push("sh".to_owned());
+    shell.extend(agentsh);
+    shell.extend(with_api(&run.socket, &["approvals", "list"]));
+    let lines = sandboxed(&run, shell, |pid| pid).await;
+    let all = lines.join("\n");
+    assert!(all.contains("refused this account (403)"), "{all}");
+    assert!(all.contains("belongs to sandbox session"), "{all}");
+    assert!(all.ends_with("exit 1"), "{all}");
+}
+
+#[test]
+fn the_client_sends_nothing_to_a_socket_another_account_controls() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("dir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let socket = shared.join("api.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("binds");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let (code, _, stderr) = agentsh(&with_api(&socket, &["approvals", "list"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not calling"), "{stderr}");
+    assert!(stderr.contains("nobody else may write it"), "{stderr}");
+    assert!(
+        listener.accept().is_err(),
+        "the client did not even connect"
+    );
 }

@@ -6,7 +6,6 @@
 #![cfg(unix)]
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,12 +42,9 @@ fn workspace_rules_decide_device_paths_through_the_emulator_and_the_service() {
     let volumes = dir.path().join("volumes.txt");
     std::fs::write(&trace, TRACE).expect("trace");
     std::fs::write(&volumes, VOLUMES).expect("volumes");
-    let token_file = dir.path().join("private").join("api-token");
     let events = dir.path().join("events.jsonl");
-    let api = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .to_string();
+    let api = dir.path().join("api").join("api.sock");
+    let api = api.to_str().expect("utf-8 path").to_owned();
 
     let emulator = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(["emulator", "run", "--socket"])
@@ -57,9 +53,13 @@ fn workspace_rules_decide_device_paths_through_the_emulator_and_the_service() {
         .arg(&trace)
         .arg("--volumes")
         .arg(&volumes)
-        .args(["--wait", "20", "--register-through-api", "--api", &api])
-        .arg("--api-token-file")
-        .arg(&token_file)
+        .args([
+            "--wait",
+            "20",
+            "--register-through-api",
+            "--api-socket",
+            &api,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -80,8 +80,7 @@ fn workspace_rules_decide_device_paths_through_the_emulator_and_the_service() {
     let service = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(["service", "run", "--driver-socket"])
         .arg(&socket)
-        .args(["--api", &api, "--api-token-file"])
-        .arg(&token_file)
+        .args(["--api-socket", &api])
         .arg("--events")
         .arg(&events)
         .stdout(Stdio::null())

@@ -6,7 +6,6 @@
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,23 +51,24 @@ fn register_session_lines_go_through_the_running_services_api() {
     let socket = dir.path().join("agentsh.sock");
     let trace = dir.path().join("trace.jsonl");
     std::fs::write(&trace, TRACE).expect("trace");
-    let token_file = dir.path().join("private").join("api-token");
     let events = dir.path().join("events.jsonl");
-    // The emulator is started before the service (which needs its socket), so the API's address
+    // The emulator is started before the service (which needs its socket), so the API's socket
     // is chosen here.
-    let api = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .to_string();
+    let api = dir.path().join("api").join("api.sock");
+    let api = api.to_str().expect("utf-8 path").to_owned();
 
     let emulator = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(["emulator", "run", "--socket"])
         .arg(&socket)
         .arg("--trace")
         .arg(&trace)
-        .args(["--wait", "20", "--register-through-api", "--api", &api])
-        .arg("--api-token-file")
-        .arg(&token_file)
+        .args([
+            "--wait",
+            "20",
+            "--register-through-api",
+            "--api-socket",
+            &api,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -81,8 +81,7 @@ fn register_session_lines_go_through_the_running_services_api() {
     let service = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(["service", "run", "--driver-socket"])
         .arg(&socket)
-        .args(["--api", &api, "--api-token-file"])
-        .arg(&token_file)
+        .args(["--api-socket", &api])
         .arg("--events")
         .arg(&events)
         .stdout(Stdio::null())
@@ -137,7 +136,7 @@ fn register_session_lines_go_through_the_running_services_api() {
     );
     assert!(
         stderr.contains(&format!(
-            "registering the trace's sessions through the service's API at {api}"
+            "registering the trace's sessions through the service's API at `{api}`"
         )),
         "{stderr}"
     );
@@ -215,21 +214,21 @@ fn a_service_api_that_is_not_there_fails_the_replay_naming_the_address() {
          {\"process\":\"agent\",\"operation\":\"register_session\",\"workspace\":\"C:\\\\w\",\"app_name\":\"A\"}\n",
     )
     .expect("trace");
-    let token_file = dir.path().join("api-token");
-    std::fs::write(&token_file, "beef\n").expect("token");
-    let api = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .to_string();
+    let api = dir.path().join("api.sock");
+    let api = api.to_str().expect("utf-8 path").to_owned();
     let client = handshaking_client(&socket);
     let out = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(["emulator", "run", "--socket"])
         .arg(&socket)
         .arg("--trace")
         .arg(&trace)
-        .args(["--wait", "1", "--register-through-api", "--api", &api])
-        .arg("--api-token-file")
-        .arg(&token_file)
+        .args([
+            "--wait",
+            "1",
+            "--register-through-api",
+            "--api-socket",
+            &api,
+        ])
         .output()
         .expect("agentsh emulator run");
     client.join().expect("client thread");
@@ -237,7 +236,7 @@ fn a_service_api_that_is_not_there_fails_the_replay_naming_the_address() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "trace.jsonl:2: registering a session for `agent`: cannot reach the agentsh service at {api}"
+            "trace.jsonl:2: registering a session for `agent`: cannot reach the agentsh service at `{api}`"
         )),
         "{stderr}"
     );

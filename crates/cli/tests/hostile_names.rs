@@ -6,7 +6,6 @@
 #![cfg(unix)]
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,21 +48,22 @@ fn f1_lone_surrogate_and_nul_value_names_are_denied_in_a_session_and_logged_exac
     let socket = dir.path().join("agentsh.sock");
     let trace = dir.path().join("trace.jsonl");
     std::fs::write(&trace, TRACE).expect("trace");
-    let token_file = dir.path().join("private").join("api-token");
     let events = dir.path().join("events.jsonl");
-    let api = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .to_string();
+    let api = dir.path().join("api").join("api.sock");
+    let api = api.to_str().expect("utf-8 path").to_owned();
 
     let emulator = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(["emulator", "run", "--socket"])
         .arg(&socket)
         .arg("--trace")
         .arg(&trace)
-        .args(["--wait", "20", "--register-through-api", "--api", &api])
-        .arg("--api-token-file")
-        .arg(&token_file)
+        .args([
+            "--wait",
+            "20",
+            "--register-through-api",
+            "--api-socket",
+            &api,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -75,8 +75,7 @@ fn f1_lone_surrogate_and_nul_value_names_are_denied_in_a_session_and_logged_exac
     let service = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(["service", "run", "--driver-socket"])
         .arg(&socket)
-        .args(["--api", &api, "--api-token-file"])
-        .arg(&token_file)
+        .args(["--api-socket", &api])
         .arg("--events")
         .arg(&events)
         .stdout(Stdio::null())

@@ -1,10 +1,11 @@
 //! `agentsh service run` as a person runs it: against the driver emulator, an approval asked and
 //! answered in the service's own terminal (`--approve-in-terminal`), and a clean stop on SIGTERM
-//! that takes the API token with it.
+//! that takes the API socket with it.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,10 +16,10 @@ use agentsh_wire::Operation;
 
 const ROOT: u32 = 4100;
 
-fn http(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connects to the API");
+fn http(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = UnixStream::connect(socket).expect("connects to the API");
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(request.as_bytes()).expect("writes");
@@ -56,13 +57,13 @@ async fn an_approval_is_answered_in_the_services_terminal_and_sigterm_stops_it()
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("agentsh.sock");
     let emulator = Emulator::start(&socket, 9).expect("emulator");
-    let token_file = dir.path().join("private").join("api-token");
+    let api_socket = dir.path().join("api").join("api.sock");
     let events = dir.path().join("events.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentsh"))
         .args(["service", "run", "--driver-socket"])
         .arg(&socket)
-        .args(["--api", "127.0.0.1:0", "--api-token-file"])
-        .arg(&token_file)
+        .arg("--api-socket")
+        .arg(&api_socket)
         .arg("--events")
         .arg(&events)
         .arg("--approve-in-terminal")
@@ -82,21 +83,17 @@ async fn an_approval_is_answered_in_the_services_terminal_and_sigterm_stops_it()
         }
     });
 
-    let addr: SocketAddr = wait_line(&lines, "naming the API address", |l| {
-        l.split("approvals API on http://")
-            .nth(1)?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok()
+    let named = api_socket.display().to_string();
+    wait_line(&lines, "naming the API socket", |l| {
+        l.contains(&format!("local API at `{named}`")).then_some(())
     })
     .await;
-    let token = std::fs::read_to_string(&token_file).expect("token file");
     let session = format!(
         r#"{{"root_pid":{ROOT},"app":"TestApp","workspace":"C:\\work","user_sid":"S-1-5-21-1-2-3-1001"}}"#
     );
-    let (status, body) = tokio::task::spawn_blocking(move || {
-        http(addr, "POST", "/v1/sessions", token.trim(), &session)
+    let (status, body) = tokio::task::spawn_blocking({
+        let api_socket = api_socket.clone();
+        move || http(&api_socket, "POST", "/v1/sessions", &session)
     })
     .await
     .expect("request");
@@ -143,7 +140,7 @@ async fn an_approval_is_answered_in_the_services_terminal_and_sigterm_stops_it()
         "allowed once, by the person"
     );
 
-    // SIGTERM: the service stops cleanly and the token goes with it.
+    // SIGTERM: the service stops cleanly and the socket goes with it.
     let pid = child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -158,7 +155,7 @@ async fn an_approval_is_answered_in_the_services_terminal_and_sigterm_stops_it()
     let all = lines.lock().expect("lines").join("\n");
     assert!(status.success(), "{status:?}\n{all}");
     assert!(all.contains("agentsh service: stopped"), "{all}");
-    assert!(!token_file.exists(), "the token file is removed on stop");
+    assert!(!api_socket.exists(), "the socket is removed on stop");
     let log = std::fs::read_to_string(&events).expect("events");
     assert!(
         log.lines()

@@ -1,14 +1,14 @@
 //! agentsh.exe end to end on Windows — in CI under Wine, which has no filter manager and no
 //! AppContainer: the missing driver must be reported plainly with exit code 3, the sandbox must
 //! run with the fallback isolation, say so, and pass output and exit code through, and it must
-//! register its session through the service (a stand-in on loopback here) or refuse to run.
+//! register its session through the service (a stand-in on a named pipe here) or refuse to run.
 #![cfg(windows)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn agentsh(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agentsh"))
@@ -340,161 +340,138 @@ fn the_command_gets_the_allow_listed_environment_and_writable_temp_folders() {
     }
 }
 
-/// A port on which nothing listens (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 #[test]
 fn sandbox_run_without_a_service_refuses_and_runs_nothing() {
     let ws = workspace("nosvc");
-    let absent = format!("{ws}\\no-such-token");
-    let token = format!("{ws}\\api-token");
-    std::fs::write(&token, "t\n").expect("token");
-    let api = format!("127.0.0.1:{}", closed_port());
-    for (flags, names) in [
-        // No token file: the service has not run (here).
-        (
-            vec!["--api-token-file", absent.as_str()],
-            vec![absent.as_str()],
-        ),
-        // A token but nothing listening: the service is not running.
-        (
-            vec!["--api", api.as_str(), "--api-token-file", token.as_str()],
-            vec![api.as_str()],
-        ),
-    ] {
-        let mut args = vec!["sandbox", "run", "--name", "cli-nosvc", "--workspace", &ws];
-        args.extend(flags);
-        args.extend(["--", "cmd.exe", "/c", "exit /b 0"]);
-        let out = agentsh(&args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(
-            stderr.starts_with("agentsh: sandbox `cli-nosvc`: the session must be registered through the agentsh service, which is not available: "),
-            "{stderr}"
-        );
-        for name in names {
-            assert!(stderr.contains(name), "`{name}` not named: {stderr}");
-        }
-        assert!(stderr.contains("`agentsh service start`"), "{stderr}");
-        assert!(stderr.contains("pass --no-minifilter"), "{stderr}");
-        assert!(
-            !stderr.contains("exit code 0"),
-            "the command must not have run: {stderr}"
-        );
-    }
+    let pipe = format!(r"\\.\pipe\agentsh-test-absent-{}", std::process::id());
+    let args = [
+        "sandbox",
+        "run",
+        "--name",
+        "cli-nosvc",
+        "--workspace",
+        &ws,
+        "--api-socket",
+        &pipe,
+        "--",
+        "cmd.exe",
+        "/c",
+        "exit /b 0",
+    ];
+    let out = agentsh(&args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("agentsh: sandbox `cli-nosvc`: the session must be registered through the agentsh service, which is not available: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&pipe), "the pipe is named: {stderr}");
+    assert!(stderr.contains("`agentsh service start`"), "{stderr}");
+    assert!(stderr.contains("pass --no-minifilter"), "{stderr}");
+    assert!(
+        !stderr.contains("exit code 0"),
+        "the command must not have run: {stderr}"
+    );
 }
 
 /// One request the stand-in service received.
 #[derive(Debug)]
 struct Seen {
     request_line: String,
-    authorization: Option<String>,
     body: String,
 }
 
-fn read_request(stream: &TcpStream) -> Seen {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).expect("request line");
-    let (mut authorization, mut length) = (None, 0usize);
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("header");
-        let line = line.trim_end();
-        if line.is_empty() {
+async fn read_request(pipe: &mut tokio::net::windows::named_pipe::NamedPipeServer) -> Seen {
+    let mut data = Vec::new();
+    let mut byte = [0u8; 1];
+    while !data.ends_with(b"\r\n\r\n") {
+        if pipe.read(&mut byte).await.expect("reads") == 0 {
             break;
         }
-        let (name, value) = line.split_once(':').expect("header line");
-        match name.to_ascii_lowercase().as_str() {
-            "authorization" => authorization = Some(value.trim().to_owned()),
-            "content-length" => length = value.trim().parse().expect("content length"),
-            _ => {}
-        }
+        data.push(byte[0]);
     }
+    let head = String::from_utf8_lossy(&data).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
     let mut body = vec![0; length];
-    reader.read_exact(&mut body).expect("body");
+    pipe.read_exact(&mut body).await.expect("body");
     Seen {
-        request_line: request_line.trim_end().to_owned(),
-        authorization,
+        request_line: head.lines().next().unwrap_or_default().to_owned(),
         body: String::from_utf8(body).expect("utf-8 body"),
     }
 }
 
-/// The service's local API as far as `sandbox run` uses it, on a loopback port of this (Wine)
-/// process: proves it knows `token`, answers the token check, the registration (`s-9`) and the
-/// unregistration, and returns what it was sent once the session is ended (or after a minute).
-fn stand_in_service(token: &'static str) -> (SocketAddr, JoinHandle<Vec<Seen>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    listener.set_nonblocking(true).expect("nonblocking");
+/// The service's local API as far as `sandbox run` uses it, on a named pipe of this (Wine)
+/// process created as the service creates its own: answers the liveness check, the
+/// registration (`s-9`) and the unregistration, and returns what it was sent once the session
+/// is ended (or after a minute).
+fn stand_in_service(name: &str) -> JoinHandle<Vec<Seen>> {
+    let name: std::ffi::OsString = name.into();
+    let first = std::sync::mpsc::channel::<()>();
+    let (ready, created) = first;
     let handle = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        let mut last = Instant::now();
-        while Instant::now() < deadline {
-            let mut stream = match listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    // The client is done once it has been quiet for a while.
-                    if !seen.is_empty() && last.elapsed() > Duration::from_secs(3) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let mut listening =
+                agentsh_windows::pipe::create_server(&name, true).expect("creates the pipe");
+            ready.send(()).expect("ready");
+            let mut seen = Vec::new();
+            let serve = async {
+                loop {
+                    listening.connect().await.expect("a client connects");
+                    let next = agentsh_windows::pipe::create_server(&name, false)
+                        .expect("another instance");
+                    let mut pipe = std::mem::replace(&mut listening, next);
+                    let request = read_request(&mut pipe).await;
+                    let (status, body) =
+                        match request.request_line.split(' ').take(2).collect::<Vec<_>>()[..] {
+                            ["GET", "/v1/metrics"] => (200, "agentsh_up 1\n".to_owned()),
+                            ["POST", "/v1/sessions"] => {
+                                (201, r#"{"session_id":"s-9"}"#.to_owned())
+                            }
+                            ["DELETE", "/v1/sessions/s-9"] => {
+                                (200, "session `s-9` ended\n".to_owned())
+                            }
+                            _ => (404, "unknown\n".to_owned()),
+                        };
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    pipe.write_all(answer.as_bytes()).await.expect("answer");
+                    let _ = pipe.flush().await;
+                    let last = request.request_line.starts_with("DELETE ");
+                    seen.push(request);
+                    if last {
                         break;
                     }
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-                Err(e) => panic!("accept: {e}"),
-            };
-            stream.set_nonblocking(false).expect("blocking");
-            last = Instant::now();
-            let request = read_request(&stream);
-            let proof = request
-                .request_line
-                .strip_prefix("GET /v1/proof?nonce=")
-                .and_then(|rest| rest.split(' ').next())
-                .and_then(|nonce| agentsh_service::api::parse_hex32("nonce", nonce).ok())
-                .and_then(|nonce| agentsh_service::api::proof(token, addr, &nonce));
-            let (status, body) = if let Some(proof) = proof {
-                (
-                    200,
-                    format!("{{\"proof\":\"{}\"}}", agentsh_service::api::to_hex(&proof)),
-                )
-            } else {
-                match request.request_line.split(' ').take(2).collect::<Vec<_>>()[..] {
-                    ["GET", "/v1/approvals"] => (200, "[]".to_owned()),
-                    ["POST", "/v1/sessions"] => (201, r#"{"session_id":"s-9"}"#.to_owned()),
-                    ["DELETE", "/v1/sessions/s-9"] => (200, "session `s-9` ended\n".to_owned()),
-                    _ => (404, "unknown\n".to_owned()),
                 }
             };
-            write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .expect("answer");
-            let last = request.request_line.starts_with("DELETE ");
-            seen.push(request);
-            if last {
-                break;
-            }
-        }
-        seen
+            let _ = tokio::time::timeout(Duration::from_secs(60), serve).await;
+            seen
+        })
     });
-    (addr, handle)
+    created
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the stand-in created its pipe");
+    handle
 }
 
 #[test]
 fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
     let ws = workspace("svc");
-    let token = format!("{ws}\\api-token");
-    std::fs::write(&token, "f00d\n").expect("token");
-    let (addr, service) = stand_in_service("f00d");
-    let api = addr.to_string();
+    let pipe = format!(r"\\.\pipe\agentsh-test-svc-{}", std::process::id());
+    let service = stand_in_service(&pipe);
     let out = agentsh(&[
         "sandbox",
         "run",
@@ -502,10 +479,8 @@ fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
         "cli-svc",
         "--workspace",
         &ws,
-        "--api",
-        &api,
-        "--api-token-file",
-        &token,
+        "--api-socket",
+        &pipe,
         "--allow-fallback",
         "--network",
         "full",
@@ -526,27 +501,15 @@ fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
     assert!(!stderr.contains("--no-minifilter"), "{stderr}");
 
     let seen = service.join().expect("stand-in service");
-    // Every request with the token follows a proof request without it.
-    let (proofs, seen): (Vec<Seen>, Vec<Seen>) = seen
-        .into_iter()
-        .partition(|s| s.request_line.starts_with("GET /v1/proof?nonce="));
-    assert_eq!(proofs.len(), 3, "{proofs:?}");
-    assert!(
-        proofs.iter().all(|p| p.authorization.is_none()),
-        "{proofs:?}"
-    );
     let lines: Vec<&str> = seen.iter().map(|s| s.request_line.as_str()).collect();
     assert_eq!(
         lines,
         [
-            "GET /v1/approvals HTTP/1.1",
+            "GET /v1/metrics HTTP/1.1",
             "POST /v1/sessions HTTP/1.1",
             "DELETE /v1/sessions/s-9 HTTP/1.1"
         ]
     );
-    for request in &seen {
-        assert_eq!(request.authorization.as_deref(), Some("Bearer f00d"));
-    }
     let body: serde_json::Value = serde_json::from_str(&seen[1].body).expect("json request");
     assert!(
         body["root_pid"].as_u64().is_some_and(|pid| pid > 0),

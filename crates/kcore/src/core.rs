@@ -420,7 +420,8 @@ impl KernelCore {
             Decision::Pending => {
                 self.count(Counter::PendingDecisions);
                 let grace = self.config.pending_grace_ms;
-                match self.pending.begin(
+                match self.pending.begin_in_session(
+                    token,
                     reply.approval_ticket,
                     now,
                     reply.approval_timeout_secs,

@@ -11,6 +11,9 @@ use crate::Millis;
 
 /// Most operations held at once; a further `pending` reply is denied.
 pub const MAX_HOLDS: usize = 1024;
+/// Most operations one session may have held at once (a quarter of [`MAX_HOLDS`]): one agent
+/// with many threads blocked on approvals cannot take every slot from the other sessions.
+pub const MAX_HOLDS_PER_SESSION: usize = MAX_HOLDS / 4;
 /// Longest approval timeout the kernel honours, whatever the reply says.
 pub const MAX_APPROVAL_TIMEOUT_SECS: u32 = 3600;
 
@@ -30,6 +33,8 @@ pub enum HoldStatus {
 #[derive(Debug, Clone, Copy)]
 struct Hold {
     ticket: u32,
+    /// The session's token when the hold began.
+    session: u64,
     deadline: Millis,
     decided: Option<bool>,
 }
@@ -41,6 +46,8 @@ pub enum HoldError {
     DuplicateTicket,
     /// Too many holds: deny.
     Full,
+    /// The session already has [`MAX_HOLDS_PER_SESSION`] holds: deny.
+    SessionFull,
 }
 
 /// The table of held operations.
@@ -60,9 +67,23 @@ impl PendingTable {
         self.holds.is_empty()
     }
 
-    /// Starts holding `ticket`; returns the deadline.
+    /// Starts holding `ticket` for no particular session (they share one quota); returns the
+    /// deadline.
     pub fn begin(
         &mut self,
+        ticket: u32,
+        now: Millis,
+        timeout_secs: u32,
+        grace_ms: u32,
+    ) -> Result<Millis, HoldError> {
+        self.begin_in_session(0, ticket, now, timeout_secs, grace_ms)
+    }
+
+    /// Starts holding `ticket` for the session whose token is `session`; returns the deadline.
+    /// Refused when the table is full, or the session already holds [`MAX_HOLDS_PER_SESSION`].
+    pub fn begin_in_session(
+        &mut self,
+        session: u64,
         ticket: u32,
         now: Millis,
         timeout_secs: u32,
@@ -74,6 +95,9 @@ impl PendingTable {
         if self.holds.len() >= MAX_HOLDS {
             return Err(HoldError::Full);
         }
+        if self.holds.iter().filter(|h| h.session == session).count() >= MAX_HOLDS_PER_SESSION {
+            return Err(HoldError::SessionFull);
+        }
         let hold_ms =
             u64::from(timeout_secs.min(MAX_APPROVAL_TIMEOUT_SECS)) * 1000 + u64::from(grace_ms);
         let deadline = now.saturating_add(hold_ms);
@@ -84,6 +108,7 @@ impl PendingTable {
         }
         self.holds.push(Hold {
             ticket,
+            session,
             deadline,
             decided: None,
         });
@@ -145,5 +170,53 @@ impl PendingTable {
             }
         }
         woken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_session_cannot_take_every_hold() {
+        let mut table = PendingTable::default();
+        let mut ticket = 0u32;
+        for _ in 0..MAX_HOLDS_PER_SESSION {
+            ticket += 1;
+            table
+                .begin_in_session(7, ticket, 0, 10, 0)
+                .expect("within the quota");
+        }
+        ticket += 1;
+        assert_eq!(
+            table.begin_in_session(7, ticket, 0, 10, 0),
+            Err(HoldError::SessionFull)
+        );
+        // Other sessions still get theirs, up to the table's size.
+        let mut session = 8u64;
+        while table.len() < MAX_HOLDS {
+            for _ in 0..MAX_HOLDS_PER_SESSION {
+                if table.len() == MAX_HOLDS {
+                    break;
+                }
+                ticket += 1;
+                table
+                    .begin_in_session(session, ticket, 0, 10, 0)
+                    .expect("another session");
+            }
+            session += 1;
+        }
+        ticket += 1;
+        assert_eq!(
+            table.begin_in_session(session, ticket, 0, 10, 0),
+            Err(HoldError::Full)
+        );
+        // A collected hold frees the session's slot.
+        assert!(table.resolve(1, true));
+        assert_eq!(table.poll(1, 0), HoldStatus::Decided { allow: true });
+        ticket += 1;
+        table
+            .begin_in_session(7, ticket, 0, 10, 0)
+            .expect("a slot freed");
     }
 }

@@ -82,6 +82,9 @@ pub struct PolicyAdapter {
     pub fail_watch: crate::failmode::FailModeWatch,
     /// Image paths of session processes, learned from the kernel's process events.
     process_images: RwLock<std::collections::HashMap<u32, Arc<str>>>,
+    /// Session members the kernel announced (pid → the session's public numeric id), so the
+    /// API can refuse them.
+    session_members: RwLock<std::collections::HashMap<u32, u64>>,
     /// The (empty) context of processes outside every session, shared rather than built per
     /// request.
     no_session: Arc<SessionContext>,
@@ -101,6 +104,7 @@ impl PolicyAdapter {
             fail_closed: AtomicBool::new(false),
             volumes: RwLock::new(Arc::new(VolumeMap::new())),
             process_images: RwLock::default(),
+            session_members: RwLock::default(),
             fail_watch: Default::default(),
             no_session: Arc::default(),
         }
@@ -200,6 +204,36 @@ impl PolicyAdapter {
         if let Ok(mut m) = self.process_images.write() {
             m.remove(&pid);
         }
+        if let Ok(mut m) = self.session_members.write() {
+            m.remove(&pid);
+        }
+    }
+
+    /// Records that the kernel put `pid` in the session with public numeric id `session`.
+    pub fn session_member(&self, pid: u32, session: u64) {
+        if session != 0
+            && let Ok(mut m) = self.session_members.write()
+        {
+            m.insert(pid, session);
+        }
+    }
+
+    /// The public id of the session `pid` belongs to, as far as the service knows: a session's
+    /// root, or a member the kernel announced. (A child whose announcement has not arrived yet
+    /// is not known here; the API also checks the pid's ancestors.)
+    pub fn session_of_process(&self, pid: u32) -> Option<String> {
+        if let Some(s) = self.sessions.list().iter().find(|s| s.root_pid == pid) {
+            return Some(s.id.clone());
+        }
+        let numeric = self.session_members.read().ok()?.get(&pid).copied()?;
+        Some(
+            self.sessions
+                .list()
+                .iter()
+                .find(|s| s.numeric_id == numeric)
+                .map(|s| s.id.clone())
+                .unwrap_or_else(|| format!("s-{numeric}")),
+        )
     }
 
     /// The session a request's token names, whether the process is sandboxed, and the context

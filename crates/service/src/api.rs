@@ -1,35 +1,53 @@
-//! The local HTTP API: approvals, sessions and metrics for the approvals CLI and the sandbox
-//! (the driver's port admits one client, the service; everything else goes through here).
-//! It binds to loopback only and every request must carry the bearer token the service writes to
-//! its token file (readable by the service's account only) — except the proof, which lets a
-//! client check that whatever listens on the port knows the token before the client sends it:
-//! any local process could bind the port while the service is not running.
+//! The local API: approvals, sessions and metrics for the approvals CLI and the sandbox (the
+//! driver's port admits one client, the service; everything else goes through here).
 //!
-//! | method and path | what |
+//! It is served on a local transport whose operating system tells the service who is calling —
+//! a Unix socket in a directory only the service's account can write (the caller's uid, gids and
+//! pid from `SO_PEERCRED`), or on Windows a named pipe whose security descriptor refuses network
+//! logons and lower-integrity writers (the caller's token by impersonation). No secret is
+//! written anywhere: each endpoint is authorized from the caller's identity.
+//!
+//! | method and path | who may call |
 //! |---|---|
-//! | `GET /v1/proof?nonce=<64 hex digits>` | no token: `{"proof": hex(HMAC-SHA256(token, "agentsh-api-proof\0" ‖ listening address ‖ "\0" ‖ nonce))}` |
-//! | `GET /v1/approvals` | approvals waiting for a person |
-//! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session) | allow |
-//! | `POST /v1/approvals/{id}/deny` | deny |
-//! | `POST /v1/sessions` `{root_pid, app, workspace, workspace_device?, user_sid, audit}` | register a sandbox session |
-//! | `DELETE /v1/sessions/{id}` | end a session |
-//! | `GET /v1/metrics` | Prometheus text: the service's metrics and the driver's counters |
+//! | `GET /v1/approvals` | an approver: root / Administrators, or a member of the configured approvers group |
+//! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session) | an approver |
+//! | `POST /v1/approvals/{id}/deny` | an approver |
+//! | `POST /v1/sessions` `{root_pid, app, workspace, workspace_device?, user_sid, audit}` | the owner of `root_pid` (an approver: any pid but 0 and 4) |
+//! | `DELETE /v1/sessions/{id}` | an approver, or whoever registered the session |
+//! | `GET /v1/metrics` | any local caller |
+//!
+//! Whatever it may do otherwise, a process that belongs to a sandbox session is refused every
+//! endpoint (`403`): its pid, or an ancestor's, is a session's root or a process the kernel
+//! announced as a session member. On Windows, AppContainer, restricted and below-Medium tokens
+//! are refused as well.
+//!
+//! The transport is bounded: connections are counted per client and in total (above either
+//! limit a connection is closed at once, so idle connections cannot exhaust descriptors), a
+//! request's headers must arrive within [`Limits::header_read_timeout`], a whole request within
+//! [`Limits::request_timeout`], a connection lives at most [`Limits::connection_lifetime`], and
+//! each client gets [`Limits::rate_per_second`] requests per second (`429` beyond).
+//!
+//! The opt-in TCP listener ([`serve_metrics_tcp`]) serves `GET /metrics` and nothing else.
 
+#[cfg(windows)]
+pub mod pipe;
+#[cfg(unix)]
+pub mod unix;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Extension, Path as UrlPath, Query, State};
+use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 
 use crate::adapter::PolicyAdapter;
 use crate::approvals::ApprovalOutcome;
@@ -53,8 +71,21 @@ pub trait DriverOps: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>>;
 }
 
-/// A session registration request.
+/// The longest `app` name (units of a registry key name component).
+pub const MAX_APP_LEN: usize = 255;
+/// The longest `workspace` (a Windows path without the long-path prefix).
+pub const MAX_WORKSPACE_LEN: usize = 259;
+/// The longest `workspace_device` (a volume device name and a workspace path).
+pub const MAX_WORKSPACE_DEVICE_LEN: usize = 512;
+/// The longest `user_sid` (a SID in text with 15 sub-authorities fits).
+pub const MAX_SID_LEN: usize = 184;
+/// The largest request body the API reads.
+pub const MAX_BODY: usize = 4096;
+
+/// A session registration request. Unknown fields are refused, not ignored: a misspelt
+/// `workspace` or `audit` must not silently register a session without them.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SessionRequest {
     pub root_pid: u32,
     pub app: Option<String>,
@@ -69,318 +100,548 @@ pub struct SessionRequest {
     pub audit: bool,
 }
 
-#[derive(Clone)]
-struct AppState {
-    adapter: Arc<PolicyAdapter>,
-    driver: Arc<dyn DriverOps>,
-    token: Arc<str>,
-    /// The address the API listens on (proofs are bound to it).
-    local: SocketAddr,
-}
-
-/// The API's default address.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7878);
-
-/// The default API token file: `.agentsh/api-token` under the account's own runtime directory
-/// (`XDG_RUNTIME_DIR`), `%LOCALAPPDATA%` or home directory; the shared temporary directory only
-/// when none is set (the service then checks the directory's owner and mode before writing).
-pub fn default_token_file() -> std::path::PathBuf {
-    let base = ["XDG_RUNTIME_DIR", "LOCALAPPDATA", "HOME"]
-        .iter()
-        .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
-        .map(std::path::PathBuf::from);
-    match base {
-        Some(dir) => dir.join(".agentsh").join("api-token"),
-        None => {
-            let user = std::env::var("USER")
-                .or_else(|_| std::env::var("USERNAME"))
-                .unwrap_or_else(|_| "service".into());
-            std::env::temp_dir()
-                .join(format!("agentsh-{user}"))
-                .join("api-token")
-        }
-    }
-}
-
-/// A fresh API token (hex of 16 random bytes).
-pub fn new_token() -> std::io::Result<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(to_hex(&bytes))
-}
-
-/// What a proof of the token covers: this context, then the client's nonce.
-pub const PROOF_CONTEXT: &[u8] = b"agentsh-api-proof\0";
-
-/// A proof nonce's length in bytes (twice as many hex digits on the wire).
-pub const PROOF_NONCE_LEN: usize = 32;
-
-/// The HMAC-SHA256 of [`PROOF_CONTEXT`], the API's listening address (as `127.0.0.1:7878`, then a
-/// NUL) and `nonce`, keyed with the token as the token file holds it (its text). The address
-/// binds the proof to the listener the client asked: a process squatting on another address
-/// cannot relay the client's nonce to the real service and pass its answer off. `None` only if
-/// the MAC refuses the key, which HMAC never does.
-fn proof_mac(token: &str, addr: SocketAddr, nonce: &[u8; PROOF_NONCE_LEN]) -> Option<Hmac<Sha256>> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes()).ok()?;
-    mac.update(PROOF_CONTEXT);
-    mac.update(addr.to_string().as_bytes());
-    mac.update(b"\0");
-    mac.update(nonce);
-    Some(mac)
-}
-
-/// The proof that the listener at `addr` knows `token`, for `nonce`.
-pub fn proof(token: &str, addr: SocketAddr, nonce: &[u8; PROOF_NONCE_LEN]) -> Option<[u8; 32]> {
-    proof_mac(token, addr, nonce).map(|m| m.finalize().into_bytes().into())
-}
-
-/// Whether `proof` is the proof of `token` at `addr` for `nonce`, compared in constant time.
-pub fn verify_proof(
-    token: &str,
-    addr: SocketAddr,
-    nonce: &[u8; PROOF_NONCE_LEN],
-    proof: &[u8],
-) -> bool {
-    proof_mac(token, addr, nonce).is_some_and(|m| m.verify_slice(proof).is_ok())
-}
-
-/// Lowercase hex.
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Exactly 32 bytes in hex (either case); the error names `what` and says what is wrong.
-pub fn parse_hex32(what: &str, text: &str) -> Result<[u8; 32], String> {
-    let length = text.chars().count();
-    if length != 64 {
-        return Err(format!(
-            "`{what}` must be 64 hex digits (32 bytes), not {length} characters"
-        ));
-    }
-    let mut out = [0u8; 32];
-    for (i, c) in text.chars().enumerate() {
-        let Some(digit) = c.to_digit(16) else {
+impl SessionRequest {
+    /// The checks that need no caller: the pid is a real process's (never Idle 0 or System 4)
+    /// and each text field fits its field.
+    pub fn check(&self) -> Result<(), String> {
+        if matches!(self.root_pid, 0 | 4) {
             return Err(format!(
-                "`{what}` must be hex: character {} `{}` is not a hex digit",
-                i + 1,
-                c.escape_default()
+                "`root_pid` {} is the system's own process; a session's root must be a process the caller started",
+                self.root_pid
             ));
-        };
-        // 64 characters, so `i / 2` is in range.
-        if let Some(byte) = out.get_mut(i / 2) {
-            *byte = (*byte << 4) | digit as u8;
         }
-    }
-    Ok(out)
-}
-
-/// Writes the token where only this account can read it.
-///
-/// The directory is created private (0700) when missing; an existing one must be a real directory
-/// (not a symbolic link), owned by this account, and writable by nobody else. The token goes to a
-/// freshly created file (never an existing one, so a planted link is not followed) that is then
-/// renamed over the token path — replacing whatever entry is there, never writing through it.
-pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let refuse = |why: &str| {
-        std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
-                "API token directory `{}` {why}; choose another with --api-token-file",
-                dir.display()
+        let fields = [
+            ("app", &self.app, MAX_APP_LEN),
+            ("workspace", &self.workspace, MAX_WORKSPACE_LEN),
+            (
+                "workspace_device",
+                &self.workspace_device,
+                MAX_WORKSPACE_DEVICE_LEN,
             ),
-        )
-    };
-    if !dir.exists() {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir)?;
-    }
-    let dir_meta = std::fs::symlink_metadata(dir)?;
-    if !dir_meta.is_dir() {
-        return Err(refuse("is not a directory (a symbolic link?)"));
-    }
-    let tmp = dir.join(format!(".api-token.{}", new_token()?));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut file = opts.open(&tmp)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        // The file was just created by this process, so its owner is this account.
-        let mine = file.metadata()?.uid();
-        let foreign = dir_meta.uid() != mine;
-        let shared = dir_meta.permissions().mode() & 0o022 != 0;
-        if foreign || shared {
-            drop(file);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(refuse(if foreign {
-                "belongs to another account"
-            } else {
-                "is writable by others"
-            }));
+            ("user_sid", &self.user_sid, MAX_SID_LEN),
+        ];
+        for (name, value, max) in fields {
+            if let Some(v) = value
+                && v.chars().count() > max
+            {
+                return Err(format!(
+                    "`{name}` is {} characters long; at most {max} are allowed",
+                    v.chars().count()
+                ));
+            }
         }
+        Ok(())
     }
-    let written =
-        std::io::Write::write_all(&mut file, token.as_bytes()).and_then(|()| file.sync_all());
-    drop(file);
-    match written.and_then(|()| std::fs::rename(&tmp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
+}
+
+/// Who is calling, as the transport's operating system reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The calling process, when the transport knows it (Unix sockets and named pipes do).
+    pub pid: Option<u32>,
+    /// The account: a Unix uid, or a Windows user SID, in text.
+    pub account: String,
+    /// Root / Administrators, or a member of the configured approvers group.
+    pub approver: bool,
+    /// A token Windows marks as sandboxed whatever the session tables say: AppContainer,
+    /// restricted, or below Medium integrity.
+    pub restricted_token: bool,
+    /// How the caller reached the service.
+    pub via: Via,
+}
+
+/// The transport a caller came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The Unix socket or the named pipe: identity from the operating system.
+    Local,
+    /// The opt-in TCP listener: no identity; metrics only.
+    Tcp,
+}
+
+/// Transport limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections in total; above it a new connection is closed at once.
+    pub max_connections: usize,
+    /// Open connections of one account.
+    pub max_connections_per_client: usize,
+    /// A request's headers must be complete within this.
+    pub header_read_timeout: Duration,
+    /// A whole request, its body included, must be read and answered within this.
+    pub request_timeout: Duration,
+    /// A connection is closed after this, whatever it does.
+    pub connection_lifetime: Duration,
+    /// Requests per second per account (a bucket of twice as many absorbs bursts).
+    pub rate_per_second: u32,
+    /// Sessions one account may have registered at once.
+    pub max_sessions_per_client: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            max_connections_per_client: 32,
+            header_read_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            connection_lifetime: Duration::from_secs(60),
+            rate_per_second: 50,
+            max_sessions_per_client: 64,
         }
     }
 }
 
-/// Binds the API on a loopback address and serves it until the task is dropped.
-pub async fn serve(
-    addr: SocketAddr,
+/// Decides whether a pid belongs to a sandbox session. The adapter knows session roots and
+/// the members the kernel announced; on Linux the service also walks the pid's ancestors.
+pub type MembershipProbe = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
+
+/// Reports problems of the API itself (a refused bind, accept errors), for the status sink.
+pub type ProblemSink = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The state every request is served with.
+#[derive(Clone)]
+pub struct Api {
     adapter: Arc<PolicyAdapter>,
     driver: Arc<dyn DriverOps>,
-    token: String,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    if !addr.ip().is_loopback() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("the API must listen on a loopback address, not `{addr}`"),
-        ));
+    limits: Limits,
+    membership: MembershipProbe,
+    /// Who registered each session through the API (it may end it again).
+    owners: Arc<Mutex<HashMap<String, String>>>,
+    rates: Arc<Mutex<HashMap<String, Bucket>>>,
+    connections: Arc<Mutex<Connections>>,
+    problems: ProblemSink,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let state = AppState {
-        adapter,
-        driver,
-        token: token.into(),
-        local,
-    };
-    let app = Router::new()
-        .route("/v1/approvals", get(list_approvals))
-        .route("/v1/approvals/{id}/{answer}", post(answer_approval))
-        .route("/v1/sessions", post(register_session))
-        .route("/v1/sessions/{id}", delete(unregister_session))
-        .route("/v1/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        // Added after the token layer, so it is the one route served without the token.
-        .route("/v1/proof", get(prove_token))
-        .with_state(state);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "approvals API stopped");
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    total: usize,
+    per_client: HashMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct Admission {
+    connections: Arc<Mutex<Connections>>,
+    account: String,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.connections.lock() {
+            c.total = c.total.saturating_sub(1);
+            if let Some(n) = c.per_client.get_mut(&self.account) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per_client.remove(&self.account);
+                }
+            }
         }
-    });
-    Ok((local, task))
-}
-
-async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), s.token.as_bytes()));
-    if !ok {
-        return (StatusCode::UNAUTHORIZED, "missing or wrong API token\n").into_response();
-    }
-    next.run(req).await
-}
-
-#[derive(Deserialize)]
-struct ProofQuery {
-    nonce: Option<String>,
-}
-
-async fn prove_token(State(s): State<AppState>, Query(q): Query<ProofQuery>) -> Response {
-    let bad = |why: String| (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
-    let Some(text) = q.nonce else {
-        return bad(format!(
-            "missing `nonce`: ask `GET /v1/proof?nonce=<{} hex digits>`",
-            PROOF_NONCE_LEN * 2
-        ));
-    };
-    let nonce = match parse_hex32("nonce", &text) {
-        Ok(n) => n,
-        Err(why) => return bad(why),
-    };
-    match proof(&s.token, s.local, &nonce) {
-        Some(p) => axum::Json(serde_json::json!({ "proof": to_hex(&p) })).into_response(),
-        None => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot compute the proof\n",
-        )
-            .into_response(),
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+impl Api {
+    /// The API of `adapter` and `driver`. `membership` is [`Api::default_membership`] unless a
+    /// test supplies another.
+    pub fn new(
+        adapter: Arc<PolicyAdapter>,
+        driver: Arc<dyn DriverOps>,
+        limits: Limits,
+        problems: ProblemSink,
+    ) -> Self {
+        let membership = Api::default_membership(adapter.clone());
+        Api {
+            adapter,
+            driver,
+            limits,
+            membership,
+            owners: Arc::default(),
+            rates: Arc::default(),
+            connections: Arc::default(),
+            problems,
+        }
+    }
+
+    /// Membership as the service knows it: session roots and announced members, then (on
+    /// Linux) the same question for each ancestor of the pid.
+    pub fn default_membership(adapter: Arc<PolicyAdapter>) -> MembershipProbe {
+        Arc::new(move |pid| {
+            if let Some(s) = adapter.session_of_process(pid) {
+                return Some(s);
+            }
+            #[cfg(target_os = "linux")]
+            for ancestor in unix::ancestors(pid) {
+                if let Some(s) = adapter.session_of_process(ancestor) {
+                    return Some(s);
+                }
+            }
+            None
+        })
+    }
+
+    /// Counts a new connection of `account`; `None` when a limit is reached (the caller closes
+    /// the connection at once).
+    pub fn admit(&self, account: &str) -> Option<Admission> {
+        let mut c = self.connections.lock().ok()?;
+        let mine = c.per_client.get(account).copied().unwrap_or(0);
+        if c.total >= self.limits.max_connections || mine >= self.limits.max_connections_per_client
+        {
+            return None;
+        }
+        c.total += 1;
+        c.per_client.insert(account.to_owned(), mine + 1);
+        Some(Admission {
+            connections: self.connections.clone(),
+            account: account.to_owned(),
+        })
+    }
+
+    /// Open connections now.
+    pub fn open_connections(&self) -> usize {
+        self.connections.lock().map(|c| c.total).unwrap_or(0)
+    }
+
+    /// Reports a problem of the API (not of a request).
+    pub fn report(&self, problem: String) {
+        (self.problems)(problem);
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn take_rate_token(&self, account: &str) -> bool {
+        let Ok(mut rates) = self.rates.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let rate = f64::from(self.limits.rate_per_second.max(1));
+        let burst = rate * 2.0;
+        if rates.len() > 4096 {
+            // Forget accounts whose bucket is full again: they lose nothing.
+            rates.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+        }
+        let bucket = rates.entry(account.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The router of the local transports.
+    pub fn local_router(&self) -> Router {
+        Router::new()
+            .route("/v1/approvals", get(list_approvals))
+            .route("/v1/approvals/{id}/{answer}", post(answer_approval))
+            .route("/v1/sessions", post(register_session))
+            .route("/v1/sessions/{id}", delete(unregister_session))
+            .route("/v1/metrics", get(metrics))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self.clone())
+    }
+
+    /// The router of the TCP metrics listener.
+    pub fn metrics_router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics))
+            .route("/v1/metrics", get(metrics))
+            .layer(DefaultBodyLimit::max(0))
+            .with_state(self.clone())
+    }
+
+    /// Serves one connection of `caller` with `router` until it closes or reaches a limit.
+    pub async fn serve_connection<IO>(&self, io: IO, caller: Caller, router: Router)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let caller = Arc::new(caller);
+        let api = self.clone();
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let api = api.clone();
+            let caller = caller.clone();
+            let router = router.clone();
+            async move {
+                if !api.take_rate_token(&caller.account) {
+                    return Ok::<_, std::convert::Infallible>(refuse(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "more than {} requests per second from this account; slow down",
+                            api.limits.rate_per_second
+                        ),
+                    ));
+                }
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(caller);
+                let served = tower::ServiceExt::oneshot(router, req);
+                Ok(
+                    match tokio::time::timeout(api.limits.request_timeout, served).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => refuse(
+                            StatusCode::REQUEST_TIMEOUT,
+                            format!(
+                                "the request was not complete within {} s",
+                                api.limits.request_timeout.as_secs()
+                            ),
+                        ),
+                    },
+                )
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout)
+            .max_buf_size(16 * 1024);
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        // A connection that outlives its lifetime is simply dropped (closed).
+        let _ = tokio::time::timeout(self.limits.connection_lifetime, connection).await;
+    }
 }
 
-async fn list_approvals(State(s): State<AppState>) -> Response {
+fn refuse(status: StatusCode, why: String) -> Response {
+    (status, format!("{why}\n")).into_response()
+}
+
+/// What an endpoint needs of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Read metrics: any local caller.
+    Local,
+    /// Register a session: any local caller (ownership of the pid checked separately).
+    Register,
+    /// List or answer approvals.
+    Approver,
+}
+
+impl Api {
+    /// Refuses (`403`) a caller that may not use an endpoint, with the reason.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refusal is the handler's answer"
+    )]
+    fn authorize(&self, caller: &Caller, need: Need) -> Result<(), Response> {
+        self.check(caller, need)
+            .map_err(|why| refuse(StatusCode::FORBIDDEN, why))
+    }
+
+    /// Why a caller may not use an endpoint.
+    fn check(&self, caller: &Caller, need: Need) -> Result<(), String> {
+        let forbid = Err;
+        if caller.via == Via::Tcp && need != Need::Local {
+            return forbid("the TCP listener serves metrics only".into());
+        }
+        if caller.via == Via::Local {
+            if caller.restricted_token {
+                return forbid(
+                    "the caller's token is an AppContainer, restricted or below-Medium token: sandboxed processes may not use the API"
+                        .into(),
+                );
+            }
+            let Some(pid) = caller.pid else {
+                return forbid("the transport did not say which process is calling".into());
+            };
+            if let Some(session) = (self.membership)(pid) {
+                return forbid(format!(
+                    "process {pid} belongs to sandbox session `{session}`: sandboxed processes may not use the API"
+                ));
+            }
+        }
+        if need == Need::Approver && !caller.approver {
+            return forbid(format!(
+                "account {} is not an approver (root / Administrators or the approvers group)",
+                caller.account
+            ));
+        }
+        Ok(())
+    }
+}
+
+async fn list_approvals(
+    State(s): State<Api>,
+    Extension(caller): Extension<Arc<Caller>>,
+) -> Response {
+    if let Err(r) = s.authorize(&caller, Need::Approver) {
+        return r;
+    }
     axum::Json(s.adapter.approvals.list()).into_response()
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Scope {
     scope: Option<String>,
 }
 
 async fn answer_approval(
-    State(s): State<AppState>,
+    State(s): State<Api>,
+    Extension(caller): Extension<Arc<Caller>>,
     UrlPath((id, answer)): UrlPath<(u32, String)>,
     Query(scope): Query<Scope>,
 ) -> Response {
+    if let Err(r) = s.authorize(&caller, Need::Approver) {
+        return r;
+    }
     let outcome = match (answer.as_str(), scope.scope.as_deref()) {
         ("allow", None | Some("once")) => ApprovalOutcome::AllowOnce,
         ("allow", Some("session")) => ApprovalOutcome::AllowSession,
         ("deny", None) => ApprovalOutcome::Denied,
         _ => {
-            return (
+            return refuse(
                 StatusCode::BAD_REQUEST,
-                format!(
-                    "unknown answer `{answer}` (expected allow, allow?scope=session or deny)\n"
-                ),
-            )
-                .into_response();
+                "unknown answer (expected allow, allow?scope=session or deny)".into(),
+            );
         }
     };
     match s.adapter.approvals.answer(id, outcome) {
         Ok(()) => (StatusCode::OK, format!("approval {id}: {answer}\n")).into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+        Err(e) => refuse(StatusCode::NOT_FOUND, e.to_string()),
     }
 }
 
 async fn register_session(
-    State(s): State<AppState>,
-    axum::Json(req): axum::Json<SessionRequest>,
+    State(s): State<Api>,
+    Extension(caller): Extension<Arc<Caller>>,
+    body: axum::body::Bytes,
 ) -> Response {
+    if let Err(r) = s.authorize(&caller, Need::Register) {
+        return r;
+    }
+    let req: SessionRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("the session request is not valid: {e}"),
+            );
+        }
+    };
+    if let Err(why) = req.check() {
+        return refuse(StatusCode::BAD_REQUEST, why);
+    }
+    if !caller.approver && !owns_process(&caller, req.root_pid) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "account {} does not own process {}: only its owner or an approver may make it a session's root",
+                caller.account, req.root_pid
+            ),
+        );
+    }
+    let mine = s
+        .owners
+        .lock()
+        .map(|o| o.values().filter(|a| **a == caller.account).count())
+        .unwrap_or(usize::MAX);
+    if mine >= s.limits.max_sessions_per_client {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "account {} already has {mine} sessions registered (at most {})",
+                caller.account, s.limits.max_sessions_per_client
+            ),
+        );
+    }
     match s.driver.register(req).await {
-        Ok(id) => (
-            StatusCode::CREATED,
-            axum::Json(serde_json::json!({ "session_id": id })),
-        )
-            .into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Ok(id) => {
+            if let Ok(mut o) = s.owners.lock() {
+                o.insert(id.clone(), caller.account.clone());
+            }
+            (
+                StatusCode::CREATED,
+                axum::Json(serde_json::json!({ "session_id": id })),
+            )
+                .into_response()
+        }
+        Err(e) => refuse(StatusCode::BAD_REQUEST, e),
     }
 }
 
-async fn unregister_session(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+/// Whether the caller's account owns `pid` (Linux: the owner of `/proc/<pid>`; Windows: the
+/// user of the process's token).
+fn owns_process(caller: &Caller, pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        unix::owner_of(pid).is_some_and(|uid| uid.to_string() == caller.account)
+    }
+    #[cfg(windows)]
+    {
+        agentsh_windows::pipe::process_user_sid(pid).is_some_and(|sid| sid == caller.account)
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    {
+        let _ = (caller, pid);
+        false
+    }
+}
+
+async fn unregister_session(
+    State(s): State<Api>,
+    Extension(caller): Extension<Arc<Caller>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if let Err(r) = s.authorize(&caller, Need::Register) {
+        return r;
+    }
+    let registered_by_caller = s
+        .owners
+        .lock()
+        .map(|o| o.get(&id) == Some(&caller.account))
+        .unwrap_or(false);
+    if !caller.approver && !registered_by_caller {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "account {} did not register session `{id}` and is not an approver",
+                caller.account
+            ),
+        );
+    }
     match s.driver.unregister(id.clone()).await {
-        Ok(true) => (StatusCode::OK, format!("session `{id}` ended\n")).into_response(),
-        Ok(false) => (StatusCode::NOT_FOUND, format!("no session `{id}`\n")).into_response(),
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
+        Ok(found) => {
+            if let Ok(mut o) = s.owners.lock() {
+                o.remove(&id);
+            }
+            if found {
+                (StatusCode::OK, format!("session `{id}` ended\n")).into_response()
+            } else {
+                refuse(StatusCode::NOT_FOUND, format!("no session `{id}`"))
+            }
+        }
+        Err(e) => refuse(StatusCode::BAD_GATEWAY, e),
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
+async fn metrics(State(s): State<Api>, caller: Option<Extension<Arc<Caller>>>) -> Response {
+    let Some(Extension(caller)) = caller else {
+        return refuse(StatusCode::FORBIDDEN, "no caller identity".into());
+    };
+    if let Err(r) = s.authorize(&caller, Need::Local) {
+        return r;
+    }
     let driver = s.driver.driver_metrics().await;
     let body = s.adapter.metrics.render(
         driver.as_ref(),
@@ -389,4 +650,97 @@ async fn metrics(State(s): State<AppState>) -> Response {
         s.adapter.events.dropped(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The local API's default endpoint: the Unix socket ([`unix::default_socket`]) or the named
+/// pipe ([`agentsh_windows::pipe::API_PIPE`]).
+pub fn default_endpoint() -> std::path::PathBuf {
+    #[cfg(unix)]
+    {
+        unix::default_socket()
+    }
+    #[cfg(windows)]
+    {
+        std::path::PathBuf::from(agentsh_windows::pipe::API_PIPE)
+    }
+}
+
+/// Creates the local API's endpoint (socket or pipe) and serves it in a task; the task ends
+/// only if the endpoint fails for good.
+pub fn serve_local(
+    api: &Api,
+    endpoint: &std::path::Path,
+    approvers_group: Option<&str>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        let approvers = unix::Approvers::resolve(approvers_group)?;
+        let listener = unix::bind(endpoint)?;
+        Ok(unix::serve(
+            listener,
+            endpoint.to_owned(),
+            api.clone(),
+            approvers,
+        ))
+    }
+    #[cfg(windows)]
+    {
+        pipe::serve(api.clone(), endpoint, approvers_group)
+    }
+}
+
+/// Binds the opt-in TCP metrics listener on a loopback address and serves `GET /metrics` until
+/// the task is dropped.
+pub async fn serve_metrics_tcp(
+    addr: SocketAddr,
+    api: Api,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("the metrics listener must use a loopback address, not `{addr}`"),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let router = api.metrics_router();
+    let task = tokio::spawn(async move {
+        let mut failures = 0u32;
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => {
+                    failures = 0;
+                    x
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 {
+                        api.report(format!("metrics listener {local}: cannot accept: {e}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            // TCP carries no identity: every connection counts against one shared account.
+            let account = format!("tcp:{}", peer.ip());
+            let Some(admission) = api.admit(&account) else {
+                drop(stream);
+                continue;
+            };
+            let caller = Caller {
+                pid: None,
+                account,
+                approver: false,
+                restricted_token: false,
+                via: Via::Tcp,
+            };
+            let api = api.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                api.serve_connection(stream, caller, router).await;
+                drop(admission);
+            });
+        }
+    });
+    Ok((local, task))
 }

@@ -37,6 +37,9 @@ pub enum ClientError {
     },
 }
 
+/// The most kernel messages the service answers at once (see [`DriverClient::serve`]).
+pub const MAX_UNANSWERED: usize = 4096;
+
 /// A connected, handshaken driver client.
 #[derive(Debug)]
 pub struct DriverClient<T: PortTransport> {
@@ -187,16 +190,33 @@ impl<T: PortTransport> DriverClient<T> {
     }
 
     /// Answers kernel messages until the port closes. Every request gets exactly one reply.
+    /// At most [`MAX_UNANSWERED`] messages are being answered at once: beyond that the service
+    /// stops reading from the port until replies have gone out, so a peer that stops reading
+    /// replies holds a bounded amount of the service's memory (the kernel's own in-flight
+    /// limit is lower still).
     pub async fn serve(&self, adapter: Arc<PolicyAdapter>) -> Result<(), ClientError> {
-        while let Some(msg) = self.transport.recv().await? {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_UNANSWERED));
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return Ok(());
+            };
+            let Some(msg) = self.transport.recv().await? else {
+                return Ok(());
+            };
             let this = self.clone();
             let adapter = adapter.clone();
-            tokio::spawn(async move { this.handle(msg, &adapter).await });
+            tokio::spawn(async move { this.handle(msg, &adapter, slot).await });
         }
-        Ok(())
     }
 
-    async fn handle(&self, msg: KernelMessage, adapter: &PolicyAdapter) {
+    /// `slot` is given back once the reply has been written (a held approval then waits for
+    /// its person without occupying one).
+    async fn handle(
+        &self,
+        msg: KernelMessage,
+        adapter: &PolicyAdapter,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let ty = MessageType::of(&msg.body);
         if matches!(
             ty,
@@ -262,6 +282,7 @@ impl<T: PortTransport> DriverClient<T> {
                 event,
             } => {
                 self.reply_if_expected(&msg, Some(reply)).await;
+                drop(slot);
                 let result = outcome.await;
                 adapter.approval_finished(*event, result);
                 if result == crate::approvals::ApprovalOutcome::Withdrawn {
@@ -301,9 +322,69 @@ impl<T: PortTransport> DriverClient<T> {
 fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
     match p.kind {
         ProcessEventKind::Created => {
+            adapter.session_member(p.process_id, p.session_id);
             let image: String = agentsh_winstr::name::decode(p.image_name.as_units()).collect();
             adapter.process_started(p.process_id, &image)
         }
         ProcessEventKind::Exited => adapter.process_exited(p.process_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use agentsh_wire::header::{FilterMessageHeader, HEADER_LEN};
+
+    use super::*;
+
+    /// A driver side that sends requests without end and never takes a reply.
+    struct NeverReads {
+        received: AtomicUsize,
+    }
+
+    impl PortTransport for NeverReads {
+        async fn recv(&self) -> io::Result<Option<KernelMessage>> {
+            let n = self.received.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(KernelMessage {
+                header: FilterMessageHeader {
+                    reply_length: (HEADER_LEN + response::LEN) as u32,
+                    message_id: n as u64,
+                },
+                // Not a valid request: answered per the fail mode, which needs a reply.
+                body: vec![0xEE; 8],
+            }))
+        }
+        async fn reply(&self, _: u64, _: &[u8]) -> io::Result<()> {
+            std::future::pending().await
+        }
+        async fn send(&self, _: &[u8]) -> io::Result<Vec<u8>> {
+            Err(io::Error::other("no control messages in this test"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_replies_holds_a_bounded_backlog() {
+        let transport = Arc::new(NeverReads {
+            received: AtomicUsize::new(0),
+        });
+        let client = DriverClient {
+            transport: transport.clone(),
+        };
+        let policy = agentsh_policy::Policy::embedded_default().expect("policy");
+        let (events, _rx) = crate::events::EventPipeline::channel(16);
+        let adapter = Arc::new(PolicyAdapter::for_policy(&policy, events));
+        let serving = tokio::spawn(async move { client.serve(adapter).await });
+        for _ in 0..200 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let read = transport.received.load(Ordering::SeqCst);
+        assert_eq!(
+            read, MAX_UNANSWERED,
+            "the service stops reading once {MAX_UNANSWERED} replies are outstanding"
+        );
+        assert!(!serving.is_finished());
+        serving.abort();
     }
 }

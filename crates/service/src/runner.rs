@@ -118,9 +118,24 @@ pub enum Status {
     Connected {
         fail_mode: FailMode,
     },
+    /// The local API is served at `endpoint` (a Unix socket path or a pipe name).
     ApiListening {
+        endpoint: String,
+    },
+    /// The opt-in TCP listener serves metrics at `addr`.
+    MetricsListening {
         addr: SocketAddr,
-        token_file: PathBuf,
+    },
+    /// The local API (or the metrics listener) cannot be served; the service keeps answering
+    /// the driver and tries again after `retry_in` (none: it does not retry, e.g. a setting).
+    ApiUnavailable {
+        endpoint: String,
+        error: String,
+        retry_in: Option<Duration>,
+    },
+    /// The API reports a problem while it runs (accept errors, descriptor exhaustion).
+    ApiProblem {
+        error: String,
     },
     /// The driver side closed the port; `withdrawn` approvals were held on it.
     Disconnected {
@@ -141,6 +156,12 @@ pub enum Status {
     },
     /// The new policy is in force but the driver did not take its configuration or cache flush.
     ReloadIncomplete {
+        path: PathBuf,
+        error: String,
+    },
+    /// The changed file could not be read (an I/O error, not an invalid policy); the last good
+    /// policy stays and the file is read again at the next poll.
+    ReloadDeferred {
         path: PathBuf,
         error: String,
     },
@@ -174,11 +195,28 @@ impl std::fmt::Display for Status {
                 f,
                 "connected to the driver ({fail_mode:?} mode); this process is excluded from interception"
             ),
-            Status::ApiListening { addr, token_file } => write!(
+            Status::ApiListening { endpoint } => write!(
                 f,
-                "approvals API on http://{addr} (token in `{}`)",
-                token_file.display()
+                "local API at `{endpoint}` (callers authorized by their operating-system identity)"
             ),
+            Status::MetricsListening { addr } => {
+                write!(f, "metrics (read-only) on http://{addr}/metrics")
+            }
+            Status::ApiUnavailable {
+                endpoint,
+                error,
+                retry_in,
+            } => {
+                write!(
+                    f,
+                    "the local API at `{endpoint}` is unavailable: {error}; the driver is still answered"
+                )?;
+                match retry_in {
+                    Some(d) => write!(f, "; retrying in {} s", d.as_secs()),
+                    None => Ok(()),
+                }
+            }
+            Status::ApiProblem { error } => write!(f, "local API: {error}"),
             Status::Disconnected { withdrawn } => {
                 f.write_str("the driver closed the port; it applies its fail mode until the service is back")?;
                 if *withdrawn > 0 {
@@ -219,6 +257,11 @@ impl std::fmt::Display for Status {
                 "reloaded `{}`, but the driver did not take its configuration or cache flush: {error}",
                 path.display()
             ),
+            Status::ReloadDeferred { path, error } => write!(
+                f,
+                "`{}` changed but cannot be read ({error}); keeping the last good policy and trying again",
+                path.display()
+            ),
             Status::ReloadRejected { path, error } => write!(
                 f,
                 "`{}` changed but is invalid; keeping the last good policy:\n{error}",
@@ -249,9 +292,6 @@ impl std::fmt::Display for Status {
 /// Receives [`Status`] reports.
 pub type StatusSink = Arc<dyn Fn(&Status) + Send + Sync>;
 
-/// Protects the API token file once written (see [`RunOptions::protect_token_file`]).
-pub type TokenFileGuard = Arc<dyn Fn(&Path) -> Result<(), String> + Send + Sync>;
-
 /// How to run.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -263,10 +303,19 @@ pub struct RunOptions {
     pub sinks: Vec<SinkSpec>,
     /// Further sinks given every event (the Windows Event Log); return whether it was delivered.
     pub deliver_to: Vec<Deliver>,
-    /// The approvals API's loopback address.
-    pub api_listen: SocketAddr,
-    /// Where the API token is written.
-    pub api_token_file: PathBuf,
+    /// The local API: a Unix socket path, or on Windows a named pipe's name.
+    pub api_socket: PathBuf,
+    /// The opt-in TCP listener for read-only metrics (the policy's `approvals.api.listen`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// The group whose members may list and answer approvals besides root / Administrators.
+    pub approvers_group: Option<String>,
+    /// The local API's connection, time and rate limits.
+    pub api_limits: api::Limits,
+    /// The longest wait between attempts to bring the API up after a failure.
+    pub api_retry: Duration,
+    /// Called on the blocking thread before each reload's compile (tests hold a compile there
+    /// to show that decisions keep flowing meanwhile).
+    pub before_compile: Option<CompileHook>,
     /// Session token rotation period (60 s ..= 24 h).
     pub token_rotation: Duration,
     /// First and longest wait between reconnect attempts (doubling in between).
@@ -283,10 +332,6 @@ pub struct RunOptions {
     /// every `volume_interval`.
     pub volumes: Option<crate::volumes::VolumeSource>,
     pub volume_interval: Duration,
-    /// Applied to the API token file right after it is written (on Windows: a protected DACL and
-    /// a no-read-up label, `agentsh_windows::secure::protect_token_file`); a failure stops the
-    /// service rather than leave the token readable by sandboxed processes.
-    pub protect_token_file: Option<TokenFileGuard>,
     pub status: StatusSink,
 }
 
@@ -296,41 +341,41 @@ impl std::fmt::Debug for RunOptions {
             .field("policy_path", &self.policy_path)
             .field("overrides", &self.overrides)
             .field("sinks", &self.sinks)
-            .field("api_listen", &self.api_listen)
-            .field("api_token_file", &self.api_token_file)
+            .field("api_socket", &self.api_socket)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("approvers_group", &self.approvers_group)
             .field("token_rotation", &self.token_rotation)
             .finish_non_exhaustive()
     }
 }
 
 impl RunOptions {
-    /// Options with the guide's defaults: events as the policy says, the API where the policy
-    /// says (else [`api::DEFAULT_LISTEN`]), token file where the policy says (else
-    /// [`api::default_token_file`]), hourly token rotation, reconnects from 100 ms up to 5 s,
+    /// Options with the guide's defaults: events as the policy says, the local API at
+    /// [`api::default_endpoint`], metrics over TCP only where the policy's
+    /// `approvals.api.listen` says, hourly token rotation, reconnects from 100 ms up to 5 s,
     /// status reported through `tracing`.
     pub fn new(policy: Policy, policy_path: Option<PathBuf>) -> Result<Self, RunError> {
         let approvals = &policy.settings().approvals;
-        let api_listen = match &approvals.api_listen {
-            Some(a) => a.parse().map_err(|e| {
+        let metrics_listen = match &approvals.api_listen {
+            Some(a) => Some(a.parse().map_err(|e| {
                 RunError::Config(format!(
-                    "approvals.api_listen `{a}` is not an address like 127.0.0.1:7878: {e}"
+                    "approvals.api.listen `{a}` is not an address like 127.0.0.1:7878: {e}"
                 ))
-            })?,
-            None => api::DEFAULT_LISTEN,
+            })?),
+            None => None,
         };
-        let api_token_file = approvals
-            .api_token_file
-            .as_ref()
-            .map(PathBuf::from)
-            .unwrap_or_else(api::default_token_file);
         let base = policy_path.as_deref().and_then(Path::parent);
         let sinks = SinkSpec::from_policy(&policy, base);
         let terminal_prompt = approvals.terminal_prompt;
         Ok(RunOptions {
             sinks,
             deliver_to: Vec::new(),
-            api_listen,
-            api_token_file,
+            api_socket: api::default_endpoint(),
+            metrics_listen,
+            approvers_group: None,
+            api_limits: api::Limits::default(),
+            api_retry: Duration::from_secs(30),
+            before_compile: None,
             policy_path,
             policy,
             overrides: DriverOverrides::default(),
@@ -341,7 +386,6 @@ impl RunOptions {
             terminal_prompt,
             volumes: None,
             volume_interval: Duration::from_secs(2),
-            protect_token_file: None,
             status: Arc::new(|s: &Status| tracing::info!("{s}")),
         })
     }
@@ -354,13 +398,6 @@ pub enum RunError {
     Config(String),
     #[error(transparent)]
     Driver(#[from] ClientError),
-    #[error("approvals API: {0}")]
-    Api(std::io::Error),
-    #[error("API token file `{path}`: {source}")]
-    TokenFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// The connection in use (none while reconnecting) and what outlives it.
@@ -370,7 +407,11 @@ struct Shared<T: PortTransport> {
     config: Mutex<DriverConfig>,
     overrides: DriverOverrides,
     status: StatusSink,
+    before_compile: Option<CompileHook>,
 }
+
+/// Called on the blocking thread before each reload's compile.
+pub type CompileHook = Arc<dyn Fn() + Send + Sync>;
 
 impl<T: PortTransport> Shared<T> {
     fn service(&self) -> Option<Arc<Service<T>>> {
@@ -394,24 +435,48 @@ impl<T: PortTransport> Shared<T> {
         (self.status)(&s);
     }
 
-    /// A changed policy: validated (by loading), its driver configuration checked, then swapped
-    /// in — on the connection if there is one, else on the adapter, sent on reconnect.
-    async fn reload(&self, path: &Path) {
-        let loaded = Policy::from_path(path)
-            .map_err(|e| e.to_string())
-            .and_then(|p| {
-                self.overrides
-                    .config(&p)
-                    .map(|c| (p, c))
-                    .map_err(|e| e.to_string())
-            });
-        let (policy, config) = match loaded {
-            Ok(x) => x,
-            Err(error) => {
-                return self.report(Status::ReloadRejected {
+    /// A changed policy: read, then validated (by loading), checked against the complexity
+    /// budget and its driver configuration checked — all on a blocking thread, so no decision
+    /// waits for a compile — then swapped in: on the connection if there is one, else on the
+    /// adapter, sent on reconnect. `Err` only when the file could not be read (the caller
+    /// tries again); an invalid policy is reported here.
+    async fn reload(&self, path: &Path) -> Result<(), String> {
+        let overrides = self.overrides;
+        let hook = self.before_compile.clone();
+        let file = path.to_owned();
+        let compiled = tokio::task::spawn_blocking(move || {
+            let text = std::fs::read_to_string(&file).map_err(|e| Err(e.to_string()))?;
+            if let Some(hook) = hook {
+                hook();
+            }
+            Policy::from_str(&text, &file.display().to_string())
+                .map_err(|e| e.to_string())
+                .and_then(|p| check_complexity(&p).map(|()| p))
+                .and_then(|p| {
+                    overrides
+                        .config(&p)
+                        .map(|c| (p, c))
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Ok)
+        })
+        .await;
+        let (policy, config) = match compiled {
+            Ok(Ok(x)) => x,
+            Ok(Err(Err(io))) => return Err(io),
+            Ok(Err(Ok(error))) => {
+                self.report(Status::ReloadRejected {
                     path: path.to_owned(),
                     error,
                 });
+                return Ok(());
+            }
+            Err(e) => {
+                self.report(Status::ReloadRejected {
+                    path: path.to_owned(),
+                    error: format!("the policy compile did not finish: {e}"),
+                });
+                return Ok(());
             }
         };
         if let Ok(mut c) = self.config.lock() {
@@ -435,7 +500,36 @@ impl<T: PortTransport> Shared<T> {
                 });
             }
         }
+        Ok(())
     }
+}
+
+/// The most path patterns a policy may have that the prefix index cannot file (a leading
+/// wildcard): each is tried against every uncached request, so their number bounds the cost
+/// of a decision.
+pub const MAX_UNINDEXED_PATTERNS: usize = 2_000;
+
+/// Refuses a policy with more than [`MAX_UNINDEXED_PATTERNS`] patterns starting with a
+/// wildcard.
+pub fn check_complexity(policy: &Policy) -> Result<(), String> {
+    let doc = policy.document();
+    let unindexed = doc
+        .registry
+        .rules
+        .iter()
+        .chain(&doc.files.rules)
+        .flat_map(|r| &r.paths)
+        .filter(|p| p.text.starts_with(['*', '?']))
+        .count();
+    if unindexed > MAX_UNINDEXED_PATTERNS {
+        return Err(format!(
+            "{}: {unindexed} path patterns start with a wildcard; at most {MAX_UNINDEXED_PATTERNS} \
+             are allowed, since each one is tried against every request the cache does not \
+             answer (start patterns with a literal key or folder)",
+            policy.origin()
+        ));
+    }
+    Ok(())
 }
 
 const NOT_CONNECTED: &str =
@@ -508,6 +602,7 @@ where
         )));
     }
     let config = options.overrides.config(&options.policy)?;
+    check_complexity(&options.policy).map_err(RunError::Config)?;
     // Handshake and exclusion first: nothing the service does afterwards (event files, the token
     // file, the API) is intercepted, so a WinFsp mount it serves is never counted twice.
     let client = DriverClient::connect(first).await?;
@@ -530,6 +625,7 @@ where
         config: Mutex::new(config),
         overrides: options.overrides,
         status: options.status.clone(),
+        before_compile: options.before_compile.clone(),
     });
 
     let service = Arc::new(Service::serve_with(client, adapter.clone(), config).await?);
@@ -538,31 +634,43 @@ where
         fail_mode: config.fail_mode,
     });
 
-    let token = api::new_token().map_err(RunError::Api)?;
-    api::write_token_file(&options.api_token_file, &token).map_err(|source| {
-        RunError::TokenFile {
-            path: options.api_token_file.clone(),
-            source,
-        }
-    })?;
-    if let Some(protect) = &options.protect_token_file
-        && let Err(e) = protect(&options.api_token_file)
-    {
-        let _ = std::fs::remove_file(&options.api_token_file);
-        return Err(RunError::TokenFile {
-            path: options.api_token_file.clone(),
-            source: std::io::Error::other(format!("cannot protect it: {e}")),
+    // From here on nothing about the API can stop the service: it is brought up in the
+    // background, and a refused name, a bind failure or descriptor exhaustion is reported and
+    // retried while the driver keeps being answered.
+    let problems: api::ProblemSink = {
+        let status = options.status.clone();
+        Arc::new(move |error: String| status(&Status::ApiProblem { error }))
+    };
+    let local_api = api::Api::new(
+        adapter.clone(),
+        shared.clone(),
+        options.api_limits,
+        problems,
+    );
+    if options.policy.settings().approvals.api_token_file.is_some() {
+        shared.report(Status::ApiProblem {
+            error: "the policy's approvals.api.token_file is no longer used: the local API \
+                    authorizes callers by their operating-system identity, and no token is written"
+                .into(),
         });
     }
-    let (addr, api_task) = api::serve(options.api_listen, adapter.clone(), shared.clone(), token)
-        .await
-        .map_err(RunError::Api)?;
-    shared.report(Status::ApiListening {
-        addr,
-        token_file: options.api_token_file.clone(),
-    });
-
-    let mut tasks = Tasks(vec![api_task]);
+    let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Tasks(vec![tokio::spawn(keep_api_up(
+        local_api.clone(),
+        options.api_socket.clone(),
+        options.approvers_group.clone(),
+        options.api_retry,
+        options.status.clone(),
+        serving.clone(),
+    ))]);
+    if let Some(addr) = options.metrics_listen {
+        tasks.0.push(tokio::spawn(keep_metrics_up(
+            local_api,
+            addr,
+            options.api_retry,
+            options.status.clone(),
+        )));
+    }
     tasks.0.push(tokio::spawn(rotate_tokens(
         shared.clone(),
         options.token_rotation,
@@ -604,8 +712,12 @@ where
 
     let outcome = serve_until_stopped(&shared, &options, &mut reconnect, stop).await;
     drop(tasks);
-    // The token dies with the service: a client reading a stale file fails at once.
-    let _ = std::fs::remove_file(&options.api_token_file);
+    // The socket goes with the service (its task is stopped asynchronously; removed here so it
+    // is gone when `run` returns). Only a socket this run created: never another's.
+    #[cfg(unix)]
+    if serving.load(std::sync::atomic::Ordering::SeqCst) {
+        let _ = std::fs::remove_file(&options.api_socket);
+    }
     shared.set(None);
     shared.report(Status::Stopped);
     outcome
@@ -693,6 +805,87 @@ async fn report_volumes(
     }
 }
 
+/// Serves the local API at `endpoint`, bringing it up again (after a wait doubling from 1 s to
+/// `longest`) whenever it cannot be served. Never returns an error: the driver is answered
+/// whatever happens here.
+async fn keep_api_up(
+    api: api::Api,
+    endpoint: PathBuf,
+    approvers_group: Option<String>,
+    longest: Duration,
+    status: StatusSink,
+    serving: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let name = endpoint.display().to_string();
+    let mut delay = Duration::from_secs(1).min(longest);
+    loop {
+        let served = api::serve_local(&api, &endpoint, approvers_group.as_deref());
+        match served {
+            Ok(task) => {
+                serving.store(true, std::sync::atomic::Ordering::SeqCst);
+                status(&Status::ApiListening {
+                    endpoint: name.clone(),
+                });
+                delay = Duration::from_secs(1).min(longest);
+                // Stopping this task (the service stops) stops the API's own task too.
+                let mut task = Tasks(vec![task]);
+                let Some(handle) = task.0.first_mut() else {
+                    return;
+                };
+                let ended = handle.await;
+                serving.store(false, std::sync::atomic::Ordering::SeqCst);
+                match ended {
+                    Ok(()) => return,
+                    Err(e) if e.is_cancelled() => return,
+                    Err(e) => status(&Status::ApiUnavailable {
+                        endpoint: name.clone(),
+                        error: format!("the API stopped: {e}"),
+                        retry_in: Some(delay),
+                    }),
+                }
+            }
+            Err(e) => status(&Status::ApiUnavailable {
+                endpoint: name.clone(),
+                error: e.to_string(),
+                retry_in: Some(delay),
+            }),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(longest);
+    }
+}
+
+/// Serves the opt-in TCP metrics listener, retrying a refused bind (a squatted port) like
+/// [`keep_api_up`].
+async fn keep_metrics_up(api: api::Api, addr: SocketAddr, longest: Duration, status: StatusSink) {
+    let mut delay = Duration::from_secs(1).min(longest);
+    loop {
+        match api::serve_metrics_tcp(addr, api.clone()).await {
+            Ok((local, task)) => {
+                status(&Status::MetricsListening { addr: local });
+                let mut task = Tasks(vec![task]);
+                if let Some(handle) = task.0.first_mut() {
+                    let _ = handle.await;
+                }
+                return;
+            }
+            Err(e) => {
+                let retry_in = (e.kind() != std::io::ErrorKind::InvalidInput).then_some(delay);
+                status(&Status::ApiUnavailable {
+                    endpoint: format!("http://{addr}/metrics"),
+                    error: e.to_string(),
+                    retry_in,
+                });
+                if retry_in.is_none() {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(longest);
+    }
+}
+
 /// Completes when the service stops answering the driver (the port closed).
 async fn closed<T: PortTransport>(service: &Service<T>) {
     while service.is_running() {
@@ -708,15 +901,53 @@ async fn watch_policy<T: PortTransport>(shared: Arc<Shared<T>>, path: PathBuf, e
             .ok()
             .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
     };
-    let mut last = stamp(&path);
+    let mut stamps = Stamps::new(stamp(&path));
     loop {
         tokio::time::sleep(every).await;
         let now = stamp(&path);
-        if now == last || now.is_none() {
+        if !stamps.should_load(now) {
             continue;
         }
-        last = now;
-        shared.reload(&path).await;
+        match shared.reload(&path).await {
+            Ok(()) => stamps.loaded(now),
+            Err(error) => shared.report(Status::ReloadDeferred {
+                path: path.clone(),
+                error,
+            }),
+        }
+    }
+}
+
+/// When to load a watched file, from its (modification time, size) stamps at each poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamps<S> {
+    /// The stamp of the text in force.
+    loaded: Option<S>,
+    /// The stamp the previous poll saw.
+    seen: Option<S>,
+}
+
+impl<S: PartialEq + Clone> Stamps<S> {
+    fn new(loaded: Option<S>) -> Self {
+        Stamps {
+            seen: loaded.clone(),
+            loaded,
+        }
+    }
+
+    /// Whether the file should be loaded now: its stamp differs from the loaded one and is the
+    /// same as at the previous poll (a file caught half-written by an in-place save has moved
+    /// on by the next poll, so it is not loaded). A missing file is never loaded.
+    fn should_load(&mut self, now: Option<S>) -> bool {
+        let stable = now == self.seen;
+        self.seen = now.clone();
+        now.is_some() && now != self.loaded && stable
+    }
+
+    /// The text with stamp `now` is in force (after a load, valid or not). Not called when
+    /// the file could not be read, so the next poll tries again.
+    fn loaded(&mut self, now: Option<S>) {
+        self.loaded = now;
     }
 }
 
@@ -751,5 +982,58 @@ async fn poll_counters<T: PortTransport>(shared: Arc<Shared<T>>, every: Duration
                 error: e.to_string(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_file_is_loaded_only_once_two_polls_agree() {
+        let mut stamps = Stamps::new(Some(1));
+        assert!(!stamps.should_load(Some(1)), "unchanged");
+        // An in-place save caught half-written: the stamp moves on at every poll.
+        assert!(!stamps.should_load(Some(2)), "first sight of a change");
+        assert!(!stamps.should_load(Some(3)), "still being written");
+        assert!(stamps.should_load(Some(3)), "stable for two polls");
+        stamps.loaded(Some(3));
+        assert!(!stamps.should_load(Some(3)), "loaded once");
+        // A read error leaves the stamp unloaded: the next poll tries again.
+        assert!(!stamps.should_load(Some(4)));
+        assert!(stamps.should_load(Some(4)));
+        assert!(stamps.should_load(Some(4)), "retried after a failed read");
+        assert!(!stamps.should_load(None), "a missing file is never loaded");
+        assert!(!stamps.should_load(Some(4)), "back: seen anew first");
+        assert!(stamps.should_load(Some(4)));
+    }
+
+    fn rules(n: usize, pattern: &str) -> String {
+        let mut text =
+            String::from("version: 1\nregistry_policy:\n  default_action: deny\n  rules:\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "    - name: r{i}\n      paths: ['{}']\n      operations: ['*']\n      action: allow\n",
+                pattern.replace('N', &i.to_string())
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_policy_over_the_complexity_budget_is_refused() {
+        let within = Policy::from_str(&rules(MAX_UNINDEXED_PATTERNS, "*VendorN*x*"), "p.yaml")
+            .expect("valid");
+        check_complexity(&within).expect("at the budget");
+        let over = Policy::from_str(&rules(MAX_UNINDEXED_PATTERNS + 1, "*VendorN*x*"), "p.yaml")
+            .expect("valid");
+        let error = check_complexity(&over).expect_err("over the budget");
+        assert!(
+            error.contains("2001 path patterns start with a wildcard; at most 2000"),
+            "{error}"
+        );
+        let indexed =
+            Policy::from_str(&rules(300, "HKCU\\SOFTWARE\\VendorN\\*"), "p.yaml").expect("valid");
+        check_complexity(&indexed).expect("indexed patterns cost nothing per request");
     }
 }

@@ -1,28 +1,41 @@
-//! The local API: loopback only, a bearer token on every request but the proof of the token,
-//! sessions registered through it reach the driver, and approvals are answered through it.
-#![cfg(unix)]
+//! The local API over its Unix socket: callers are identified by the operating system
+//! (`SO_PEERCRED`), each endpoint is authorized from that identity, sandboxed processes are
+//! refused whatever they may otherwise do, input is bounded, and the transport limits hold.
+//!
+//! What this proves on Linux: the authorization rules, the session-membership refusal (roots,
+//! announced members, and a real pid's ancestors), the limits and timeouts. What only Windows
+//! can show: the named pipe's identity (impersonation, token groups, integrity level,
+//! AppContainer) — the rules it feeds are the same `Caller` checks exercised here.
+#![cfg(target_os = "linux")]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentsh_emulator::emulator::Emulator;
 use agentsh_emulator::request::{OperationRequest, Target, Verdict};
-use agentsh_policy::Policy;
+use agentsh_policy::{Policy, SessionContext};
+use agentsh_service::api::{self, Api, Caller, Limits, Via};
 use agentsh_service::events::EventPipeline;
-use agentsh_service::{Service, SocketTransport, api};
+use agentsh_service::{PolicyAdapter, Service, SocketTransport};
 use agentsh_wire::Operation;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "common/http.rs"]
 mod common_http;
 use common_http::http;
 
+fn no_problems() -> api::ProblemSink {
+    Arc::new(|_| {})
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_and_approvals_through_the_token_protected_api() {
+async fn sessions_and_approvals_through_the_unix_socket() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("port.sock");
     let emulator = Emulator::start(&socket, 3).expect("listens");
     let policy = Policy::embedded_default().expect("policy");
     let (pipeline, _events) = EventPipeline::channel(256);
-    let service = std::sync::Arc::new(
+    let service = Arc::new(
         Service::start(
             SocketTransport::connect(&socket).await.expect("connects"),
             &policy,
@@ -31,39 +44,23 @@ async fn sessions_and_approvals_through_the_token_protected_api() {
         .await
         .expect("starts"),
     );
-    let token = api::new_token().expect("token");
-    let addr = "127.0.0.1:0".parse().expect("addr");
-    let (addr, _task) = api::serve(
-        addr,
+    let local = Api::new(
         service.adapter.clone(),
         service.clone(),
-        token.clone(),
-    )
-    .await
-    .expect("serves");
+        Limits::default(),
+        no_problems(),
+    );
+    let api_socket = dir.path().join("api").join("api.sock");
+    let _task = api::serve_local(&local, &api_socket, None).expect("serves");
 
-    assert_eq!(
-        http(addr, "GET", "/v1/approvals", None, "").await.0,
-        401,
-        "no token"
-    );
-    assert_eq!(
-        http(addr, "GET", "/v1/approvals", Some("wrong"), "")
-            .await
-            .0,
-        401,
-        "wrong token"
-    );
     let bad = r#"{"root_pid":7,"app":"Microsoft","workspace":"C:\\work"}"#;
     assert_eq!(
-        http(addr, "POST", "/v1/sessions", Some(&token), bad)
-            .await
-            .0,
+        http(&api_socket, "POST", "/v1/sessions", bad).await.0,
         400,
         "a shared key is no app name"
     );
     let good = r#"{"root_pid":4100,"app":"TestApp","workspace":"C:\\work","user_sid":"S-1-5-21-1-2-3-1001"}"#;
-    let (status, body) = http(addr, "POST", "/v1/sessions", Some(&token), good).await;
+    let (status, body) = http(&api_socket, "POST", "/v1/sessions", good).await;
     assert_eq!(status, 201, "{body}");
     assert!(body.contains("\"session_id\":\"s-1\""), "{body}");
 
@@ -81,15 +78,13 @@ async fn sessions_and_approvals_through_the_token_protected_api() {
     };
     let approve = async {
         for _ in 0..200 {
-            let (_, list) = http(addr, "GET", "/v1/approvals", Some(&token), "").await;
+            let (_, list) = http(&api_socket, "GET", "/v1/approvals", "").await;
             let v: serde_json::Value = serde_json::from_str(&list).unwrap_or_default();
             if let Some(id) = v.get(0).and_then(|a| a["id"].as_u64()) {
-                assert!(v[0]["message"].as_str().is_some_and(|m| !m.is_empty()));
                 return http(
-                    addr,
+                    &api_socket,
                     "POST",
                     &format!("/v1/approvals/{id}/allow"),
-                    Some(&token),
                     "",
                 )
                 .await
@@ -103,52 +98,45 @@ async fn sessions_and_approvals_through_the_token_protected_api() {
     assert_eq!(status, 200);
     assert_eq!(out.verdict, Verdict::Allow);
     assert_eq!(
-        http(addr, "POST", "/v1/approvals/999/deny", Some(&token), "")
+        http(&api_socket, "POST", "/v1/approvals/999/deny", "")
             .await
             .0,
         404
     );
-
-    let (status, metrics) = http(addr, "GET", "/v1/metrics", Some(&token), "").await;
+    let (status, metrics) = http(&api_socket, "GET", "/v1/metrics", "").await;
     assert_eq!(status, 200);
-    assert!(metrics.contains("agentsh_decision_latency_seconds_count"));
-    assert!(
-        metrics.contains("agentsh_driver_pending_decisions_total 1"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("agentsh_approvals_pending 0"));
-
+    assert!(metrics.contains("agentsh_approvals_pending 0"), "{metrics}");
     assert_eq!(
-        http(addr, "DELETE", "/v1/sessions/s-1", Some(&token), "")
-            .await
-            .0,
+        http(&api_socket, "DELETE", "/v1/sessions/s-1", "").await.0,
         200
     );
     assert_eq!(
-        http(addr, "DELETE", "/v1/sessions/s-1", Some(&token), "")
-            .await
-            .0,
+        http(&api_socket, "DELETE", "/v1/sessions/s-1", "").await.0,
         404
     );
 }
 
-/// A service without a driver: enough for the API's own behaviour.
-struct NoDriver;
+/// A driver that registers every session it is asked to (as `s-<pid>`) and ends any.
+#[derive(Default)]
+struct FakeDriver {
+    registered: Mutex<Vec<u32>>,
+}
 
-impl api::DriverOps for NoDriver {
+impl api::DriverOps for FakeDriver {
     fn register(
         &self,
-        _: api::SessionRequest,
+        req: api::SessionRequest,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
     {
-        Box::pin(async { Err("no driver".to_owned()) })
+        self.registered.lock().expect("lock").push(req.root_pid);
+        Box::pin(async move { Ok(format!("s-{}", req.root_pid)) })
     }
     fn unregister(
         &self,
         _: String,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + '_>>
     {
-        Box::pin(async { Ok(false) })
+        Box::pin(async { Ok(true) })
     }
     fn driver_metrics(
         &self,
@@ -159,158 +147,381 @@ impl api::DriverOps for NoDriver {
     }
 }
 
-async fn serve_without_driver(
-    addr: &str,
-    token: &str,
-) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+fn adapter() -> Arc<PolicyAdapter> {
     let policy = Policy::embedded_default().expect("policy");
     let (pipeline, _rx) = EventPipeline::channel(4);
-    let adapter = std::sync::Arc::new(agentsh_service::PolicyAdapter::new(
-        policy.engine().clone(),
-        pipeline,
-    ));
-    api::serve(
-        addr.parse().expect("addr"),
-        adapter,
-        std::sync::Arc::new(NoDriver),
-        token.to_owned(),
-    )
-    .await
+    Arc::new(PolicyAdapter::new(policy.engine().clone(), pipeline))
+}
+
+/// One request from `caller` on an in-memory connection; the status code.
+async fn ask(api: &Api, caller: &Caller, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let router = if caller.via == Via::Tcp && path == "/metrics" {
+        api.metrics_router()
+    } else {
+        api.local_router()
+    };
+    let served = tokio::spawn({
+        let api = api.clone();
+        let caller = caller.clone();
+        async move { api.serve_connection(server, caller, router).await }
+    });
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // A server that refuses a body early closes before it is all written: the answer counts.
+    let _ = client.write_all(req.as_bytes()).await;
+    let mut out = String::new();
+    let _ = client.read_to_string(&mut out).await;
+    served.await.expect("served");
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn caller(pid: u32, account: &str, approver: bool) -> Caller {
+    Caller {
+        pid: Some(pid),
+        account: account.into(),
+        approver,
+        restricted_token: false,
+        via: Via::Local,
+    }
+}
+
+/// This process's uid, as the API names accounts.
+fn my_uid() -> String {
+    api::unix::effective_uid().expect("uid").to_string()
 }
 
 #[tokio::test]
-async fn the_api_refuses_non_loopback_addresses() {
-    let err = serve_without_driver("0.0.0.0:0", "t")
-        .await
-        .expect_err("refused");
-    assert!(err.to_string().contains("loopback"), "{err}");
-}
+async fn approving_needs_an_approver_and_registering_needs_the_processs_owner() {
+    let adapter = adapter();
+    let driver = Arc::new(FakeDriver::default());
+    let api = Api::new(
+        adapter.clone(),
+        driver.clone(),
+        Limits::default(),
+        no_problems(),
+    );
+    let me = std::process::id();
+    let other = if my_uid() == "0" { "1000" } else { "0" };
 
-/// HMAC-SHA256 written out from RFC 2104 over SHA-256 alone: H((K ^ opad) || H((K ^ ipad) || m)),
-/// K the key zero-padded to the 64-byte block (hashed first when longer).
-fn rfc2104_hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
+    let root = caller(me, &my_uid(), true);
+    let stranger = caller(me, other, false);
+    assert_eq!(ask(&api, &root, "GET", "/v1/approvals", "").await.0, 200);
+    for (method, path) in [
+        ("GET", "/v1/approvals"),
+        ("POST", "/v1/approvals/1/allow"),
+        ("POST", "/v1/approvals/1/allow?scope=session"),
+        ("POST", "/v1/approvals/1/deny"),
+    ] {
+        let (status, body) = ask(&api, &stranger, method, path, "").await;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert!(body.contains("is not an approver"), "{body}");
     }
-    let inner = Sha256::new()
-        .chain_update(block.map(|b| b ^ 0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(block.map(|b| b ^ 0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+    assert_eq!(
+        ask(&api, &stranger, "GET", "/v1/metrics", "").await.0,
+        200,
+        "metrics need only local access"
+    );
+
+    // Registering: only a process the caller owns (this test's own pid belongs to my_uid()).
+    let mine = format!(r#"{{"root_pid":{me}}}"#);
+    let (status, body) = ask(&api, &stranger, "POST", "/v1/sessions", &mine).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(&format!("does not own process {me}")),
+        "{body}"
+    );
+    let owner = caller(me, &my_uid(), false);
+    let (status, body) = ask(&api, &owner, "POST", "/v1/sessions", &mine).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(driver.registered.lock().expect("lock").as_slice(), &[me]);
+    // Ending it: whoever registered it, or an approver; nobody else.
+    let end = format!("/v1/sessions/s-{me}");
+    assert_eq!(ask(&api, &stranger, "DELETE", &end, "").await.0, 403);
+    assert_eq!(ask(&api, &owner, "DELETE", &end, "").await.0, 200);
+    assert_eq!(
+        ask(&api, &root, "DELETE", "/v1/sessions/s-77", "").await.0,
+        200
+    );
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+#[tokio::test]
+async fn registration_input_is_bounded_and_checked() {
+    let api = Api::new(
+        adapter(),
+        Arc::new(FakeDriver::default()),
+        Limits::default(),
+        no_problems(),
+    );
+    let root = caller(std::process::id(), &my_uid(), true);
+    for (body, expect) in [
+        (r#"{"root_pid":0}"#.to_owned(), "system's own process"),
+        (r#"{"root_pid":4}"#.to_owned(), "system's own process"),
+        (
+            r#"{"root_pid":77,"Audit":true}"#.to_owned(),
+            "unknown field `Audit`",
+        ),
+        (
+            r#"{"root_pid":77,"worksapce":"C:\\w"}"#.to_owned(),
+            "unknown field `worksapce`",
+        ),
+        (
+            format!(r#"{{"root_pid":77,"app":"{}"}}"#, "a".repeat(256)),
+            "`app` is 256 characters long; at most 255",
+        ),
+        (
+            format!(r#"{{"root_pid":77,"workspace":"{}"}}"#, "w".repeat(260)),
+            "`workspace` is 260 characters long; at most 259",
+        ),
+    ] {
+        let (status, text) = ask(&api, &root, "POST", "/v1/sessions", &body).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains(expect), "{body}: {text}");
+    }
+    let huge = format!(r#"{{"root_pid":77,"app":"{}"}}"#, "a".repeat(2_000_000));
+    assert_eq!(
+        ask(&api, &root, "POST", "/v1/sessions", &huge).await.0,
+        413,
+        "a body over the API's limit is not read"
+    );
+}
+
+#[tokio::test]
+async fn a_process_in_a_sandbox_session_is_refused_every_endpoint() {
+    let adapter = adapter();
+    let api = Api::new(
+        adapter.clone(),
+        Arc::new(FakeDriver::default()),
+        Limits::default(),
+        no_problems(),
+    );
+    // A session whose root is 4100; the kernel announced 4101 as its member.
+    let ctx = SessionContext::new(Some("TestApp"), Some(r"C:\work"), None).expect("context");
+    let (_, session) = adapter
+        .sessions
+        .register(4100, ctx, false)
+        .expect("session");
+    adapter.session_member(4101, session.numeric_id);
+    // This test's own parent as another session's root: the test process is its descendant,
+    // as a child is before the kernel's announcement of it arrives.
+    let parent = std::os::unix::process::parent_id();
+    let ctx = SessionContext::new(Some("Other"), Some(r"C:\other"), None).expect("context");
+    let (_, parents) = adapter
+        .sessions
+        .register(parent, ctx, false)
+        .expect("session");
+
+    for (pid, session) in [
+        (4100, &session.id),
+        (4101, &session.id),
+        (std::process::id(), &parents.id),
+    ] {
+        // An approver by account (root), holding whatever the service writes: still refused.
+        let sandboxed = caller(pid, &my_uid(), true);
+        for (method, path, body) in [
+            ("GET", "/v1/approvals", ""),
+            ("POST", "/v1/approvals/1/allow?scope=session", ""),
+            ("POST", "/v1/approvals/1/deny", ""),
+            ("DELETE", "/v1/sessions/s-1", ""),
+            ("POST", "/v1/sessions", r#"{"root_pid":4242}"#),
+            ("GET", "/v1/metrics", ""),
+        ] {
+            let (status, text) = ask(&api, &sandboxed, method, path, body).await;
+            assert_eq!(status, 403, "pid {pid}: {method} {path}: {text}");
+            assert!(
+                text.contains(&format!("belongs to sandbox session `{session}`")),
+                "{text}"
+            );
+        }
+    }
+    let unknown = Caller {
+        pid: None,
+        ..caller(1, &my_uid(), true)
+    };
+    assert_eq!(ask(&api, &unknown, "GET", "/v1/approvals", "").await.0, 403);
+    let restricted = Caller {
+        restricted_token: true,
+        ..caller(std::process::id() + 1_000_000, &my_uid(), true)
+    };
+    assert_eq!(
+        ask(&api, &restricted, "GET", "/v1/metrics", "").await.0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn the_tcp_listener_serves_metrics_only() {
+    let api = Api::new(
+        adapter(),
+        Arc::new(FakeDriver::default()),
+        Limits::default(),
+        no_problems(),
+    );
+    let tcp = Caller {
+        pid: None,
+        account: "tcp:127.0.0.1".into(),
+        approver: false,
+        restricted_token: false,
+        via: Via::Tcp,
+    };
+    let (status, body) = ask(&api, &tcp, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("agentsh_approvals_pending"), "{body}");
+    assert_eq!(ask(&api, &tcp, "GET", "/v1/approvals", "").await.0, 403);
+
+    let (addr, _task) = api::serve_metrics_tcp("127.0.0.1:0".parse().expect("addr"), api.clone())
+        .await
+        .expect("binds");
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    s.write_all(b"GET /v1/approvals HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    assert!(
+        out.starts_with("HTTP/1.1 404"),
+        "no approvals over TCP: {out}"
+    );
+    let refused = api::serve_metrics_tcp("0.0.0.0:0".parse().expect("addr"), api).await;
+    assert!(refused.is_err(), "loopback only");
+}
+
+#[tokio::test]
+async fn requests_beyond_the_rate_and_sessions_beyond_the_quota_are_refused() {
+    let limits = Limits {
+        rate_per_second: 2,
+        max_sessions_per_client: 1,
+        ..Limits::default()
+    };
+    let api = Api::new(
+        adapter(),
+        Arc::new(FakeDriver::default()),
+        limits,
+        no_problems(),
+    );
+    let me = caller(std::process::id(), &my_uid(), true);
+    let body = r#"{"root_pid":4242}"#;
+    assert_eq!(ask(&api, &me, "POST", "/v1/sessions", body).await.0, 201);
+    let (status, text) = ask(&api, &me, "POST", "/v1/sessions", body).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(text.contains("sessions registered (at most 1)"), "{text}");
+    // A bucket of 4 (twice the rate): the two above, two more, then refused.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(ask(&api, &me, "GET", "/v1/metrics", "").await.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let other = caller(std::process::id(), "4321", false);
+    assert_eq!(
+        ask(&api, &other, "GET", "/v1/metrics", "").await.0,
+        200,
+        "another account has its own budget"
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limits_are_closed_and_idle_ones_time_out() {
+    let limits = Limits {
+        max_connections_per_client: 2,
+        header_read_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let api = Api::new(
+        adapter(),
+        Arc::new(FakeDriver::default()),
+        limits,
+        no_problems(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("api").join("api.sock");
+    let _task = api::serve_local(&api, &socket, None).expect("serves");
+
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(
+            tokio::net::UnixStream::connect(&socket)
+                .await
+                .expect("connects"),
+        );
+    }
+    for _ in 0..100 {
+        if api.open_connections() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(api.open_connections(), 2);
+    // A third connection of the same account is closed at once, without an answer.
+    let mut third = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connects");
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("closed, not left waiting")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    // The idle ones send no header: closed after the header-read timeout.
+    for mut s in idle {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("closed by the header-read timeout")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
+    for _ in 0..100 {
+        if api.open_connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(api.open_connections(), 0, "their places are free again");
+    assert_eq!(http(&socket, "GET", "/v1/metrics", "").await.0, 200);
 }
 
 #[test]
-fn the_reference_hmac_matches_rfc_4231() {
-    // RFC 4231 test case 2: key "Jefe".
-    assert_eq!(
-        hex(&rfc2104_hmac_sha256(
-            b"Jefe",
-            b"what do ya want for nothing?"
-        )),
-        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+fn the_socket_directory_must_be_private_and_a_live_socket_is_not_taken_over() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("dir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let err = api::unix::bind(&shared.join("api.sock")).expect_err("shared dir");
+    assert!(
+        err.to_string().contains("is writable by other accounts"),
+        "{err}"
     );
-    // Test case 6: a 131-byte key, hashed first.
-    assert_eq!(
-        hex(&rfc2104_hmac_sha256(
-            &[0xaa; 131],
-            b"Test Using Larger Than Block-Size Key - Hash Key First"
-        )),
-        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-    );
-}
 
-#[tokio::test]
-async fn the_proof_endpoint_answers_the_hmac_of_the_nonce_without_a_token() {
-    let token = "00112233445566778899aabbccddeeff";
-    let (addr, _task) = serve_without_driver("127.0.0.1:0", token)
-        .await
-        .expect("serves");
-    let nonce: Vec<u8> = (0u8..32)
-        .map(|i| i.wrapping_mul(7).wrapping_add(3))
-        .collect();
-    let mut message = b"agentsh-api-proof\0".to_vec();
-    message.extend_from_slice(addr.to_string().as_bytes());
-    message.push(0);
-    message.extend_from_slice(&nonce);
-    let expected = hex(&rfc2104_hmac_sha256(token.as_bytes(), &message));
-
-    for spelled in [hex(&nonce), hex(&nonce).to_uppercase()] {
-        let (status, body) =
-            http(addr, "GET", &format!("/v1/proof?nonce={spelled}"), None, "").await;
-        assert_eq!(status, 200, "no token needed: {body}");
-        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
-        assert_eq!(v["proof"].as_str(), Some(expected.as_str()), "{body}");
-    }
-    // Another token, another proof: the proof depends on the token.
-    let (other, _task) = serve_without_driver("127.0.0.1:0", "ffeeddccbbaa99887766554433221100")
-        .await
-        .expect("serves");
-    let (_, body) = http(
-        other,
-        "GET",
-        &format!("/v1/proof?nonce={}", hex(&nonce)),
-        None,
-        "",
-    )
-    .await;
-    assert!(!body.contains(&expected), "{body}");
-    // The same token on another address, another proof: a relayed answer does not pass.
-    let (elsewhere, _task) = serve_without_driver("127.0.0.1:0", token)
-        .await
-        .expect("serves");
-    let (status, body) = http(
-        elsewhere,
-        "GET",
-        &format!("/v1/proof?nonce={}", hex(&nonce)),
-        None,
-        "",
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(!body.contains(&expected), "{body}");
-    // The proof is the only route without the token.
-    assert_eq!(http(addr, "GET", "/v1/approvals", None, "").await.0, 401);
-}
-
-#[tokio::test]
-async fn the_proof_endpoint_rejects_malformed_nonces() {
-    let (addr, _task) = serve_without_driver("127.0.0.1:0", "00112233445566778899aabbccddeeff")
-        .await
-        .expect("serves");
-    let good = "ab".repeat(32);
-    for (query, says) in [
-        ("".to_owned(), "missing `nonce`"),
-        ("?nonce=".to_owned(), "not 0 characters"),
-        (format!("?nonce={}", &good[..62]), "not 62 characters"),
-        (format!("?nonce={}", &good[..63]), "not 63 characters"),
-        (format!("?nonce={good}00"), "not 66 characters"),
-        (
-            format!("?nonce={}zz", &good[..62]),
-            "character 63 `z` is not a hex digit",
-        ),
-        (
-            format!("?nonce=+{}", &good[..63]),
-            "character 1 ` ` is not a hex digit",
-        ),
-        (format!("?nonce={}%C3%A9", &good[..62]), "not 63 characters"),
-    ] {
-        let (status, body) = http(addr, "GET", &format!("/v1/proof{query}"), None, "").await;
-        assert_eq!(status, 400, "`{query}`: {body}");
-        assert!(
-            body.contains(says),
-            "`{query}`: expected `{says}` in {body}"
-        );
-    }
+    let socket = dir.path().join("api").join("api.sock");
+    let _live = api::unix::bind(&socket).expect("binds");
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o666, "every account may connect");
+    let dir_mode = std::fs::metadata(socket.parent().expect("dir"))
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o755, "nobody else may create entries");
+    let err = api::unix::bind(&socket).expect_err("in use");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    std::fs::write(dir.path().join("api").join("file"), "x").expect("file");
+    let err = api::unix::bind(&dir.path().join("api").join("file")).expect_err("not a socket");
+    assert!(err.to_string().contains("is not a socket"), "{err}");
 }

@@ -1,10 +1,9 @@
 //! The service as `agentsh service run` runs it: when the driver side goes away it withdraws the
 //! approvals held on that connection, reconnects with backoff, and carries on with its sessions
 //! and policy; a changed policy file is swapped in with the driver's configuration, an invalid
-//! one is refused; stopping removes the API token.
+//! one is refused; stopping removes the API socket.
 #![cfg(unix)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,7 +39,7 @@ struct Running {
     statuses: Arc<Mutex<Vec<Status>>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), RunError>>,
-    token_file: PathBuf,
+    api_socket: PathBuf,
     events: PathBuf,
 }
 
@@ -65,15 +64,12 @@ impl Running {
         );
     }
 
-    async fn api(&self) -> (SocketAddr, String) {
-        let addr = self
-            .wait_for("api listening", |s| match s {
-                Status::ApiListening { addr, .. } => Some(*addr),
-                _ => None,
-            })
-            .await;
-        let token = std::fs::read_to_string(&self.token_file).expect("token file");
-        (addr, token.trim().to_owned())
+    async fn api(&self) -> PathBuf {
+        self.wait_for("api listening", |s| {
+            matches!(s, Status::ApiListening { .. }).then_some(())
+        })
+        .await;
+        self.api_socket.clone()
     }
 
     async fn stop(mut self) -> Result<(), RunError> {
@@ -88,10 +84,20 @@ impl Running {
 }
 
 async fn start(dir: &Path, socket: &Path, policy: Policy, policy_path: Option<PathBuf>) -> Running {
+    start_with(dir, socket, policy, policy_path, None).await
+}
+
+async fn start_with(
+    dir: &Path,
+    socket: &Path,
+    policy: Policy,
+    policy_path: Option<PathBuf>,
+    before_compile: Option<runner::CompileHook>,
+) -> Running {
     let statuses: Arc<Mutex<Vec<Status>>> = Arc::default();
     let mut options = RunOptions::new(policy, policy_path).expect("options");
-    options.api_listen = "127.0.0.1:0".parse().expect("addr");
-    options.api_token_file = dir.join("private").join("api-token");
+    options.before_compile = before_compile;
+    options.api_socket = dir.join("api").join("api.sock");
     let events = dir.join("events.jsonl");
     options.sinks = vec![SinkSpec {
         format: Format::Jsonl,
@@ -103,7 +109,7 @@ async fn start(dir: &Path, socket: &Path, policy: Policy, policy_path: Option<Pa
         let statuses = statuses.clone();
         Arc::new(move |s: &Status| statuses.lock().expect("statuses").push(s.clone()))
     };
-    let token_file = options.api_token_file.clone();
+    let api_socket = options.api_socket.clone();
     let first = SocketTransport::connect(socket).await.expect("connects");
     let socket = socket.to_owned();
     let reconnect = move || {
@@ -122,7 +128,7 @@ async fn start(dir: &Path, socket: &Path, policy: Policy, policy_path: Option<Pa
         statuses,
         stop: Some(tx),
         task,
-        token_file,
+        api_socket,
         events,
     }
 }
@@ -134,8 +140,8 @@ async fn after_the_driver_goes_away_the_service_reconnects_with_its_sessions() {
     let first = Emulator::start(&socket, 1).expect("listens");
     let policy = Policy::embedded_default().expect("policy");
     let run = start(dir.path(), &socket, policy, None).await;
-    let (addr, token) = run.api().await;
-    let (status, body) = http(addr, "POST", "/v1/sessions", Some(&token), SESSION).await;
+    let api = run.api().await;
+    let (status, body) = http(&api, "POST", "/v1/sessions", SESSION).await;
     assert_eq!(status, 201, "{body}");
     let out = first.perform(&write(ROOT, Operation::SetValue, RUN)).await;
     assert_eq!(out.verdict, Verdict::Deny, "the Run key is blocked");
@@ -145,7 +151,7 @@ async fn after_the_driver_goes_away_the_service_reconnects_with_its_sessions() {
         matches!(s, Status::Disconnected { withdrawn: 0 }).then_some(())
     })
     .await;
-    let (status, body) = http(addr, "POST", "/v1/sessions", Some(&token), SESSION).await;
+    let (status, body) = http(&api, "POST", "/v1/sessions", SESSION).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not connected"), "{body}");
     run.wait_for("a failed reconnect attempt", |s| {
@@ -173,16 +179,16 @@ async fn after_the_driver_goes_away_the_service_reconnects_with_its_sessions() {
         Verdict::Deny,
         "decided by the service again, for the same session"
     );
-    let (status, body) = http(addr, "GET", "/v1/metrics", Some(&token), "").await;
+    let (status, body) = http(&api, "GET", "/v1/metrics", "").await;
     assert_eq!(status, 200, "{body}");
     assert!(
         body.contains("agentsh_driver_"),
         "driver counters are back\n{body}"
     );
 
-    let token_file = run.token_file.clone();
+    let api_socket = run.api_socket.clone();
     run.stop().await.expect("stops cleanly");
-    assert!(!token_file.exists(), "the token dies with the service");
+    assert!(!api_socket.exists(), "the socket goes with the service");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,13 +198,8 @@ async fn an_approval_held_when_the_driver_goes_away_is_withdrawn_and_recorded() 
     let emulator = Arc::new(Emulator::start(&socket, 1).expect("listens"));
     let policy = Policy::embedded_default().expect("policy");
     let run = start(dir.path(), &socket, policy, None).await;
-    let (addr, token) = run.api().await;
-    assert_eq!(
-        http(addr, "POST", "/v1/sessions", Some(&token), SESSION)
-            .await
-            .0,
-        201
-    );
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
     let held = tokio::spawn({
         let emulator = emulator.clone();
         async move {
@@ -213,7 +214,7 @@ async fn an_approval_held_when_the_driver_goes_away_is_withdrawn_and_recorded() 
     });
     let mut listed = false;
     for _ in 0..500 {
-        let (_, body) = http(addr, "GET", "/v1/approvals", Some(&token), "").await;
+        let (_, body) = http(&api, "GET", "/v1/approvals", "").await;
         if body.contains("\"id\":") {
             listed = true;
             break;
@@ -229,7 +230,7 @@ async fn an_approval_held_when_the_driver_goes_away_is_withdrawn_and_recorded() 
         matches!(s, Status::Disconnected { withdrawn: 1 }).then_some(())
     })
     .await;
-    let (_, body) = http(addr, "GET", "/v1/approvals", Some(&token), "").await;
+    let (_, body) = http(&api, "GET", "/v1/approvals", "").await;
     assert_eq!(body.trim(), "[]", "nothing is left waiting");
 
     let events = run.events.clone();
@@ -253,13 +254,8 @@ async fn a_changed_policy_file_is_swapped_in_with_its_driver_settings_and_a_bad_
     std::fs::write(&path, DEFAULT_POLICY_YAML).expect("policy file");
     let policy = Policy::from_path(&path).expect("policy");
     let run = start(dir.path(), &socket, policy, Some(path.clone())).await;
-    let (addr, token) = run.api().await;
-    assert_eq!(
-        http(addr, "POST", "/v1/sessions", Some(&token), SESSION)
-            .await
-            .0,
-        201
-    );
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
     let other = "\\REGISTRY\\USER\\S-1-5-21-1-2-3-1001\\Software\\OtherVendor\\settings";
     let out = emulator
         .perform(&write(ROOT, Operation::SetValue, other))
@@ -317,4 +313,129 @@ async fn out_of_range_settings_are_refused_before_connecting() {
         .config(&options.policy)
         .expect_err("5 entries is below the guide's range");
     assert!(error.to_string().contains("100"), "{error}");
+}
+
+/// Structural: while a reload's compile is held (on a barrier in the compile hook, on the
+/// blocking thread), requests keep being decided by the policy in force; released, the new
+/// policy is swapped in. (How long a 20,000-rule compile takes is a benchmark:
+/// `cargo bench -p agentsh-service --bench reload`.)
+// One runtime thread: a compile held on it would stop every decision, so the test fails unless
+// the compile runs elsewhere.
+#[tokio::test(flavor = "current_thread")]
+async fn decisions_keep_flowing_while_a_reload_compiles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let path = dir.path().join("agentsh.yaml");
+    std::fs::write(&path, DEFAULT_POLICY_YAML).expect("policy file");
+    let policy = Policy::from_path(&path).expect("policy");
+    let entered = Arc::new(std::sync::Barrier::new(2));
+    let release = Arc::new(std::sync::Barrier::new(2));
+    let hook: runner::CompileHook = {
+        let (entered, release) = (entered.clone(), release.clone());
+        Arc::new(move || {
+            entered.wait();
+            release.wait();
+        })
+    };
+    let run = start_with(dir.path(), &socket, policy, Some(path.clone()), Some(hook)).await;
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
+
+    let tmp = dir.path().join("agentsh.yaml.tmp");
+    std::fs::write(&tmp, format!("{DEFAULT_POLICY_YAML}\n# changed\n")).expect("new policy");
+    std::fs::rename(&tmp, &path).expect("replaced");
+    let waiting = entered.clone();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || waiting.wait()),
+    )
+    .await
+    .expect("the reload reaches its compile")
+    .expect("joins");
+
+    // The compile is held: decisions still flow, from the policy in force.
+    for _ in 0..50 {
+        let out = tokio::time::timeout(
+            Duration::from_secs(5),
+            emulator.perform(&write(ROOT, Operation::SetValue, RUN)),
+        )
+        .await
+        .expect("decided while the compile is held");
+        assert_eq!(out.verdict, Verdict::Deny);
+    }
+    assert!(
+        !run.statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .any(|s| matches!(s, Status::Reloaded { .. })),
+        "not swapped in before the compile finishes"
+    );
+    let m = emulator.metrics();
+    assert_eq!(
+        m.get(agentsh_wire::control::Counter::PolicyQueryTimeouts),
+        0
+    );
+    assert_eq!(m.get(agentsh_wire::control::Counter::FailOpenDecisions), 0);
+
+    let releasing = release.clone();
+    tokio::task::spawn_blocking(move || releasing.wait())
+        .await
+        .expect("joins");
+    run.wait_for("reloaded", |s| {
+        matches!(s, Status::Reloaded { .. }).then_some(())
+    })
+    .await;
+    run.stop().await.expect("stops cleanly");
+}
+
+/// A policy file that cannot be read is reported as such (not as invalid) and read again at the
+/// following polls; once readable it is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_policy_file_is_reported_and_retried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let _emulator = Emulator::start(&socket, 1).expect("listens");
+    let path = dir.path().join("agentsh.yaml");
+    std::fs::write(&path, DEFAULT_POLICY_YAML).expect("policy file");
+    let policy = Policy::from_path(&path).expect("policy");
+    let run = start(dir.path(), &socket, policy, Some(path.clone())).await;
+    run.api().await;
+    // A directory where the file was: every read fails with an I/O error.
+    std::fs::remove_file(&path).expect("removes");
+    std::fs::create_dir(&path).expect("a directory in its place");
+    let error = run
+        .wait_for("a deferred reload", |s| match s {
+            Status::ReloadDeferred { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(error.to_lowercase().contains("directory"), "{error}");
+    let deferred = || {
+        run.statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .filter(|s| matches!(s, Status::ReloadDeferred { .. }))
+            .count()
+    };
+    let first = deferred();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(deferred() > first, "tried again at later polls");
+    assert!(
+        !run.statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .any(|s| matches!(s, Status::ReloadRejected { .. })),
+        "an I/O error is not reported as an invalid policy"
+    );
+    std::fs::remove_dir(&path).expect("removes the directory");
+    std::fs::write(&path, format!("{DEFAULT_POLICY_YAML}\n# back\n")).expect("policy again");
+    run.wait_for("reloaded", |s| {
+        matches!(s, Status::Reloaded { .. }).then_some(())
+    })
+    .await;
+    run.stop().await.expect("stops cleanly");
 }

@@ -45,6 +45,11 @@ pub enum Event {
     DriverUnavailable {
         reason: String,
     },
+    /// The local API cannot be served (a squatted pipe name, descriptor exhaustion); the
+    /// service keeps answering the driver.
+    ApiUnavailable {
+        reason: String,
+    },
 }
 
 const SEV_INFORMATIONAL: u32 = 1 << 30;
@@ -63,6 +68,7 @@ impl Event {
             Event::ServiceStarted { .. } => SEV_INFORMATIONAL | 1200,
             Event::ServiceStopped { .. } => SEV_INFORMATIONAL | 1201,
             Event::DriverUnavailable { .. } => SEV_ERROR | 1202,
+            Event::ApiUnavailable { .. } => SEV_ERROR | 1203,
         }
     }
 
@@ -92,7 +98,9 @@ impl Event {
                 technique.clone().unwrap_or_else(|| "none".into()),
                 session.clone(),
             ],
-            Event::FailMode { reason, .. } | Event::DriverUnavailable { reason } => {
+            Event::FailMode { reason, .. }
+            | Event::DriverUnavailable { reason }
+            | Event::ApiUnavailable { reason } => {
                 vec![reason.clone()]
             }
             Event::FailModeRecovered { detail }
@@ -171,6 +179,7 @@ mod tests {
             Event::ServiceStarted { detail: s() },
             Event::ServiceStopped { detail: s() },
             Event::DriverUnavailable { reason: s() },
+            Event::ApiUnavailable { reason: s() },
         ];
         assert_eq!(table.len(), events.len(), "one message per event");
         for event in &events {

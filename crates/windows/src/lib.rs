@@ -8,6 +8,7 @@ pub mod environment;
 pub mod eventlog;
 pub mod grants;
 pub mod network;
+pub mod pipe;
 pub mod port;
 pub mod sandbox;
 pub mod secure;

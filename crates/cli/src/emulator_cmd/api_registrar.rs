@@ -35,14 +35,10 @@ pub struct ApiRegistrar {
     volumes: Option<VolumeTable>,
 }
 
-/// Whether a failure can be the service still starting: its token file not written yet, or
-/// nothing accepting connections on the address yet.
+/// Whether a failure can be the service still starting: nothing accepting connections on the
+/// socket yet.
 fn starting(e: &ApiError) -> bool {
-    match e {
-        ApiError::TokenFile { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-        ApiError::EmptyToken { .. } | ApiError::Unreachable { .. } => true,
-        _ => false,
-    }
+    matches!(e, ApiError::Unreachable { .. })
 }
 
 impl ApiRegistrar {
@@ -83,7 +79,7 @@ impl ApiRegistrar {
                 .map_err(|e| {
                     format!(
                         "the call to the agentsh service at {} failed: {e}",
-                        self.args.api
+                        self.args.endpoint().display()
                     )
                 })?;
             match outcome {
@@ -177,33 +173,28 @@ impl SessionRegistrar for ApiRegistrar {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{SocketAddr, TcpListener};
+    use std::path::PathBuf;
 
     use super::*;
     use crate::api_client::test_service::serve;
 
-    fn args(addr: SocketAddr, dir: &tempfile::TempDir, token: Option<&str>) -> ApiArgs {
-        let path = dir.path().join("api-token");
-        if let Some(token) = token {
-            std::fs::write(&path, format!("{token}\n")).expect("token");
-        }
+    fn args(socket: PathBuf) -> ApiArgs {
         ApiArgs {
-            api: addr,
-            api_token_file: Some(path),
+            api_socket: Some(socket),
         }
     }
 
     #[tokio::test]
     async fn registers_with_the_emulators_user_and_unregisters_by_the_id_it_was_given() {
-        let (addr, server) = serve(
-            "beef",
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (socket, server) = serve(
+            dir.path(),
             vec![
                 (201, r#"{"session_id":"s-3"}"#),
                 (200, "session `s-3` ended\n"),
             ],
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let registrar = ApiRegistrar::new(args(addr, &dir, Some("beef")), Duration::from_secs(5));
+        let registrar = ApiRegistrar::new(args(socket), Duration::from_secs(5));
         registrar
             .register(4100, r"C:\work", "TestApp")
             .await
@@ -237,12 +228,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_refusal_names_the_address_status_and_body_and_is_not_retried() {
-        let (addr, server) = serve(
-            "beef",
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (socket, server) = serve(
+            dir.path(),
             vec![(400, "process 4100 is already a session root\n")],
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let registrar = ApiRegistrar::new(args(addr, &dir, Some("beef")), Duration::from_secs(5));
+        let registrar = ApiRegistrar::new(args(socket.clone()), Duration::from_secs(5));
         let e = registrar
             .register(4100, r"C:\work", "TestApp")
             .await
@@ -250,7 +241,8 @@ mod tests {
         assert_eq!(
             e,
             format!(
-                "the agentsh service at {addr} answered 400: process 4100 is already a session root"
+                "the agentsh service at `{}` answered 400: process 4100 is already a session root",
+                socket.display()
             )
         );
         assert_eq!(server.join().expect("server").len(), 1);
@@ -260,36 +252,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_service_that_never_comes_up_fails_after_the_wait_naming_what_was_missing() {
-        // A port nobody listens on, and no token file.
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
+        // A socket path nobody listens on.
         let dir = tempfile::tempdir().expect("tempdir");
-        let registrar = ApiRegistrar::new(args(addr, &dir, None), Duration::from_millis(300));
+        let socket = dir.path().join("api.sock");
+        let registrar = ApiRegistrar::new(args(socket.clone()), Duration::from_millis(300));
         let started = Instant::now();
         let e = registrar
             .register(4100, r"C:\work", "TestApp")
             .await
             .expect_err("nothing there");
         assert!(started.elapsed() >= Duration::from_millis(300), "retried");
-        assert!(e.contains("api-token"), "{e}");
         assert!(e.ends_with("(still failing after 300ms)"), "{e}");
-
-        std::fs::write(dir.path().join("api-token"), "beef\n").expect("token");
-        let e = registrar
-            .register(4100, r"C:\work", "TestApp")
-            .await
-            .expect_err("nothing there");
         assert!(
-            e.starts_with(&format!("cannot reach the agentsh service at {addr}")),
+            e.starts_with(&format!(
+                "cannot reach the agentsh service at `{}`",
+                socket.display()
+            )),
             "{e}"
         );
     }
 
     #[tokio::test]
     async fn sessions_left_by_the_trace_are_ended_at_the_end() {
-        let (addr, server) = serve(
-            "beef",
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (socket, server) = serve(
+            dir.path(),
             vec![
                 (201, r#"{"session_id":"s-1"}"#),
                 (201, r#"{"session_id":"s-2"}"#),
@@ -297,8 +284,7 @@ mod tests {
                 (404, "no session `s-2`\n"),
             ],
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let registrar = ApiRegistrar::new(args(addr, &dir, Some("beef")), Duration::from_secs(5));
+        let registrar = ApiRegistrar::new(args(socket.clone()), Duration::from_secs(5));
         registrar.register(4100, "C:\\a", "A").await.expect("first");
         registrar
             .register(4200, "C:\\b", "B")
@@ -309,7 +295,8 @@ mod tests {
         assert_eq!(
             failed,
             vec![format!(
-                "ending the session of process 4200: the agentsh service at {addr} answered 404: no session `s-2`"
+                "ending the session of process 4200: the agentsh service at `{}` answered 404: no session `s-2`",
+                socket.display()
             )]
         );
         let seen = server.join().expect("server");

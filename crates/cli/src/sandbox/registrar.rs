@@ -13,10 +13,11 @@ pub struct ServiceRegistrar {
 }
 
 impl ServiceRegistrar {
-    /// Reads the token and checks that the service answers with it, before anything is started.
+    /// Checks that the service answers (its metrics, which any local caller may read), before
+    /// anything is started.
     pub fn connect(api: &ApiArgs) -> Result<Self, ApiError> {
         let client = ApiClient::new(api)?;
-        client.get("/v1/approvals")?;
+        client.get("/v1/metrics")?;
         Ok(ServiceRegistrar { client })
     }
 }
@@ -46,38 +47,35 @@ impl SessionRegistrar for ServiceRegistrar {
 /// Why minifilter mode cannot start, with the next steps.
 pub fn no_service(name: &str, error: &ApiError) -> String {
     format!(
-        "sandbox `{name}`: the session must be registered through the agentsh service, which is not available: {error}; start it (`agentsh service start`, or point --api and --api-token-file at a running one), or pass --no-minifilter to run with appcontainer only (no registry or file policy)"
+        "sandbox `{name}`: the session must be registered through the agentsh service, which is not available: {error}; start it (`agentsh service start`, or point --api-socket at a running one), or pass --no-minifilter to run with appcontainer only (no registry or file policy)"
     )
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
-    use std::net::SocketAddr;
+    use std::path::PathBuf;
 
     use super::*;
     use crate::api_client::test_service::serve;
 
-    fn api(addr: SocketAddr, dir: &tempfile::TempDir) -> ApiArgs {
-        let path = dir.path().join("api-token");
-        std::fs::write(&path, "cafe\n").expect("token");
+    fn api(socket: PathBuf) -> ApiArgs {
         ApiArgs {
-            api: addr,
-            api_token_file: Some(path),
+            api_socket: Some(socket),
         }
     }
 
     #[test]
     fn sessions_are_registered_with_process_app_workspace_and_user_then_ended() {
-        let (addr, server) = serve(
-            "cafe",
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (socket, server) = serve(
+            dir.path(),
             vec![
-                (200, "[]"),
+                (200, "agentsh_requests_total 0\n"),
                 (201, r#"{"session_id":"s-3"}"#),
                 (200, "session `s-3` ended\n"),
             ],
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let registrar = ServiceRegistrar::connect(&api(addr, &dir)).expect("connect");
+        let registrar = ServiceRegistrar::connect(&api(socket)).expect("connect");
         let start = SessionStart {
             root_pid: 77,
             app: "demo".into(),
@@ -92,14 +90,10 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "GET /v1/approvals HTTP/1.1",
+                "GET /v1/metrics HTTP/1.1",
                 "POST /v1/sessions HTTP/1.1",
                 "DELETE /v1/sessions/s-3 HTTP/1.1"
             ]
-        );
-        assert!(
-            seen.iter()
-                .all(|s| s.authorization.as_deref() == Some("Bearer cafe"))
         );
         let body: SessionRequest = serde_json::from_str(&seen[1].body).expect("request");
         assert_eq!(body.root_pid, 77);
@@ -115,29 +109,27 @@ mod tests {
     }
 
     #[test]
-    fn a_service_that_rejects_the_token_is_refused_before_anything_starts() {
-        let (addr, server) = serve("cafe", vec![(401, "missing or wrong API token\n")]);
+    fn an_absent_service_is_reported_before_anything_starts() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = ServiceRegistrar::connect(&api(addr, &dir)).expect_err("401");
-        server.join().expect("server");
+        let err = ServiceRegistrar::connect(&api(dir.path().join("api.sock"))).expect_err("absent");
         let text = no_service("demo", &err);
         assert!(
             text.starts_with("sandbox `demo`: the session must be registered through the agentsh service, which is not available: "),
             "{text}"
         );
-        assert!(text.contains("refused the API token"), "{text}");
+        assert!(text.contains("cannot reach the agentsh service"), "{text}");
         assert!(text.contains("`agentsh service start`"), "{text}");
         assert!(text.contains("--no-minifilter"), "{text}");
     }
 
     #[test]
     fn a_refused_registration_reports_the_services_reason() {
-        let (addr, server) = serve(
-            "cafe",
-            vec![(200, "[]"), (400, "workspace `C:\\` is a volume root\n")],
-        );
         let dir = tempfile::tempdir().expect("tempdir");
-        let registrar = ServiceRegistrar::connect(&api(addr, &dir)).expect("connect");
+        let (socket, server) = serve(
+            dir.path(),
+            vec![(200, "\n"), (400, "workspace `C:\\` is a volume root\n")],
+        );
+        let registrar = ServiceRegistrar::connect(&api(socket.clone())).expect("connect");
         let start = SessionStart {
             root_pid: 1,
             app: "demo".into(),
@@ -150,7 +142,8 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "the agentsh service at {addr} answered 400: workspace `C:\\` is a volume root"
+                "the agentsh service at `{}` answered 400: workspace `C:\\` is a volume root",
+                socket.display()
             )
         );
     }

@@ -1,23 +1,15 @@
-//! A minimal HTTP/1.1 client for the API tests: one request per connection.
+//! A minimal HTTP/1.1 client for the API tests over the API's Unix socket: one request per
+//! connection.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends one request; returns the status code and the body.
-pub async fn http(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr)
+pub async fn http(socket: &std::path::Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::UnixStream::connect(socket)
         .await
         .expect("connects");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("writes");

@@ -2,6 +2,7 @@
 
 pub mod driver;
 pub mod eventlog;
+pub mod pipe;
 pub mod port;
 mod registry;
 pub mod sandbox;
