@@ -54,17 +54,73 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
     let dir = workspace("driver");
     let sys = format!("{dir}\\agentsh.sys");
     std::fs::write(&sys, b"not a real driver").expect("image");
+    // An altitude outside the service's load order group is refused before anything is written.
+    let out = agentsh(&["driver", "install", "--sys", &sys, "--altitude", "385200x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("decimal digits"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = agentsh(&["driver", "install", "--sys", &sys, "--altitude", "320000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("360000-389999"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Without --altitude: the default, under the service key and its Parameters subkey.
     let out = agentsh(&["driver", "install", "--sys", &sys]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let key = r"HKLM\SYSTEM\CurrentControlSet\Services\agentsh\Instances\AgentSH Instance";
-    let reg = Command::new("reg.exe")
-        .args(["query", key, "/v", "Altitude"])
-        .output()
-        .expect("reg.exe");
+    let services = r"HKLM\SYSTEM\CurrentControlSet\Services\agentsh";
+    let altitude_at = |key: &str| {
+        let reg = Command::new("reg.exe")
+            .args(["query", key, "/v", "Altitude"])
+            .output()
+            .expect("reg.exe");
+        let out = text(&reg.stdout);
+        out.lines()
+            .find(|l| l.trim_start().starts_with("Altitude"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no Altitude under {key}: {out}"))
+    };
+    for key in [
+        format!(r"{services}\Instances\AgentSH Instance"),
+        format!(r"{services}\Parameters\Instances\AgentSH Instance"),
+    ] {
+        assert_eq!(altitude_at(&key), ["Altitude", "REG_SZ", "376300"], "{key}");
+    }
+    // With --altitude: the value given, in both places, and `driver status` names it.
+    let out = agentsh(&[
+        "driver",
+        "install",
+        "--sys",
+        &sys,
+        "--altitude",
+        "376300.25",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&reg.stdout).contains("385200"),
+        text(&out.stdout).contains("at altitude 376300.25"),
         "{}",
-        text(&reg.stdout)
+        text(&out.stdout)
+    );
+    for key in [
+        format!(r"{services}\Instances\AgentSH Instance"),
+        format!(r"{services}\Parameters\Instances\AgentSH Instance"),
+    ] {
+        assert_eq!(
+            altitude_at(&key),
+            ["Altitude", "REG_SZ", "376300.25"],
+            "{key}"
+        );
+    }
+    let status = agentsh(&["driver", "status"]);
+    assert!(
+        text(&status.stdout).contains("altitude:      376300.25 (installed)"),
+        "{}",
+        text(&status.stdout)
     );
     let status = agentsh(&["driver", "status"]);
     assert!(
