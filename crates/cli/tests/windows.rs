@@ -82,7 +82,7 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
         let out = text(&reg.stdout);
         out.lines()
             .find(|l| l.trim_start().starts_with("Altitude"))
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
             .unwrap_or_else(|| panic!("no Altitude under {key}: {out}"))
     };
     for key in [
