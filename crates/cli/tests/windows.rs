@@ -54,6 +54,8 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
     let dir = workspace("driver");
     let sys = format!("{dir}\\agentsh.sys");
     std::fs::write(&sys, b"not a real driver").expect("image");
+    // A registration left by an earlier interrupted run of this test (same Wine prefix).
+    let _ = agentsh(&["driver", "uninstall"]);
     // An altitude outside the service's load order group is refused before anything is written.
     let out = agentsh(&["driver", "install", "--sys", &sys, "--altitude", "385200x"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -91,7 +93,10 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
     ] {
         assert_eq!(altitude_at(&key), ["Altitude", "REG_SZ", "376300"], "{key}");
     }
-    // With --altitude: the value given, in both places, and `driver status` names it.
+    // With --altitude (a reinstall, as docs/deployment.md describes for a collision): the value
+    // given, in both places, and `driver status` names it.
+    let out = agentsh(&["driver", "uninstall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = agentsh(&[
         "driver",
         "install",
