@@ -56,6 +56,47 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
     std::fs::write(&sys, b"not a real driver").expect("image");
     // A registration left by an earlier interrupted run of this test (same Wine prefix).
     let _ = agentsh(&["driver", "uninstall"]);
+    // Below the import floor (Wine's default prefix reports Windows 7, build 7601) install is
+    // refused with the reason; the rest runs with the prefix's build number raised to Windows 10
+    // 22H2's and restored at the end.
+    let version = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion";
+    let reg = Command::new("reg.exe")
+        .args(["query", version, "/v", "CurrentBuildNumber"])
+        .output()
+        .expect("reg.exe");
+    let build: u32 = text(&reg.stdout)
+        .split_whitespace()
+        .last()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("CurrentBuildNumber: {}", text(&reg.stdout)));
+    let set_build = |b: &str| {
+        let out = Command::new("reg.exe")
+            .args([
+                "add",
+                version,
+                "/v",
+                "CurrentBuildNumber",
+                "/t",
+                "REG_SZ",
+                "/d",
+                b,
+                "/f",
+            ])
+            .output()
+            .expect("reg.exe");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    };
+    set_build("17763");
+    let out = agentsh(&["driver", "install", "--sys", &sys]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("Windows build 17763 cannot load agentsh.sys: it needs build 19041"),
+        "{}",
+        text(&out.stderr)
+    );
+    set_build(&build.max(19045).to_string());
+
     // An altitude outside the service's load order group is refused before anything is written.
     let out = agentsh(&["driver", "install", "--sys", &sys, "--altitude", "385200x"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -145,6 +186,7 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
 
     let out = agentsh(&["driver", "uninstall"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    set_build(&build.to_string());
     let reg = Command::new("reg.exe")
         .args(["query", r"HKLM\SYSTEM\CurrentControlSet\Services\agentsh"])
         .output()

@@ -17,6 +17,21 @@ pub const DISPLAY_NAME: &str = "AgentSH registry and file policy filter";
 pub const DEFAULT_ALTITUDE: &str = "376300";
 /// The altitude range of [`LOAD_ORDER_GROUP`].
 pub const ALTITUDE_RANGE: std::ops::RangeInclusive<u32> = 360_000..=389_999;
+/// The oldest Windows build agentsh.sys loads on: Windows 10 2004, the first to export
+/// `ExAllocatePool2` (driver/imports/floor.txt lists every import with its first build;
+/// tests/kernel-emu/import_floor.py keeps this, the list and the INF's decoration equal).
+pub const MIN_BUILD: u32 = 19_041;
+
+/// `driver install` refuses a build the driver cannot load on (its imports would not resolve).
+pub fn check_build(build: u32) -> Result<(), String> {
+    if build >= MIN_BUILD {
+        return Ok(());
+    }
+    Err(format!(
+        "Windows build {build} cannot load agentsh.sys: it needs build {MIN_BUILD} (Windows 10 version 2004) or later, whose kernel exports ExAllocatePool2; update Windows (docs/deployment.md, Requirements)"
+    ))
+}
+
 /// Load order group for that altitude range.
 pub const LOAD_ORDER_GROUP: &str = "FSFilter Activity Monitor";
 /// Name of the default instance (registry key under `Instances`).
@@ -406,6 +421,23 @@ mod tests {
         // Not loaded at all is a different report ("not loaded"), not a missing instance.
         s.filters = Some(Vec::new());
         assert!(!s.loaded_without_instances());
+    }
+
+    #[test]
+    fn install_refuses_builds_below_the_import_floor() {
+        assert_eq!(check_build(19_041), Ok(()));
+        assert_eq!(check_build(26_100), Ok(()));
+        for old in [17_763, 14_393, 18_363, 19_040] {
+            let err = check_build(old).expect_err("refused");
+            assert!(
+                err.contains(&format!("Windows build {old} cannot load agentsh.sys")),
+                "{err}"
+            );
+            assert!(
+                err.contains("19041") && err.contains("ExAllocatePool2"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

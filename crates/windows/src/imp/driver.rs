@@ -86,6 +86,20 @@ fn drivers_dir() -> Result<PathBuf, OsFailure> {
 /// [`crate::driver::parse_altitude`]) is the instance's; the driver reads the same value at
 /// DriverEntry for its registry callback.
 pub fn install(sys: &Path, altitude: &str) -> Result<PathBuf, DriverError> {
+    // The build the kernel reports (REG_SZ CurrentBuildNumber); refused below the import floor.
+    let build = registry::get_string(
+        "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion",
+        "CurrentBuildNumber",
+    )?
+    .and_then(|b| b.trim().parse::<u32>().ok());
+    match build {
+        Some(build) => crate::driver::check_build(build).map_err(DriverError::Filter)?,
+        None => {
+            return Err(DriverError::Filter(
+                "the Windows build number (HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\CurrentBuildNumber) is unreadable, so agentsh.sys's import floor cannot be checked".to_owned(),
+            ));
+        }
+    }
     let target = drivers_dir()?.join(IMAGE_NAME);
     std::fs::copy(sys, &target).map_err(|e| DriverError::Os {
         step: format!("copying `{}` to `{}`", sys.display(), target.display()),
