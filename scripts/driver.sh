@@ -55,6 +55,8 @@ check() {
   python3 driver/layout/check.py --self-test
   # Every import exists on the oldest build the INF and `driver install` accept (and the check can fail).
   python3 tests/kernel-emu/import_floor.py "$out/agentsh.unsigned.sys" --self-test
+  # Every Event Log code the driver writes has text in the image's RT_MESSAGETABLE (and the check can fail).
+  python3 tests/kernel-emu/message_table.py "$out/agentsh.unsigned.sys" --self-test
 }
 
 sign() {
