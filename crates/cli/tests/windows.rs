@@ -134,6 +134,23 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
     ] {
         assert_eq!(altitude_at(&key), ["Altitude", "REG_SZ", "376300"], "{key}");
     }
+    // One Event Log source for driver and service (the name is case-insensitive: `agentsh` is
+    // the same key), listing both message tables.
+    for source in ["AgentSH", "agentsh"] {
+        let key = format!(r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\System\{source}");
+        let reg = Command::new("reg.exe")
+            .args(["query", &key, "/v", "EventMessageFile"])
+            .output()
+            .expect("reg.exe");
+        let out = text(&reg.stdout);
+        assert!(
+            out.contains("REG_EXPAND_SZ")
+                && out.contains(
+                    r"%SystemRoot%\System32\drivers\agentsh.sys;%ProgramFiles%\agentsh\agentsh.exe"
+                ),
+            "{key}: {out}"
+        );
+    }
     // With --altitude (a reinstall, as docs/deployment.md describes for a collision): the value
     // given, in both places, and `driver status` names it.
     let out = agentsh(&["driver", "uninstall"]);

@@ -132,6 +132,9 @@ pub fn install(sys: &Path, altitude: &str) -> Result<PathBuf, DriverError> {
             ],
         )?;
     }
+    // The driver logs under the same source as the service; its messages are in agentsh.sys.
+    crate::imp::eventlog::register_source(Path::new(crate::eventlog::SERVICE_MESSAGE_FILE))
+        .map_err(DriverError::Filter)?;
     Ok(target)
 }
 
