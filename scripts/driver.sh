@@ -53,6 +53,10 @@ check() {
   # Every FFI structure and constant against mingw-w64's and Wine's headers (and, once, proof that a
   # wrong offset fails the check).
   python3 driver/layout/check.py --self-test
+  # Every import exists on the oldest build the INF and `driver install` accept (and the check can fail).
+  python3 tests/kernel-emu/import_floor.py "$out/agentsh.unsigned.sys" --self-test
+  # Every Event Log code the driver writes has text in the image's RT_MESSAGETABLE (and the check can fail).
+  python3 tests/kernel-emu/message_table.py "$out/agentsh.unsigned.sys" --self-test
 }
 
 sign() {

@@ -50,6 +50,7 @@ STRUCTS = {
     "KEvent": (("mingw", "wine"), ["KEVENT"], "", "exact", {}),
     "KMutex": (("mingw", "wine"), ["KMUTEX"], "", "exact", {}),
     "RundownRef": (("mingw",), ["EX_RUNDOWN_REF"], "", "exact", {}),
+    "KeyValuePartialInformation": (("mingw", "wine"), ["KEY_VALUE_PARTIAL_INFORMATION"], "", "exact", {}),
     "RegSetValueKeyInformation": (("mingw",), ["REG_SET_VALUE_KEY_INFORMATION"], "", "prefix", {}),
     "RegDeleteValueKeyInformation": (("mingw",), ["REG_DELETE_VALUE_KEY_INFORMATION"], "", "prefix", {}),
     # Every class the driver reads through the Object-first view.
@@ -87,6 +88,7 @@ STRUCTS = {
 
 # Constants declared as enum members (macros are found by name with #ifdef): name -> (sets, C).
 ENUM_CONSTS = {
+    "KEY_VALUE_PARTIAL_INFORMATION_CLASS": (("mingw", "wine"), "KeyValuePartialInformation"),
     "FLT_FSTYPE_NTFS": (("wine",), "FLT_FSTYPE_NTFS"),
     "FLT_FSTYPE_REFS": (("wine",), "FLT_FSTYPE_REFS"),
     "FILE_BASIC_INFORMATION": (("mingw", "wine"), "FileBasicInformation"),

@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering;
 use crate::ffi::{self, Pvoid, UnicodeString};
 use crate::kernel::{EventCode, debug, event_log};
 use crate::state::Driver;
-use crate::{file, flow, port, registry};
+use crate::{altitude, file, flow, port, registry};
 
 const PORT_NAME: &[u16] = &[
     b'\\' as u16,
@@ -62,7 +62,7 @@ enum Stage {
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn DriverEntry(
     driver_object: Pvoid,
-    _registry_path: Pvoid,
+    registry_path: Pvoid,
 ) -> ffi::NtStatus {
     let Some(d) = Driver::install(driver_object) else {
         event_log(
@@ -73,9 +73,19 @@ pub unsafe extern "system" fn DriverEntry(
         );
         return ffi::STATUS_INSUFFICIENT_RESOURCES;
     };
-    match register(d) {
+    // SAFETY: PASSIVE_LEVEL; RegistryPath is the I/O manager's UNICODE_STRING for this call.
+    let altitude = unsafe { altitude::read(registry_path.cast()) };
+    match register(d, &altitude) {
         Ok(()) => {
-            debug!("loaded; port \\AgentshPort, registry altitude 385200");
+            debug!(
+                "loaded; port \\AgentshPort, registry altitude {} ({})",
+                altitude,
+                if altitude.configured {
+                    "installed"
+                } else {
+                    "default"
+                }
+            );
             ffi::STATUS_SUCCESS
         }
         Err((what, status)) => {
@@ -90,7 +100,10 @@ pub unsafe extern "system" fn DriverEntry(
 /// Registers in order. Each handle is written through its `_Out_` pointer into an atomic of the
 /// shared state, so callbacks that fire before registration finishes see either null or the
 /// complete handle (never a half-written one, and never through a `&mut` held here).
-fn register(d: &'static Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
+fn register(
+    d: &'static Driver,
+    altitude: &altitude::Altitude,
+) -> Result<(), (&'static str, ffi::NtStatus)> {
     // SAFETY: PASSIVE_LEVEL; REGISTRATION and its tables are 'static; the out pointer is the
     // atomic's own storage.
     let status =
@@ -133,7 +146,13 @@ fn register(d: &'static Driver) -> Result<(), (&'static str, ffi::NtStatus)> {
     unsafe { ffi::FltFreeSecurityDescriptor(sd) };
     check(status, "FltCreateCommunicationPort", d, Some(Stage::Filter))?;
 
-    let altitude = UnicodeString::from_static(registry::ALTITUDE);
+    let chars = altitude.as_slice();
+    let bytes = (chars.len() * 2) as u16;
+    let altitude = UnicodeString {
+        length: bytes,
+        maximum_length: bytes,
+        buffer: chars.as_ptr().cast_mut(),
+    };
     // SAFETY: PASSIVE_LEVEL; the callback is 'static; the cookie lives in the driver state.
     let status = unsafe {
         ffi::CmRegisterCallbackEx(

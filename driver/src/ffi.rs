@@ -80,6 +80,17 @@ pub type PoolFlags = u64;
 pub const POOL_FLAG_NON_PAGED: PoolFlags = 0x40;
 
 // ---- registry callback information (wdm.h) ----
+/// KEY_VALUE_PARTIAL_INFORMATION: the header ZwQueryValueKey writes, the data following it.
+#[repr(C)]
+pub struct KeyValuePartialInformation {
+    pub title_index: u32,
+    pub r#type: u32,
+    pub data_length: u32,
+    pub data: [u8; 1],
+}
+/// KeyValuePartialInformation of KEY_VALUE_INFORMATION_CLASS.
+pub const KEY_VALUE_PARTIAL_INFORMATION_CLASS: u32 = 2;
+
 #[repr(C)]
 pub struct RegSetValueKeyInformation {
     pub object: Pvoid,
@@ -375,6 +386,14 @@ unsafe extern "system" {
     pub fn CmCallbackReleaseKeyObjectIDEx(name: *const UnicodeString);
     pub fn ZwOpenKey(key: *mut Handle, access: u32, attrs: *const ObjectAttributes) -> NtStatus;
     pub fn ZwClose(h: Handle) -> NtStatus;
+    pub fn ZwQueryValueKey(
+        key: Handle,
+        value_name: *const UnicodeString,
+        class: u32,
+        info: Pvoid,
+        length: u32,
+        result_length: *mut u32,
+    ) -> NtStatus;
     pub fn IoAllocateErrorLogEntry(io_object: Pvoid, size: u8) -> *mut IoErrorLogPacket;
     pub fn IoWriteErrorLogEntry(entry: *mut IoErrorLogPacket);
 }
@@ -462,6 +481,7 @@ layout!(ObjectAttributes, 48, length @ 0, root_directory @ 8, object_name @ 16, 
 layout!(KEvent, 24);
 layout!(KMutex, 56);
 layout!(RundownRef, 8);
+layout!(KeyValuePartialInformation, 16, title_index @ 0, r#type @ 4, data_length @ 8, data @ 12);
 layout!(RegSetValueKeyInformation, 40, object @ 0, value_name @ 8, title_index @ 16, r#type @ 20, data @ 24, data_size @ 32);
 layout!(RegDeleteValueKeyInformation, 16, object @ 0, value_name @ 8);
 layout!(RegObjectOnlyInformation, 8, object @ 0);

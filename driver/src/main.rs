@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+mod altitude;
 mod entry;
 mod ffi;
 mod file;

@@ -1,5 +1,5 @@
-//! The registry callback (CmRegisterCallbackEx, altitude 385200): maps each pre-operation class to
-//! a kcore request with the key's full name and enforces the decision.
+//! The registry callback (CmRegisterCallbackEx, at the installed altitude, see altitude.rs): maps
+//! each pre-operation class to a kcore request with the key's full name and enforces the decision.
 //!
 //! The session is checked first, without a lock. Processes outside every session are never
 //! blocked: their writes cost one key-name query (and a one-way message only for a high-risk key);
@@ -55,16 +55,6 @@ pub const KEY_WRITE_RIGHTS: u32 = 0x0002
     | 0x1000_0000
     | 0x4000_0000;
 const KEY_QUERY_VALUE: u32 = 0x0001;
-
-/// The altitude the callback registers at.
-pub const ALTITUDE: &[u16] = &[
-    b'3' as u16,
-    b'8' as u16,
-    b'5' as u16,
-    b'2' as u16,
-    b'0' as u16,
-    b'0' as u16,
-];
 
 /// RegistryCallback. IRQL: PASSIVE_LEVEL (the configuration manager calls pre-notifications there).
 pub unsafe extern "system" fn registry_callback(
@@ -127,7 +117,13 @@ unsafe fn outside(d: &Driver, caller: Caller, class: u32, info: Pvoid) {
                 // SAFETY: ValueName is a valid UNICODE_STRING for the callback's duration.
                 let name = unsafe { borrowed_units(i.value_name) };
                 // SAFETY: the name is valid until `key` drops.
-                write(unsafe { key.units() }, Operation::SetValue, name, i.r#type, i.data_size);
+                write(
+                    unsafe { key.units() },
+                    Operation::SetValue,
+                    name,
+                    i.r#type,
+                    i.data_size,
+                );
             }
         }
         class::PRE_DELETE_VALUE_KEY => {
@@ -159,7 +155,8 @@ unsafe fn outside(d: &Driver, caller: Caller, class: u32, info: Pvoid) {
             // SAFETY: class 32 passes a REG_LOAD_KEY_INFORMATION; KeyName is absolute.
             let i = unsafe { &*info.cast::<ffi::RegLoadKeyInformation>() };
             // SAFETY: KeyName / SourceFile are valid UNICODE_STRINGs for the callback's duration.
-            let (key, file) = unsafe { (borrowed_units(i.key_name), borrowed_units(i.source_file)) };
+            let (key, file) =
+                unsafe { (borrowed_units(i.key_name), borrowed_units(i.source_file)) };
             write(key, Operation::LoadKey, file, 0, 0);
         }
         class::PRE_CREATE_KEY_EX | class::PRE_OPEN_KEY_EX => {

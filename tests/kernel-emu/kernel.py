@@ -34,6 +34,8 @@ STATUS_ACCESS_DENIED = L["STATUS_ACCESS_DENIED"]
 STATUS_INSUFFICIENT_RESOURCES = L["STATUS_INSUFFICIENT_RESOURCES"]
 STATUS_USER_APC = L["STATUS_USER_APC"]
 STATUS_FLT_INVALID_NAME_REQUEST = L["STATUS_FLT_INVALID_NAME_REQUEST"]
+STATUS_BUFFER_TOO_SMALL = L["STATUS_BUFFER_TOO_SMALL"]
+STATUS_BUFFER_OVERFLOW = L["STATUS_BUFFER_OVERFLOW"]
 KERNEL_MODE, USER_MODE = L["KernelMode"], L["UserMode"]
 PASSIVE_LEVEL, APC_LEVEL, DISPATCH_LEVEL = 0, 1, 2
 
@@ -49,7 +51,7 @@ MAX_IRQL = {
     "KeReleaseMutex": DISPATCH_LEVEL, "KeWaitForSingleObject": APC_LEVEL, "FltSendMessage": APC_LEVEL,
     "FltGetFileNameInformation": APC_LEVEL, "FltGetDestinationFileNameInformation": APC_LEVEL,
     "FltCancellableWaitForSingleObject": APC_LEVEL, "CmCallbackGetKeyObjectIDEx": PASSIVE_LEVEL,
-    "ZwOpenKey": PASSIVE_LEVEL, "ZwClose": PASSIVE_LEVEL, "CmRegisterCallbackEx": PASSIVE_LEVEL,
+    "ZwOpenKey": PASSIVE_LEVEL, "ZwClose": PASSIVE_LEVEL, "ZwQueryValueKey": PASSIVE_LEVEL, "CmRegisterCallbackEx": PASSIVE_LEVEL,
     "CmUnRegisterCallback": PASSIVE_LEVEL, "FltRegisterFilter": PASSIVE_LEVEL,
     "FltUnregisterFilter": PASSIVE_LEVEL, "FltCreateCommunicationPort": PASSIVE_LEVEL,
     "FltCloseCommunicationPort": PASSIVE_LEVEL, "FltCloseClientPort": PASSIVE_LEVEL,
@@ -101,6 +103,10 @@ class Kernel:
         self.registrations = set()
         self.key_objects = {}     # key object address -> name
         self.existing_keys = set()
+        # Values under the driver's own service key: (subkey below it, value name), upper case ->
+        # (REG_ type, data). The service key is the RegistryPath the I/O manager passed DriverEntry.
+        self.service_values = {}
+        self.handle_names = {}    # open key handle -> its upper-case name
         self.mutexes, self.events = set(), {}
         self.mutex_held = False
         self.work_items = []
@@ -279,6 +285,7 @@ class Kernel:
         h(nt, "PsSetCreateProcessNotifyRoutineEx", 2, self._ps_notify)
         h(nt, "ZwOpenKey", 3, self._zw_open_key)
         h(nt, "ZwClose", 1, self._zw_close)
+        h(nt, "ZwQueryValueKey", 6, self._zw_query_value)
         h(flt, "FltRegisterFilter", 3, self._flt_register)
         h(flt, "FltStartFiltering", 1, lambda f: self._mark("filtering") or 0)
         h(flt, "FltUnregisterFilter", 1, lambda f: self.registrations.discard("filter"))
@@ -460,9 +467,10 @@ class Kernel:
         self._out(handle_ptr, 8, "ZwOpenKey(KeyHandle)")
         name = self.read_unicode_string(self.r64(attrs + L["OBJECT_ATTRIBUTES.ObjectName"]))
         status = STATUS_OBJECT_NAME_NOT_FOUND
-        if name.upper() in self.existing_keys:
+        if name.upper() in self.existing_keys or self._service_subkey(name) is not None:
             handle = 0x7770 + 4 * len(self.open_handles)
             self.open_handles.add(handle)
+            self.handle_names[handle] = name.upper()
             self.w64(handle_ptr, handle)
             status = 0
         if self.reenter_probe and self.cm:
@@ -481,10 +489,51 @@ class Kernel:
                                  done, status)
         return status
 
+    def service_key(self):
+        """The RegistryPath speakeasy passes DriverEntry: that of the driver object it created for
+        this module, after the decoy system drivers (volmgr, Disk, ...)."""
+        return self.se.emu.drivers[-1].reg_path.rstrip("\x00")
+
+    def _service_subkey(self, name):
+        """The part of `name` below the driver's service key, when some value lives under it."""
+        prefix = self.service_key().upper() + "\\"
+        if not name.upper().startswith(prefix):
+            return None
+        sub = name.upper()[len(prefix):]
+        return sub if any(k == sub for k, _ in self.service_values) else None
+
+    def _zw_query_value(self, handle, value_name, klass, info, length, result_ptr):
+        """ZwQueryValueKey, KeyValuePartialInformation only (what the driver asks for)."""
+        if handle not in self.open_handles:
+            raise BugCheck(f"ZwQueryValueKey({handle:#x}): not an open handle")
+        self._out(result_ptr, 4, "ZwQueryValueKey(ResultLength)")
+        if klass != L["KeyValuePartialInformation"]:
+            raise BugCheck(f"ZwQueryValueKey: class {klass} is not modelled")
+        sub = self._service_subkey(self.handle_names.get(handle, ""))
+        value = self.read_unicode_string(value_name).upper()
+        found = self.service_values.get((sub, value)) if sub is not None else None
+        if found is None:
+            return STATUS_OBJECT_NAME_NOT_FOUND
+        kind, data = found
+        offset = L["KEY_VALUE_PARTIAL_INFORMATION.Data"]
+        need = offset + len(data)
+        self.w32(result_ptr, need)
+        if length < offset:
+            return STATUS_BUFFER_TOO_SMALL
+        header = Struct("KEY_VALUE_PARTIAL_INFORMATION", offset).put("Type", 4, kind) \
+            .put("DataLength", 4, len(data))
+        self.se.mem_write(info, header.bytes())
+        if length < need:
+            self.se.mem_write(info + offset, data[:length - offset])
+            return STATUS_BUFFER_OVERFLOW
+        self.se.mem_write(info + offset, data)
+        return 0
+
     def _zw_close(self, handle):
         if handle not in self.open_handles:
             raise BugCheck(f"ZwClose({handle:#x}): not an open handle (INVALID_KERNEL_HANDLE)")
         self.open_handles.discard(handle)
+        self.handle_names.pop(handle, None)
         return 0
 
     def _flt_register(self, driver, reg, filter_ptr):

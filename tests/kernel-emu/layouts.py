@@ -49,6 +49,7 @@ for ctype, members in {
     "OBJECT_ATTRIBUTES": ["Length", "RootDirectory", "ObjectName", "Attributes", "SecurityDescriptor"],
     "FILE_RENAME_INFORMATION": ["ReplaceIfExists", "RootDirectory", "FileNameLength", "FileName"],
     "FILE_DISPOSITION_INFORMATION": ["DoDeleteFile"],
+    "KEY_VALUE_PARTIAL_INFORMATION": ["TitleIndex", "Type", "DataLength", "Data"],
 }.items():
     WINE_EXPRS.update(_fields(ctype, members))
     WINE_EXPRS[f"sizeof {ctype}"] = f"sizeof({ctype})"
@@ -62,14 +63,16 @@ WINE_EXPRS["sizeof FLT_PARAMETERS"] = "sizeof(FLT_PARAMETERS)"
 for name in ["STATUS_SUCCESS", "STATUS_TIMEOUT", "STATUS_PORT_DISCONNECTED", "STATUS_THREAD_IS_TERMINATING",
              "STATUS_ACCESS_DENIED", "STATUS_INSUFFICIENT_RESOURCES", "STATUS_USER_APC", "STATUS_ALERTED",
              "STATUS_CANCELLED", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_INVALID_PARAMETER",
-             "STATUS_NO_MEMORY", "STATUS_ACCESS_VIOLATION"]:
+             "STATUS_NO_MEMORY", "STATUS_ACCESS_VIOLATION", "STATUS_BUFFER_TOO_SMALL",
+             "STATUS_BUFFER_OVERFLOW"]:
     WINE_EXPRS[name] = f"(unsigned int)({name})"
 for name in ["IRP_MJ_CREATE", "IRP_MJ_WRITE", "IRP_MJ_SET_INFORMATION", "IRP_MJ_SET_SECURITY",
              "FLT_PREOP_SUCCESS_NO_CALLBACK", "FLT_PREOP_COMPLETE", "FLT_FSTYPE_NTFS", "FLT_FSTYPE_REFS",
              "FLT_FSTYPE_FAT", "FileRenameInformation", "FileLinkInformation", "FileDispositionInformation",
              "FileEndOfFileInformation", "FileAllocationInformation", "FileBasicInformation",
              "SyncTypeCreateSection", "SyncTypeOther", "FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO",
-             "OBJ_CASE_INSENSITIVE", "OBJ_KERNEL_HANDLE", "KernelMode", "UserMode"]:
+             "OBJ_CASE_INSENSITIVE", "OBJ_KERNEL_HANDLE", "KernelMode", "UserMode",
+             "KeyValuePartialInformation", "REG_SZ", "REG_DWORD"]:
     WINE_EXPRS[name] = f"(unsigned int)({name})"
 
 MINGW_EXPRS = {}

@@ -221,7 +221,9 @@ def main():
     guarded("review 4: DriverEntry allocation failures", lambda: driver_entry_faults(args.driver, entry_allocs))
     check("filter, port, registry callback and process notify registered; filtering started",
           k.registrations == {"filter", "port", "registry", "process", "filtering"}, k.registrations)
-    check("registry callback altitude is 385200", getattr(k, "cm_altitude", None) == "385200")
+    check("registry callback altitude is the default 376300 when no altitude is installed",
+          getattr(k, "cm_altitude", None) == "376300", getattr(k, "cm_altitude", None))
+    guarded("item 4: installed altitudes", lambda: altitude_scenarios(args.driver))
     check("port is \\AgentshPort, one connection, default (admins/SYSTEM) descriptor",
           k.port["name"] == "\\AgentshPort" and k.port["max"] == 1 and k.sd_access == 0x1F0001 and k.port["sd"])
     check("minifilter pre-operations: create, write, set-information, set-security, section synchronisation",
@@ -306,6 +308,33 @@ def driver_entry_faults(driver, n):
               "registers nothing and leaks nothing",
               status == K.STATUS_INSUFFICIENT_RESOURCES and not k.registrations and not k.pools,
               (hex(status), k.registrations, len(k.pools)))
+
+
+def altitude_scenarios(driver):
+    """The registry callback registers at the altitude `driver install --altitude` wrote under the
+    service key DriverEntry was given (the Parameters layout first, then the legacy one); a value
+    that is not a valid altitude string, or not REG_SZ, leaves the default. Every key handle the
+    lookup opened is closed."""
+    inst = "INSTANCES\\AGENTSH INSTANCE"
+    params = "PARAMETERS\\" + inst
+    sz = lambda text: (L["REG_SZ"], (text + "\0").encode("utf-16-le"))
+    cases = [
+        ("the Parameters layout's Altitude", {(params, "ALTITUDE"): sz("376300.25"),
+                                              (inst, "ALTITUDE"): sz("371234")}, "376300.25"),
+        ("the legacy layout's Altitude when Parameters has none", {(inst, "ALTITUDE"): sz("371234")}, "371234"),
+        ("the default for a value that is not an altitude", {(params, "ALTITUDE"): sz("38x200")}, "376300"),
+        ("the default for a value ending in a point", {(params, "ALTITUDE"): sz("376300.")}, "376300"),
+        ("the default for a REG_DWORD Altitude", {(params, "ALTITUDE"): (L["REG_DWORD"], (376301).to_bytes(4, "little"))},
+         "376300"),
+        ("the default for an over-long value (no overflow)", {(params, "ALTITUDE"): sz("3" * 200)}, "376300"),
+    ]
+    for what, values, want in cases:
+        k = K.Kernel(driver)
+        k.service_values = values
+        status = k.driver_entry()
+        got = getattr(k, "cm_altitude", None)
+        check(f"item 4: registry callback altitude is {want}: {what}",
+              status == 0 and got == want and not k.open_handles, (hex(status), got, k.open_handles))
 
 
 def report(started):

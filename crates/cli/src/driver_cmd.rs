@@ -15,6 +15,11 @@ pub enum DriverCommand {
         /// The signed agentsh.sys to install.
         #[arg(long = "sys", value_name = "PATH", default_value = "agentsh.sys")]
         sys: PathBuf,
+        /// The minifilter instance's altitude (FSFilter Activity Monitor, 360000-389999); the
+        /// driver's registry callback registers at the same value. Use the one Microsoft assigned
+        /// to your deployment; the default is unallocated (docs/driver.md, "Altitude").
+        #[arg(long, value_name = "ALTITUDE", default_value = agentsh_windows::driver::DEFAULT_ALTITUDE, value_parser = agentsh_windows::driver::parse_altitude)]
+        altitude: String,
     },
     /// Unload the filter, delete its service registration and the image.
     Uninstall,
@@ -112,10 +117,10 @@ mod imp {
 
     pub fn run(command: DriverCommand) -> anyhow::Result<ExitCode> {
         match command {
-            DriverCommand::Install { sys } => {
-                let target = driver::install(&sys)?;
+            DriverCommand::Install { sys, altitude } => {
+                let target = driver::install(&sys, &altitude)?;
                 println!(
-                    "installed `{}`; next: `agentsh driver load`, then `agentsh driver status`",
+                    "installed `{}` at altitude {altitude}; next: `agentsh driver load`, then `agentsh driver status`",
                     target.display()
                 );
             }
@@ -147,6 +152,13 @@ mod imp {
                     status.connection,
                     Connection::Connected(_) | Connection::HeldByService
                 );
+                if status.loaded_without_instances() {
+                    eprintln!(
+                        "agentsh: driver `{}` is loaded but attached to no volume, so it filters no file operation (exit code {EXIT_DRIVER_UNAVAILABLE}); next step: `fltmc instances` names the filter at its altitude, then `agentsh driver uninstall` and `agentsh driver install --altitude ALTITUDE` at a free one",
+                        driver::FILTER_NAME
+                    );
+                    return Ok(ExitCode::from(EXIT_DRIVER_UNAVAILABLE));
+                }
                 if !(status.loaded() && reachable) {
                     let next = if !status.service_registered {
                         "`agentsh driver install --sys agentsh.sys`, then `agentsh driver load`, as Administrator on Windows 10/11"

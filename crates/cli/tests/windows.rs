@@ -54,17 +54,136 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
     let dir = workspace("driver");
     let sys = format!("{dir}\\agentsh.sys");
     std::fs::write(&sys, b"not a real driver").expect("image");
-    let out = agentsh(&["driver", "install", "--sys", &sys]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let key = r"HKLM\SYSTEM\CurrentControlSet\Services\agentsh\Instances\AgentSH Instance";
+    // A registration left by an earlier interrupted run of this test (same Wine prefix).
+    let _ = agentsh(&["driver", "uninstall"]);
+    // Below the import floor (Wine's default prefix reports Windows 7, build 7601) install is
+    // refused with the reason; the rest runs with the prefix's build number raised to Windows 10
+    // 22H2's and restored at the end.
+    let version = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion";
     let reg = Command::new("reg.exe")
-        .args(["query", key, "/v", "Altitude"])
+        .args(["query", version, "/v", "CurrentBuildNumber"])
         .output()
         .expect("reg.exe");
+    let build: u32 = text(&reg.stdout)
+        .split_whitespace()
+        .last()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("CurrentBuildNumber: {}", text(&reg.stdout)));
+    let set_build = |b: &str| {
+        let out = Command::new("reg.exe")
+            .args([
+                "add",
+                version,
+                "/v",
+                "CurrentBuildNumber",
+                "/t",
+                "REG_SZ",
+                "/d",
+                b,
+                "/f",
+            ])
+            .output()
+            .expect("reg.exe");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    };
+    set_build("17763");
+    let out = agentsh(&["driver", "install", "--sys", &sys]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
-        text(&reg.stdout).contains("385200"),
+        text(&out.stderr)
+            .contains("Windows build 17763 cannot load agentsh.sys: it needs build 19041"),
         "{}",
-        text(&reg.stdout)
+        text(&out.stderr)
+    );
+    set_build(&build.max(19045).to_string());
+
+    // An altitude outside the service's load order group is refused before anything is written.
+    let out = agentsh(&["driver", "install", "--sys", &sys, "--altitude", "385200x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("decimal digits"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = agentsh(&["driver", "install", "--sys", &sys, "--altitude", "320000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("360000-389999"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Without --altitude: the default, under the service key and its Parameters subkey.
+    let out = agentsh(&["driver", "install", "--sys", &sys]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let services = r"HKLM\SYSTEM\CurrentControlSet\Services\agentsh";
+    let altitude_at = |key: &str| {
+        let reg = Command::new("reg.exe")
+            .args(["query", key, "/v", "Altitude"])
+            .output()
+            .expect("reg.exe");
+        let out = text(&reg.stdout);
+        out.lines()
+            .find(|l| l.trim_start().starts_with("Altitude"))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no Altitude under {key}: {out}"))
+    };
+    for key in [
+        format!(r"{services}\Instances\AgentSH Instance"),
+        format!(r"{services}\Parameters\Instances\AgentSH Instance"),
+    ] {
+        assert_eq!(altitude_at(&key), ["Altitude", "REG_SZ", "376300"], "{key}");
+    }
+    // One Event Log source for driver and service (the name is case-insensitive: `agentsh` is
+    // the same key), listing both message tables.
+    for source in ["AgentSH", "agentsh"] {
+        let key = format!(r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\System\{source}");
+        let reg = Command::new("reg.exe")
+            .args(["query", &key, "/v", "EventMessageFile"])
+            .output()
+            .expect("reg.exe");
+        let out = text(&reg.stdout);
+        assert!(
+            out.contains("REG_EXPAND_SZ")
+                && out.contains(
+                    r"%SystemRoot%\System32\drivers\agentsh.sys;%ProgramFiles%\agentsh\agentsh.exe"
+                ),
+            "{key}: {out}"
+        );
+    }
+    // With --altitude (a reinstall, as docs/deployment.md describes for a collision): the value
+    // given, in both places, and `driver status` names it.
+    let out = agentsh(&["driver", "uninstall"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = agentsh(&[
+        "driver",
+        "install",
+        "--sys",
+        &sys,
+        "--altitude",
+        "376300.25",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("at altitude 376300.25"),
+        "{}",
+        text(&out.stdout)
+    );
+    for key in [
+        format!(r"{services}\Instances\AgentSH Instance"),
+        format!(r"{services}\Parameters\Instances\AgentSH Instance"),
+    ] {
+        assert_eq!(
+            altitude_at(&key),
+            ["Altitude", "REG_SZ", "376300.25"],
+            "{key}"
+        );
+    }
+    let status = agentsh(&["driver", "status"]);
+    assert!(
+        text(&status.stdout).contains("altitude:      376300.25 (installed)"),
+        "{}",
+        text(&status.stdout)
     );
     let status = agentsh(&["driver", "status"]);
     assert!(
@@ -84,6 +203,7 @@ fn driver_install_registers_instances_and_uninstall_removes_them() {
 
     let out = agentsh(&["driver", "uninstall"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    set_build(&build.to_string());
     let reg = Command::new("reg.exe")
         .args(["query", r"HKLM\SYSTEM\CurrentControlSet\Services\agentsh"])
         .output()

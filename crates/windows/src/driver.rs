@@ -11,8 +11,27 @@ pub use crate::imp::driver::{install, load, query_status, uninstall, unload};
 pub const FILTER_NAME: &str = "agentsh";
 /// Display name registered with the service control manager.
 pub const DISPLAY_NAME: &str = "AgentSH registry and file policy filter";
-/// Altitude in the FSFilter Activity Monitor range (360000-389999).
-pub const ALTITUDE: &str = "385200";
+/// Default altitude, in the FSFilter Activity Monitor range (360000-389999) and not allocated by
+/// Microsoft to any product (docs/driver.md, "Altitude"); `agentsh driver install --altitude`
+/// replaces it. A production deployment uses the altitude Microsoft assigns.
+pub const DEFAULT_ALTITUDE: &str = "376300";
+/// The altitude range of [`LOAD_ORDER_GROUP`].
+pub const ALTITUDE_RANGE: std::ops::RangeInclusive<u32> = 360_000..=389_999;
+/// The oldest Windows build agentsh.sys loads on: Windows 10 2004, the first to export
+/// `ExAllocatePool2` (driver/imports/floor.txt lists every import with its first build;
+/// tests/kernel-emu/import_floor.py keeps this, the list and the INF's decoration equal).
+pub const MIN_BUILD: u32 = 19_041;
+
+/// `driver install` refuses a build the driver cannot load on (its imports would not resolve).
+pub fn check_build(build: u32) -> Result<(), String> {
+    if build >= MIN_BUILD {
+        return Ok(());
+    }
+    Err(format!(
+        "Windows build {build} cannot load agentsh.sys: it needs build {MIN_BUILD} (Windows 10 version 2004) or later, whose kernel exports ExAllocatePool2; update Windows (docs/deployment.md, Requirements)"
+    ))
+}
+
 /// Load order group for that altitude range.
 pub const LOAD_ORDER_GROUP: &str = "FSFilter Activity Monitor";
 /// Name of the default instance (registry key under `Instances`).
@@ -66,6 +85,8 @@ pub struct DriverStatus {
     pub test_signing: Option<bool>,
     /// The kernel service registration exists.
     pub service_registered: bool,
+    /// The altitude the installed instance is registered at (`None`: not installed or unreadable).
+    pub installed_altitude: Option<String>,
     pub connection: Connection,
 }
 
@@ -76,6 +97,15 @@ impl DriverStatus {
             .iter()
             .flatten()
             .any(|f| f.name.eq_ignore_ascii_case(FILTER_NAME))
+    }
+
+    /// The agentsh filter is loaded but has no volume instance: it filters no file operation
+    /// (typically another filter holds its altitude on every volume).
+    pub fn loaded_without_instances(&self) -> bool {
+        self.filters
+            .iter()
+            .flatten()
+            .any(|f| f.name.eq_ignore_ascii_case(FILTER_NAME) && f.instances == 0)
     }
 
     /// Text report: the filter table like `fltmc`, the instances, then signing and connection state.
@@ -132,6 +162,15 @@ impl DriverStatus {
             None => "unknown (boot options unreadable)",
         };
         let _ = writeln!(out, "test signing:  {signing}");
+        if let Some(altitude) = &self.installed_altitude {
+            let _ = writeln!(out, "altitude:      {altitude} (installed)");
+        }
+        if self.loaded_without_instances() {
+            let _ = writeln!(
+                out,
+                "instances:     NONE attached: file operations are not filtered (another filter at the same altitude? `fltmc instances`; reinstall with `agentsh driver install --altitude`)"
+            );
+        }
         match &self.connection {
             Connection::Connected(c) => {
                 let _ = writeln!(out, "connection:    connected");
@@ -155,9 +194,31 @@ impl DriverStatus {
     }
 }
 
+/// Checks an altitude for `driver install --altitude`: decimal digits with at most one decimal
+/// point (the filter manager's altitude syntax), whose integer part lies in [`ALTITUDE_RANGE`] (the
+/// load order group the service is registered in). Returns the altitude as written.
+pub fn parse_altitude(text: &str) -> Result<String, String> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || (text.contains('.') && frac.is_empty()) {
+        return Err(format!(
+            "altitude `{text}`: expected decimal digits with at most one decimal point, such as `{DEFAULT_ALTITUDE}` or `376300.5`"
+        ));
+    }
+    let value: u32 = int
+        .parse()
+        .map_err(|_| format!("altitude `{text}`: outside {LOAD_ORDER_GROUP} (360000-389999)"))?;
+    if !ALTITUDE_RANGE.contains(&value) {
+        return Err(format!(
+            "altitude `{text}`: outside {LOAD_ORDER_GROUP} (360000-389999), the load order group agentsh.sys registers in"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// What `FilterLoad`/`FilterUnload` failures mean and what to do; `None` for success-like codes
-/// (already loaded for load, not loaded for unload).
-pub fn explain_filter_hresult(operation: &str, hr: i32) -> Option<String> {
+/// (already loaded for load, not loaded for unload). `altitude` is the installed one.
+pub fn explain_filter_hresult(operation: &str, hr: i32, altitude: &str) -> Option<String> {
     let code = hr as u32;
     let text = match (operation, code) {
         // ERROR_ALREADY_EXISTS, HRESULT_FROM_WIN32(ERROR_SERVICE_ALREADY_RUNNING).
@@ -167,8 +228,10 @@ pub fn explain_filter_hresult(operation: &str, hr: i32) -> Option<String> {
         (_, 0x8007_0002) => "agentsh.sys is not installed — run `agentsh driver install --sys PATH` first".to_owned(),
         (_, 0x8007_0522) | (_, 0x8007_0005) => "not permitted — run as Administrator (SeLoadDriverPrivilege)".to_owned(),
         (_, 0x8007_0241) => "Windows rejected the driver signature — enable test signing (`bcdedit /set testsigning on`, reboot) or install the attestation-signed package; see docs/deployment.md".to_owned(),
-        // fltwinerror.h: ERROR_FLT_INSTANCE_ALTITUDE_COLLISION, ERROR_FLT_INSTANCE_NAME_COLLISION.
-        (_, 0x801F_0011) => format!("another filter's instance already sits at altitude {ALTITUDE} (ERROR_FLT_INSTANCE_ALTITUDE_COLLISION) — `fltmc instances` shows which; unload it (Process Monitor's driver is a common one) and load again"),
+        // fltwinerror.h: ERROR_FLT_INSTANCE_ALTITUDE_COLLISION, ERROR_FLT_INSTANCE_NAME_COLLISION,
+        // ERROR_FLT_CONTEXT_ALLOCATION_NOT_FOUND.
+        (_, 0x801F_0011) => format!("another filter's instance already sits at altitude {altitude} (ERROR_FLT_INSTANCE_ALTITUDE_COLLISION), so agentsh.sys filters no file operation — `fltmc instances` shows which filter; reinstall with `agentsh driver install --altitude ALTITUDE` at a free altitude and load again"),
+        (_, 0x801F_0016) => "the filter manager found no context registration for a context the driver allocated (ERROR_FLT_CONTEXT_ALLOCATION_NOT_FOUND) — a defect of this agentsh.sys build; collect the Event Log entries (docs/deployment.md)".to_owned(),
         (_, 0x801F_0012) => "an instance named `AgentSH Instance` already exists (ERROR_FLT_INSTANCE_NAME_COLLISION) — check `fltmc instances`".to_owned(),
         _ => "unexpected failure".to_owned(),
     };
@@ -335,8 +398,78 @@ mod tests {
             }],
             test_signing: Some(true),
             service_registered: true,
+            installed_altitude: Some("385200".into()),
             connection,
         }
+    }
+
+    #[test]
+    fn a_loaded_filter_without_instances_is_reported() {
+        let mut s = status(Connection::HeldByService);
+        let text = s.render();
+        assert!(text.contains("altitude:      385200 (installed)"), "{text}");
+        assert!(!text.contains("NONE attached"), "{text}");
+        assert!(!s.loaded_without_instances());
+        s.filters.as_mut().expect("rows")[0].instances = 0;
+        s.instances.clear();
+        assert!(s.loaded_without_instances());
+        let text = s.render();
+        assert!(
+            text.contains("instances:     NONE attached: file operations are not filtered"),
+            "{text}"
+        );
+        // Not loaded at all is a different report ("not loaded"), not a missing instance.
+        s.filters = Some(Vec::new());
+        assert!(!s.loaded_without_instances());
+    }
+
+    #[test]
+    fn install_refuses_builds_below_the_import_floor() {
+        assert_eq!(check_build(19_041), Ok(()));
+        assert_eq!(check_build(26_100), Ok(()));
+        for old in [17_763, 14_393, 18_363, 19_040] {
+            let err = check_build(old).expect_err("refused");
+            assert!(
+                err.contains(&format!("Windows build {old} cannot load agentsh.sys")),
+                "{err}"
+            );
+            assert!(
+                err.contains("19041") && err.contains("ExAllocatePool2"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn install_altitudes_are_checked() {
+        assert_eq!(parse_altitude("376300"), Ok("376300".to_owned()));
+        assert_eq!(parse_altitude("376300.25"), Ok("376300.25".to_owned()));
+        assert_eq!(parse_altitude("360000"), Ok("360000".to_owned()));
+        assert_eq!(parse_altitude("389999.9"), Ok("389999.9".to_owned()));
+        for bad in [
+            "", ".5", "376300.", "37a300", "3763.0.1", "-376300", "+376300", " 376300",
+        ] {
+            let err = parse_altitude(bad).expect_err(bad);
+            assert!(err.contains("decimal digits"), "{bad}: {err}");
+        }
+        for out in ["359999.9", "390000", "385200000000000000000"] {
+            let err = parse_altitude(out).expect_err(out);
+            assert!(
+                err.contains("FSFilter Activity Monitor (360000-389999)"),
+                "{out}: {err}"
+            );
+        }
+        assert!(parse_altitude(DEFAULT_ALTITUDE).is_ok());
+    }
+
+    /// The default is not Process Monitor's (385200, the design's value) nor any other allocation
+    /// near it in Microsoft's allocated-altitudes list (FSFilter Activity Monitor entries between
+    /// minispy's 370000 and CbSampleDrv's 380000 bracket the unallocated gap it sits in).
+    #[test]
+    fn default_altitude_is_not_process_monitors() {
+        assert_ne!(DEFAULT_ALTITUDE, "385200");
+        let value: u32 = DEFAULT_ALTITUDE.parse().expect("integer altitude");
+        assert!((371_101..380_000).contains(&value), "{value}");
     }
 
     #[test]
@@ -509,7 +642,7 @@ mod tests {
     #[test]
     fn filter_load_failures_say_what_to_do() {
         let check = |op: &str, code: u32, needle: &str| {
-            let text = explain_filter_hresult(op, code as i32).expect("an error");
+            let text = explain_filter_hresult(op, code as i32, "376300.5").expect("an error");
             assert!(text.contains(needle), "{op} {code:#x}: {text}");
             assert!(text.starts_with(&format!("driver {op} `agentsh`: ")));
         };
@@ -520,13 +653,25 @@ mod tests {
         check("load", 0x8007_0241, "testsigning");
         check("unload", 0x8007_0057, "unexpected failure (0x80070057)");
         check("load", 0x801F_0011, "ERROR_FLT_INSTANCE_ALTITUDE_COLLISION");
-        check("load", 0x801F_0011, ALTITUDE);
+        check("load", 0x801F_0011, "altitude 376300.5 ");
+        check("load", 0x801F_0011, "filters no file operation");
+        check("load", 0x801F_0011, "driver install --altitude");
+        check(
+            "load",
+            0x801F_0016,
+            "ERROR_FLT_CONTEXT_ALLOCATION_NOT_FOUND",
+        );
         check("load", 0x801F_0012, "ERROR_FLT_INSTANCE_NAME_COLLISION");
-        check("load", 0x801F_0016, "unexpected failure (0x801f0016)");
-        assert_eq!(explain_filter_hresult("load", 0x8007_00B7_u32 as i32), None);
-        assert_eq!(explain_filter_hresult("load", 0x8007_0420_u32 as i32), None);
         assert_eq!(
-            explain_filter_hresult("unload", 0x801F_0013_u32 as i32),
+            explain_filter_hresult("load", 0x8007_00B7_u32 as i32, "1"),
+            None
+        );
+        assert_eq!(
+            explain_filter_hresult("load", 0x8007_0420_u32 as i32, "1"),
+            None
+        );
+        assert_eq!(
+            explain_filter_hresult("unload", 0x801F_0013_u32 as i32, "1"),
             None
         );
     }
@@ -555,7 +700,7 @@ mod inf_tests {
 
     #[test]
     fn inf_matches_what_driver_install_registers() {
-        assert_eq!(string("Instance1.Altitude"), ALTITUDE);
+        assert_eq!(string("Instance1.Altitude"), DEFAULT_ALTITUDE);
         assert_eq!(string("Instance1.Name"), DEFAULT_INSTANCE);
         assert_eq!(string("DefaultInstance"), DEFAULT_INSTANCE);
         assert_eq!(string("ServiceName"), FILTER_NAME);

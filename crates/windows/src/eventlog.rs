@@ -8,6 +8,19 @@ pub use crate::imp::eventlog::{EventLog, register_source, unregister_source};
 pub const SOURCE: &str = "AgentSH";
 /// The log the source is registered in.
 pub const LOG: &str = "System";
+/// The driver's message table (its RT_MESSAGETABLE resource), as the Event Log expands it.
+pub const DRIVER_MESSAGE_FILE: &str = "%SystemRoot%\\System32\\drivers\\agentsh.sys";
+/// Where `service install` puts agentsh.exe, for a registration made before the service's.
+pub const SERVICE_MESSAGE_FILE: &str = "%ProgramFiles%\\agentsh\\agentsh.exe";
+
+/// `EventMessageFile` of the one source key both the driver (IoWriteErrorLogEntry source
+/// `agentsh`) and the service (`AgentSH`) log under — Event Log source names are
+/// case-insensitive, so they are the same key — listing both message tables. Their ids do not
+/// overlap: the driver's carry the customer bit (driver/messages.txt), the service's do not
+/// (packaging/agentsh.mc).
+pub fn message_files(service_exe: &str) -> String {
+    format!("{DRIVER_MESSAGE_FILE};{service_exe}")
+}
 
 /// Event Log entry types (winnt.h `EVENTLOG_*_TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,5 +218,25 @@ mod tests {
         assert_eq!(closed.severity(), Severity::Error);
         assert_eq!(closed.id(), 0xC000_044D);
         assert_eq!(closed.strings(), vec!["service unreachable".to_owned()]);
+    }
+}
+
+#[cfg(test)]
+mod message_file_tests {
+    use super::*;
+
+    #[test]
+    fn one_source_lists_the_driver_and_the_service() {
+        assert!(SOURCE.eq_ignore_ascii_case(crate::driver::FILTER_NAME));
+        let list = message_files(r"C:\Program Files\agentsh\agentsh.exe");
+        let files: Vec<&str> = list.split(';').collect();
+        assert_eq!(
+            files,
+            [
+                r"%SystemRoot%\System32\drivers\agentsh.sys",
+                r"C:\Program Files\agentsh\agentsh.exe"
+            ]
+        );
+        assert!(files[0].ends_with(crate::driver::IMAGE_NAME));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use agentsh_windows::driver::{ALTITUDE, DEFAULT_INSTANCE, FILTER_NAME, LOAD_ORDER_GROUP};
+use agentsh_windows::driver::{DEFAULT_ALTITUDE, DEFAULT_INSTANCE, FILTER_NAME, LOAD_ORDER_GROUP};
 
 const INF: &str = include_str!("../../../packaging/agentsh.inf");
 
@@ -153,7 +153,7 @@ fn each_build_range_gets_its_own_layout() {
             (
                 format!("{p}Instances\\{DEFAULT_INSTANCE}"),
                 "Altitude".into(),
-                ALTITUDE.into(),
+                DEFAULT_ALTITUDE.into(),
             ),
             (
                 format!("{p}Instances\\{DEFAULT_INSTANCE}"),

@@ -26,9 +26,9 @@ use super::scm::{self, ScmError, ServiceSpec};
 use super::security::OsFailure;
 use super::util::wide;
 use crate::driver::{
-    ALTITUDE, Connection, DEFAULT_INSTANCE, DISPLAY_NAME, DriverStatus, FILTER_NAME, FilterRow,
-    IMAGE_NAME, InstanceRow, LOAD_ORDER_GROUP, explain_filter_hresult, parse_filter_entry,
-    parse_instance_entry, read_counters,
+    Connection, DEFAULT_ALTITUDE, DEFAULT_INSTANCE, DISPLAY_NAME, DriverStatus, FILTER_NAME,
+    FilterRow, IMAGE_NAME, InstanceRow, LOAD_ORDER_GROUP, explain_filter_hresult,
+    parse_filter_entry, parse_instance_entry, read_counters,
 };
 use crate::port::{PORT_NAME, PortError};
 
@@ -62,6 +62,12 @@ fn service_key() -> String {
     format!("SYSTEM\\CurrentControlSet\\Services\\{FILTER_NAME}")
 }
 
+/// The altitude `driver install` (or the INF) registered for the default instance.
+fn installed_altitude() -> Option<String> {
+    let instance = format!("{}\\Instances\\{DEFAULT_INSTANCE}", service_key());
+    registry::get_string(&instance, "Altitude").ok().flatten()
+}
+
 fn drivers_dir() -> Result<PathBuf, OsFailure> {
     let mut buf = [0u16; 520];
     // SAFETY: `buf` is valid for its length in u16 units.
@@ -76,8 +82,24 @@ fn drivers_dir() -> Result<PathBuf, OsFailure> {
 /// FSFilter Activity Monitor group (depends on FltMgr, demand start: the agentsh service, which
 /// depends on it, has the SCM start it at boot) and writes the instance values
 /// (`Instances\DefaultInstance`, `Instances\AgentSH Instance\Altitude`, `Flags=0`) under the
-/// service key and under its `Parameters` subkey.
-pub fn install(sys: &Path) -> Result<PathBuf, DriverError> {
+/// service key and under its `Parameters` subkey. `altitude` (checked by
+/// [`crate::driver::parse_altitude`]) is the instance's; the driver reads the same value at
+/// DriverEntry for its registry callback.
+pub fn install(sys: &Path, altitude: &str) -> Result<PathBuf, DriverError> {
+    // The build the kernel reports (REG_SZ CurrentBuildNumber); refused below the import floor.
+    let build = registry::get_string(
+        "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion",
+        "CurrentBuildNumber",
+    )?
+    .and_then(|b| b.trim().parse::<u32>().ok());
+    match build {
+        Some(build) => crate::driver::check_build(build).map_err(DriverError::Filter)?,
+        None => {
+            return Err(DriverError::Filter(
+                "the Windows build number (HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\CurrentBuildNumber) is unreadable, so agentsh.sys's import floor cannot be checked".to_owned(),
+            ));
+        }
+    }
     let target = drivers_dir()?.join(IMAGE_NAME);
     std::fs::copy(sys, &target).map_err(|e| DriverError::Os {
         step: format!("copying `{}` to `{}`", sys.display(), target.display()),
@@ -105,11 +127,14 @@ pub fn install(sys: &Path) -> Result<PathBuf, DriverError> {
         registry::set_values(
             &format!("{key}\\Instances\\{DEFAULT_INSTANCE}"),
             &[
-                ("Altitude", Value::Str(ALTITUDE)),
+                ("Altitude", Value::Str(altitude)),
                 ("Flags", Value::Dword(0)),
             ],
         )?;
     }
+    // The driver logs under the same source as the service; its messages are in agentsh.sys.
+    crate::imp::eventlog::register_source(Path::new(crate::eventlog::SERVICE_MESSAGE_FILE))
+        .map_err(DriverError::Filter)?;
     Ok(target)
 }
 
@@ -191,7 +216,8 @@ fn filter_call(
     if hr >= 0 {
         return Ok(());
     }
-    match explain_filter_hresult(operation, hr) {
+    let altitude = installed_altitude().unwrap_or_else(|| DEFAULT_ALTITUDE.to_owned());
+    match explain_filter_hresult(operation, hr, &altitude) {
         None => Ok(()),
         Some(text) => Err(DriverError::Filter(text)),
     }
@@ -348,6 +374,7 @@ pub fn query_status() -> DriverStatus {
         instances: if loaded { list_instances() } else { Vec::new() },
         test_signing,
         service_registered,
+        installed_altitude: installed_altitude(),
         connection,
     }
 }

@@ -19,11 +19,11 @@ fn source_key() -> String {
 
 /// Registers the source in the System log with `message_file` (agentsh.exe) as its message table.
 pub fn register_source(message_file: &Path) -> Result<(), String> {
-    let file = message_file.to_string_lossy();
+    let files = crate::eventlog::message_files(&message_file.to_string_lossy());
     registry::set_values(
         &source_key(),
         &[
-            ("EventMessageFile", Value::ExpandStr(&file)),
+            ("EventMessageFile", Value::ExpandStr(&files)),
             // Error, warning and information.
             ("TypesSupported", Value::Dword(7)),
         ],
