@@ -325,7 +325,7 @@ fn sandbox_run_passes_output_and_exit_code_and_names_the_isolation() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("--no-minifilter: no driver session"),
+        stderr.contains("minifilter off: no driver session"),
         "{stderr}"
     );
     if stderr.contains("appcontainer not in force") {
