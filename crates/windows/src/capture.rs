@@ -216,7 +216,7 @@ mod tests {
     struct Tee(Arc<Mutex<Vec<Vec<u8>>>>);
     impl Write for Tee {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().push(buf.to_vec());
+            self.0.lock().expect("ok").push(buf.to_vec());
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn output_within_the_limit_stays_in_memory_and_streams_chunk_by_chunk() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("ok");
         let spill = dir.path().join("out.log");
         let tee = Tee::default();
         let parts = chunks(3, 10);
@@ -241,13 +241,13 @@ mod tests {
             &spill,
             |_| false,
         )
-        .unwrap();
+        .expect("ok");
         assert_eq!(captured.bytes, parts.concat());
         assert_eq!(captured.len, 30);
         assert_eq!(captured.spill, None);
         assert!(!spill.exists());
         assert_eq!(
-            *tee.0.lock().unwrap(),
+            *tee.0.lock().expect("ok"),
             parts,
             "each chunk is passed on as it arrives"
         );
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn output_past_the_limit_spills_in_full_to_the_named_file() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("ok");
         let spill = dir.path().join("sub").join("out.log");
         let tee = Tee::default();
         let parts = chunks(100, 1000);
@@ -266,27 +266,27 @@ mod tests {
             &spill,
             |_| false,
         )
-        .unwrap();
+        .expect("ok");
         assert_eq!(captured.spill.as_deref(), Some(spill.as_path()));
         assert!(captured.bytes.is_empty(), "memory is released once spilled");
         assert_eq!(captured.len, 100_000);
         assert_eq!(
-            std::fs::read(&spill).unwrap(),
+            std::fs::read(&spill).expect("ok"),
             parts.concat(),
             "nothing is truncated"
         );
-        assert_eq!(captured.contents().unwrap(), parts.concat());
-        assert_eq!(tee.0.lock().unwrap().concat(), parts.concat());
+        assert_eq!(captured.contents().expect("ok"), parts.concat());
+        assert_eq!(tee.0.lock().expect("ok").concat(), parts.concat());
     }
 
     #[test]
     fn an_existing_spill_file_is_never_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("ok");
         let spill = dir.path().join("out.log");
-        std::fs::write(&spill, b"keep").unwrap();
-        let err = pump(Chunks(chunks(2, 10)), None, 5, &spill, |_| false).unwrap_err();
+        std::fs::write(&spill, b"keep").expect("ok");
+        let err = pump(Chunks(chunks(2, 10)), None, 5, &spill, |_| false).expect_err("fails");
         assert!(err.to_string().contains("out.log"), "{err}");
-        assert_eq!(std::fs::read(&spill).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&spill).expect("ok"), b"keep");
     }
 
     #[test]
@@ -300,7 +300,7 @@ mod tests {
                 Ok(())
             }
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("ok");
         let captured = pump(
             Chunks(chunks(3, 4)),
             Some(Box::new(Closed)),
@@ -308,7 +308,7 @@ mod tests {
             &dir.path().join("x"),
             |_| false,
         )
-        .unwrap();
+        .expect("ok");
         assert_eq!(captured.len, 12);
         assert_eq!(captured.bytes, chunks(3, 4).concat());
     }
@@ -321,10 +321,13 @@ mod tests {
                 Err(std::io::Error::from_raw_os_error(self.0))
             }
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("ok");
         let path = dir.path().join("x");
         let is_end = |e: &std::io::Error| e.raw_os_error() == Some(109);
-        assert_eq!(pump(Fails(109), None, 10, &path, is_end).unwrap().len, 0);
+        assert_eq!(
+            pump(Fails(109), None, 10, &path, is_end).expect("ok").len,
+            0
+        );
         assert!(pump(Fails(5), None, 10, &path, is_end).is_err());
     }
 
@@ -372,11 +375,11 @@ mod tests {
         let (reader, cancel_tx, calls) = held_reader(true);
         let counted = calls.clone();
         let captured = join_bounded(reader, Duration::from_millis(50), move |_| {
-            *counted.lock().unwrap() += 1;
-            cancel_tx.send(()).unwrap();
+            *counted.lock().expect("ok") += 1;
+            cancel_tx.send(()).expect("ok");
         })
-        .unwrap();
-        assert_eq!(*calls.lock().unwrap(), 1);
+        .expect("ok");
+        assert_eq!(*calls.lock().expect("ok"), 1);
         assert_eq!(captured.bytes, b"partial");
         let why = captured.incomplete.expect("reported");
         assert!(
@@ -389,9 +392,9 @@ mod tests {
     fn a_read_that_ignores_cancellation_is_abandoned_not_waited_for() {
         let (reader, cancel_tx, _) = held_reader(false);
         let captured = join_bounded(reader, Duration::from_millis(50), move |_| {
-            cancel_tx.send(()).unwrap()
+            cancel_tx.send(()).expect("ok")
         })
-        .unwrap();
+        .expect("ok");
         let why = captured.incomplete.expect("reported");
         assert!(why.contains("abandoned"), "{why}");
     }
@@ -408,7 +411,7 @@ mod tests {
         let captured = join_bounded(reader, Duration::from_secs(5), |_| {
             panic!("must not cancel")
         })
-        .unwrap();
+        .expect("ok");
         assert_eq!(captured.bytes, b"abc");
         assert_eq!(captured.incomplete, None);
     }
