@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
