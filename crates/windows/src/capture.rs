@@ -7,7 +7,7 @@
 //! The logic is portable and tested with fake readers; the Windows sandbox feeds it its pipes.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
@@ -77,7 +77,7 @@ pub fn pump(
     is_end: impl Fn(&std::io::Error) -> bool,
 ) -> std::io::Result<Captured> {
     let mut captured = Captured::default();
-    let mut spill: Option<File> = None;
+    let mut spill: Option<BufWriter<File>> = None;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match source.read(&mut buf) {
@@ -103,11 +103,15 @@ pub fn pump(
             if let Some(dir) = spill_path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| spill_error(spill_path, e))?;
             }
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(spill_path)
-                .map_err(|e| spill_error(spill_path, e))?;
+            // Buffered: a command printing line by line would otherwise cost one write per line.
+            let mut file = BufWriter::with_capacity(
+                256 * 1024,
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(spill_path)
+                    .map_err(|e| spill_error(spill_path, e))?,
+            );
             file.write_all(&captured.bytes)
                 .and_then(|()| file.write_all(chunk))
                 .map_err(|e| spill_error(spill_path, e))?;
