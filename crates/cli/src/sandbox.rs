@@ -67,6 +67,13 @@ pub struct RunArgs {
     /// Where grant journals are kept (default: %LOCALAPPDATA%\agentsh\sandboxes).
     #[arg(long)]
     journal_dir: Option<PathBuf>,
+    /// Output kept in memory per stream, in KiB; the command's output is streamed as it arrives
+    /// and, past this limit, captured in full in a spill file under --output-dir (named on stderr).
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u64).range(1..=4_194_304))]
+    capture_memory_kb: u64,
+    /// Folder of spill files (default: the journal folder's `output` subfolder).
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -178,6 +185,13 @@ mod imp {
             max_processes: args.max_processes,
             max_memory_bytes: args.max_memory_mb.saturating_mul(1 << 20),
         };
+        config.capture.memory_limit =
+            usize::try_from(args.capture_memory_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
+        if let Some(dir) = &args.output_dir {
+            config.capture.spill_dir = dir.clone();
+        }
+        // The output reaches the caller as it arrives; the capture is what the summary reports.
+        config.capture.stream = true;
         config.use_minifilter = options.minifilter;
         let registrar: Option<Arc<dyn SessionRegistrar>> = if config.use_minifilter {
             let registrar = ServiceRegistrar::connect(&args.api)
@@ -210,9 +224,23 @@ mod imp {
         let result = sandbox.execute(program, rest, &CancelToken::new());
         let close = sandbox.close();
         let result = result?;
-        std::io::stdout().write_all(&result.stdout)?;
         std::io::stdout().flush()?;
-        std::io::stderr().write_all(&result.stderr)?;
+        for (stream, captured) in [("stdout", &result.stdout), ("stderr", &result.stderr)] {
+            if let Some(spill) = &captured.spill {
+                eprintln!(
+                    "agentsh: sandbox `{}`: {stream} passed the in-memory limit; all {} bytes are in {}",
+                    options.name,
+                    captured.len,
+                    spill.display()
+                );
+            }
+            if let Some(why) = &captured.incomplete {
+                eprintln!(
+                    "agentsh: sandbox `{}`: {stream} may be incomplete: {why}",
+                    options.name
+                );
+            }
+        }
         let session = result
             .session
             .as_ref()

@@ -2,6 +2,7 @@
 //! minifilter management. On other systems only the portable parts compile (configuration, journals,
 //! command-line quoting, error explanations, status rendering), so they are tested everywhere.
 
+pub mod capture;
 pub mod cmdline;
 pub mod driver;
 pub mod environment;

@@ -43,6 +43,8 @@ pub struct SandboxConfig {
     pub journal_dir: PathBuf,
     /// Process-count and memory limits of the command's job object.
     pub job_limits: JobLimits,
+    /// How the command's output is captured (streaming, memory limit, spill folder).
+    pub capture: crate::capture::CaptureConfig,
 }
 
 /// The job object's limits: besides kill-on-close and die-on-unhandled-exception, at most
@@ -92,6 +94,7 @@ impl SandboxConfig {
             pass_env: Vec::new(),
             use_minifilter: true,
             app_key: None,
+            capture: crate::capture::CaptureConfig::new(journal_dir.join("output")),
             journal_dir,
             job_limits: JobLimits::default(),
         }
@@ -170,8 +173,9 @@ impl fmt::Display for Isolation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecResult {
     pub exit_code: u32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+    /// The command's stdout: in memory, or in full in a spill file past the memory limit.
+    pub stdout: crate::capture::Captured,
+    pub stderr: crate::capture::Captured,
     pub isolation: Isolation,
     /// The service's session id, when the minifilter layer registered the process.
     pub session: Option<String>,

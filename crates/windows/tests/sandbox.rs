@@ -64,10 +64,49 @@ fn fallback_captures_all_output_and_the_exit_code() {
     assert!(!result.cancelled);
     for (stream, prefix) in [(&result.stdout, "out"), (&result.stderr, "err")] {
         let expected: String = (0..LINES).map(|i| format!("{prefix} {i:06}\n")).collect();
-        assert_eq!(stream.len(), expected.len(), "{prefix} length");
-        assert!(stream == expected.as_bytes(), "{prefix} content differs");
+        assert_eq!(
+            stream.spill, None,
+            "{prefix} stays within the default memory limit"
+        );
+        assert_eq!(stream.incomplete, None);
+        assert_eq!(stream.bytes.len(), expected.len(), "{prefix} length");
+        assert!(
+            stream.bytes == expected.as_bytes(),
+            "{prefix} content differs"
+        );
     }
     sandbox.close().expect("close");
+}
+
+#[test]
+fn output_past_the_memory_limit_is_captured_in_full_in_the_named_spill_file() {
+    let mut c = config("spill");
+    c.use_app_container = false;
+    c.capture.memory_limit = 4096;
+    let spill_dir = c.capture.spill_dir.clone();
+    let sandbox = Sandbox::create(c, None).expect("create");
+    let args = vec!["output".to_owned(), LINES.to_string(), "0".into()];
+    let result = sandbox
+        .execute(&child(), &args, &CancelToken::new())
+        .expect("execute");
+    sandbox.close().expect("close");
+    for (stream, prefix) in [(&result.stdout, "out"), (&result.stderr, "err")] {
+        let expected: String = (0..LINES).map(|i| format!("{prefix} {i:06}\n")).collect();
+        assert!(expected.len() > 4096);
+        let spill = stream.spill.as_ref().expect("spilled past the limit");
+        assert!(spill.starts_with(&spill_dir), "{}", spill.display());
+        assert!(
+            stream.bytes.is_empty(),
+            "{prefix}: memory released once spilled"
+        );
+        assert_eq!(stream.len, expected.len() as u64, "{prefix} length");
+        let on_disk = std::fs::read(spill).expect("spill file");
+        assert!(
+            on_disk == expected.as_bytes(),
+            "{prefix}: spill file differs"
+        );
+        assert_eq!(stream.incomplete, None);
+    }
 }
 
 #[test]
@@ -157,7 +196,7 @@ fn registered_commands_carry_process_app_workspace_and_user_and_end_their_sessio
         .expect("execute");
     sandbox.close().expect("close");
     assert_eq!(result.exit_code, 9);
-    assert_eq!(result.stdout, b"out 000000\nout 000001\n");
+    assert_eq!(result.stdout.bytes, b"out 000000\nout 000001\n");
     let registered = registrar.registered.lock().expect("lock").clone();
     let [start] = registered.as_slice() else {
         panic!("one registration expected: {registered:?}");

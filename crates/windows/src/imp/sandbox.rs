@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 use std::fs::File;
-use std::io::Read;
+use std::io::Write;
 use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
@@ -20,6 +20,7 @@ use windows_sys::Win32::Security::{SECURITY_CAPABILITIES, SID_AND_ATTRIBUTES};
 use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_GENERIC_EXECUTE, FILE_GENERIC_READ, FILE_GENERIC_WRITE,
 };
+use windows_sys::Win32::System::IO::CancelSynchronousIo;
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JOBOBJECT_BASIC_UI_RESTRICTIONS,
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectBasicUIRestrictions,
@@ -44,6 +45,7 @@ use super::security::{
     restricted_low_token, set_low_label,
 };
 use super::util::{owned, wide};
+use crate::capture;
 use crate::grants::{Grant, GrantJournal};
 use crate::sandbox::{
     CancelToken, ExecResult, Isolation, JOB_LIMIT_FLAGS, JobLimits, SandboxConfig, SandboxError,
@@ -502,8 +504,8 @@ impl Sandbox {
         cancel: &CancelToken,
     ) -> Result<ExecResult, SandboxError> {
         let os = |f: OsFailure| self.os_error(f);
-        let stdout = reader(stdout_read);
-        let stderr = reader(stderr_read);
+        let stdout = self.reader(stdout_read, "stdout");
+        let stderr = self.reader(stderr_read, "stderr");
         // SAFETY: `thread` is the suspended main thread of the process we created.
         let resumed = unsafe { ResumeThread(thread.as_raw_handle()) };
         if resumed == u32::MAX {
@@ -531,17 +533,46 @@ impl Sandbox {
         if ok == 0 {
             return Err(os(OsFailure::last("GetExitCodeProcess")));
         }
-        // Background children of the command end with it, so nothing keeps the pipes open.
+        // Background children of the command end with it, so nothing in the job keeps the pipes
+        // open; a process outside the job (a broker) still could, so the joins are bounded.
         // SAFETY: terminates what is left in the job we own.
         unsafe { TerminateJobObject(job.as_raw_handle(), exit_code) };
+        let grace = self.config.capture.join_grace;
+        let stdout = capture::join_bounded(stdout, grace, cancel_read)
+            .map_err(|e| self.io_error("reading stdout", e))?;
+        let stderr = capture::join_bounded(stderr, grace, cancel_read)
+            .map_err(|e| self.io_error("reading stderr", e))?;
         Ok(ExecResult {
             exit_code,
-            stdout: join(stdout).map_err(|e| self.io_error("reading stdout", e))?,
-            stderr: join(stderr).map_err(|e| self.io_error("reading stderr", e))?,
+            stdout,
+            stderr,
             isolation: self.isolation,
             session: None,
             cancelled,
         })
+    }
+
+    /// Reads a pipe to its end on its own thread, so stdout and stderr drain concurrently and a
+    /// child filling one pipe never deadlocks against us waiting on the other; each chunk is
+    /// streamed when asked and captured up to the memory limit, then spilled to a file.
+    fn reader(&self, handle: OwnedHandle, stream: &'static str) -> capture::Reader {
+        let config = &self.config.capture;
+        let tee: Option<Box<dyn Write + Send>> = match (config.stream, stream) {
+            (false, _) => None,
+            (true, "stdout") => Some(Box::new(std::io::stdout())),
+            (true, _) => Some(Box::new(std::io::stderr())),
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let spill = config.spill_dir.join(format!(
+            "{}-{}-{stamp}.{stream}",
+            self.config.name,
+            std::process::id()
+        ));
+        let limit = config.memory_limit;
+        capture::spawn(move || capture::pump(File::from(handle), tee, limit, &spill, pipe_ended))
     }
 
     /// Removes every grant and the profile. Errors name what could not be removed; those grants stay
@@ -778,25 +809,17 @@ fn pipe(child: ChildEnd) -> Result<(OwnedHandle, OwnedHandle), OsFailure> {
     Ok((read, write))
 }
 
-/// Reads a pipe to its end on its own thread, so stdout and stderr drain concurrently and a child
-/// filling one pipe never deadlocks against us waiting on the other.
-fn reader(handle: OwnedHandle) -> JoinHandle<std::io::Result<Vec<u8>>> {
-    std::thread::spawn(move || {
-        let mut file = File::from(handle);
-        let mut out = Vec::new();
-        match file.read_to_end(&mut out) {
-            Ok(_) => Ok(out),
-            // ERROR_BROKEN_PIPE is the normal end of an anonymous pipe.
-            Err(e) if e.raw_os_error() == Some(109) => Ok(out),
-            Err(e) => Err(e),
-        }
-    })
+/// Ends a reader's blocked `ReadFile` (it then fails with ERROR_OPERATION_ABORTED, which the
+/// reader counts as the end of its output).
+fn cancel_read(thread: &JoinHandle<()>) {
+    // SAFETY: the handle of a live thread we started; a thread with no I/O pending is unaffected.
+    unsafe { CancelSynchronousIo(thread.as_raw_handle()) };
 }
 
-fn join(handle: JoinHandle<std::io::Result<Vec<u8>>>) -> std::io::Result<Vec<u8>> {
-    handle
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("output reader thread panicked")))
+/// ERROR_BROKEN_PIPE is the normal end of an anonymous pipe; ERROR_OPERATION_ABORTED is a read
+/// cancelled by [`cancel_read`].
+fn pipe_ended(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(109) | Some(995))
 }
 
 fn kill(process: &OwnedHandle) {
