@@ -19,7 +19,7 @@ fn units(s: &str) -> Vec<u16> {
 
 #[test]
 fn golden_decodes_and_encodes() {
-    let v = ReadScopeView::new_checked(&GOLDEN).unwrap();
+    let v = ReadScopeView::new_checked(&GOLDEN).expect("valid");
     assert_eq!(v.len(), 2);
     let got: Vec<(ScopeKind, Vec<u16>)> =
         v.entries().map(|(k, u)| (k, u.iter().collect())).collect();
@@ -36,14 +36,18 @@ fn golden_decodes_and_encodes() {
         [(ScopeKind::Registry, &r[..]), (ScopeKind::File, &c[..])],
         &mut buf,
     )
-    .unwrap();
+    .expect("valid");
     assert_eq!(&buf[..n], &GOLDEN[..]);
 }
 
 #[test]
 fn empty_scope_is_eight_bytes() {
     let bytes = [0x19, 0, 8, 0, 0, 0, 0, 0];
-    assert!(ReadScopeView::new_checked(&bytes).unwrap().is_empty());
+    assert!(
+        ReadScopeView::new_checked(&bytes)
+            .expect("valid")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -57,7 +61,7 @@ fn malformed_messages_are_refused() {
     let mut bad_kind = GOLDEN;
     bad_kind[8] = 3;
     assert_eq!(
-        ReadScopeView::new_checked(&bad_kind).unwrap_err(),
+        ReadScopeView::new_checked(&bad_kind).expect_err("refused"),
         Error::BadValue {
             field: "Kind",
             value: 3
