@@ -62,7 +62,6 @@ pub async fn emulator_and_service(dir: &Path) -> io::Result<(Arc<Emulator>, Serv
 }
 
 /// [`emulator_and_service`] deciding with `policy`.
-#[allow(dead_code, reason = "used by the benches, not by every test binary")]
 pub async fn emulator_and_service_with(
     dir: &Path,
     policy: &Policy,
