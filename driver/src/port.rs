@@ -7,8 +7,11 @@ use crate::flow::{log_transitions, wake, wake_all};
 use crate::kernel::{debug, try_zeroed};
 use crate::state::Driver;
 
-/// Largest user → kernel message accepted (control messages are far smaller).
+/// Largest SendResult written (control answers are far smaller).
 const MESSAGE_MAX: usize = 4096;
+/// Largest user → kernel message accepted: SetReadScope, the one variable-length message, is
+/// the largest; kcore validates every message whatever its length.
+const INPUT_MAX: usize = agentsh_wire::scope::MAX_LEN;
 /// MM_USER_PROBE_ADDRESS on x64: user buffers end below it.
 const USER_PROBE_ADDRESS: usize = 0x7FFF_FFFF_0000;
 
@@ -135,7 +138,7 @@ pub unsafe extern "system" fn on_message(
     };
     let (in_len, out_len) = (input_len as usize, output_len as usize);
     if input.is_null()
-        || in_len > MESSAGE_MAX
+        || in_len > INPUT_MAX
         || !is_user_range(input as usize, in_len)
         || (!output.is_null() && !is_user_range(output as usize, out_len))
         || returned.is_null()

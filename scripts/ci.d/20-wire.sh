@@ -21,7 +21,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
 export RUSTC_BOOTSTRAP=1
 dir=fuzz/wire
 for target in registry_request file_request response control notify process_event send_result \
-  frame_header kernel_core names; do
+  frame_header kernel_core names read_scope; do
   mkdir -p "$dir/corpus/$target"
   cargo fuzz run --fuzz-dir "$dir" --sanitizer none "$target" "$dir/corpus/$target" \
     -- -max_total_time="${FUZZ_SECONDS:-10}" -max_len=4096 2>&1 | tail -n 2

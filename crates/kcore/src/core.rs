@@ -10,6 +10,7 @@ use agentsh_wire::notify::{NotifyReason, ProcessEventKind};
 use agentsh_wire::op::{Decision, FileOperation, MessageType, OpFlags, Operation};
 use agentsh_wire::registry::{self, RegistryRequestRepr};
 use agentsh_wire::response::PolicyResponseRepr;
+use agentsh_wire::scope::ReadScopeView;
 use agentsh_wire::{PROTOCOL_VERSION, Utf16Buf};
 
 use crate::Millis;
@@ -20,6 +21,7 @@ use crate::notify::{
     Notification, NotificationQueue, Outgoing, OwnedSubject, ProcessEvent, try_copy,
 };
 use crate::pending::{HoldStatus, PendingTable};
+use crate::readscope::ReadScope;
 use crate::sessions::{SessionError, SessionRef, SessionTable};
 
 /// The process and thread performing an operation.
@@ -126,7 +128,8 @@ pub enum Why {
     Excluded,
     /// The process belongs to no session: never blocked, high-risk keys notified.
     Unsandboxed,
-    /// A session read the policy does not need to see (no rule can deny reads).
+    /// A session read the policy does not need to see (no rule can decide reads, or the read lies
+    /// outside the compiled read scope).
     ReadNotQueried,
     /// Answered from the cache.
     Cached,
@@ -215,6 +218,9 @@ pub struct KernelCore {
     excluded: Option<u32>,
     transitions: Option<Transition>,
     counters: [u64; Counter::COUNT],
+    /// The compiled read scope of this connection; `None` until the service sends one (then
+    /// every session read is queried while QUERY_READS is set).
+    read_scope: Option<ReadScope>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -249,6 +255,7 @@ impl KernelCore {
             excluded: None,
             transitions: None,
             counters: [0; Counter::COUNT],
+            read_scope: None,
         }
     }
 
@@ -272,7 +279,9 @@ impl KernelCore {
             }
             return Step::Allow(Why::Unsandboxed);
         };
-        if req.is_read() && self.config.flags & CONFIG_QUERY_READS == 0 {
+        if req.is_read()
+            && (self.config.flags & CONFIG_QUERY_READS == 0 || !self.read_in_scope(req))
+        {
             // Reported one-way: every read under NOTIFY_READS (the policy's `log_all`), and
             // always a read of a built-in high-risk location, which the policy logs.
             let high_risk = matches!(req, Request::Registry(r)
@@ -597,10 +606,52 @@ impl KernelCore {
         self.pending.abandon_all()
     }
 
+    /// Whether a session read lies in the compiled read scope (every read does until the service
+    /// sends one).
+    fn read_in_scope(&self, req: &Request<'_>) -> bool {
+        match (&self.read_scope, req) {
+            (None, _) => true,
+            (Some(s), Request::Registry(r)) => s.covers_key(r.key),
+            (Some(s), Request::File(f)) => s.covers_path(f.path),
+        }
+    }
+
+    /// The number of prefixes in the read scope in force, `None` when none was sent.
+    pub fn read_scope_len(&self) -> Option<usize> {
+        self.read_scope.as_ref().map(ReadScope::len)
+    }
+
+    fn set_read_scope(&mut self, input: &[u8]) -> SendResult {
+        let status = |status| SendResult::Status {
+            message_type: MessageType::SetReadScope,
+            status,
+        };
+        match self.client {
+            Some(Client {
+                handshaken: true, ..
+            }) => {}
+            _ => return status(SendStatus::HandshakeRequired),
+        }
+        let Ok(view) = ReadScopeView::new_checked(input) else {
+            return status(SendStatus::Malformed);
+        };
+        let Some(scope) = ReadScope::try_from_view(&view) else {
+            return status(SendStatus::NoResources);
+        };
+        // Replaced whole: a read is decided under the old scope or the new one, never a mix.
+        self.read_scope = Some(scope);
+        status(SendStatus::Ok)
+    }
+
     /// Handles a user → kernel message from the connected client and writes the SendResult.
     pub fn on_user_message(&mut self, input: &[u8], output: &mut [u8]) -> UserMessageResult {
         let mut wake = None;
-        let result = match ControlRepr::decode(input) {
+        let decoded = if MessageType::of(input) == Ok(MessageType::SetReadScope) {
+            Ok(None)
+        } else {
+            ControlRepr::decode(input).map(Some)
+        };
+        let result = match decoded {
             Err(e) => {
                 let status = match e {
                     agentsh_wire::Error::BadValue { field, .. } if is_config_field(field) => {
@@ -614,7 +665,8 @@ impl KernelCore {
                     status,
                 }
             }
-            Ok(msg) => self.apply(msg, &mut wake),
+            Ok(None) => self.set_read_scope(input),
+            Ok(Some(msg)) => self.apply(msg, &mut wake),
         };
         let written = if result.emit(output).is_ok() {
             result.buffer_len()
@@ -644,8 +696,10 @@ impl KernelCore {
                 pid: client.pid,
                 handshaken: true,
             });
-            // A (re)connected service may run another policy: start from an empty cache.
+            // A (re)connected service may run another policy: start from an empty cache and
+            // query every read until it sends its read scope.
             self.cache.flush_all();
+            self.read_scope = None;
             let t = self.breaker.record_connect();
             self.transition(t);
             return SendResult::Hello {

@@ -40,6 +40,7 @@ mod core;
 pub mod highrisk;
 pub mod notify;
 pub mod pending;
+pub mod readscope;
 pub mod sessions;
 
 pub use crate::core::{

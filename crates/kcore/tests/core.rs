@@ -1257,3 +1257,115 @@ fn session_processes_are_announced_to_the_service_with_their_image() {
         *created
     );
 }
+
+fn send_scope(
+    core: &mut KernelCore,
+    entries: &[(agentsh_wire::scope::ScopeKind, &str)],
+) -> SendStatus {
+    let units: Vec<(agentsh_wire::scope::ScopeKind, Vec<u16>)> =
+        entries.iter().map(|(k, s)| (*k, u(s))).collect();
+    let mut input = vec![0u8; agentsh_wire::scope::MAX_LEN];
+    let n = agentsh_wire::scope::emit(units.iter().map(|(k, v)| (*k, &v[..])), &mut input)
+        .expect("emit");
+    let mut out = [0u8; 64];
+    let r = core.on_user_message(&input[..n], &mut out);
+    SendResult::decode(MessageType::SetReadScope, &out[..r.written])
+        .expect("send result decodes")
+        .status()
+}
+
+#[test]
+fn only_reads_inside_the_read_scope_are_queried() {
+    use agentsh_wire::scope::ScopeKind;
+    let mut core = connected();
+    let config = DriverConfig {
+        flags: agentsh_wire::control::CONFIG_QUERY_READS,
+        ..DriverConfig::DEFAULT
+    };
+    status(&mut core, ControlRepr::SetConfig(config));
+    let caller = Caller { pid: ROOT, tid: 1 };
+    let (inside, outside, x) = (
+        u("\\REGISTRY\\MACHINE\\SOFTWARE\\Secret\\Sub"),
+        u("\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor"),
+        u("x"),
+    );
+    // No scope yet: every read is queried.
+    assert!(matches!(
+        core.begin(0, caller, &reg(Operation::QueryValue, &outside, &x)),
+        Step::Query { .. }
+    ));
+    assert_eq!(
+        send_scope(
+            &mut core,
+            &[(ScopeKind::Registry, "\\registry\\machine\\software\\secret")]
+        ),
+        SendStatus::Ok
+    );
+    assert_eq!(core.read_scope_len(), Some(1));
+    assert!(
+        matches!(
+            core.begin(0, caller, &reg(Operation::QueryValue, &inside, &x)),
+            Step::Query { .. }
+        ),
+        "a read under the prefix is queried, case-insensitively"
+    );
+    let queries = metric(&core, Counter::RegistryPolicyQueries);
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::QueryValue, &outside, &x)),
+        Step::Allow(Why::ReadNotQueried)
+    );
+    assert_eq!(metric(&core, Counter::RegistryPolicyQueries), queries);
+    // Writes are queried wherever they are.
+    assert!(matches!(
+        core.begin(0, caller, &reg(Operation::SetValue, &outside, &x)),
+        Step::Query { .. }
+    ));
+    // Whole replacement: the old prefix no longer counts, the new one does.
+    assert_eq!(
+        send_scope(
+            &mut core,
+            &[(ScopeKind::Registry, "\\REGISTRY\\MACHINE\\SOFTWARE\\Vendor")]
+        ),
+        SendStatus::Ok
+    );
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::QueryValue, &inside, &x)),
+        Step::Allow(Why::ReadNotQueried)
+    );
+    assert!(matches!(
+        core.begin(0, caller, &reg(Operation::QueryValue, &outside, &x)),
+        Step::Query { .. }
+    ));
+    // A malformed scope is refused and the one in force kept.
+    let mut out = [0u8; 64];
+    let r = core.on_user_message(&[0x19, 0, 9, 0, 0, 0, 0, 0, 0], &mut out);
+    assert_eq!(
+        SendResult::decode(MessageType::SetReadScope, &out[..r.written])
+            .expect("send result decodes")
+            .status(),
+        SendStatus::Malformed
+    );
+    assert_eq!(core.read_scope_len(), Some(1));
+    // An empty scope: no read is queried.
+    assert_eq!(send_scope(&mut core, &[]), SendStatus::Ok);
+    assert_eq!(
+        core.begin(0, caller, &reg(Operation::QueryValue, &outside, &x)),
+        Step::Allow(Why::ReadNotQueried)
+    );
+    // A new Hello drops the scope: everything is queried again until the service resends it.
+    status(
+        &mut core,
+        ControlRepr::Hello {
+            protocol_version: 1,
+        },
+    );
+    assert_eq!(core.read_scope_len(), None);
+}
+
+#[test]
+fn a_read_scope_before_the_handshake_is_refused() {
+    let mut core = KernelCore::new(1);
+    core.on_client_connected(SERVICE_PID).expect("client");
+    assert_eq!(send_scope(&mut core, &[]), SendStatus::HandshakeRequired);
+    assert_eq!(core.read_scope_len(), None);
+}

@@ -598,6 +598,65 @@ pub struct ReadHandling {
     pub report: bool,
 }
 
+/// Where session reads must be asked about ([`Engine::read_scope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadScope {
+    /// Registry key prefixes in the kernel's form, upper case, none covered by another.
+    pub registry: Vec<String>,
+    /// Some file rule can decide a read: every file read is in scope (file paths reach the
+    /// kernel as volume device names, which the policy does not know when it compiles).
+    pub files: bool,
+}
+
+/// The kernel spellings a canonical literal key prefix can have (each a plain prefix: a partial
+/// last component stays partial).
+fn kernel_prefixes(canonical: &str) -> Vec<String> {
+    const MACHINE: &str = "\\REGISTRY\\MACHINE\\";
+    const USERS: &str = "\\REGISTRY\\USER\\";
+    let parts: Vec<&str> = canonical.split('\\').collect();
+    let rest = |from: usize| parts.get(from..).map(|p| p.join("\\")).unwrap_or_default();
+    match parts.as_slice() {
+        // Every numbered control set is CURRENTCONTROLSET in the canonical form.
+        ["HKLM", "SYSTEM", cs, ..]
+            if !cs.is_empty()
+                && ("CURRENTCONTROLSET".starts_with(cs) || cs.starts_with("CURRENTCONTROLSET")) =>
+        {
+            vec![format!("{MACHINE}SYSTEM\\C")]
+        }
+        ["HKLM", "SYSTEM", _, ..] => vec![format!("{MACHINE}{}", rest(1))],
+        ["HKLM", "SOFTWARE", third, ..]
+            if !third.is_empty() && "CLASSES".starts_with(third)
+                || third.starts_with("CLASSES") =>
+        {
+            // HKCR: the machine's classes, their 32-bit view and every user's classes.
+            let tail = rest(3);
+            let mut v = vec![
+                format!("{MACHINE}SOFTWARE\\{}", rest(2)),
+                format!("{MACHINE}SOFTWARE\\WOW6432NODE\\{}", rest(2)),
+                USERS.to_string(),
+            ];
+            if parts.len() > 3 {
+                v.push(format!("{MACHINE}SOFTWARE\\CLASSES\\WOW6432NODE\\{tail}"));
+            }
+            v
+        }
+        ["HKLM", "SOFTWARE", _, ..] => vec![
+            format!("{MACHINE}SOFTWARE\\{}", rest(2)),
+            format!("{MACHINE}SOFTWARE\\WOW6432NODE\\{}", rest(2)),
+        ],
+        ["HKLM", second, _, ..] if *second != "SOFTWARE" && *second != "SYSTEM" => {
+            vec![format!("{MACHINE}{}", rest(1))]
+        }
+        ["HKLM", ..] => vec![MACHINE.to_string()],
+        ["HKU", ".DEFAULT", ..] => vec![format!("{USERS}{}", rest(1)), format!("{USERS}S-1-5-18")],
+        // The SID without its separator also covers `<SID>_Classes`.
+        ["HKU", sid, _, ..] if !sid.is_empty() => vec![format!("{USERS}{sid}")],
+        ["HKU", ..] | ["HKCU", ..] => vec![USERS.to_string()],
+        ["REGISTRY", _, ..] => vec![format!("\\{canonical}")],
+        _ => vec!["\\REGISTRY".to_string()],
+    }
+}
+
 impl Engine {
     /// How the driver must treat session reads for this policy. Reads no rule names are allowed
     /// (never by `default_action`), so unless a rule can decide a read otherwise the driver
@@ -612,6 +671,38 @@ impl Engine {
         ReadHandling {
             query: decides(&self.registry) || decides(&self.files),
             report: self.registry.settings.log_all || self.files.settings.log_all,
+        }
+    }
+
+    /// The compiled read scope: where a session read can be decided other than "allow,
+    /// unlogged", as the kernel names it. Registry prefixes are in the kernel's form
+    /// (`\REGISTRY\...`, upper case) and cover every kernel spelling of a rule's key: the literal
+    /// text before the pattern's first wildcard or variable, widened where the canonical form
+    /// merges several kernel names (any user hive for `HKCU` and `HKCR`, every numbered control
+    /// set, 32-bit views). A prefix may cover more than the rules, never less.
+    pub fn read_scope(&self) -> ReadScope {
+        let decides = |r: &CompiledRule| {
+            r.ops.contains(Operation::Read)
+                && (r.decision != Decision::Allow || r.notify == Some(true))
+        };
+        let mut registry: Vec<String> = Vec::new();
+        for t in &self.registry.targets {
+            if decides(&self.registry.rules[t.owner as usize]) {
+                registry.extend(kernel_prefixes(&t.key.literal_prefix()));
+            }
+        }
+        registry.sort();
+        registry.dedup();
+        // A prefix covered by a shorter one adds nothing.
+        let mut kept: Vec<String> = Vec::new();
+        for p in registry {
+            if !kept.iter().any(|k| p.starts_with(k.as_str())) {
+                kept.push(p);
+            }
+        }
+        ReadScope {
+            registry: kept,
+            files: self.files.rules.iter().any(decides),
         }
     }
 

@@ -140,9 +140,80 @@ mod unix {
         );
     }
 
+    const READ_POLICY: &str = r#"
+registry_policy:
+  default_action: deny
+  default_cache_ttl: 30
+  rules:
+    - name: allow-app-settings
+      paths: ["HKCU\\SOFTWARE\\${APP_NAME}\\*"]
+      operations: [read, write, create, delete]
+      action: allow
+"#;
+
+    fn policy_rig(yaml: &str) -> Rig {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = agentsh_policy::Policy::from_str(yaml, "bench.yaml").expect("policy loads");
+        let (emulator, service) = rt
+            .block_on(support::emulator_and_service_with(dir.path(), &policy))
+            .expect("emulator and service start");
+        Rig {
+            rt,
+            emulator,
+            service,
+            _dir: dir,
+        }
+    }
+
+    /// A read-heavy trace (QueryValue, every key distinct) under a policy without a read rule and
+    /// under the same policy plus a read-deny rule on one subtree, in one run: the compiled read
+    /// scope keeps the reads outside that subtree in the kernel, so the two cost the same.
+    fn read_scope(c: &mut Criterion) {
+        let with_rule = format!(
+            "{READ_POLICY}    - name: deny-vault-reads\n      paths: [\"HKLM\\\\SOFTWARE\\\\Vault\\\\*\"]\n      operations: [read]\n      action: deny\n"
+        );
+        let mut group = c.benchmark_group("through-service/read-trace");
+        group.throughput(Throughput::Elements(1));
+        let mut figures = Vec::new();
+        for (name, yaml) in [
+            ("no-read-rule", READ_POLICY.to_owned()),
+            ("read-rule-on-one-subtree", with_rule),
+        ] {
+            let rig = policy_rig(&yaml);
+            let spec = LoadSpec {
+                processes: 8,
+                op: agentsh_wire::Operation::QueryValue,
+                ..LoadSpec::default()
+            };
+            let total = Mutex::new(LoadReport::default());
+            let before = rig.emulator.metrics().get(Counter::RegistryPolicyQueries);
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| timed(&rig, &spec, iters, &total))
+            });
+            let queries = rig.emulator.metrics().get(Counter::RegistryPolicyQueries) - before;
+            let total = total.lock().expect("lock");
+            assert_eq!(
+                queries, 0,
+                "{name}: reads outside the scope are not queried"
+            );
+            summary(&format!("read trace, {name}, 8 processes"), &total);
+            figures.push(total.per_second());
+        }
+        group.finish();
+        println!(
+            "read trace: with a read rule on one subtree {:.1}% of the throughput without one",
+            100.0 * figures[1] / figures[0].max(1.0)
+        );
+    }
+
     criterion_group! {
         name = benches;
         config = Criterion::default().sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-        targets = uncached, warm
+        targets = uncached, warm, read_scope
     }
 }

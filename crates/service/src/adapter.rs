@@ -170,6 +170,11 @@ impl PolicyAdapter {
         self.audit_all.load(Ordering::Relaxed)
     }
 
+    /// The compiled read scope of the policy in force.
+    pub fn read_scope(&self) -> agentsh_policy::engine::ReadScope {
+        self.engine().read_scope()
+    }
+
     /// Swaps in a new engine (policy reload) atomically.
     pub fn replace_engine(&self, engine: Arc<Engine>) {
         if let Ok(mut e) = self.engine.write() {

@@ -168,6 +168,67 @@ impl<T: PortTransport> DriverClient<T> {
         .await
     }
 
+    /// Sends the compiled read scope (SetReadScope): the kernel queries only session reads
+    /// under these prefixes. A scope over the message's limits, or one the kernel cannot store,
+    /// is replaced by the widest scope (every read queried), never by a narrower one.
+    pub async fn set_read_scope(
+        &self,
+        scope: &agentsh_policy::engine::ReadScope,
+    ) -> Result<(), ClientError> {
+        use agentsh_wire::scope::ScopeKind;
+        let registry: Vec<Vec<u16>> = scope
+            .registry
+            .iter()
+            .map(|p| p.encode_utf16().collect())
+            .collect();
+        let all_files: Vec<u16> = "\\".encode_utf16().collect();
+        let mut entries: Vec<(ScopeKind, &[u16])> = registry
+            .iter()
+            .map(|p| (ScopeKind::Registry, &p[..]))
+            .collect();
+        if scope.files {
+            entries.push((ScopeKind::File, &all_files[..]));
+        }
+        let everything = [
+            (ScopeKind::Registry, &all_files[..]),
+            (ScopeKind::File, &all_files[..]),
+        ];
+        let status = match self.send_scope(&entries).await? {
+            SendStatus::Ok => return Ok(()),
+            status => status,
+        };
+        tracing::warn!(
+            "the driver refused the read scope ({} prefixes: {status:?}); every session read is queried",
+            entries.len()
+        );
+        match self.send_scope(&everything).await? {
+            SendStatus::Ok => Ok(()),
+            status => Err(ClientError::Refused {
+                message: MessageType::SetReadScope,
+                status,
+            }),
+        }
+    }
+
+    async fn send_scope(
+        &self,
+        entries: &[(agentsh_wire::scope::ScopeKind, &[u16])],
+    ) -> Result<SendStatus, ClientError> {
+        let mut buf = vec![0u8; agentsh_wire::scope::MAX_LEN];
+        let n = match agentsh_wire::scope::emit(entries.iter().copied(), &mut buf) {
+            Ok(n) => n,
+            // Over the limits: refused here as the kernel would refuse it.
+            Err(_) => return Ok(SendStatus::OutOfRange),
+        };
+        let out = self.transport.send(&buf[..n]).await?;
+        SendResult::decode(MessageType::SetReadScope, &out)
+            .map(|r| r.status())
+            .map_err(|error| ClientError::Malformed {
+                message: MessageType::SetReadScope,
+                error,
+            })
+    }
+
     /// Drops the driver's cached decisions (after a policy reload).
     pub async fn flush_cache(&self) -> Result<(), ClientError> {
         self.expect_ok(ControlRepr::FlushCache { session_token: 0 })

@@ -126,6 +126,7 @@ impl<T: PortTransport> Service<T> {
         config: DriverConfig,
     ) -> Result<Self, ClientError> {
         client.set_config(config).await?;
+        client.set_read_scope(&adapter.read_scope()).await?;
         adapter.set_fail_mode(config.fail_mode);
         // Decisions the kernel made alone while no service was connected are known only from its
         // counters: read them at once, before serving, so a short outage followed by a quick
@@ -239,6 +240,10 @@ impl<T: PortTransport> Service<T> {
     /// any command-line overrides) is sent to the driver before its cache is flushed.
     pub async fn reload(&self, policy: &Policy, config: DriverConfig) -> Result<(), ClientError> {
         self.adapter.apply_policy(policy);
+        // The scope first: the new flags never meet the old policy's scope.
+        self.client
+            .set_read_scope(&self.adapter.read_scope())
+            .await?;
         self.client.set_config(config).await?;
         self.adapter.set_fail_mode(config.fail_mode);
         self.client.flush_cache().await

@@ -42,6 +42,18 @@ async fn answer_sends(s: &mut UnixStream, count: usize) {
         let (kind, body) = read_frame(s).await.expect("a user send");
         assert_eq!(kind, FrameKind::UserSend);
         let ty = MessageType::of(&body).expect("typed");
+        if ty == MessageType::SetReadScope {
+            agentsh_wire::scope::ReadScopeView::new_checked(&body)
+                .expect("the service sends a valid read scope");
+            let result = SendResult::Status {
+                message_type: ty,
+                status: SendStatus::Ok,
+            };
+            let mut out = vec![0u8; 4 + result.buffer_len()];
+            result.emit(&mut out[4..]).expect("emit");
+            write_frame(s, FrameKind::SendResult, &out).await;
+            continue;
+        }
         let result = match ControlRepr::decode(&body).expect("the service sends valid messages") {
             ControlRepr::Hello { .. } => SendResult::Hello {
                 status: SendStatus::Ok,
@@ -77,9 +89,9 @@ async fn garbage_requests_are_answered_once_each_per_the_fail_mode() {
         }
     });
     let (mut kernel, _) = listener.accept().await.expect("accept");
-    // Hello, ExcludeSelf, SetConfig, and GetMetrics (the fail-mode counters read on connect;
+    // Hello, ExcludeSelf, SetConfig, SetReadScope and GetMetrics (the fail-mode counters read on connect;
     // answered with a bare status, which the service reports and goes on).
-    answer_sends(&mut kernel, 4).await;
+    answer_sends(&mut kernel, 5).await;
     let running = service.await.expect("joins").expect("service starts");
 
     let mut sent = 0u64;

@@ -900,3 +900,124 @@ registry_policy:
         (EventKind::RegistryRead, "allow", Some("T1547.001"))
     );
 }
+
+/// The design's example policy with one read-deny rule on a subtree: the service sends the
+/// compiled read scope, so the kernel queries only reads under that subtree. A denied read inside
+/// the scope is denied with an event; a read outside it is answered in the kernel without a query
+/// (and logged, `log_all`); a Run key read is allowed and logged with its technique; `policy
+/// check` agrees with each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_reads_in_the_compiled_read_scope_are_queried() {
+    let yaml = r#"
+registry_policy:
+  default_action: deny
+  log_all: true
+  default_cache_ttl: 30
+  notify_on_deny: true
+  rules:
+    - name: allow-app-settings
+      paths: ["HKCU\\SOFTWARE\\${APP_NAME}\\*"]
+      operations: [read, write, create, delete]
+      action: allow
+      cache_ttl: 60
+    - name: block-run-keys
+      paths:
+        - "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+        - "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\RunOnce"
+        - "HKCU\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+      operations: [write, create, delete]
+      action: deny
+      priority: 1000
+      notify: true
+    - name: approve-service-install
+      paths: ["HKLM\\SYSTEM\\CurrentControlSet\\Services\\*"]
+      operations: [create]
+      action: approve
+      timeout_seconds: 30
+      cache_ttl: 0
+    - name: deny-vault-reads
+      paths: ["HKLM\\SOFTWARE\\Vault\\*"]
+      operations: [read]
+      action: deny
+"#;
+    let policy = Policy::from_str(yaml, "design-read-rule.yaml").expect("policy loads");
+    let scope = policy.engine().read_scope();
+    assert_eq!(
+        scope.registry,
+        [
+            "\\REGISTRY\\MACHINE\\SOFTWARE\\VAULT\\",
+            "\\REGISTRY\\MACHINE\\SOFTWARE\\WOW6432NODE\\VAULT\\",
+        ]
+    );
+    assert!(!scope.files);
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    let queries = |r: &Rig| r.emulator.metrics().get(Counter::RegistryPolicyQueries);
+
+    let vault = "\\REGISTRY\\MACHINE\\SOFTWARE\\Vault\\Keys".to_string();
+    let before = queries(&r);
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::QueryValue, &vault, "master"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    assert_eq!(
+        out.verdict,
+        policy_check(&policy, "TestApp", Operation::QueryValue, &vault, "master")
+    );
+    assert_eq!(
+        queries(&r),
+        before + 1,
+        "the read inside the scope is queried"
+    );
+
+    let outside = [
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion".to_string(),
+        "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Session Manager".to_string(),
+        hkcu("SOFTWARE\\Other"),
+    ];
+    let before = queries(&r);
+    for key in &outside {
+        for _ in 0..3 {
+            let out = r
+                .emulator
+                .perform(&reg(ROOT, Operation::QueryValue, key, "v"))
+                .await;
+            assert_eq!(out.verdict, Verdict::Allow, "{key}");
+            assert_eq!(
+                out.verdict,
+                policy_check(&policy, "TestApp", Operation::QueryValue, key, "v")
+            );
+        }
+    }
+    let run = hkcu(RUN);
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::QueryValue, &run, "Updater"))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow);
+    assert_eq!(
+        queries(&r),
+        before,
+        "reads outside the scope are answered in the kernel"
+    );
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let blocked = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryBlocked)
+        .expect("the denied read is an event");
+    assert_eq!(
+        (blocked.driver_operation, blocked.rule_name.as_str()),
+        ("QueryValue", "deny-vault-reads")
+    );
+    let run_event = events
+        .iter()
+        .find(|e| e.key_path.ends_with("CurrentVersion\\Run"))
+        .expect("the Run key read is logged");
+    assert_eq!(
+        (run_event.kind, run_event.decision, run_event.mitre_id),
+        (EventKind::RegistryRead, "allow", Some("T1547.001"))
+    );
+}

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod op;
 pub mod registry;
 pub mod response;
+pub mod scope;
 pub mod utf16;
 
 mod bytes;

@@ -34,11 +34,13 @@ pub enum MessageType {
     FinalDecision = 0x17,
     /// User → kernel: replace a session's token, keeping its processes.
     RotateSessionToken = 0x18,
+    /// User → kernel: the compiled read scope (variable length, `scope` module).
+    SetReadScope = 0x19,
 }
 
 impl MessageType {
     /// Every message type, for exhaustive tests and documentation.
-    pub const ALL: [MessageType; 13] = [
+    pub const ALL: [MessageType; 14] = [
         MessageType::PolicyCheckFile,
         MessageType::PolicyCheckRegistry,
         MessageType::Notify,
@@ -52,6 +54,7 @@ impl MessageType {
         MessageType::FlushCache,
         MessageType::FinalDecision,
         MessageType::RotateSessionToken,
+        MessageType::SetReadScope,
     ];
 
     /// Decodes a message type field.

@@ -57,12 +57,20 @@ impl SessionRegistrar for ServiceRegistrar {
 /// An emulator on `dir/agentsh.sock` and the real service connected to it, deciding with the
 /// embedded default policy and writing JSON-lines events to nowhere (their encoding is paid).
 pub async fn emulator_and_service(dir: &Path) -> io::Result<(Arc<Emulator>, ServiceRegistrar)> {
+    let policy = Policy::embedded_default().map_err(|e| io::Error::other(e.to_string()))?;
+    emulator_and_service_with(dir, &policy).await
+}
+
+/// [`emulator_and_service`] deciding with `policy`.
+pub async fn emulator_and_service_with(
+    dir: &Path,
+    policy: &Policy,
+) -> io::Result<(Arc<Emulator>, ServiceRegistrar)> {
     let socket = dir.join("agentsh.sock");
     let emulator = Arc::new(Emulator::start(&socket, 7)?);
-    let policy = Policy::embedded_default().map_err(|e| io::Error::other(e.to_string()))?;
     let events = EventPipeline::spawn(4096, Format::Jsonl, Box::new(io::sink()));
     let transport = SocketTransport::connect(&socket).await?;
-    let service = Service::start(transport, &policy, events)
+    let service = Service::start(transport, policy, events)
         .await
         .map_err(|e| io::Error::other(e.to_string()))?;
     Ok((
