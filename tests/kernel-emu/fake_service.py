@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A small stand-in for the agentsh service, speaking the loopback framing as the user side: it
-handshakes, configures the fail mode, registers one session, excludes itself, and answers queries
+handshakes, configures the fail mode, registers one session, excludes itself, asks the kernel
+(QuerySession) about an unknown process and about the first announced new process, and answers queries
 with a fixed policy (Run keys and SAM denied, service-key creation held for approval, the rest
 allowed; files under \\protected\\ denied, writes under \\nowrite\\ denied, files under \\hold\\ held).
 Every message it receives is appended to a JSON-lines log the harness checks."""
@@ -33,9 +34,10 @@ def main():
 
     fail_mode = 1 if args.fail_mode == "closed" else 0
     for body in (wire.hello(), wire.set_config(fail_mode), wire.register_session(args.session_root, 0xA11CE, 7),
-                 wire.exclude_self()):
+                 wire.exclude_self(), wire.query_session(args.session_root + 999)):
         send(wire.USER_SEND, body)
     tickets = iter(range(100, 1000))
+    queried = []
     while True:
         frame = reader.read()
         if frame is None:
@@ -43,8 +45,13 @@ def main():
         kind, body = frame
         if kind == wire.SEND_RESULT:
             status = struct.unpack_from("<i", body)[0]
-            mtype, _size, result = struct.unpack_from("<HHI", body, 4) if len(body) >= 12 else (0, 0, 0)
-            log.write(json.dumps({"send_result": status, "type": mtype, "status": result}) + "\n")
+            mtype, size, result = struct.unpack_from("<HHI", body, 4) if len(body) >= 12 else (0, 0, 0)
+            entry = {"send_result": status, "type": mtype, "status": result}
+            if mtype == 0x1A:
+                entry["size"] = size
+                if size == 16 and len(body) >= 20:
+                    entry["session_id"] = struct.unpack_from("<Q", body, 12)[0]
+            log.write(json.dumps(entry) + "\n")
             continue
         reply_len, _pad, msg_id = struct.unpack_from("<IIQ", body)
         msg = body[16:]
@@ -53,6 +60,11 @@ def main():
             pid, creating, _parent, kind = struct.unpack_from("<IIII", msg, 12)
             log.write(json.dumps({"process_event": kind, "pid": pid, "creating_pid": creating,
                                   "image": wire.read_utf16(msg[32:552])}) + "\n")
+            if kind == 1 and not queried:
+                # As the service's API does for a caller it does not know: ask the kernel (about
+                # the first announced process only, so later scenarios see no extra messages).
+                queried.append(pid)
+                send(wire.USER_SEND, wire.query_session(pid))
             continue
         if reply_len == 0:
             reason = struct.unpack_from("<H", msg, 4)[0]

@@ -77,7 +77,7 @@ class Harness:
                                          "--socket", self.sock, "--log", self.log, "--fail-mode", fail_mode])
         self.k.accept(self.service.pid)
         deadline = time.monotonic() + 10
-        while len(self.k.inbox) < 4 and time.monotonic() < deadline:
+        while len(self.k.inbox) < 5 and time.monotonic() < deadline:
             self.k.pump(0.1)
         self.k.deliver()
         time.sleep(0.2)
@@ -240,7 +240,11 @@ def main():
     h.start_fake_service("closed")
     setup_results = [e for e in h.service_log() if "send_result" in e]
     check("handshake, config, session and exclusion accepted by the driver",
-          len(setup_results) == 4 and all(e["send_result"] == 0 and e["status"] == 0 for e in setup_results), setup_results)
+          len(setup_results) == 5 and all(e["send_result"] == 0 and e["status"] == 0 for e in setup_results[:4]),
+          setup_results)
+    check("QuerySession about a process in no session -> NotFound (4), 8 bytes, no session id",
+          len(setup_results) == 5 and setup_results[4]["type"] == 0x1A and setup_results[4]["status"] == 4
+          and setup_results[4]["size"] == 8 and "session_id" not in setup_results[4], setup_results)
 
     n = len(h.service_log())
     h.process_created(1001, creating_pid=1000, parent_pid=4)
@@ -250,6 +254,16 @@ def main():
     check("the session's new process is announced to the service with its image (one-way)",
           [(e["process_event"], e["pid"], e["creating_pid"], e["image"]) for e in announced]
           == [(1, 1001, 1000, "C:\\agent\\tool.exe")], announced)
+    # The service asked about the announced child (QuerySession); run the message callback.
+    deadline = time.monotonic() + 5
+    while not k.inbox and time.monotonic() < deadline:
+        k.pump(0.1)
+    k.deliver()
+    time.sleep(0.3)
+    answers = [e for e in h.service_log()[n:] if e.get("type") == 0x1A]
+    check("QuerySession about the announced child -> Ok with the session's public id (7), 16 bytes",
+          [(e["send_result"], e["status"], e["size"], e.get("session_id")) for e in answers] == [(0, 0, 16, 7)],
+          answers)
 
     guarded("registry decisions", lambda: registry_scenarios(h))
     guarded("file decisions", lambda: file_scenarios(h))

@@ -84,5 +84,9 @@ def exclude_self():
     return struct.pack("<HHI", 0x15, 8, 0)
 
 
+def query_session(pid):
+    return struct.pack("<HHI", 0x1A, 8, pid)
+
+
 def final_decision(ticket, decision):
     return struct.pack("<HHIIIII8x", 0x17, 32, 0, ticket, 0, decision, 0)

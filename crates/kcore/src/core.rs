@@ -762,6 +762,10 @@ impl KernelCore {
                 self.cache.flush_session(session_token);
                 status(SendStatus::Ok)
             }
+            ControlRepr::QuerySession { process_id } => match self.sessions.lookup(process_id) {
+                Some(r) => SendResult::Session { session_id: r.id },
+                None => status(SendStatus::NotFound),
+            },
             ControlRepr::FinalDecision {
                 ticket, decision, ..
             } => {

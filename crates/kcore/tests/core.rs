@@ -1369,3 +1369,50 @@ fn a_read_scope_before_the_handshake_is_refused() {
     assert_eq!(send_scope(&mut core, &[]), SendStatus::HandshakeRequired);
     assert_eq!(core.read_scope_len(), None);
 }
+
+#[test]
+fn query_session_names_the_session_of_a_tracked_process_and_nothing_else() {
+    let mut core = connected();
+    let query =
+        |core: &mut KernelCore, process_id| send(core, ControlRepr::QuerySession { process_id });
+    // The root, and a child the kernel tracked by creation (its announcement to the service is
+    // one-way and may not have been read yet): both are answered with the session's public id.
+    assert_eq!(
+        query(&mut core, ROOT),
+        SendResult::Session { session_id: 1 }
+    );
+    assert!(core.on_process_created(2000, ROOT, ROOT, &[]).is_some());
+    assert_eq!(
+        query(&mut core, 2000),
+        SendResult::Session { session_id: 1 }
+    );
+    // A process outside every session, and one that has exited, are NotFound.
+    let not_found = SendResult::Status {
+        message_type: MessageType::QuerySession,
+        status: SendStatus::NotFound,
+    };
+    assert_eq!(query(&mut core, 3000), not_found);
+    core.on_process_exited(2000);
+    assert_eq!(query(&mut core, 2000), not_found);
+    // Once the session ends, its root is in no session either.
+    assert_eq!(
+        status(
+            &mut core,
+            ControlRepr::UnregisterSession {
+                session_token: TOKEN
+            }
+        ),
+        SendStatus::Ok
+    );
+    assert_eq!(query(&mut core, ROOT), not_found);
+}
+
+#[test]
+fn query_session_needs_the_handshake() {
+    let mut core = KernelCore::new(7);
+    core.on_client_connected(SERVICE_PID).expect("first client");
+    assert_eq!(
+        status(&mut core, ControlRepr::QuerySession { process_id: ROOT }),
+        SendStatus::HandshakeRequired
+    );
+}

@@ -338,6 +338,9 @@ mod tests {
                 kernel_version: agentsh_wire::PROTOCOL_VERSION,
             },
             SendResult::Metrics(Metrics([u64::MAX; Counter::COUNT])),
+            SendResult::Session {
+                session_id: u64::MAX,
+            },
         ];
         for answer in answers {
             assert!(answer.buffer_len() <= SEND_OUTPUT_LEN, "{answer:?}");

@@ -55,6 +55,10 @@ pub mod field {
         pub const FLAGS: usize = 20;
         pub const RESERVED: usize = 24;
     }
+    /// QuerySession (8 bytes).
+    pub mod query_session {
+        pub const PROCESS_ID: usize = 4;
+    }
     /// SendResult prologue (8 bytes), then the body.
     pub mod send_result {
         pub const MESSAGE_TYPE: usize = 0;
@@ -75,9 +79,11 @@ pub mod len {
     pub const FLUSH_CACHE: usize = 16;
     pub const FINAL_DECISION: usize = 32;
     pub const ROTATE_SESSION_TOKEN: usize = 24;
+    pub const QUERY_SESSION: usize = 8;
     pub const SEND_RESULT_HEADER: usize = 8;
     pub const HELLO_RESULT: usize = 16;
     pub const METRICS_RESULT: usize = SEND_RESULT_HEADER + 8 * super::Counter::COUNT;
+    pub const SESSION_RESULT: usize = 16;
 }
 
 /// Capacity of RegisterSession.Workspace in units, terminator included.
@@ -370,6 +376,11 @@ pub enum ControlRepr {
         old_token: u64,
         new_token: u64,
     },
+    /// Which session `process_id` belongs to, if any (the service's API asks about callers whose
+    /// process announcement it has not seen yet).
+    QuerySession {
+        process_id: u32,
+    },
 }
 
 impl ControlRepr {
@@ -385,6 +396,7 @@ impl ControlRepr {
             ControlRepr::FlushCache { .. } => MessageType::FlushCache,
             ControlRepr::FinalDecision { .. } => MessageType::FinalDecision,
             ControlRepr::RotateSessionToken { .. } => MessageType::RotateSessionToken,
+            ControlRepr::QuerySession { .. } => MessageType::QuerySession,
         }
     }
 
@@ -400,6 +412,7 @@ impl ControlRepr {
             ControlRepr::FlushCache { .. } => len::FLUSH_CACHE,
             ControlRepr::FinalDecision { .. } => len::FINAL_DECISION,
             ControlRepr::RotateSessionToken { .. } => len::ROTATE_SESSION_TOKEN,
+            ControlRepr::QuerySession { .. } => len::QUERY_SESSION,
         }
     }
 
@@ -524,6 +537,12 @@ impl ControlRepr {
                     new_token,
                 }
             }
+            MessageType::QuerySession => {
+                size(len::QUERY_SESSION)?;
+                ControlRepr::QuerySession {
+                    process_id: u32_at(buf, field::query_session::PROCESS_ID),
+                }
+            }
             other => {
                 return Err(Error::WrongType {
                     expected: MessageType::Hello as u16,
@@ -595,6 +614,9 @@ impl ControlRepr {
                 set_u64(buf, field::rotate::OLD_TOKEN, old_token);
                 set_u64(buf, field::rotate::NEW_TOKEN, new_token);
             }
+            ControlRepr::QuerySession { process_id } => {
+                set_u32(buf, field::query_session::PROCESS_ID, process_id);
+            }
         }
         Ok(())
     }
@@ -663,6 +685,9 @@ pub enum SendResult {
     },
     /// GetMetrics' answer: the snapshot.
     Metrics(Metrics),
+    /// QuerySession's answer when the process is in a session: the session's public id
+    /// (16 bytes). A process in no session is answered `NotFound` without a body.
+    Session { session_id: u64 },
 }
 
 impl SendResult {
@@ -670,7 +695,7 @@ impl SendResult {
     pub fn status(&self) -> SendStatus {
         match self {
             SendResult::Status { status, .. } | SendResult::Hello { status, .. } => *status,
-            SendResult::Metrics(_) => SendStatus::Ok,
+            SendResult::Metrics(_) | SendResult::Session { .. } => SendStatus::Ok,
         }
     }
 
@@ -680,6 +705,7 @@ impl SendResult {
             SendResult::Status { .. } => len::SEND_RESULT_HEADER,
             SendResult::Hello { .. } => len::HELLO_RESULT,
             SendResult::Metrics(_) => len::METRICS_RESULT,
+            SendResult::Session { .. } => len::SESSION_RESULT,
         }
     }
 
@@ -696,6 +722,7 @@ impl SendResult {
             } => (*message_type, *status),
             SendResult::Hello { status, .. } => (MessageType::Hello, *status),
             SendResult::Metrics(_) => (MessageType::GetMetrics, SendStatus::Ok),
+            SendResult::Session { .. } => (MessageType::QuerySession, SendStatus::Ok),
         };
         emit_prologue(buf, ty as u16, n);
         set_u32(buf, f::STATUS, status as u32);
@@ -707,6 +734,7 @@ impl SendResult {
                     set_u64(buf, f::BODY + 8 * i, *v);
                 }
             }
+            SendResult::Session { session_id } => set_u64(buf, f::BODY, *session_id),
         }
         Ok(())
     }
@@ -738,6 +766,12 @@ impl SendResult {
                     *slot = u64_at(buf, f::BODY + 8 * i);
                 }
                 Ok(SendResult::Metrics(m))
+            }
+            (MessageType::QuerySession, SendStatus::Ok) => {
+                check_prologue(buf, ty, len::SESSION_RESULT)?;
+                Ok(SendResult::Session {
+                    session_id: u64_at(buf, f::BODY),
+                })
             }
             _ => {
                 check_prologue(buf, ty, len::SEND_RESULT_HEADER)?;

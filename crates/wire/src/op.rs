@@ -36,11 +36,13 @@ pub enum MessageType {
     RotateSessionToken = 0x18,
     /// User → kernel: the compiled read scope (variable length, `scope` module).
     SetReadScope = 0x19,
+    /// User → kernel: which session, if any, a process id belongs to (extension).
+    QuerySession = 0x1A,
 }
 
 impl MessageType {
     /// Every message type, for exhaustive tests and documentation.
-    pub const ALL: [MessageType; 14] = [
+    pub const ALL: [MessageType; 15] = [
         MessageType::PolicyCheckFile,
         MessageType::PolicyCheckRegistry,
         MessageType::Notify,
@@ -55,6 +57,7 @@ impl MessageType {
         MessageType::FinalDecision,
         MessageType::RotateSessionToken,
         MessageType::SetReadScope,
+        MessageType::QuerySession,
     ];
 
     /// Decodes a message type field.

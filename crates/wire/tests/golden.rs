@@ -405,6 +405,15 @@ fn control_messages() {
             new_token: 2,
         },
     );
+    // docs/protocol.md: QuerySession (8) is `ProcessId u32 @4`.
+    check_control(
+        &Golden::new(8)
+            .at(0, &[0x1A, 0])
+            .at(2, &[8, 0])
+            .at(4, &[0x39, 0x30, 0, 0]) // 12345
+            .0,
+        ControlRepr::QuerySession { process_id: 12345 },
+    );
 }
 
 #[test]
@@ -452,6 +461,39 @@ fn send_results() {
         .0;
     let r = SendResult::decode(MessageType::RegisterSession, &status).expect("status");
     assert_eq!(r.status(), SendStatus::AlreadyExists);
+
+    // QuerySession: in a session → Ok and `SessionId u64 @8` (16 bytes); in none → NotFound, 8 bytes.
+    let member = Golden::new(16)
+        .at(0, &[0x1A, 0])
+        .at(2, &[16, 0])
+        .at(8, &[0x2A, 0, 0, 0, 0, 0, 0, 0x80])
+        .0;
+    let r = SendResult::decode(MessageType::QuerySession, &member).expect("session result");
+    assert_eq!(
+        r,
+        SendResult::Session {
+            session_id: 0x8000_0000_0000_002A
+        }
+    );
+    let mut out = vec![0xAA; r.buffer_len()];
+    r.emit(&mut out).expect("emit");
+    assert_eq!(out, member);
+    let none = Golden::new(8)
+        .at(0, &[0x1A, 0])
+        .at(2, &[8, 0])
+        .at(4, &[4, 0, 0, 0])
+        .0;
+    let r = SendResult::decode(MessageType::QuerySession, &none).expect("not-found result");
+    assert_eq!(
+        r,
+        SendResult::Status {
+            message_type: MessageType::QuerySession,
+            status: SendStatus::NotFound
+        }
+    );
+    // An Ok answer must carry the session id: the 8-byte form is refused.
+    let short = Golden::new(8).at(0, &[0x1A, 0]).at(2, &[8, 0]).0;
+    assert!(SendResult::decode(MessageType::QuerySession, &short).is_err());
 }
 
 #[test]

@@ -99,6 +99,7 @@ proptest! {
             ControlRepr::FlushCache { session_token: token },
             ControlRepr::RotateSessionToken { old_token: id, new_token: token },
             ControlRepr::FinalDecision { ticket, decision: Decision::Deny, flags: 0 },
+            ControlRepr::QuerySession { process_id: pid },
         ] {
             let mut buf = vec![0u8; repr.buffer_len()];
             repr.emit(&mut buf).expect("emit");
