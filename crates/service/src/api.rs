@@ -18,8 +18,11 @@
 //!
 //! Whatever it may do otherwise, a process that belongs to a sandbox session is refused every
 //! endpoint (`403`): its pid, or an ancestor's, is a session's root or a process the kernel
-//! announced as a session member. On Windows, AppContainer, restricted and below-Medium tokens
-//! are refused as well.
+//! announced as a session member, or the kernel, asked about the caller's pid (QuerySession,
+//! since announcements are one-way and may arrive after the caller connects), places it in a
+//! session. When the kernel cannot be asked (the driver is reconnecting) every local caller is
+//! refused with `503`. On Windows, AppContainer, restricted and below-Medium tokens are refused
+//! as well.
 //!
 //! The transport is bounded: connections are counted per client and in total (above either
 //! limit a connection is closed at once, so idle connections cannot exhaust descriptors), a
@@ -69,6 +72,12 @@ pub trait DriverOps: Send + Sync + 'static {
     fn driver_metrics(
         &self,
     ) -> Pin<Box<dyn Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>>;
+    /// The session the kernel places `pid` in (QuerySession), `None` when in none; an error when
+    /// the kernel cannot be asked.
+    fn kernel_session_of(
+        &self,
+        pid: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send + '_>>;
 }
 
 /// The longest `app` name (units of a registry key name component).
@@ -438,14 +447,38 @@ enum Need {
 }
 
 impl Api {
-    /// Refuses (`403`) a caller that may not use an endpoint, with the reason.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the refusal is the handler's answer"
-    )]
-    fn authorize(&self, caller: &Caller, need: Need) -> Result<(), Response> {
+    /// Refuses (`403`, or `503` when the kernel cannot be asked) a caller that may not use an
+    /// endpoint, with the reason.
+    async fn authorize(&self, caller: &Caller, need: Need) -> Result<(), Response> {
         self.check(caller, need)
-            .map_err(|why| refuse(StatusCode::FORBIDDEN, why))
+            .map_err(|why| refuse(StatusCode::FORBIDDEN, why))?;
+        // The service learns of a session's new processes one way and maybe late; the kernel's
+        // table is current. A caller it places in a session is refused like a known member, and
+        // a caller it cannot be asked about is refused too (fail closed).
+        if caller.via == Via::Local
+            && let Some(pid) = caller.pid
+        {
+            match self.driver.kernel_session_of(pid).await {
+                Ok(None) => {}
+                Ok(Some(session)) => {
+                    return Err(refuse(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "process {pid} belongs to sandbox session `{session}` (the kernel says so): sandboxed processes may not use the API"
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "cannot ask the driver whether process {pid} is in a sandbox session ({e}); refused until it answers"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Why a caller may not use an endpoint.
@@ -484,7 +517,7 @@ async fn list_approvals(
     State(s): State<Api>,
     Extension(caller): Extension<Arc<Caller>>,
 ) -> Response {
-    if let Err(r) = s.authorize(&caller, Need::Approver) {
+    if let Err(r) = s.authorize(&caller, Need::Approver).await {
         return r;
     }
     axum::Json(s.adapter.approvals.list()).into_response()
@@ -502,7 +535,7 @@ async fn answer_approval(
     UrlPath((id, answer)): UrlPath<(u32, String)>,
     Query(scope): Query<Scope>,
 ) -> Response {
-    if let Err(r) = s.authorize(&caller, Need::Approver) {
+    if let Err(r) = s.authorize(&caller, Need::Approver).await {
         return r;
     }
     let outcome = match (answer.as_str(), scope.scope.as_deref()) {
@@ -527,7 +560,7 @@ async fn register_session(
     Extension(caller): Extension<Arc<Caller>>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = s.authorize(&caller, Need::Register) {
+    if let Err(r) = s.authorize(&caller, Need::Register).await {
         return r;
     }
     let req: SessionRequest = match serde_json::from_slice(&body) {
@@ -603,7 +636,7 @@ async fn unregister_session(
     Extension(caller): Extension<Arc<Caller>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    if let Err(r) = s.authorize(&caller, Need::Register) {
+    if let Err(r) = s.authorize(&caller, Need::Register).await {
         return r;
     }
     let registered_by_caller = s
@@ -639,7 +672,7 @@ async fn metrics(State(s): State<Api>, caller: Option<Extension<Arc<Caller>>>) -
     let Some(Extension(caller)) = caller else {
         return refuse(StatusCode::FORBIDDEN, "no caller identity".into());
     };
-    if let Err(r) = s.authorize(&caller, Need::Local) {
+    if let Err(r) = s.authorize(&caller, Need::Local).await {
         return r;
     }
     let driver = s.driver.driver_metrics().await;

@@ -126,6 +126,23 @@ impl<T: PortTransport> DriverClient<T> {
         }
     }
 
+    /// Which session the kernel places `pid` in (its public numeric id), `None` when the process
+    /// is in none. The kernel's table is current even when the process's one-way announcement
+    /// has not been read yet.
+    pub async fn query_session(&self, pid: u32) -> Result<Option<u64>, ClientError> {
+        match self
+            .request(ControlRepr::QuerySession { process_id: pid })
+            .await?
+        {
+            SendResult::Session { session_id } => Ok(Some(session_id)),
+            other if other.status() == SendStatus::NotFound => Ok(None),
+            other => Err(ClientError::Refused {
+                message: MessageType::QuerySession,
+                status: other.status(),
+            }),
+        }
+    }
+
     /// Registers a session's root process with the driver.
     pub async fn register_session(
         &self,

@@ -260,6 +260,25 @@ impl<T: PortTransport> Service<T> {
         Ok(m)
     }
 
+    /// The session the kernel places `pid` in, by its public id (`None` when in none). A
+    /// session the service no longer lists is named by its numeric id.
+    pub async fn kernel_session_of(&self, pid: u32) -> Result<Option<String>, ClientError> {
+        let Some(numeric) = self.client.query_session(pid).await? else {
+            return Ok(None);
+        };
+        // The kernel tracked this process by creation: remember it as the announcement would.
+        self.adapter.session_member(pid, numeric);
+        Ok(Some(
+            self.adapter
+                .sessions
+                .list()
+                .iter()
+                .find(|s| s.numeric_id == numeric)
+                .map(|s| s.id.clone())
+                .unwrap_or_else(|| format!("s-{numeric}")),
+        ))
+    }
+
     /// Whether the driver connection is still being served.
     pub fn is_running(&self) -> bool {
         self.serve.as_ref().is_some_and(|s| !s.is_finished())
@@ -320,5 +339,18 @@ impl<T: PortTransport> api::DriverOps for Service<T> {
         Box<dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>,
     > {
         Box::pin(async move { self.poll_driver().await.ok() })
+    }
+
+    fn kernel_session_of(
+        &self,
+        pid: u32,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<String>, String>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            Service::kernel_session_of(self, pid)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

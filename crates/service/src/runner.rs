@@ -568,6 +568,18 @@ impl<T: PortTransport> DriverOps for Shared<T> {
             }
         })
     }
+
+    fn kernel_session_of(
+        &self,
+        pid: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send + '_>> {
+        Box::pin(async move {
+            match self.service() {
+                Some(s) => s.kernel_session_of(pid).await.map_err(|e| e.to_string()),
+                None => Err(NOT_CONNECTED.into()),
+            }
+        })
+    }
 }
 
 /// Aborts background tasks when the run ends.

@@ -3,7 +3,8 @@
 //! refused whatever they may otherwise do, input is bounded, and the transport limits hold.
 //!
 //! What this proves on Linux: the authorization rules, the session-membership refusal (roots,
-//! announced members, and a real pid's ancestors), the limits and timeouts. What only Windows
+//! announced members, a real pid's ancestors, and a real pid the kernel placed in a session whose
+//! announcement the service has not read), the limits and timeouts. What only Windows
 //! can show: the named pipe's identity (impersonation, token groups, integrity level,
 //! AppContainer) — the rules it feeds are the same `Caller` checks exercised here.
 #![cfg(target_os = "linux")]
@@ -116,10 +117,14 @@ async fn sessions_and_approvals_through_the_unix_socket() {
     );
 }
 
-/// A driver that registers every session it is asked to (as `s-<pid>`) and ends any.
+/// A driver that registers every session it is asked to (as `s-<pid>`) and ends any; its kernel
+/// places the pids of `kernel_members` in sessions, and cannot be asked at all when
+/// `unreachable`.
 #[derive(Default)]
 struct FakeDriver {
     registered: Mutex<Vec<u32>>,
+    kernel_members: Mutex<std::collections::HashMap<u32, String>>,
+    unreachable: bool,
 }
 
 impl api::DriverOps for FakeDriver {
@@ -144,6 +149,19 @@ impl api::DriverOps for FakeDriver {
         Box<dyn std::future::Future<Output = Option<agentsh_wire::control::Metrics>> + Send + '_>,
     > {
         Box::pin(async { None })
+    }
+    fn kernel_session_of(
+        &self,
+        pid: u32,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<String>, String>> + Send + '_>,
+    > {
+        let answer = if self.unreachable {
+            Err("the driver is not connected".to_owned())
+        } else {
+            Ok(self.kernel_members.lock().expect("lock").get(&pid).cloned())
+        };
+        Box::pin(async move { answer })
     }
 }
 
@@ -524,4 +542,144 @@ fn the_socket_directory_must_be_private_and_a_live_socket_is_not_taken_over() {
     std::fs::write(dir.path().join("api").join("file"), "x").expect("file");
     let err = api::unix::bind(&dir.path().join("api").join("file")).expect_err("not a socket");
     assert!(err.to_string().contains("is not a socket"), "{err}");
+}
+
+#[tokio::test]
+async fn a_caller_the_kernel_places_in_a_session_is_refused_and_an_unanswering_kernel_refuses_all()
+{
+    // The service knows nothing of pid 4300; the kernel says it is in session `s-9`.
+    let driver = FakeDriver::default();
+    driver
+        .kernel_members
+        .lock()
+        .expect("lock")
+        .insert(4300, "s-9".into());
+    let api = Api::new(
+        adapter(),
+        Arc::new(driver),
+        Limits::default(),
+        no_problems(),
+    );
+    let member = caller(4300, &my_uid(), true);
+    let (status, text) = ask(&api, &member, "GET", "/v1/approvals", "").await;
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("belongs to sandbox session `s-9` (the kernel says so)"),
+        "{text}"
+    );
+    // Any other pid the kernel does not place is served.
+    assert_eq!(
+        ask(
+            &api,
+            &caller(4301, &my_uid(), true),
+            "GET",
+            "/v1/approvals",
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+
+    // A kernel that cannot be asked: every local caller is refused (503), metrics included.
+    let down = FakeDriver {
+        unreachable: true,
+        ..FakeDriver::default()
+    };
+    let api = Api::new(adapter(), Arc::new(down), Limits::default(), no_problems());
+    for (method, path) in [("GET", "/v1/approvals"), ("GET", "/v1/metrics")] {
+        let (status, text) = ask(&api, &caller(4302, &my_uid(), true), method, path, "").await;
+        assert_eq!(status, 503, "{method} {path}: {text}");
+        assert!(text.contains("cannot ask the driver"), "{text}");
+    }
+}
+
+/// The late announcement, with a real pid over the Unix socket: the emulated kernel tracks this
+/// test process as a child of a session's root, but its one-way announcement is held back (the
+/// kernel core queues it and nothing sends it), so the service has not seen it and the pid's
+/// ancestors are no session's root. The API asks the kernel (QuerySession) and refuses every
+/// endpoint. What only Windows can show: the same question asked through `FilterSendMessage` to
+/// agentsh.sys (its kernel-model test runs the message through the driver's callback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_pid_whose_announcement_the_service_has_not_seen_is_refused_every_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 5).expect("listens");
+    let policy = Policy::embedded_default().expect("policy");
+    let (pipeline, _events) = EventPipeline::channel(256);
+    let service = Arc::new(
+        Service::start(
+            SocketTransport::connect(&socket).await.expect("connects"),
+            &policy,
+            pipeline,
+        )
+        .await
+        .expect("starts"),
+    );
+    let api = Api::new(
+        service.adapter.clone(),
+        service.clone(),
+        Limits::default(),
+        no_problems(),
+    );
+    let api_socket = dir.path().join("api").join("api.sock");
+    let _task = api::serve_local(&api, &api_socket, None).expect("serves");
+
+    // Before: this process is in no session, and is served.
+    assert_eq!(http(&api_socket, "GET", "/v1/approvals", "").await.0, 200);
+
+    let ctx = SessionContext::new(Some("TestApp"), Some(r"C:\work"), None).expect("context");
+    let session = service
+        .register_session(4400, ctx, false)
+        .await
+        .expect("registers");
+    let me = std::process::id();
+    let queued_before = emulator.with_core(|core| {
+        let before = core.has_notifications();
+        let joined = core.on_process_created(me, 4400, 4400, &[]);
+        assert_eq!(joined.map(|s| s.id), Some(session.numeric_id));
+        before
+    });
+    assert!(!queued_before, "nothing else was waiting to be announced");
+    assert!(
+        emulator.with_core(|core| core.has_notifications()),
+        "the announcement is still queued in the kernel"
+    );
+    assert_eq!(
+        service.adapter.session_of_process(me),
+        None,
+        "the service has not seen the announcement"
+    );
+
+    for (method, path, body) in [
+        ("GET", "/v1/approvals", ""),
+        ("POST", "/v1/approvals/1/allow?scope=session", ""),
+        ("POST", "/v1/approvals/1/deny", ""),
+        (
+            "DELETE",
+            &format!("/v1/sessions/{}", session.id) as &str,
+            "",
+        ),
+        ("POST", "/v1/sessions", r#"{"root_pid":4242}"#),
+        ("GET", "/v1/metrics", ""),
+    ] {
+        let (status, text) = http(&api_socket, method, path, body).await;
+        assert_eq!(status, 403, "{method} {path}: {text}");
+        assert!(
+            text.contains(&format!(
+                "process {me} belongs to sandbox session `{}`",
+                session.id
+            )),
+            "{method} {path}: {text}"
+        );
+    }
+    // The session is still there: the refused DELETE did not end it.
+    assert!(
+        service
+            .adapter
+            .sessions
+            .list()
+            .iter()
+            .any(|s| s.id == session.id)
+    );
 }
