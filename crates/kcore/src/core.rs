@@ -442,6 +442,16 @@ impl KernelCore {
                     },
                     Err(_) => {
                         self.count(Counter::DenyDecisions);
+                        // The service opened an approval for this ticket: tell it the kernel
+                        // denied instead, so that it withdraws the approval.
+                        self.notify(
+                            NotifyReason::HoldRefused,
+                            false,
+                            reply.approval_ticket,
+                            token,
+                            caller,
+                            req,
+                        );
                         Verdict::Deny(Why::HoldRefused)
                     }
                 }

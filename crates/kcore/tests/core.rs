@@ -1416,3 +1416,40 @@ fn query_session_needs_the_handshake() {
         SendStatus::HandshakeRequired
     );
 }
+
+#[test]
+fn a_refused_hold_is_denied_and_the_service_is_told_its_ticket() {
+    use agentsh_kcore::pending::MAX_HOLDS_PER_SESSION;
+    let mut core = connected();
+    let key = u(APP);
+    // The session takes its whole quota of holds (one thread each).
+    for i in 0..MAX_HOLDS_PER_SESSION as u32 {
+        let name = u(&format!("v{i}"));
+        let req = reg(Operation::SetValue, &key, &name);
+        let reply = pending_reply(i + 1, 60);
+        assert!(matches!(
+            decide(&mut core, 0, ROOT, &req, QueryOutcome::Reply(&reply)),
+            Verdict::Hold { .. }
+        ));
+    }
+    while core.next_notification().is_some() {}
+    // One more pending answer: refused, denied, and a HoldRefused notification names its ticket.
+    let name = u("one-too-many");
+    let req = reg(Operation::SetValue, &key, &name);
+    let reply = pending_reply(9999, 60);
+    assert_eq!(
+        decide(&mut core, 0, ROOT, &req, QueryOutcome::Reply(&reply)),
+        Verdict::Deny(Why::HoldRefused)
+    );
+    let n = decision(core.next_notification().expect("the refusal is reported"));
+    assert_eq!(n.reason, NotifyReason::HoldRefused);
+    assert_eq!(n.flags, 9999, "the refused approval's ticket");
+    assert!(!n.allowed);
+    assert_eq!(n.session_token, TOKEN);
+    assert_eq!(n.process_id, ROOT);
+    // It survives the wire: the service decodes the ticket from the flags field.
+    let repr = n.to_repr();
+    assert_eq!(repr.reason, NotifyReason::HoldRefused);
+    assert_eq!(repr.flags, 9999);
+    assert!(core.next_notification().is_none());
+}

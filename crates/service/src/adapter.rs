@@ -420,6 +420,12 @@ impl PolicyAdapter {
     /// and reason. A read the kernel reported (it reports every session read under `log_all`,
     /// and reads of its high-risk locations always) is an event only when the policy logs it.
     pub fn notification_event(&self, n: &NotifyRepr) -> Option<Event> {
+        if n.reason == NotifyReason::HoldRefused {
+            // The kernel denied an operation the service had opened an approval for: the
+            // approval ends (refused) and its response event says so; no second event.
+            self.approvals.refuse(n.flags);
+            return None;
+        }
         let allowed = n.decision == op::Decision::Allow;
         let decision = if allowed {
             Decision::Allow
@@ -471,6 +477,7 @@ impl PolicyAdapter {
             NotifyReason::FailOpen => Reason::FailOpen,
             NotifyReason::FailClosed => Reason::FailClosed,
             NotifyReason::PendingExpired => Reason::Timeout,
+            NotifyReason::HoldRefused => Reason::HoldRefused,
         };
         Some(event)
     }
@@ -596,6 +603,7 @@ impl PolicyAdapter {
         ev.reason = match outcome {
             ApprovalOutcome::TimedOut => Reason::Timeout,
             ApprovalOutcome::Withdrawn => Reason::ConnectionLost,
+            ApprovalOutcome::Refused => Reason::HoldRefused,
             ApprovalOutcome::AllowSession => Reason::SessionGrant,
             _ => Reason::Person,
         };

@@ -26,6 +26,9 @@ pub enum ApprovalOutcome {
     TimedOut,
     /// The driver connection the operation was held on closed; the kernel denied it on its own.
     Withdrawn,
+    /// The kernel refused to hold the operation (the session's hold quota was taken) and denied
+    /// it at once; nobody can answer it any more.
+    Refused,
 }
 
 impl ApprovalOutcome {
@@ -212,6 +215,21 @@ impl ApprovalManager {
         let outcome = if sent.is_ok() { outcome } else { if_gone };
         let _ = self.changes.send(ApprovalChange::Closed { id, outcome });
         sent
+    }
+
+    /// Ends the approval `id` with [`ApprovalOutcome::Refused`]: the kernel would not hold its
+    /// operation and denied it. `false` if no such approval waits.
+    pub fn refuse(&self, id: u32) -> bool {
+        let Some(waiting) = self.waiting.lock().ok().and_then(|mut w| w.remove(&id)) else {
+            return false;
+        };
+        let _ = self.finish(
+            id,
+            waiting,
+            ApprovalOutcome::Refused,
+            ApprovalOutcome::Refused,
+        );
+        true
     }
 
     /// Ends every waiting approval with [`ApprovalOutcome::Withdrawn`] (the driver connection they

@@ -363,8 +363,13 @@ impl<T: PortTransport> DriverClient<T> {
                 drop(slot);
                 let result = outcome.await;
                 adapter.approval_finished(*event, result);
-                if result == crate::approvals::ApprovalOutcome::Withdrawn {
-                    // The connection is gone; the kernel already denied the held operation.
+                if matches!(
+                    result,
+                    crate::approvals::ApprovalOutcome::Withdrawn
+                        | crate::approvals::ApprovalOutcome::Refused
+                ) {
+                    // The connection is gone, or the kernel never held the operation: either
+                    // way it already denied it, and holds no ticket to decide.
                     return;
                 }
                 if let Err(e) = self.final_decision(ticket, result.allows()).await {

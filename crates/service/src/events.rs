@@ -90,6 +90,9 @@ pub enum Reason {
     Timeout,
     /// The driver connection closed while an approval was held: the kernel denied the operation.
     ConnectionLost,
+    /// The kernel refused to hold an operation awaiting approval (the session's hold quota was
+    /// taken) and denied it.
+    HoldRefused,
     /// A person answered an approval.
     Person,
     /// A grant for the rest of the session allowed it.
@@ -339,9 +342,11 @@ impl Event {
             (Reason::Person | Reason::SessionGrant, _) => (1, 8),
             (_, "approve") => (4, 14),
             (Reason::Audit, _) => (3, 17),
-            (Reason::Timeout | Reason::FailClosed | Reason::ConnectionLost, _) | (_, "deny") => {
-                (2, 2)
-            }
+            (
+                Reason::Timeout | Reason::FailClosed | Reason::ConnectionLost | Reason::HoldRefused,
+                _,
+            )
+            | (_, "deny") => (2, 2),
             _ => (1, 1),
         }
     }
@@ -415,6 +420,7 @@ impl Event {
             Reason::FailOpen => "fail-open: service unavailable",
             Reason::FailClosed => "fail-closed: service unavailable",
             Reason::ConnectionLost => "driver connection lost while the approval was held",
+            Reason::HoldRefused => "the driver's hold quota for the session was taken",
             Reason::Audit => "audit mode",
             Reason::Truncated => "path longer than the driver's buffer",
             _ => "",

@@ -232,6 +232,9 @@ fn closed_elsewhere(id: u32, outcome: ApprovalOutcome, when: &str) -> String {
         ApprovalOutcome::Withdrawn => format!(
             "\napproval {id} was withdrawn{when}: the driver connection closed and the driver denied it\n"
         ),
+        ApprovalOutcome::Refused => format!(
+            "\napproval {id} was withdrawn{when}: the driver would not hold the operation (the session's hold quota is taken) and denied it\n"
+        ),
         answered => format!(
             "\napproval {id} was answered elsewhere{when}: {}\n",
             done(answered)
@@ -246,6 +249,7 @@ fn done(outcome: ApprovalOutcome) -> &'static str {
         ApprovalOutcome::Denied => "denied",
         ApprovalOutcome::TimedOut => "timed out",
         ApprovalOutcome::Withdrawn => "withdrawn",
+        ApprovalOutcome::Refused => "refused by the driver",
     }
 }
 

@@ -1021,3 +1021,102 @@ registry_policy:
         (EventKind::RegistryRead, "allow", Some("T1547.001"))
     );
 }
+
+/// F19's second half: the kernel refuses to hold an operation once the session's holds are all
+/// taken and denies it at once; it tells the service (a HoldRefused notification with the
+/// ticket), which withdraws the approval instead of listing it until its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f19_an_approval_whose_hold_the_kernel_refuses_is_withdrawn_not_listed() {
+    use agentsh_kcore::pending::MAX_HOLDS_PER_SESSION;
+    use agentsh_kcore::{Caller, QueryOutcome, RegistryOp, Request};
+    use agentsh_wire::op::{Decision, MessageType, OpFlags};
+    use agentsh_wire::response::{CacheTtl, PolicyResponseRepr};
+
+    let yaml = r#"
+registry_rules:
+  - name: approve-service-create
+    paths: ['HKLM\SYSTEM\CurrentControlSet\Services\*']
+    operations: [create]
+    decision: approve
+    timeout: 60s
+"#;
+    let policy = Policy::from_str(yaml, "inline.yaml").expect("policy loads");
+    let mut r = rig(&policy).await;
+    session(&r, "TestApp").await;
+    // Other threads of the session hold every slot of its quota in the kernel.
+    let held = r.emulator.with_core(|core| {
+        let token = core.session_of(ROOT).expect("the session's root").token;
+        let key: Vec<u16> = SERVICE_KEY.encode_utf16().collect();
+        (0..MAX_HOLDS_PER_SESSION as u32)
+            .filter(|i| {
+                let name: Vec<u16> = format!("v{i}").encode_utf16().collect();
+                let req = Request::Registry(RegistryOp {
+                    op: Operation::SetValue,
+                    flags: OpFlags(0),
+                    key: &key,
+                    name: &name,
+                    value_type: 1,
+                    data_size: 4,
+                });
+                let mut reply = [0u8; 24];
+                PolicyResponseRepr {
+                    message_type: MessageType::PolicyCheckRegistry,
+                    decision: Decision::Pending,
+                    cache_ttl: CacheTtl::None,
+                    notify: true,
+                    log: true,
+                    approval_timeout_secs: 600,
+                    approval_ticket: 1_000_000 + i,
+                }
+                .emit(&mut reply)
+                .expect("emit");
+                let caller = Caller {
+                    pid: ROOT,
+                    tid: 10_000 + i,
+                };
+                matches!(
+                    core.complete(0, caller, &req, token, QueryOutcome::Reply(&reply)),
+                    agentsh_kcore::Verdict::Hold { .. }
+                )
+            })
+            .count()
+    });
+    assert_eq!(held, MAX_HOLDS_PER_SESSION);
+
+    let started = std::time::Instant::now();
+    let out = r
+        .emulator
+        .perform(&reg(ROOT, Operation::CreateKey, SERVICE_KEY, ""))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny);
+    assert_eq!(
+        out.reason,
+        agentsh_emulator::request::Reason::HoldRefused,
+        "denied by the kernel's quota, not by a timeout"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "not held");
+    // The service withdraws the approval as soon as the kernel's notification arrives.
+    let mut listed = r.service.adapter.approvals.list();
+    for _ in 0..500 {
+        if listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        listed = r.service.adapter.approvals.list();
+    }
+    assert!(listed.is_empty(), "still listed: {listed:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let response = events
+        .iter()
+        .find(|e| e.kind == EventKind::RegistryApprovalResponse)
+        .expect("response event");
+    assert_eq!(
+        (response.decision, response.reason),
+        ("deny", Reason::HoldRefused)
+    );
+    assert_eq!(
+        response.to_ocsf()["status_detail"],
+        "the driver's hold quota for the session was taken"
+    );
+}

@@ -26,16 +26,21 @@ pub enum NotifyReason {
     PendingExpired = 5,
     /// A session read allowed without a query, reported because the policy logs all reads.
     Monitored = 6,
+    /// The service answered `pending` but the kernel refused to hold the operation (the
+    /// session's hold quota or the hold table was full) and denied it; the notification's flags
+    /// field carries the refused approval's ticket (extension).
+    HoldRefused = 7,
 }
 
 impl NotifyReason {
-    const ALL: [NotifyReason; 6] = [
+    const ALL: [NotifyReason; 7] = [
         NotifyReason::HighRiskUnsandboxed,
         NotifyReason::CachedDecision,
         NotifyReason::FailOpen,
         NotifyReason::FailClosed,
         NotifyReason::PendingExpired,
         NotifyReason::Monitored,
+        NotifyReason::HoldRefused,
     ];
 
     fn from_u16(v: u16) -> Result<Self> {
@@ -82,7 +87,8 @@ pub enum Subject {
 pub struct NotifyRepr {
     pub reason: NotifyReason,
     pub decision: Decision,
-    /// The response flags that applied (notify, log), for cached decisions.
+    /// The response flags that applied (notify, log), for cached decisions; for
+    /// [`NotifyReason::HoldRefused`], the refused approval's ticket.
     pub flags: u32,
     pub subject: Subject,
 }

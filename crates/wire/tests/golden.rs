@@ -267,6 +267,22 @@ fn notification_wraps_the_request_it_is_about() {
     let mut out = vec![0u8; repr.buffer_len()];
     repr.emit(&mut out).expect("emit");
     assert_eq!(out, bytes);
+
+    // docs/protocol.md: reason 7, a refused hold, denied, with the approval's ticket at @12.
+    let refused = Golden::new(16 + 1584)
+        .at(0, &[0x03, 0x00])
+        .at(2, &[0x40, 0x06])
+        .at(4, &[0x07, 0x00])
+        .at(12, &[0x0F, 0x27, 0x00, 0x00]) // ticket 9999
+        .at(16, &request)
+        .0;
+    let repr = NotifyRepr::decode(&refused).expect("decodes");
+    assert_eq!(repr.reason, NotifyReason::HoldRefused);
+    assert_eq!(repr.decision, Decision::Deny);
+    assert_eq!(repr.flags, 9999);
+    let mut out = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut out).expect("emit");
+    assert_eq!(out, refused);
 }
 
 #[test]
