@@ -245,6 +245,16 @@ mod imp {
         let runtime = tokio::runtime::Runtime::new()
             .map_err(|e| ServeError::Other(format!("cannot start the runtime: {e}")))?;
         runtime.block_on(async move {
+            // The API pipe's name is the service's before it waits for the driver (at boot the
+            // driver may load later): nobody can create it in the meantime. If it cannot be
+            // created now, the runner tries again, reports it and keeps retrying.
+            if let Ok(listener) = agentsh_service::api::bind_local(
+                &options.api_socket,
+                options.approvers_group.as_deref(),
+            ) && let Ok(mut slot) = options.api_listener.lock()
+            {
+                *slot = Some(listener);
+            }
             let first = match first_connection(wait).await {
                 Ok(t) => t,
                 Err(e) => {

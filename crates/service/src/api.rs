@@ -705,20 +705,65 @@ pub fn serve_local(
     endpoint: &std::path::Path,
     approvers_group: Option<&str>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    bind_local(endpoint, approvers_group).map(|bound| bound.serve(api))
+}
+
+/// The local transport's name taken (the Unix socket bound, or the pipe's first instance created
+/// with `FILE_FLAG_FIRST_PIPE_INSTANCE`) but not served yet: the service takes it before the
+/// driver handshake, so no other process can create the name while it connects, and serves it
+/// once its state exists.
+#[derive(Debug)]
+pub struct LocalListener {
+    #[cfg(unix)]
+    listener: tokio::net::UnixListener,
+    #[cfg(unix)]
+    approvers: unix::Approvers,
+    #[cfg(windows)]
+    bound: pipe::Bound,
+    endpoint: std::path::PathBuf,
+}
+
+/// Takes the local transport's name at `endpoint` (see [`LocalListener`]); `approvers_group` is
+/// resolved now. A name another process holds (a squatter) is an error that says so.
+pub fn bind_local(
+    endpoint: &std::path::Path,
+    approvers_group: Option<&str>,
+) -> std::io::Result<LocalListener> {
     #[cfg(unix)]
     {
         let approvers = unix::Approvers::resolve(approvers_group)?;
         let listener = unix::bind(endpoint)?;
-        Ok(unix::serve(
+        Ok(LocalListener {
             listener,
-            endpoint.to_owned(),
-            api.clone(),
             approvers,
-        ))
+            endpoint: endpoint.to_owned(),
+        })
     }
     #[cfg(windows)]
     {
-        pipe::serve(api.clone(), endpoint, approvers_group)
+        Ok(LocalListener {
+            bound: pipe::bind(endpoint, approvers_group)?,
+            endpoint: endpoint.to_owned(),
+        })
+    }
+}
+
+impl LocalListener {
+    /// Where it listens.
+    pub fn endpoint(&self) -> &std::path::Path {
+        &self.endpoint
+    }
+
+    /// Serves `api` on it in a task, until the task is dropped.
+    pub fn serve(self, api: &Api) -> tokio::task::JoinHandle<()> {
+        #[cfg(unix)]
+        {
+            unix::serve(self.listener, self.endpoint, api.clone(), self.approvers)
+        }
+        #[cfg(windows)]
+        {
+            self.bound.serve(api.clone())
+        }
     }
 }
 

@@ -313,6 +313,9 @@ pub struct RunOptions {
     pub api_limits: api::Limits,
     /// The longest wait between attempts to bring the API up after a failure.
     pub api_retry: Duration,
+    /// The local API's endpoint if the caller took it already (the Windows service creates its
+    /// pipe before it waits for the driver to load); empty, `run` takes it before the handshake.
+    pub api_listener: Arc<Mutex<Option<api::LocalListener>>>,
     /// Called on the blocking thread before each reload's compile (tests hold a compile there
     /// to show that decisions keep flowing meanwhile).
     pub before_compile: Option<CompileHook>,
@@ -375,6 +378,7 @@ impl RunOptions {
             approvers_group: None,
             api_limits: api::Limits::default(),
             api_retry: Duration::from_secs(30),
+            api_listener: Arc::default(),
             before_compile: None,
             policy_path,
             policy,
@@ -615,9 +619,41 @@ where
     }
     let config = options.overrides.config(&options.policy)?;
     check_complexity(&options.policy).map_err(RunError::Config)?;
-    // Handshake and exclusion first: nothing the service does afterwards (event files, the token
-    // file, the API) is intercepted, so a WinFsp mount it serves is never counted twice.
-    let client = DriverClient::connect(first).await?;
+    // The API's name is taken before the driver handshake, so that no other process can create
+    // it while the service connects; it is served once the service's state exists, and kept
+    // across driver reconnects. (The pipe lives on the named-pipe file system, which the filter
+    // does not attach to, and the Unix socket is not filtered: taking it before the exclusion
+    // below is never intercepted.) A name that cannot be taken — a squatter — is reported now
+    // and retried in the background; it never stops the service.
+    let taken = options
+        .api_listener
+        .lock()
+        .ok()
+        .and_then(|mut slot| slot.take());
+    let early_api = match taken {
+        Some(listener) => Ok(listener),
+        None => api::bind_local(&options.api_socket, options.approvers_group.as_deref()),
+    };
+    if let Err(e) = &early_api {
+        options.status.as_ref()(&Status::ApiUnavailable {
+            endpoint: options.api_socket.display().to_string(),
+            error: e.to_string(),
+            retry_in: Some(Duration::from_secs(1).min(options.api_retry)),
+        });
+    }
+    // Handshake and exclusion next: nothing the service does afterwards (event files, the API's
+    // clients) is intercepted, so a WinFsp mount it serves is never counted twice.
+    let client = match DriverClient::connect(first).await {
+        Ok(client) => client,
+        Err(e) => {
+            // Only a socket this run created: never another's.
+            #[cfg(unix)]
+            if early_api.is_ok() {
+                let _ = std::fs::remove_file(&options.api_socket);
+            }
+            return Err(e.into());
+        }
+    };
     let mut sinks = options
         .sinks
         .iter()
@@ -669,6 +705,7 @@ where
     let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Tasks(vec![tokio::spawn(keep_api_up(
         local_api.clone(),
+        early_api.map_err(|_| ()),
         options.api_socket.clone(),
         options.approvers_group.clone(),
         options.api_retry,
@@ -822,6 +859,7 @@ async fn report_volumes(
 /// whatever happens here.
 async fn keep_api_up(
     api: api::Api,
+    early: Result<api::LocalListener, ()>,
     endpoint: PathBuf,
     approvers_group: Option<String>,
     longest: Duration,
@@ -830,8 +868,21 @@ async fn keep_api_up(
 ) {
     let name = endpoint.display().to_string();
     let mut delay = Duration::from_secs(1).min(longest);
+    // The name taken before the handshake is served first; if it could not be taken (already
+    // reported), the first retry waits like any other.
+    let mut bound = match early {
+        Ok(listener) => Some(listener),
+        Err(()) => {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(longest);
+            None
+        }
+    };
     loop {
-        let served = api::serve_local(&api, &endpoint, approvers_group.as_deref());
+        let served = match bound.take() {
+            Some(listener) => Ok(listener.serve(&api)),
+            None => api::serve_local(&api, &endpoint, approvers_group.as_deref()),
+        };
         match served {
             Ok(task) => {
                 serving.store(true, std::sync::atomic::Ordering::SeqCst);

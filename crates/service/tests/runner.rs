@@ -151,8 +151,11 @@ async fn after_the_driver_goes_away_the_service_reconnects_with_its_sessions() {
         matches!(s, Status::Disconnected { withdrawn: 0 }).then_some(())
     })
     .await;
+    // The API stays up, but while the kernel cannot be asked whether a caller is in a session,
+    // every local caller is refused.
     let (status, body) = http(&api, "POST", "/v1/sessions", SESSION).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cannot ask the driver"), "{body}");
     assert!(body.contains("not connected"), "{body}");
     run.wait_for("a failed reconnect attempt", |s| {
         matches!(s, Status::Reconnecting { .. }).then_some(())
@@ -230,8 +233,21 @@ async fn an_approval_held_when_the_driver_goes_away_is_withdrawn_and_recorded() 
         matches!(s, Status::Disconnected { withdrawn: 1 }).then_some(())
     })
     .await;
-    let (_, body) = http(&api, "GET", "/v1/approvals", "").await;
-    assert_eq!(body.trim(), "[]", "nothing is left waiting");
+    // While the kernel cannot be asked about callers, the API refuses them; once the driver is
+    // back, the list shows nothing left waiting.
+    let (status, body) = http(&api, "GET", "/v1/approvals", "").await;
+    assert_eq!(status, 503, "{body}");
+    let _second = Emulator::start(&socket, 2).expect("listens again");
+    run.wait_for("reconnected", |s| {
+        matches!(s, Status::Reconnected { .. }).then_some(())
+    })
+    .await;
+    let (status, body) = http(&api, "GET", "/v1/approvals", "").await;
+    assert_eq!(
+        (status, body.trim()),
+        (200, "[]"),
+        "nothing is left waiting"
+    );
 
     let events = run.events.clone();
     run.stop().await.expect("stops");
@@ -438,4 +454,197 @@ async fn an_unreadable_policy_file_is_reported_and_retried() {
     })
     .await;
     run.stop().await.expect("stops cleanly");
+}
+
+/// A transport that records, when the service sends its first message (Hello), what `probe`
+/// found then.
+struct FirstSend {
+    inner: SocketTransport,
+    probe: Arc<dyn Fn() -> String + Send + Sync>,
+    seen: Arc<Mutex<Option<String>>>,
+}
+
+impl agentsh_service::transport::PortTransport for FirstSend {
+    async fn recv(&self) -> std::io::Result<Option<agentsh_service::transport::KernelMessage>> {
+        self.inner.recv().await
+    }
+    async fn reply(&self, message_id: u64, reply: &[u8]) -> std::io::Result<()> {
+        self.inner.reply(message_id, reply).await
+    }
+    async fn send(&self, message: &[u8]) -> std::io::Result<Vec<u8>> {
+        {
+            let mut seen = self.seen.lock().expect("seen");
+            if seen.is_none() {
+                *seen = Some((self.probe)());
+            }
+        }
+        self.inner.send(message).await
+    }
+}
+
+/// Runs the service with `first` as its first transport; reconnects go to `socket`.
+fn run_with(
+    options: RunOptions,
+    first: FirstSend,
+    socket: &Path,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), RunError>>,
+) {
+    let socket = socket.to_owned();
+    let reconnect = move || {
+        let socket = socket.clone();
+        async move {
+            Ok(FirstSend {
+                inner: SocketTransport::connect(&socket)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                probe: Arc::new(String::new),
+                seen: Arc::default(),
+            })
+        }
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(runner::run(options, first, reconnect, async move {
+        let _ = rx.await;
+    }));
+    (tx, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_socket_is_taken_before_the_driver_handshake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let mut options =
+        RunOptions::new(Policy::embedded_default().expect("policy"), None).expect("options");
+    let api_socket = dir.path().join("api").join("api.sock");
+    options.api_socket = api_socket.clone();
+    let seen = Arc::new(Mutex::new(None));
+    let probe = {
+        let api_socket = api_socket.clone();
+        move || {
+            use std::os::unix::fs::FileTypeExt;
+            match std::fs::symlink_metadata(&api_socket) {
+                Ok(m) if m.file_type().is_socket() => "socket".to_owned(),
+                Ok(_) => "not a socket".to_owned(),
+                Err(e) => format!("missing: {e}"),
+            }
+        }
+    };
+    let first = FirstSend {
+        inner: SocketTransport::connect(&socket).await.expect("connects"),
+        probe: Arc::new(probe),
+        seen: seen.clone(),
+    };
+    let (stop, task) = run_with(options, first, &socket);
+    // Served once the service is up, on the socket bound before the handshake.
+    let mut served = 0;
+    for _ in 0..500 {
+        if api_socket.exists() {
+            served = http(&api_socket, "GET", "/v1/metrics", "").await.0;
+            if served == 200 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        seen.lock().expect("seen").as_deref(),
+        Some("socket"),
+        "the API socket existed when the driver got the Hello"
+    );
+    assert_eq!(served, 200, "and it is served");
+    assert_eq!(
+        emulator.with_core(|c| c.excluded_process()),
+        Some(std::process::id())
+    );
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops in time")
+        .expect("runner task")
+        .expect("stops cleanly");
+    assert!(!api_socket.exists(), "the socket goes with the service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_name_that_cannot_be_taken_is_reported_before_the_handshake_and_decisions_flow() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    // The socket's directory is writable by every account: anyone could replace the socket, so
+    // the service refuses the name (as it refuses a directory another account made).
+    let api_dir = dir.path().join("api");
+    std::fs::create_dir(&api_dir).expect("mkdir");
+    std::fs::set_permissions(&api_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let statuses: Arc<Mutex<Vec<Status>>> = Arc::default();
+    let mut options =
+        RunOptions::new(Policy::embedded_default().expect("policy"), None).expect("options");
+    options.api_socket = api_dir.join("api.sock");
+    options.status = {
+        let statuses = statuses.clone();
+        Arc::new(move |s: &Status| statuses.lock().expect("statuses").push(s.clone()))
+    };
+    let seen = Arc::new(Mutex::new(None));
+    let probe = {
+        let statuses = statuses.clone();
+        move || {
+            statuses
+                .lock()
+                .expect("statuses")
+                .iter()
+                .find_map(|s| match s {
+                    Status::ApiUnavailable { error, .. } => Some(error.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        }
+    };
+    let first = FirstSend {
+        inner: SocketTransport::connect(&socket).await.expect("connects"),
+        probe: Arc::new(probe),
+        seen: seen.clone(),
+    };
+    let (stop, task) = run_with(options, first, &socket);
+    let mut connected = false;
+    for _ in 0..500 {
+        if statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .any(|s| matches!(s, Status::Connected { .. }))
+        {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(connected, "the service connects to the driver all the same");
+    let reported = seen.lock().expect("seen").clone().unwrap_or_default();
+    assert!(
+        reported.contains("writable by other accounts"),
+        "reported before the Hello: {reported:?}"
+    );
+    assert_eq!(
+        emulator.with_core(|c| c.excluded_process()),
+        Some(std::process::id()),
+        "handshaken and excluded"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the service keeps running");
+    assert_eq!(
+        emulator
+            .metrics()
+            .get(agentsh_wire::control::Counter::ServiceConnected),
+        1,
+        "and stays connected to the driver"
+    );
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops in time")
+        .expect("runner task")
+        .expect("stops cleanly");
 }

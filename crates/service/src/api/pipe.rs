@@ -11,13 +11,24 @@ use agentsh_windows::pipe as win;
 
 use super::{Api, Caller, Via};
 
-/// Creates the pipe `endpoint` and serves it in a task. `approvers_group` is a group name or
-/// SID; its SID is resolved now.
-pub fn serve(
-    api: Api,
-    endpoint: &Path,
-    approvers_group: Option<&str>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// The pipe's first instance, created and not yet served.
+pub struct Bound {
+    first: tokio::net::windows::named_pipe::NamedPipeServer,
+    name: OsString,
+    approvers: Option<String>,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the pipe `endpoint`'s first instance. `approvers_group` is a group name or SID; its
+/// SID is resolved now.
+pub fn bind(endpoint: &Path, approvers_group: Option<&str>) -> std::io::Result<Bound> {
     let approvers = approvers_group.map(win::resolve_group).transpose()?;
     let name: OsString = endpoint.as_os_str().to_owned();
     let first = win::create_server(&name, true).map_err(|e| {
@@ -33,9 +44,35 @@ pub fn serve(
             e
         }
     })?;
+    Ok(Bound {
+        first,
+        name,
+        approvers,
+    })
+}
+
+impl Bound {
+    /// Serves `api` on the pipe in a task: each client on its own instance, the next instance
+    /// created before a client is served so that the name stays the service's.
+    pub fn serve(self, api: Api) -> tokio::task::JoinHandle<()> {
+        let Bound {
+            first,
+            name,
+            approvers,
+        } = self;
+        serve_from(first, name, approvers, api)
+    }
+}
+
+fn serve_from(
+    first: tokio::net::windows::named_pipe::NamedPipeServer,
+    name: OsString,
+    approvers: Option<String>,
+    api: Api,
+) -> tokio::task::JoinHandle<()> {
     let router = api.local_router();
-    let display = endpoint.display().to_string();
-    Ok(tokio::spawn(async move {
+    let display = std::path::PathBuf::from(&name).display().to_string();
+    tokio::spawn(async move {
         let mut listening = first;
         let mut failing = false;
         loop {
@@ -105,5 +142,5 @@ pub fn serve(
                 drop(admission);
             });
         }
-    }))
+    })
 }
