@@ -1120,3 +1120,68 @@ registry_rules:
         "the driver's hold quota for the session was taken"
     );
 }
+
+/// A reload sends the new policy's read scope to the kernel before its configuration: a read the
+/// first policy leaves to the kernel is queried and denied once a read rule covers it, and when a
+/// third policy moves the read rule to another subtree, the first read is answered in the kernel
+/// again while a read in the new subtree is queried (the scope was replaced, not just the flags).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_resends_the_read_scope() {
+    let base = r#"
+registry_policy:
+  default_action: deny
+  default_cache_ttl: 30
+  rules:
+    - name: allow-app-settings
+      paths: ["HKCU\\SOFTWARE\\${APP_NAME}\\*"]
+      operations: [read, write, create, delete]
+      action: allow
+"#;
+    let read_rule = |subtree: &str| {
+        format!(
+            "{base}    - name: deny-{subtree}-reads\n      paths: [\"HKLM\\\\SOFTWARE\\\\{subtree}\\\\*\"]\n      operations: [read]\n      action: deny\n"
+        )
+    };
+    let first = Policy::from_str(base, "first.yaml").expect("policy loads");
+    let second = Policy::from_str(&read_rule("Vault"), "second.yaml").expect("policy loads");
+    let third = Policy::from_str(&read_rule("Secrets"), "third.yaml").expect("policy loads");
+    let r = rig(&first).await;
+    session(&r, "TestApp").await;
+    let queries = |r: &Rig| r.emulator.metrics().get(Counter::RegistryPolicyQueries);
+    async fn read(r: &Rig, key: &str) -> Verdict {
+        let req = reg(ROOT, Operation::QueryValue, key, "master");
+        r.emulator.perform(&req).await.verdict
+    }
+    let vault = "\\REGISTRY\\MACHINE\\SOFTWARE\\Vault\\Keys";
+    let secrets = "\\REGISTRY\\MACHINE\\SOFTWARE\\Secrets\\Keys";
+
+    let before = queries(&r);
+    assert_eq!(read(&r, vault).await, Verdict::Allow);
+    assert_eq!(queries(&r), before, "no read rule: answered in the kernel");
+
+    r.service
+        .reload(&second, agentsh_service::driver_config_for(&second))
+        .await
+        .expect("reloads");
+    let before = queries(&r);
+    assert_eq!(
+        read(&r, vault).await,
+        Verdict::Deny,
+        "the new read rule applies"
+    );
+    assert_eq!(queries(&r), before + 1, "the kernel has the new scope");
+
+    r.service
+        .reload(&third, agentsh_service::driver_config_for(&third))
+        .await
+        .expect("reloads");
+    let before = queries(&r);
+    assert_eq!(read(&r, vault).await, Verdict::Allow);
+    assert_eq!(
+        queries(&r),
+        before,
+        "the old subtree left the scope: answered in the kernel"
+    );
+    assert_eq!(read(&r, secrets).await, Verdict::Deny);
+    assert_eq!(queries(&r), before + 1, "the new subtree is queried");
+}
