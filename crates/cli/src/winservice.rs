@@ -265,6 +265,7 @@ mod imp {
                 }
             };
             options.volumes = Some(Arc::new(system_volumes));
+            options.image_lookup = Some(Arc::new(agentsh_windows::process_image_path));
             if let Some(log) = log.clone() {
                 options.deliver_to.push(Arc::new(move |ev| {
                     crate::eventlog_map::record(ev).is_none_or(|r| log.report(&r).is_ok())

@@ -66,6 +66,8 @@ struct Shared {
     /// Held operations by approval ticket, woken by a final decision or a disconnect.
     holds: Mutex<HashMap<u32, Arc<Notify>>>,
     transitions: Mutex<Vec<ModeChange>>,
+    /// The emulated system's processes: pid → image (every process, in a session or not).
+    images: Arc<Mutex<HashMap<u32, String>>>,
     epoch: Instant,
 }
 
@@ -184,6 +186,7 @@ impl Emulator {
             core: Mutex::new(KernelCore::new(seed)),
             holds: Mutex::new(HashMap::new()),
             transitions: Mutex::new(Vec::new()),
+            images: Arc::default(),
             epoch: Instant::now(),
         });
         let (port, accept_task) = Port::bind(socket, Arc::new(Bridge(shared.clone())))?;
@@ -229,16 +232,41 @@ impl Emulator {
     }
 
     /// A process starts; `creator` is the creating process (what session tracking trusts). A
-    /// session process is announced to the service with its image, as the driver does.
+    /// session process is announced to the service with its image, as the driver does; every
+    /// process is in the emulated system's process table ([`Emulator::image_of`]).
     pub fn process_created(&self, pid: u32, creator: u32, image: &str) {
+        lock(&self.shared.images).insert(pid, image.to_owned());
         let units: Vec<u16> = image.encode_utf16().collect();
         lock(&self.shared.core).on_process_created(pid, creator, creator, &units);
         self.flush_notifications();
     }
 
+    /// Like [`Emulator::process_created`], but the announcement waits in the kernel core's queue
+    /// and goes out after the next operation's decision: agentsh.sys sends announcements from a
+    /// work item, so a new process's first request can reach the service before it.
+    pub fn process_created_announced_late(&self, pid: u32, creator: u32, image: &str) {
+        lock(&self.shared.images).insert(pid, image.to_owned());
+        let units: Vec<u16> = image.encode_utf16().collect();
+        lock(&self.shared.core).on_process_created(pid, creator, creator, &units);
+    }
+
     pub fn process_exited(&self, pid: u32) {
+        lock(&self.shared.images).remove(&pid);
         lock(&self.shared.core).on_process_exited(pid);
         self.flush_notifications();
+    }
+
+    /// The image of a running process, as the system reports it (what the service's image
+    /// lookup asks on Windows with `QueryFullProcessImageNameW`); `None` for a pid no
+    /// [`Emulator::process_created`] started, or one that exited.
+    pub fn image_of(&self, pid: u32) -> Option<String> {
+        lock(&self.shared.images).get(&pid).cloned()
+    }
+
+    /// [`Emulator::image_of`] as a function the service can keep (its image lookup).
+    pub fn image_lookup(&self) -> impl Fn(u32) -> Option<String> + Send + Sync + 'static {
+        let images = self.shared.images.clone();
+        move |pid| lock(&images).get(&pid).cloned()
     }
 
     /// Sends every queued one-way message (decisions made alone, process events) in order.

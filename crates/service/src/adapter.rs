@@ -34,6 +34,21 @@ pub struct Decided {
 }
 
 /// An approval's eventual outcome.
+/// The system's answer to "which image is process `pid` running?" (`None`: no such process, or
+/// not allowed to ask). On Windows `QueryFullProcessImageNameW` with `PROCESS_NAME_NATIVE`
+/// (`agentsh_windows::process::image_path`); the emulator answers from its process table.
+pub type ImageLookup = Arc<dyn Fn(u32) -> Option<String> + Send + Sync>;
+
+/// An installed [`ImageLookup`] (shown by name only).
+#[derive(Clone)]
+struct Lookup(ImageLookup);
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImageLookup")
+    }
+}
+
 pub type OutcomeFuture = Pin<Box<dyn Future<Output = ApprovalOutcome> + Send>>;
 
 /// What to answer the kernel.
@@ -80,8 +95,13 @@ pub struct PolicyAdapter {
     volumes: RwLock<Arc<VolumeMap>>,
     /// Fail-mode transitions, reported as their own events.
     pub fail_watch: crate::failmode::FailModeWatch,
-    /// Image paths of session processes, learned from the kernel's process events.
+    /// Image paths of session processes, learned from the kernel's process events, or from
+    /// [`PolicyAdapter::set_image_lookup`]'s lookup when a process's request arrives before its
+    /// announcement (and for a session's root, which the kernel never announces).
     process_images: RwLock<std::collections::HashMap<u32, Arc<str>>>,
+    /// Asks the system for a process's image path (on Windows its NT path, as the kernel
+    /// reports it); none: only the kernel's announcements name images.
+    image_lookup: RwLock<Option<Lookup>>,
     /// Session members the kernel announced (pid → the session's public numeric id), so the
     /// API can refuse them.
     session_members: RwLock<std::collections::HashMap<u32, u64>>,
@@ -104,6 +124,7 @@ impl PolicyAdapter {
             fail_closed: AtomicBool::new(false),
             volumes: RwLock::new(Arc::new(VolumeMap::new())),
             process_images: RwLock::default(),
+            image_lookup: RwLock::default(),
             session_members: RwLock::default(),
             fail_watch: Default::default(),
             no_session: Arc::default(),
@@ -189,12 +210,37 @@ impl PolicyAdapter {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    /// The image path the kernel reported for `pid` (session processes), if any.
-    fn process_image(&self, pid: u32) -> Option<Arc<str>> {
-        self.process_images
+    /// The image path of `pid`: the one the kernel announced, else the system's answer (kept for
+    /// a session process until its exit is announced; looked up again each time for others,
+    /// whose exits the kernel does not report and whose pids may be reused).
+    fn process_image(&self, pid: u32, session: bool) -> Option<Arc<str>> {
+        if let Some(image) = self
+            .process_images
             .read()
             .ok()
             .and_then(|m| m.get(&pid).cloned())
+        {
+            return Some(image);
+        }
+        let lookup = self.image_lookup.read().ok()?.clone()?;
+        let image: Arc<str> = (lookup.0)(pid).filter(|i| !i.is_empty())?.into();
+        if session && let Ok(mut m) = self.process_images.write() {
+            m.entry(pid).or_insert_with(|| image.clone());
+        }
+        Some(image)
+    }
+
+    /// Installs the system's image lookup (see [`ImageLookup`]).
+    pub fn set_image_lookup(&self, lookup: ImageLookup) {
+        if let Ok(mut l) = self.image_lookup.write() {
+            *l = Some(Lookup(lookup));
+        }
+    }
+
+    /// Learns a session root's image from the system (the kernel announces only the processes
+    /// a session creates, never its root). True when the image is known afterwards.
+    pub fn learn_root_image(&self, pid: u32) -> bool {
+        self.process_image(pid, true).is_some()
     }
 
     /// Remembers a session process's image path (from the kernel's process events).
@@ -255,10 +301,10 @@ impl PolicyAdapter {
     /// An event for `pid`'s operation, with the process's name and image filled in. The event
     /// pipeline stamps it when it is emitted: most allowed operations emit nothing and so never
     /// read the clock.
-    fn event_for(&self, kind: EventKind, pid: u32) -> Event {
+    fn event_for(&self, kind: EventKind, pid: u32, session: bool) -> Event {
         let mut ev = Event::unstamped(kind);
         ev.process_id = pid;
-        if let Some(image) = self.process_image(pid) {
+        if let Some(image) = self.process_image(pid, session) {
             ev.process_name = image.rsplit('\\').next().unwrap_or(&image).to_owned();
             ev.process_image = image.to_string();
         }
@@ -275,7 +321,7 @@ impl PolicyAdapter {
             req.operation,
             op::Operation::QueryValue | op::Operation::SetValue | op::Operation::DeleteValue
         );
-        let mut ev = self.event_for(EventKind::RegistryRead, req.process_id);
+        let mut ev = self.event_for(EventKind::RegistryRead, req.process_id, sandboxed);
         let mut q = RegistryQuery::new(&key, req.operation, &ctx);
         q.value = has_value.then_some(name.as_str());
         q.rename_to = (req.operation == op::Operation::RenameKey).then_some(name.as_str());
@@ -316,7 +362,7 @@ impl PolicyAdapter {
             FileOperation::Delete => Operation::Delete,
             FileOperation::Rename => Operation::Rename,
         };
-        let mut ev = self.event_for(EventKind::FileRead, req.process_id);
+        let mut ev = self.event_for(EventKind::FileRead, req.process_id, sandboxed);
         let volumes = self.volumes();
         let mut q = FileQuery::new(&path, policy_op, &ctx, &volumes);
         q.target = (!target.is_empty()).then_some(target.as_str());
@@ -372,6 +418,7 @@ impl PolicyAdapter {
                 registry_kind(op::Operation::SetValue, decision)
             },
             salvage.process_id,
+            false,
         );
         if let Some(token) = salvage.token.filter(|&t| t != 0)
             && let Some(session) = self.sessions.by_token(token)

@@ -281,6 +281,16 @@ impl<T: PortTransport> DriverClient<T> {
             let Some(msg) = self.transport.recv().await? else {
                 return Ok(());
             };
+            // A process announcement is recorded before the next message is read, so a request
+            // the kernel sends after it is decided knowing the process's image.
+            if matches!(MessageType::of(&msg.body), Ok(MessageType::ProcessEvent))
+                && !msg.header.expects_reply()
+            {
+                if let Ok(p) = ProcessEventRepr::decode(&msg.body) {
+                    track_process(&p, &adapter);
+                }
+                continue;
+            }
             let this = self.clone();
             let adapter = adapter.clone();
             tokio::spawn(async move { this.handle(msg, &adapter, slot).await });

@@ -207,6 +207,9 @@ impl<T: PortTransport> Service<T> {
             self.adapter.sessions.remove(&info.id);
             return Err(e);
         }
+        if !self.adapter.learn_root_image(root_pid) {
+            tracing::debug!(session = %info.id, root_pid, "the session root's image is unknown");
+        }
         tracing::info!(session = %info.id, root_pid, token = %sessions::redact(token), "session registered");
         Ok(info)
     }

@@ -1185,3 +1185,42 @@ registry_policy:
     assert_eq!(read(&r, secrets).await, Verdict::Deny);
     assert_eq!(queries(&r), before + 1, "the new subtree is queried");
 }
+
+/// Every event names its process: the session's root (which the kernel never announces) and a
+/// child whose first request reaches the service before its announcement (agentsh.sys sends
+/// announcements from a work item) are both named, from the system's process table — what
+/// `QueryFullProcessImageNameW` answers on Windows, the emulator's table here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_request_of_a_new_process_names_its_image() {
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    r.service
+        .adapter
+        .set_image_lookup(std::sync::Arc::new(r.emulator.image_lookup()));
+    let root_image = "\\Device\\HarddiskVolume3\\tools\\agent.exe";
+    r.emulator.process_created(ROOT, OUTSIDER, root_image);
+    session(&r, "TestApp").await;
+    let child = ROOT + 8;
+    let child_image = "\\Device\\HarddiskVolume3\\Python\\python.exe";
+    r.emulator
+        .process_created_announced_late(child, ROOT, child_image);
+
+    for pid in [ROOT, child] {
+        let out = r
+            .emulator
+            .perform(&reg(pid, Operation::SetValue, &hkcu(RUN), "Updater"))
+            .await;
+        assert_eq!(out.verdict, Verdict::Deny, "pid {pid}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let named = |pid: u32| {
+        let ev = events
+            .iter()
+            .find(|e| e.process_id == pid && e.kind == EventKind::RegistryBlocked)
+            .unwrap_or_else(|| panic!("no block event for pid {pid}: {events:?}"));
+        (ev.process_name.clone(), ev.process_image.clone())
+    };
+    assert_eq!(named(ROOT), ("agent.exe".into(), root_image.into()));
+    assert_eq!(named(child), ("python.exe".into(), child_image.into()));
+}

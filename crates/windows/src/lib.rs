@@ -27,3 +27,7 @@ pub use imp::driver::DriverError;
 
 #[cfg(windows)]
 pub use imp::util::host_is_wine;
+
+/// The image of a running process in NT form, for the service's image lookup.
+#[cfg(windows)]
+pub use imp::process::image_path as process_image_path;

@@ -217,3 +217,24 @@ fn a_second_sandbox_with_the_same_name_cannot_take_the_lock() {
     drop(first);
     journal.lock().expect("free again once the first is gone");
 }
+
+/// The service's image lookup names this very process in NT form, ending with the test
+/// executable's name, and answers `None` for a pid no process has.
+#[test]
+fn a_running_process_image_is_named_in_nt_form() {
+    let exe = std::env::current_exe().expect("current exe");
+    let name = exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("exe name")
+        .to_ascii_lowercase();
+    let image = agentsh_windows::process_image_path(std::process::id())
+        .expect("the current process's image");
+    assert!(
+        image.to_ascii_lowercase().ends_with(&format!("\\{name}")),
+        "{image} names {name}"
+    );
+    assert!(image.starts_with("\\Device\\"), "{image} is an NT path");
+    // Pids are multiples of 4; this one is far beyond any the system hands out.
+    assert_eq!(agentsh_windows::process_image_path(0xFFFF_FFFC), None);
+}
