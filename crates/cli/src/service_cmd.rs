@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Seconds between session token rotations (60..=86400); processes keep their session
     #[arg(long, default_value_t = 3600)]
     pub token_rotation_secs: u32,
+    /// Where the sessions are kept so that a restarted service knows the ones the driver still
+    /// has (default on Windows: %ProgramData%\agentsh\sessions.json; elsewhere none)
+    #[arg(long)]
+    pub session_file: Option<PathBuf>,
 }
 
 /// The runner's options from the command line: the policy (file or embedded default) with the
@@ -139,6 +143,9 @@ pub fn options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     }
     o.token_rotation = Duration::from_secs(u64::from(args.token_rotation_secs));
     o.terminal_prompt |= args.approve_in_terminal;
+    if let Some(f) = &args.session_file {
+        o.session_file = Some(f.clone());
+    }
     o.status = std::sync::Arc::new(|s| eprintln!("agentsh service: {s}"));
     Ok(o)
 }

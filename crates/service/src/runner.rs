@@ -185,6 +185,16 @@ pub enum Status {
     VolumesUnavailable {
         error: String,
     },
+    /// `sessions` sessions of the previous run of the service were taken back from `path`.
+    SessionsRestored {
+        path: PathBuf,
+        sessions: usize,
+    },
+    /// The session file cannot be read, used or written (see [`RunOptions::session_file`]).
+    SessionFileProblem {
+        path: PathBuf,
+        error: String,
+    },
     Stopped,
 }
 
@@ -284,6 +294,14 @@ impl std::fmt::Display for Status {
                 f,
                 "cannot read the volumes (the last volume map stays in force; paths on unknown volumes stay in device form and drive-letter rules do not match them): {error}"
             ),
+            Status::SessionsRestored { path, sessions } => write!(
+                f,
+                "{sessions} session(s) of the previous run restored from {}",
+                path.display()
+            ),
+            Status::SessionFileProblem { path, error } => {
+                write!(f, "session file {}: {error}", path.display())
+            }
             Status::Stopped => f.write_str("stopped"),
         }
     }
@@ -338,6 +356,9 @@ pub struct RunOptions {
     /// Names a process's image when a request arrives before the kernel announced the process,
     /// and a session's root (see [`crate::adapter::ImageLookup`]); none: only announcements do.
     pub image_lookup: Option<crate::adapter::ImageLookup>,
+    /// Where the session table is kept across restarts of the service (see
+    /// [`crate::sessions::SavedSession`]); none: sessions live in memory only.
+    pub session_file: Option<PathBuf>,
     pub status: StatusSink,
 }
 
@@ -394,6 +415,7 @@ impl RunOptions {
             volumes: None,
             volume_interval: Duration::from_secs(2),
             image_lookup: None,
+            session_file: default_session_file(),
             status: Arc::new(|s: &Status| tracing::info!("{s}")),
         })
     }
@@ -604,6 +626,59 @@ impl Drop for Tasks {
 /// Runs the service on `first` (an already opened transport, so the caller decides what a
 /// driver that cannot be reached at start means) until `stop` completes. When the driver side
 /// goes away, `reconnect` is called with backoff until it yields a transport that handshakes.
+/// `%ProgramData%\agentsh\sessions.json` on Windows; none elsewhere.
+fn default_session_file() -> Option<PathBuf> {
+    if cfg!(windows) {
+        let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
+        Some(PathBuf::from(base).join("agentsh").join("sessions.json"))
+    } else {
+        None
+    }
+}
+
+/// Takes back the sessions a previous run of the service kept in `path` (the driver keeps its
+/// sessions while no service is connected: their requests carry the same tokens), then keeps the
+/// table there. A file that cannot be read or used is reported and set aside
+/// (`<file>.unusable`): the service runs on, those sessions' requests decided as a session's
+/// whose registration is unknown.
+fn restore_sessions(adapter: &PolicyAdapter, path: &Path, status: &StatusSink) {
+    let restored = crate::sessions::load_file(path)
+        .map_err(|e| e.to_string())
+        .and_then(|saved| {
+            adapter
+                .sessions
+                .restore(&saved)
+                .map_err(|e| format!("session file {}: {e}", path.display()))
+        });
+    match restored {
+        Ok(0) => {}
+        Ok(n) => status(&Status::SessionsRestored {
+            path: path.to_path_buf(),
+            sessions: n,
+        }),
+        Err(e) => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".unusable");
+            let _ = std::fs::rename(path, &aside);
+            status(&Status::SessionFileProblem {
+                path: path.to_path_buf(),
+                error: format!("{e}; set aside as {}", PathBuf::from(aside).display()),
+            });
+        }
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        tracing::error!(error = %e, dir = %dir.display(), "cannot create the session file's folder");
+    }
+    if let Err(e) = adapter.sessions.keep_in(path.to_path_buf()) {
+        status(&Status::SessionFileProblem {
+            path: path.to_path_buf(),
+            error: format!("{e}; sessions are kept in memory only until it can be written"),
+        });
+    }
+}
+
 pub async fn run<T, C, F>(
     options: RunOptions,
     first: T,
@@ -669,6 +744,9 @@ where
     let adapter = Arc::new(PolicyAdapter::for_policy(&options.policy, events));
     if let Some(lookup) = &options.image_lookup {
         adapter.set_image_lookup(lookup.clone());
+    }
+    if let Some(path) = &options.session_file {
+        restore_sessions(&adapter, path, &options.status);
     }
     // The volume map is in place before the first file request is decided.
     if let Some(source) = &options.volumes {

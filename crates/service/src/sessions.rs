@@ -2,7 +2,8 @@
 //! the public id events carry instead, and the registration the policy's variables expand from.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use agentsh_policy::SessionContext;
 
@@ -23,6 +24,116 @@ pub struct SessionInfo {
 #[derive(Debug, Default)]
 pub struct SessionRegistry {
     inner: RwLock<Inner>,
+    /// Where the table is kept across a restart of the service ([`SessionRegistry::keep_in`]).
+    file: Mutex<Option<PathBuf>>,
+}
+
+/// A session as the service keeps it on disk, so that after the service restarts the sessions
+/// the driver still has (it keeps them while no service is connected) are known again: their
+/// requests decided in their own context and their events carrying the same `session_id`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedSession {
+    pub id: String,
+    pub numeric_id: u64,
+    /// The secret the driver puts in the session's requests; the file is readable by the
+    /// service's account only.
+    pub token: u64,
+    pub root_pid: u32,
+    pub app: Option<String>,
+    pub workspace: Option<String>,
+    /// The workspace as the rules compare it (a device path given at registration resolved).
+    pub workspace_canonical: Option<String>,
+    pub user_sid: Option<String>,
+    pub audit: bool,
+}
+
+/// A session file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionFileError {
+    #[error("session file {path}: {message}")]
+    Bad { path: String, message: String },
+}
+
+impl SavedSession {
+    fn from_info(token: u64, info: &SessionInfo) -> Self {
+        let c = &info.context;
+        SavedSession {
+            id: info.id.clone(),
+            numeric_id: info.numeric_id,
+            token,
+            root_pid: info.root_pid,
+            app: c.app_name().map(str::to_owned),
+            workspace: c.workspace().map(str::to_owned),
+            workspace_canonical: c.workspace_canonical().map(str::to_owned),
+            user_sid: c.user_sid().map(str::to_owned),
+            audit: info.audit,
+        }
+    }
+
+    /// The session record again, its context checked as a registration is.
+    fn to_info(&self) -> Result<SessionInfo, String> {
+        if self.token == 0 || self.numeric_id == 0 || self.id != format!("s-{}", self.numeric_id) {
+            return Err(format!(
+                "session `{}`: the token and numeric id must be non-zero and the id `s-<numeric id>`",
+                self.id
+            ));
+        }
+        let mut context = SessionContext::new(
+            self.app.as_deref(),
+            self.workspace.as_deref(),
+            self.user_sid.as_deref(),
+        )
+        .map_err(|e| format!("session `{}`: {e}", self.id))?;
+        if let Some(canonical) = &self.workspace_canonical
+            && context.workspace_canonical() != Some(canonical.as_str())
+        {
+            // Canonicalizing is idempotent: the resolved form resolves to itself.
+            context = context
+                .with_workspace_device(canonical, &agentsh_policy::filepath::VolumeMap::new())
+                .map_err(|e| format!("session `{}`: {e}", self.id))?;
+        }
+        Ok(SessionInfo {
+            id: self.id.clone(),
+            numeric_id: self.numeric_id,
+            root_pid: self.root_pid,
+            context: Arc::new(context),
+            audit: self.audit,
+        })
+    }
+}
+
+/// Reads a session file; a missing file is an empty table.
+pub fn load_file(path: &Path) -> Result<Vec<SavedSession>, SessionFileError> {
+    let bad = |message: String| SessionFileError::Bad {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+/// Writes `sessions` to `path` whole (a temporary file renamed over it), readable and writable
+/// by the service's account only.
+pub fn save_file(path: &Path, sessions: &[SavedSession]) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(sessions).map_err(std::io::Error::other)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
+        std::io::Write::write_all(&mut f, &json)?;
+        f.sync_all()?;
+    }
+    #[cfg(windows)]
+    agentsh_windows::secure::protect_token_file(&tmp).map_err(std::io::Error::other)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +160,76 @@ pub fn new_token() -> std::io::Result<u64> {
 }
 
 impl SessionRegistry {
+    /// Keeps the table in `path` from now on: written after every change. Call after
+    /// [`SessionRegistry::restore`].
+    pub fn keep_in(&self, path: PathBuf) -> std::io::Result<()> {
+        if let Ok(mut f) = self.file.lock() {
+            *f = Some(path);
+        }
+        self.save()
+    }
+
+    /// Takes back the sessions of a previous run of the service (from [`load_file`]); new
+    /// sessions are numbered after them. Returns how many were restored.
+    pub fn restore(&self, saved: &[SavedSession]) -> Result<usize, String> {
+        let infos = saved
+            .iter()
+            .map(|s| s.to_info().map(|i| (s.token, i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut inner = self
+            .inner
+            .write()
+            .map_err(|_| "session table poisoned".to_owned())?;
+        for (token, info) in infos {
+            if inner
+                .by_token
+                .values()
+                .any(|s| s.numeric_id == info.numeric_id)
+                || inner.by_token.contains_key(&token)
+            {
+                return Err(format!("session `{}` appears twice", info.id));
+            }
+            inner.next_id = inner.next_id.max(info.numeric_id);
+            inner.by_token.insert(token, Arc::new(info));
+        }
+        Ok(inner.by_token.len())
+    }
+
+    /// Every session with its token, as [`save_file`] writes them (ordered by numeric id).
+    pub fn saved(&self) -> Vec<SavedSession> {
+        let mut all: Vec<SavedSession> = self
+            .inner
+            .read()
+            .map(|i| {
+                i.by_token
+                    .iter()
+                    .map(|(t, s)| SavedSession::from_info(*t, s))
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.sort_by_key(|s| s.numeric_id);
+        all
+    }
+
+    /// Writes the table to its file, if it has one.
+    fn save(&self) -> std::io::Result<()> {
+        let Ok(file) = self.file.lock() else {
+            return Err(std::io::Error::other("session file lock poisoned"));
+        };
+        match file.as_deref() {
+            Some(path) => save_file(path, &self.saved()),
+            None => Ok(()),
+        }
+    }
+
+    /// [`SessionRegistry::save`], a failure reported: the table in memory stays right, only a
+    /// restart of the service would lose what the file misses.
+    fn persist(&self) {
+        if let Err(e) = self.save() {
+            tracing::error!(error = %e, "could not write the session file; after a restart of the service these sessions' events would carry no session id");
+        }
+    }
+
     /// Adds a session; returns its token and public record.
     pub fn register(
         &self,
@@ -71,6 +252,8 @@ impl SessionRegistry {
             audit,
         });
         inner.by_token.insert(token, info.clone());
+        drop(inner);
+        self.persist();
         Ok((token, info))
     }
 
@@ -93,6 +276,7 @@ impl SessionRegistry {
     pub fn remove(&self, id: &str) -> Option<u64> {
         let token = self.token_of(id)?;
         self.inner.write().ok()?.by_token.remove(&token);
+        self.persist();
         Some(token)
     }
 
@@ -109,6 +293,8 @@ impl SessionRegistry {
         if let Some(info) = inner.by_token.remove(&old) {
             inner.by_token.insert(new, info);
         }
+        drop(inner);
+        self.persist();
         Ok(Some((old, new)))
     }
 
@@ -124,6 +310,8 @@ impl SessionRegistry {
         if let Some(info) = inner.by_token.remove(&current) {
             inner.by_token.insert(token, info);
         }
+        drop(inner);
+        self.persist();
         Ok(())
     }
 

@@ -94,9 +94,22 @@ async fn start_with(
     policy_path: Option<PathBuf>,
     before_compile: Option<runner::CompileHook>,
 ) -> Running {
+    start_tweaked(dir, socket, policy, policy_path, |o| {
+        o.before_compile = before_compile
+    })
+    .await
+}
+
+async fn start_tweaked(
+    dir: &Path,
+    socket: &Path,
+    policy: Policy,
+    policy_path: Option<PathBuf>,
+    tweak: impl FnOnce(&mut RunOptions),
+) -> Running {
     let statuses: Arc<Mutex<Vec<Status>>> = Arc::default();
     let mut options = RunOptions::new(policy, policy_path).expect("options");
-    options.before_compile = before_compile;
+    tweak(&mut options);
     options.api_socket = dir.join("api").join("api.sock");
     let events = dir.join("events.jsonl");
     options.sinks = vec![SinkSpec {
@@ -647,4 +660,98 @@ async fn an_api_name_that_cannot_be_taken_is_reported_before_the_handshake_and_d
         .expect("stops in time")
         .expect("runner task")
         .expect("stops cleanly");
+}
+
+/// The service restarts while the driver keeps running: the sessions it kept in its session file
+/// are known again, so a surviving session's requests are decided in its own context and its
+/// events carry the same `session_id`; a session registered afterwards is numbered after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_service_restart_surviving_sessions_keep_their_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let sessions = dir.path().join("state").join("sessions.json");
+    let keep = |o: &mut RunOptions| o.session_file = Some(sessions.clone());
+    let policy = || Policy::embedded_default().expect("policy");
+
+    let run = start_tweaked(dir.path(), &socket, policy(), None, keep).await;
+    let api = run.api().await;
+    let (status, body) = http(&api, "POST", "/v1/sessions", SESSION).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains("s-1"), "{body}");
+    run.stop().await.expect("stops");
+    let saved = std::fs::read_to_string(&sessions).expect("the session file");
+    assert!(saved.contains("\"s-1\""), "{saved}");
+    #[cfg(unix)]
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&sessions)
+                .expect("metadata")
+                .permissions()
+        ) & 0o777,
+        0o600,
+        "only the service's account reads the tokens"
+    );
+
+    let run = start_tweaked(dir.path(), &socket, policy(), None, keep).await;
+    run.wait_for("sessions restored", |s| match s {
+        Status::SessionsRestored { sessions, .. } => Some(*sessions),
+        _ => None,
+    })
+    .await;
+    let api = run.api().await;
+    let out = emulator
+        .perform(&write(ROOT, Operation::SetValue, RUN))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny, "the Run key is blocked");
+    let mut blocked = None;
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&run.events).unwrap_or_default();
+        blocked = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["type"] == "registry_blocked" && e["process_id"] == ROOT);
+        if blocked.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let blocked = blocked.expect("the surviving session's block is an event");
+    assert_eq!(blocked["session_id"], "s-1", "{blocked}");
+    let other = r#"{"root_pid":5200,"app":"Other","workspace":"C:\\other","user_sid":"S-1-5-21-1-2-3-1001"}"#;
+    let (status, body) = http(&api, "POST", "/v1/sessions", other).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body.contains("s-2"),
+        "numbered after the restored session: {body}"
+    );
+    run.stop().await.expect("stops");
+}
+
+/// A session file that is not a session table is reported and set aside; the service runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_session_file_is_reported_and_set_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let _emulator = Emulator::start(&socket, 1).expect("listens");
+    let sessions = dir.path().join("sessions.json");
+    std::fs::write(&sessions, "[{\"id\": 7}]").expect("writes");
+    let run = start_tweaked(
+        dir.path(),
+        &socket,
+        Policy::embedded_default().expect("policy"),
+        None,
+        |o| o.session_file = Some(sessions.clone()),
+    )
+    .await;
+    let error = run
+        .wait_for("the session file problem", |s| match s {
+            Status::SessionFileProblem { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(error.contains("sessions.json"), "{error}");
+    assert!(dir.path().join("sessions.json.unusable").exists());
+    run.api().await;
+    run.stop().await.expect("stops");
 }
