@@ -21,7 +21,7 @@ use agentsh_wire::response::{CacheTtl, PolicyResponseRepr};
 
 use crate::approvals::{ApprovalManager, ApprovalOutcome, GrantKey, PendingApproval};
 use crate::events::{ATTACK_VERSION, Event, EventKind, EventPipeline, Reason};
-use crate::metrics::ServiceMetrics;
+use crate::metrics::{ApprovalEnd, ServiceMetrics};
 use crate::sessions::{SessionInfo, SessionRegistry};
 
 /// A request the policy decided, before it is answered.
@@ -634,6 +634,22 @@ impl PolicyAdapter {
                 let mut reply = response(ty, op::Decision::Pending, CacheTtl::None, true, true);
                 reply.approval_timeout_secs = timeout_secs;
                 reply.approval_ticket = ticket;
+                let opened = Instant::now();
+                let metrics = self.metrics.clone();
+                let outcome = async move {
+                    let result = outcome.await;
+                    let end = match result {
+                        ApprovalOutcome::AllowOnce | ApprovalOutcome::AllowSession => {
+                            ApprovalEnd::Allowed
+                        }
+                        ApprovalOutcome::Denied => ApprovalEnd::Denied,
+                        ApprovalOutcome::TimedOut => ApprovalEnd::TimedOut,
+                        ApprovalOutcome::Withdrawn => ApprovalEnd::Withdrawn,
+                        ApprovalOutcome::Refused => ApprovalEnd::Refused,
+                    };
+                    metrics.observe_approval(end, opened.elapsed());
+                    result
+                };
                 Answer::Pending {
                     reply,
                     ticket,
@@ -654,11 +670,6 @@ impl PolicyAdapter {
             ApprovalOutcome::AllowSession => Reason::SessionGrant,
             _ => Reason::Person,
         };
-        if outcome == ApprovalOutcome::TimedOut {
-            self.metrics
-                .approvals_timed_out
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
         self.events.emit(ev);
     }
 }

@@ -11,11 +11,114 @@ pub const LATENCY_BUCKETS_US: [u64; 12] = [
     1, 2, 5, 10, 25, 50, 100, 250, 1000, 10_000, 100_000, 1_000_000,
 ];
 
+/// Upper bounds (ms) of the approval time-to-decision histogram buckets: from a quick answer to
+/// the longest approval timeout (3600 s).
+pub const APPROVAL_BUCKETS_MS: [u64; 14] = [
+    500, 1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000, 600_000,
+    1_800_000, 3_600_000,
+];
+
+/// How an approval ended, the label of its time to decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalEnd {
+    /// A person allowed it (once or for the session).
+    Allowed,
+    /// A person denied it.
+    Denied,
+    /// Nobody answered before its timeout (it was denied).
+    TimedOut,
+    /// The driver connection it was held on closed first.
+    Withdrawn,
+    /// The kernel would not hold the operation (the session's hold quota was taken) and denied
+    /// it at once.
+    Refused,
+}
+
+impl ApprovalEnd {
+    const ALL: [ApprovalEnd; 5] = [
+        ApprovalEnd::Allowed,
+        ApprovalEnd::Denied,
+        ApprovalEnd::TimedOut,
+        ApprovalEnd::Withdrawn,
+        ApprovalEnd::Refused,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ApprovalEnd::Allowed => "allowed",
+            ApprovalEnd::Denied => "denied",
+            ApprovalEnd::TimedOut => "timed_out",
+            ApprovalEnd::Withdrawn => "withdrawn",
+            ApprovalEnd::Refused => "refused",
+        }
+    }
+}
+
+/// One histogram's buckets (the last one is +Inf) and sum.
+#[derive(Debug)]
+struct Histogram<const N: usize> {
+    buckets: [AtomicU64; N],
+    sum: AtomicU64,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    /// Counts `value` in the first bucket whose bound (of `bounds`, N - 1 of them) holds it.
+    fn observe(&self, bounds: &[u64], value: u64) {
+        let i = bounds.iter().position(|&b| value <= b).unwrap_or(N - 1);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// The `_bucket`, `_sum` and `_count` samples of `name` with the extra `labels` (`k="v",`
+    /// or empty); bounds and sum are in units of which `unit` make a second.
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[u64], unit: u64) {
+        let secs = |v: u64| seconds(v.saturating_mul(1_000_000 / unit));
+        let mut cumulative = 0;
+        for (i, b) in bounds.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}le=\"{}\"}} {cumulative}",
+                secs(*b)
+            );
+        }
+        cumulative += self.buckets[N - 1].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {cumulative}");
+        let plain = labels.trim_end_matches(',');
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{} {}",
+            braces(plain),
+            secs(self.sum.load(Ordering::Relaxed))
+        );
+        let _ = writeln!(out, "{name}_count{} {cumulative}", braces(plain));
+    }
+}
+
 /// Counters the service keeps.
 #[derive(Debug, Default)]
 pub struct ServiceMetrics {
     buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: AtomicU64,
+    /// Time from an approval's opening to its end, per [`ApprovalEnd`] (in `ApprovalEnd::ALL`
+    /// order), in milliseconds.
+    approval_times: [Histogram<{ APPROVAL_BUCKETS_MS.len() + 1 }>; ApprovalEnd::ALL.len()],
     pub requests: AtomicU64,
     pub malformed_requests: AtomicU64,
     pub approvals_opened: AtomicU64,
@@ -35,6 +138,20 @@ impl ServiceMetrics {
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(micros, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records how long an approval waited before it ended, and how it ended; a timed-out one is
+    /// also counted in `approvals_timed_out`.
+    pub fn observe_approval(&self, end: ApprovalEnd, waited: std::time::Duration) {
+        let i = ApprovalEnd::ALL
+            .iter()
+            .position(|&e| e == end)
+            .unwrap_or_default();
+        let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        self.approval_times[i].observe(&APPROVAL_BUCKETS_MS, ms);
+        if end == ApprovalEnd::TimedOut {
+            self.approvals_timed_out.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts one denial the service decided, by whether it was notified.
@@ -87,6 +204,20 @@ impl ServiceMetrics {
             seconds(self.latency_sum_us.load(Ordering::Relaxed))
         );
         let _ = writeln!(out, "agentsh_decision_latency_seconds_count {cumulative}");
+        let name = "agentsh_approval_decision_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from an approval's opening to its end, by how it ended (allowed, denied, timed_out: nobody answered, withdrawn: the driver connection closed, refused: the kernel would not hold it).\n# TYPE {name} histogram"
+        );
+        for (end, h) in ApprovalEnd::ALL.iter().zip(&self.approval_times) {
+            h.render(
+                &mut out,
+                name,
+                &format!("outcome=\"{}\",", end.label()),
+                &APPROVAL_BUCKETS_MS,
+                1_000,
+            );
+        }
         for (name, help, v) in [
             (
                 "agentsh_malformed_requests_total",

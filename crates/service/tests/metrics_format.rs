@@ -12,6 +12,14 @@ fn rendered() -> String {
     let service = ServiceMetrics::default();
     service.observe_decision(3);
     service.observe_decision(40);
+    service.observe_approval(
+        agentsh_service::metrics::ApprovalEnd::Allowed,
+        std::time::Duration::from_millis(1_500),
+    );
+    service.observe_approval(
+        agentsh_service::metrics::ApprovalEnd::TimedOut,
+        std::time::Duration::from_secs(30),
+    );
     let mut driver = Metrics::default();
     for (i, c) in Counter::ALL.into_iter().enumerate() {
         driver.set(c, i as u64 + 1);

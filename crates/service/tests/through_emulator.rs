@@ -249,6 +249,20 @@ registry_rules:
         25,
         "a timeout is never recorded as a person's rejection"
     );
+    let text = r
+        .service
+        .adapter
+        .metrics
+        .render(None, agentsh_wire::control::FailMode::Open, 0, 0);
+    for line in [
+        "agentsh_approvals_timed_out_total 1",
+        "agentsh_approval_decision_seconds_bucket{outcome=\"timed_out\",le=\"0.5\"} 0",
+        "agentsh_approval_decision_seconds_bucket{outcome=\"timed_out\",le=\"2\"} 1",
+        "agentsh_approval_decision_seconds_count{outcome=\"timed_out\"} 1",
+        "agentsh_approval_decision_seconds_count{outcome=\"allowed\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,6 +289,19 @@ async fn allow_for_the_session_is_remembered_by_the_service() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
+    let text = r
+        .service
+        .adapter
+        .metrics
+        .render(None, agentsh_wire::control::FailMode::Open, 0, 0);
+    for line in [
+        "agentsh_approval_decision_seconds_count{outcome=\"allowed\"} 1",
+        "agentsh_approval_decision_seconds_bucket{outcome=\"allowed\",le=\"+Inf\"} 1",
+        "agentsh_approval_decision_seconds_count{outcome=\"timed_out\"} 0",
+        "agentsh_approvals_timed_out_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
