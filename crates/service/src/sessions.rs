@@ -128,11 +128,12 @@ pub fn save_file(path: &Path, sessions: &[SavedSession]) -> std::io::Result<()> 
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut f = options.open(&tmp)?;
+        // Protected while still empty: the tokens are never readable under an inherited DACL.
+        #[cfg(windows)]
+        agentsh_windows::secure::protect_service_file(&tmp).map_err(std::io::Error::other)?;
         std::io::Write::write_all(&mut f, &json)?;
         f.sync_all()?;
     }
-    #[cfg(windows)]
-    agentsh_windows::secure::protect_token_file(&tmp).map_err(std::io::Error::other)?;
     std::fs::rename(&tmp, path)
 }
 

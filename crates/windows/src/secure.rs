@@ -24,6 +24,13 @@ pub fn token_dir_sddl(owner_sid: &str) -> String {
     )
 }
 
+/// The service's own state files that hold secrets (the session table with its tokens): a
+/// protected DACL for SYSTEM, Administrators and the service's account only — no one else may
+/// read them, at any integrity level, so no label is needed.
+pub fn service_file_sddl(owner_sid: &str) -> String {
+    format!("D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;{owner_sid})")
+}
+
 /// The application key's label: Low, no-write-up, inherited by subkeys (registry keys have no
 /// objects, so container inheritance only).
 pub const APP_KEY_LABEL_SDDL: &str = "S:(ML;CI;NW;;;LW)";
@@ -123,8 +130,8 @@ pub fn label_state(sddl: &str) -> LabelState {
 
 #[cfg(windows)]
 pub use crate::imp::secure::{
-    canonical_sddl, current_user, label_app_key, parse_label, protect_token_file, read_file_sddl,
-    read_key_sddl,
+    canonical_sddl, current_user, label_app_key, parse_label, protect_service_file,
+    protect_token_file, read_file_sddl, read_key_sddl,
 };
 
 #[cfg(test)]
@@ -132,6 +139,20 @@ mod tests {
     use super::*;
 
     const OWNER: &str = "S-1-5-18";
+
+    #[test]
+    fn a_service_file_is_for_system_administrators_and_the_service_only() {
+        let sddl = service_file_sddl("S-1-5-21-1-2-3-500");
+        assert!(sddl.starts_with("D:P"), "protected: nothing inherited");
+        let trustees: Vec<String> = aces(&sddl, 'D')
+            .iter()
+            .map(|a| {
+                assert_eq!((a[0].as_str(), a[2].as_str()), ("A", "FA"), "{a:?}");
+                a[5].clone()
+            })
+            .collect();
+        assert_eq!(trustees, ["SY", "BA", "S-1-5-21-1-2-3-500"]);
+    }
 
     #[test]
     fn the_token_file_and_folder_forbid_reading_up_and_name_no_container() {

@@ -238,3 +238,32 @@ fn a_running_process_image_is_named_in_nt_form() {
     // Pids are multiples of 4; this one is far beyond any the system hands out.
     assert_eq!(agentsh_windows::process_image_path(0xFFFF_FFFC), None);
 }
+
+/// The session file's DACL (SYSTEM, Administrators and the service's account only) is applied;
+/// on Windows it reads back as written. Wine keeps no file DACL (it makes one up from Unix mode
+/// bits), so there only the call's success or a reported failure is checked.
+#[test]
+fn a_service_file_is_protected_for_the_service_only() {
+    let dir = scratch("service-file");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("sessions.json");
+    std::fs::write(&file, "[]").expect("file");
+    match agentsh_windows::secure::protect_service_file(&file) {
+        Ok(()) if !wine() => {
+            let sddl = read_file_sddl(&file).expect("read back");
+            let trustees: Vec<String> = aces(&sddl, 'D').iter().map(|a| a[5].clone()).collect();
+            assert!(
+                trustees
+                    .iter()
+                    .all(|t| t == "SY" || t == "BA" || t.starts_with("S-1-5-")),
+                "{sddl}"
+            );
+            assert!(
+                !sddl.contains(";;;IU)") && !sddl.contains(";;;WD)"),
+                "{sddl}"
+            );
+        }
+        Ok(()) => {}
+        Err(e) => assert!(wine(), "Windows must apply the session file's DACL: {e}"),
+    }
+}

@@ -7,7 +7,7 @@ use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SE_REGISTRY_KE
 use super::security::{
     Parts, apply_sddl, canonical_sddl as canonical, current_user_sid, parsed_label, read_sddl,
 };
-use crate::secure::{APP_KEY_LABEL_SDDL, token_dir_sddl, token_file_sddl};
+use crate::secure::{APP_KEY_LABEL_SDDL, service_file_sddl, token_dir_sddl, token_file_sddl};
 
 const BOTH: Parts = Parts {
     dacl: true,
@@ -37,6 +37,22 @@ pub fn protect_token_file(path: &Path) -> Result<(), String> {
         SE_FILE_OBJECT,
         &token_file_sddl(&owner),
         BOTH,
+    )
+    .map_err(text)
+}
+
+/// Gives one of the service's secret state files (see [`crate::secure::service_file_sddl`]) its
+/// protected DACL for a service running as this process's user; the folder is left as it is.
+pub fn protect_service_file(path: &Path) -> Result<(), String> {
+    let owner = current_user_sid().map_err(text)?;
+    apply_sddl(
+        &path.display().to_string(),
+        SE_FILE_OBJECT,
+        &service_file_sddl(&owner),
+        Parts {
+            dacl: true,
+            label: false,
+        },
     )
     .map_err(text)
 }
