@@ -36,6 +36,8 @@ PRELUDE = {
         "#include <stddef.h>\n",
         ["-nostdinc", "-I", os.path.join(WINE, "windows"), "-I", os.path.join(WINE, "msvcrt")],
     ),
+    # mingw-w64's user-mode winnt.h: token information its ddk headers leave out.
+    "mingw-um": ("#include <windows.h>\n#include <stddef.h>\n", []),
     # Declared by neither header set: transcribed from the documentation (see documented.h).
     "documented": ('#include <ntifs.h>\n#include <stddef.h>\n#include "documented.h"\n',
                    ["-I", MINGW_DDK, "-I", HERE]),
@@ -84,6 +86,15 @@ STRUCTS = {
     "FileRenameInformation": (("mingw", "wine"), ["FILE_RENAME_INFORMATION"], "", "exact", {}),
     "FltRelatedObjects": (("documented",), ["FLT_RELATED_OBJECTS"], "", "exact", {}),
     "FltFileNameInformation": (("documented",), ["FLT_FILE_NAME_INFORMATION"], "", "prefix", {}),
+    # Object callbacks (handle protection): both header sets declare them (wdm.h).
+    "ObCallbackRegistration": (("mingw", "wine"), ["OB_CALLBACK_REGISTRATION"], "", "exact", {}),
+    "ObOperationRegistration": (("mingw", "wine"), ["OB_OPERATION_REGISTRATION"], "", "exact", {}),
+    "ObPreOperationInformation": (("mingw", "wine"), ["OB_PRE_OPERATION_INFORMATION"], "", "exact", {}),
+    "ObPreCreateHandleInformation": (("mingw", "wine"), ["OB_PRE_CREATE_HANDLE_INFORMATION"], "", "exact", {}),
+    "TokenAppContainerInformation": (("mingw-um", "wine"), ["TOKEN_APPCONTAINER_INFORMATION"], "", "exact", {}),
+    "Sid": (("mingw", "wine"), ["SID"], "", "exact", {}),
+    "ObPreDuplicateHandleInformation": (("mingw", "wine"), ["OB_PRE_DUPLICATE_HANDLE_INFORMATION"], "", "exact",
+                                        {}),
 }
 
 # Constants declared as enum members (macros are found by name with #ifdef): name -> (sets, C).
@@ -91,6 +102,12 @@ ENUM_CONSTS = {
     "KEY_VALUE_PARTIAL_INFORMATION_CLASS": (("mingw", "wine"), "KeyValuePartialInformation"),
     "FLT_FSTYPE_NTFS": (("wine",), "FLT_FSTYPE_NTFS"),
     "FLT_FSTYPE_REFS": (("wine",), "FLT_FSTYPE_REFS"),
+    "FLT_FSTYPE_FAT": (("wine",), "FLT_FSTYPE_FAT"),
+    "FLT_FSTYPE_EXFAT": (("wine",), "FLT_FSTYPE_EXFAT"),
+    "FLT_FSTYPE_MUP": (("wine",), "FLT_FSTYPE_MUP"),
+    "OB_PREOP_SUCCESS": (("mingw", "wine"), "OB_PREOP_SUCCESS"),
+    "TOKEN_APP_CONTAINER_SID": (("mingw-um", "wine"), "TokenAppContainerSid"),
+    "SECURITY_IMPERSONATION": (("mingw", "wine"), "SecurityImpersonation"),
     "FILE_BASIC_INFORMATION": (("mingw", "wine"), "FileBasicInformation"),
     "FILE_RENAME_INFORMATION": (("mingw", "wine"), "FileRenameInformation"),
     "FILE_LINK_INFORMATION": (("mingw", "wine"), "FileLinkInformation"),
@@ -204,7 +221,7 @@ def run(ffi_text, workdir, quiet=False):
         enum_names = {n for n in consts if n in ENUM_CONSTS}
         declared = found_consts | enum_names
         print(f"layout check: {len(structs) - 1} structures, {sum(checked.values())} member/size asserts "
-              f"(mingw {checked['mingw']}, Wine {checked['wine']}, documented {checked['documented']}); "
+              f"(mingw {checked['mingw'] + checked['mingw-um']}, Wine {checked['wine']}, documented {checked['documented']}); "
               f"{len(declared)} constants asserted against the headers")
         print("layout check: constants declared by neither header set (documented values, see docs/driver.md): "
               + ", ".join(sorted(set(consts) - declared)))

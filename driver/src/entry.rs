@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering;
 use crate::ffi::{self, Pvoid, UnicodeString};
 use crate::kernel::{EventCode, debug, event_log};
 use crate::state::Driver;
-use crate::{altitude, file, flow, port, registry};
+use crate::{altitude, file, flow, handles, port, registry};
 
 const PORT_NAME: &[u16] = &[
     b'\\' as u16,
@@ -53,6 +53,7 @@ enum Stage {
     Port,
     Registry,
     Process,
+    Objects,
 }
 
 /// The driver's entry point. PASSIVE_LEVEL.
@@ -175,9 +176,15 @@ fn register(
         Some(Stage::Registry),
     )?;
 
+    // Process and thread handle protection, at the same installed altitude.
+    let status = handles::register(&altitude, d.ob_handle.as_ptr());
+    check(status, "ObRegisterCallbacks", d, Some(Stage::Process))?;
+
     // SAFETY: PASSIVE_LEVEL; the filter is registered.
     let status = unsafe { ffi::FltStartFiltering(d.filter()) };
-    check(status, "FltStartFiltering", d, Some(Stage::Process))
+    check(status, "FltStartFiltering", d, Some(Stage::Objects))?;
+    d.filtering.store(true, Ordering::Release);
+    Ok(())
 }
 
 fn check(
@@ -209,6 +216,10 @@ fn unwind(d: &Driver, done: Stage) {
         unsafe { ffi::FltCloseCommunicationPort(d.server_port.load(Ordering::Acquire)) };
         port::disconnect(d);
     }
+    if done >= Stage::Objects {
+        // SAFETY: PASSIVE_LEVEL; the handle ObRegisterCallbacks returned, unregistered once.
+        unsafe { ffi::ObUnRegisterCallbacks(d.ob_handle.load(Ordering::Acquire)) };
+    }
     if done >= Stage::Process {
         // SAFETY: PASSIVE_LEVEL; removes the routine registered in `register`.
         unsafe { ffi::PsSetCreateProcessNotifyRoutineEx(process_notify, 1) };
@@ -225,7 +236,7 @@ fn unwind(d: &Driver, done: Stage) {
 /// FilterUnloadCallback. PASSIVE_LEVEL.
 unsafe extern "system" fn unload(_flags: u32) -> ffi::NtStatus {
     if let Some(d) = Driver::get() {
-        unwind(d, Stage::Process);
+        unwind(d, Stage::Objects);
         debug!("unloaded");
     }
     Driver::remove();

@@ -225,6 +225,9 @@ pub const SL_OPEN_TARGET_DIRECTORY: u8 = 0x04;
 pub const IRP_MJ_OPERATION_END: u8 = 0x80;
 pub const FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO: u32 = 1;
 pub const FLT_FSTYPE_NTFS: u32 = 2;
+pub const FLT_FSTYPE_FAT: u32 = 3;
+pub const FLT_FSTYPE_MUP: u32 = 13;
+pub const FLT_FSTYPE_EXFAT: u32 = 22;
 pub const FLT_FSTYPE_REFS: u32 = 28;
 pub const FLT_PREOP_SUCCESS_NO_CALLBACK: i32 = 1;
 pub const FLT_PREOP_COMPLETE: i32 = 4;
@@ -340,6 +343,87 @@ pub type RegistryCallback = unsafe extern "system" fn(Pvoid, Pvoid, Pvoid) -> Nt
 pub type CreateProcessNotifyEx = unsafe extern "system" fn(Pvoid, Handle, *mut PsCreateNotifyInfo);
 pub type GenericWorkItemRoutine = unsafe extern "system" fn(Pvoid, Pvoid, Pvoid);
 
+pub type ObPreOperationCallback =
+    unsafe extern "system" fn(Pvoid, *mut ObPreOperationInformation) -> u32;
+
+/// OB_CALLBACK_REGISTRATION (wdm.h).
+#[repr(C)]
+pub struct ObCallbackRegistration {
+    pub version: u16,
+    pub operation_registration_count: u16,
+    pub altitude: UnicodeString,
+    pub registration_context: Pvoid,
+    pub operation_registration: *const ObOperationRegistration,
+}
+
+/// OB_OPERATION_REGISTRATION: `object_type` is the address of the kernel's `PsProcessType` /
+/// `PsThreadType` variable (a `POBJECT_TYPE *`).
+#[repr(C)]
+pub struct ObOperationRegistration {
+    pub object_type: *const Pvoid,
+    pub operations: u32,
+    pub pre_operation: Option<ObPreOperationCallback>,
+    pub post_operation: Pvoid,
+}
+
+/// OB_PRE_OPERATION_INFORMATION; `flags` is the union whose bit 0 is KernelHandle.
+#[repr(C)]
+pub struct ObPreOperationInformation {
+    pub operation: u32,
+    pub flags: u32,
+    pub object: Pvoid,
+    pub object_type: Pvoid,
+    pub call_context: Pvoid,
+    pub parameters: Pvoid,
+}
+
+/// OB_PRE_CREATE_HANDLE_INFORMATION (the create arm of OB_PRE_OPERATION_PARAMETERS).
+#[repr(C)]
+pub struct ObPreCreateHandleInformation {
+    pub desired_access: u32,
+    pub original_desired_access: u32,
+}
+
+/// OB_PRE_DUPLICATE_HANDLE_INFORMATION (the duplicate arm of OB_PRE_OPERATION_PARAMETERS).
+#[repr(C)]
+pub struct ObPreDuplicateHandleInformation {
+    pub desired_access: u32,
+    pub original_desired_access: u32,
+    pub source_process: Pvoid,
+    pub target_process: Pvoid,
+}
+
+/// TOKEN_INFORMATION_CLASS TokenAppContainerSid.
+pub const TOKEN_APP_CONTAINER_SID: u32 = 31;
+/// SECURITY_IMPERSONATION_LEVEL SecurityImpersonation.
+pub const SECURITY_IMPERSONATION: u32 = 2;
+
+/// TOKEN_APPCONTAINER_INFORMATION (winnt.h): null for a token outside every AppContainer.
+#[repr(C)]
+pub struct TokenAppContainerInformation {
+    pub token_app_container: Pvoid,
+}
+
+/// SID (winnt.h): the header and the first sub-authority; `sub_authority_count` of them follow.
+#[repr(C)]
+pub struct Sid {
+    pub revision: u8,
+    pub sub_authority_count: u8,
+    pub identifier_authority: [u8; 6],
+    pub sub_authority: [u32; 1],
+}
+
+pub const OB_FLT_REGISTRATION_VERSION: u16 = 0x0100;
+pub const OB_OPERATION_HANDLE_CREATE: u32 = 0x0000_0001;
+pub const OB_OPERATION_HANDLE_DUPLICATE: u32 = 0x0000_0002;
+pub const OB_PREOP_SUCCESS: u32 = 0;
+pub const PROCESS_CREATE_THREAD: u32 = 0x0002;
+pub const PROCESS_VM_OPERATION: u32 = 0x0008;
+pub const PROCESS_VM_WRITE: u32 = 0x0020;
+pub const PROCESS_DUP_HANDLE: u32 = 0x0040;
+pub const THREAD_SUSPEND_RESUME: u32 = 0x0002;
+pub const THREAD_SET_CONTEXT: u32 = 0x0010;
+
 #[link(name = "agentsh_ntoskrnl", kind = "static")]
 unsafe extern "system" {
     pub fn ExAllocatePool2(flags: PoolFlags, size: usize, tag: u32) -> Pvoid;
@@ -396,11 +480,41 @@ unsafe extern "system" {
     ) -> NtStatus;
     pub fn IoAllocateErrorLogEntry(io_object: Pvoid, size: u8) -> *mut IoErrorLogPacket;
     pub fn IoWriteErrorLogEntry(entry: *mut IoErrorLogPacket);
+    pub fn ObRegisterCallbacks(
+        registration: *const ObCallbackRegistration,
+        handle: *mut Pvoid,
+    ) -> NtStatus;
+    pub fn ObUnRegisterCallbacks(handle: Pvoid);
+    pub fn PsGetProcessId(process: Pvoid) -> Handle;
+    pub fn PsGetThreadProcessId(thread: Pvoid) -> Handle;
+    pub fn PsReferenceImpersonationToken(
+        thread: Pvoid,
+        copy_on_open: *mut u8,
+        effective_only: *mut u8,
+        level: *mut u32,
+    ) -> Pvoid;
+    pub fn PsDereferenceImpersonationToken(token: Pvoid);
+    pub fn PsLookupProcessByProcessId(pid: Handle, process: *mut Pvoid) -> NtStatus;
+    pub fn PsReferencePrimaryToken(process: Pvoid) -> Pvoid;
+    pub fn PsDereferencePrimaryToken(token: Pvoid);
+    pub fn ObfDereferenceObject(object: Pvoid) -> isize;
+    pub fn SeQueryInformationToken(token: Pvoid, class: u32, info: *mut Pvoid) -> NtStatus;
+    pub fn ExFreePool(p: Pvoid);
 }
 
 #[link(name = "agentsh_ntoskrnl", kind = "static")]
 unsafe extern "C" {
     pub fn DbgPrint(format: *const u8, ...) -> u32;
+}
+
+// Exported variables (`POBJECT_TYPE *PsProcessType`): the import library's `__imp_` slot holds the
+// variable's address, which is what OB_OPERATION_REGISTRATION.ObjectType takes.
+#[link(name = "agentsh_ntoskrnl", kind = "static")]
+unsafe extern "C" {
+    #[link_name = "__imp_PsProcessType"]
+    pub static PS_PROCESS_TYPE: *const Pvoid;
+    #[link_name = "__imp_PsThreadType"]
+    pub static PS_THREAD_TYPE: *const Pvoid;
 }
 
 #[link(name = "agentsh_fltmgr", kind = "static")]
@@ -505,3 +619,10 @@ layout!(FltAcquireForSectionSynchronizationParameters, 16, sync_type @ 0, page_p
 layout!(FileRenameInformation, 24, replace_if_exists @ 0, root_directory @ 8, file_name_length @ 16, file_name @ 20);
 layout!(FltRelatedObjects, 48, size @ 0, transaction_context @ 2, filter @ 8, volume @ 16, instance @ 24, file_object @ 32, transaction @ 40);
 layout!(FltFileNameInformation, 24, size @ 0, names_parsed @ 2, format @ 4, name @ 8);
+layout!(ObCallbackRegistration, 40, version @ 0, operation_registration_count @ 2, altitude @ 8, registration_context @ 24, operation_registration @ 32);
+layout!(ObOperationRegistration, 32, object_type @ 0, operations @ 8, pre_operation @ 16, post_operation @ 24);
+layout!(ObPreOperationInformation, 40, operation @ 0, flags @ 4, object @ 8, object_type @ 16, call_context @ 24, parameters @ 32);
+layout!(ObPreCreateHandleInformation, 8, desired_access @ 0, original_desired_access @ 4);
+layout!(ObPreDuplicateHandleInformation, 24, desired_access @ 0, original_desired_access @ 4, source_process @ 8, target_process @ 16);
+layout!(TokenAppContainerInformation, 8, token_app_container @ 0);
+layout!(Sid, 12, revision @ 0, sub_authority_count @ 1, identifier_authority @ 2, sub_authority @ 8);

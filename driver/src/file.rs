@@ -1,8 +1,8 @@
 //! The minifilter: pre-create, pre-write, pre-set-information, pre-set-security and the
 //! section-creation synchronisation map to kcore file operations on normalized names; instances
-//! attach to NTFS and ReFS volumes only.
+//! attach to NTFS, ReFS, FAT, exFAT and the network redirector (MUP).
 
-use agentsh_kcore::{Caller, FileOp, Request};
+use agentsh_kcore::{Caller, FileOp, Request, unc};
 use agentsh_wire::op::{FileOperation, OpFlags};
 
 use crate::ffi::{self, FltCallbackData, FltRelatedObjects, Pvoid};
@@ -65,18 +65,36 @@ const fn op_reg(major: u8, flags: u32) -> ffi::FltOperationRegistration {
     }
 }
 
-/// Attach to NTFS and ReFS only. PASSIVE_LEVEL.
+/// Attach to every file system a session can write through: NTFS, ReFS, FAT, exFAT and the
+/// network redirector (MUP, which carries every UNC path: SMB, WebDAV, RDP drives). Read-only
+/// media (CDFS, UDF) and named pipes / mailslots are left alone. PASSIVE_LEVEL.
 pub unsafe extern "system" fn instance_setup(
     _objects: *const FltRelatedObjects,
     _flags: u32,
     _device_type: u32,
     fs_type: u32,
 ) -> ffi::NtStatus {
-    if fs_type == ffi::FLT_FSTYPE_NTFS || fs_type == ffi::FLT_FSTYPE_REFS {
+    if attaches_to(fs_type) {
+        if let Some(d) = Driver::get() {
+            d.instances
+                .fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+        }
         ffi::STATUS_SUCCESS
     } else {
         ffi::STATUS_FLT_DO_NOT_ATTACH
     }
+}
+
+/// The FLT_FILESYSTEM_TYPE values an instance attaches to.
+pub fn attaches_to(fs_type: u32) -> bool {
+    matches!(
+        fs_type,
+        ffi::FLT_FSTYPE_NTFS
+            | ffi::FLT_FSTYPE_REFS
+            | ffi::FLT_FSTYPE_FAT
+            | ffi::FLT_FSTYPE_EXFAT
+            | ffi::FLT_FSTYPE_MUP
+    )
 }
 
 /// Pre-operation for every registered operation. IRQL <= APC_LEVEL (paging I/O skipped).
@@ -92,13 +110,23 @@ unsafe extern "system" fn pre_operation(
         return ffi::FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     // SAFETY: IRQL <= APC_LEVEL; `data` is the callback data of this operation.
-    let pid = unsafe { ffi::FltGetRequestorProcessId(data) };
-    // Processes outside every session are never blocked: no name, no allocation, no message.
-    if !crate::sessions::may_be_in_session(d, pid) {
-        return ffi::FLT_PREOP_SUCCESS_NO_CALLBACK;
-    }
+    let mut pid = unsafe { ffi::FltGetRequestorProcessId(data) };
     // SAFETY: Iopb is always valid in a pre-operation callback.
     let major = unsafe { (*(*data).iopb).major_function };
+    // Processes outside every session are never blocked: no name, no allocation, no message.
+    if !crate::sessions::may_be_in_session(d, pid) {
+        // A broker thread impersonating an AppContainer session's token opens files for that
+        // session. Only the create is attributed (the one pre-operation documented to run at
+        // PASSIVE_LEVEL, which the token functions need): writing, deleting, renaming or linking
+        // needs a handle whose create asked for those rights and was judged.
+        match (major == ffi::IRP_MJ_CREATE)
+            .then(|| crate::broker::impersonated_session(d, pid))
+            .flatten()
+        {
+            Some(root) => pid = root,
+            None => return ffi::FLT_PREOP_SUCCESS_NO_CALLBACK,
+        }
+    }
     // SAFETY: `data` and `objects` are valid for the duration of the pre-operation callback.
     if unsafe { intercept(d, pid, data, objects) } {
         return ffi::FLT_PREOP_SUCCESS_NO_CALLBACK;
@@ -271,6 +299,11 @@ unsafe fn intercept(
     let path = unsafe { name.units() };
     // SAFETY: as above.
     let target_units = target.as_ref().map_or(&[][..], |t| unsafe { t.units() });
+    // Through the redirector back to this machine (`\\localhost\C$`), the SMB server would do the
+    // work as System, outside the session: denied (kcore::unc).
+    if unc::reaches_local_machine(path) || unc::reaches_local_machine(target_units) {
+        return false;
+    }
     // SAFETY: IRQL <= APC_LEVEL; the current thread id.
     let tid = unsafe { ffi::PsGetCurrentThreadId() } as usize as u32;
     let caller = Caller { pid, tid };

@@ -103,6 +103,7 @@ pub enum EventCode {
     LoadFailed = 0xE000_0001,
     FailModeTripped = 0xA000_0002,
     FailModeRecovered = 0x6000_0003,
+    NoInstance = 0xA000_0004,
 }
 
 /// Writes an Event Log entry (System log, source agentsh) with `text` as its one insertion string.

@@ -7,10 +7,12 @@
 extern crate alloc;
 
 mod altitude;
+mod broker;
 mod entry;
 mod ffi;
 mod file;
 mod flow;
+mod handles;
 mod kernel;
 mod port;
 mod registry;

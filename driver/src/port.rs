@@ -2,9 +2,12 @@
 //! descriptor), its process excluded on request, and every user → kernel message handled by kcore
 //! after an exception-guarded copy out of the caller's user-mode buffer.
 
+use agentsh_wire::control::ControlRepr;
+
+use crate::broker;
 use crate::ffi::{self, Pvoid};
 use crate::flow::{log_transitions, wake, wake_all};
-use crate::kernel::{debug, try_zeroed};
+use crate::kernel::{EventCode, debug, event_log, try_zeroed};
 use crate::state::Driver;
 
 /// Largest SendResult written (control answers are far smaller).
@@ -93,11 +96,24 @@ pub unsafe extern "system" fn on_connect(
         "client {pid} {}",
         if accepted { "connected" } else { "refused" }
     );
-    if accepted {
-        ffi::STATUS_SUCCESS
-    } else {
-        ffi::STATUS_ACCESS_DENIED
+    if !accepted {
+        return ffi::STATUS_ACCESS_DENIED;
     }
+    // Filter Manager attaches to the mounted volumes when filtering starts, before any service
+    // can connect: a load with no instance by now (typically another filter at the same altitude,
+    // STATUS_FLT_INSTANCE_ALTITUDE_COLLISION, which never reaches InstanceSetup) enforces no file
+    // rule, and says so on every connection of the service.
+    if d.filtering.load(core::sync::atomic::Ordering::Acquire)
+        && d.instances.load(core::sync::atomic::Ordering::Acquire) == 0
+    {
+        event_log(
+            d.driver_object,
+            EventCode::NoInstance,
+            ffi::STATUS_SUCCESS,
+            "no volume instance attached since the driver loaded",
+        );
+    }
+    ffi::STATUS_SUCCESS
 }
 
 /// Disconnect: closes the client port, forgets exclusion and cache, denies held operations.
@@ -157,6 +173,12 @@ pub unsafe extern "system" fn on_message(
     let Some(mut result) = try_zeroed(out_len.min(MESSAGE_MAX)) else {
         return ffi::STATUS_INSUFFICIENT_RESOURCES;
     };
+    let registered_root = match ControlRepr::decode(&message) {
+        Ok(ControlRepr::RegisterSession {
+            root_process_id, ..
+        }) => Some(root_process_id),
+        _ => None,
+    };
     let handled = d.with(|s| {
         let r = s.core.on_user_message(&message, &mut result);
         if let Some(ticket) = r.wake {
@@ -169,6 +191,9 @@ pub unsafe extern "system" fn on_message(
         r
     });
     log_transitions(d);
+    if let Some(root) = registered_root {
+        broker::record_session_root(d, root);
+    }
     if handled.written > 0 && !output.is_null() {
         // SAFETY: `output` lies in user space (checked) with `out_len` >= written bytes; faults are
         // caught by the copy routine.

@@ -76,8 +76,16 @@ pub unsafe extern "system" fn registry_callback(
         return ffi::STATUS_SUCCESS;
     }
     let class = arg1 as usize as u32;
-    let caller = current_caller();
-    let allowed = if may_be_in_session(d, caller.pid) {
+    let mut caller = current_caller();
+    let mut in_session = may_be_in_session(d, caller.pid);
+    if !in_session {
+        // A thread impersonating an AppContainer session's token works for that session.
+        if let Some(root) = crate::broker::impersonated_session(d, caller.pid) {
+            caller.pid = root;
+            in_session = true;
+        }
+    }
+    let allowed = if in_session {
         // SAFETY: `arg2` is the REG_*_INFORMATION matching `class`, valid for the callback.
         unsafe { intercept(d, caller, class, arg2) }
     } else {

@@ -21,6 +21,8 @@ pub struct Locked {
     pub core: KernelCore,
     /// One event per held operation, keyed by approval ticket.
     pub holds: Vec<(u32, *mut ffi::KEvent)>,
+    /// AppContainer sessions by their root process (broker attribution).
+    pub containers: Vec<crate::broker::Container>,
 }
 
 pub struct Driver {
@@ -32,6 +34,14 @@ pub struct Driver {
     pub client_port: UnsafeCell<ffi::Pvoid>,
     /// CmRegisterCallbackEx writes it through its `_Out_` pointer before it returns.
     pub cm_cookie: AtomicI64,
+    /// ObRegisterCallbacks writes the process/thread callbacks' registration handle here.
+    pub ob_handle: AtomicPtr<core::ffi::c_void>,
+    /// Volume instances InstanceSetup accepted since the load.
+    pub instances: AtomicU32,
+    /// FltStartFiltering succeeded (instances have been offered to every mounted volume).
+    pub filtering: AtomicBool,
+    /// Entries in `Locked::containers`: zero keeps broker attribution off every callback.
+    pub containers: AtomicU32,
     pub notify_queued: AtomicBool,
     /// The configuration's flags (CONFIG_QUERY_READS / CONFIG_NOTIFY_READS), mirrored after every
     /// control message so that a session's read can skip its name query without the lock.
@@ -68,6 +78,10 @@ impl Driver {
             server_port: AtomicPtr::new(core::ptr::null_mut()),
             client_port: UnsafeCell::new(core::ptr::null_mut()),
             cm_cookie: AtomicI64::new(0),
+            ob_handle: AtomicPtr::new(core::ptr::null_mut()),
+            instances: AtomicU32::new(0),
+            filtering: AtomicBool::new(false),
+            containers: AtomicU32::new(0),
             notify_queued: AtomicBool::new(false),
             config_flags: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
@@ -78,6 +92,7 @@ impl Driver {
             locked: UnsafeCell::new(Locked {
                 core: KernelCore::try_new(crate::kernel::seed())?,
                 holds: Vec::new(),
+                containers: crate::broker::empty(),
             }),
         })?;
         let p = boxed.into_raw();
@@ -109,7 +124,9 @@ impl Driver {
     /// Whether kcore needs the name of a session's read (reads are queried or notified).
     pub fn reads_need_names(&self) -> bool {
         let flags = self.config_flags.load(Ordering::Acquire);
-        flags & (agentsh_wire::control::CONFIG_QUERY_READS | agentsh_wire::control::CONFIG_NOTIFY_READS)
+        flags
+            & (agentsh_wire::control::CONFIG_QUERY_READS
+                | agentsh_wire::control::CONFIG_NOTIFY_READS)
             != 0
     }
 

@@ -57,7 +57,33 @@ MAX_IRQL = {
     "FltCloseCommunicationPort": PASSIVE_LEVEL, "FltCloseClientPort": PASSIVE_LEVEL,
     "PsSetCreateProcessNotifyRoutineEx": PASSIVE_LEVEL, "ExWaitForRundownProtectionRelease": APC_LEVEL,
     "KeInitializeMutex": PASSIVE_LEVEL, "FltQueueGenericWorkItem": DISPATCH_LEVEL,
+    "ObRegisterCallbacks": PASSIVE_LEVEL, "ObUnRegisterCallbacks": PASSIVE_LEVEL,
+    "PsReferenceImpersonationToken": PASSIVE_LEVEL, "SeQueryInformationToken": PASSIVE_LEVEL,
+    "PsLookupProcessByProcessId": PASSIVE_LEVEL, "ExFreePool": DISPATCH_LEVEL,
 }
+# Exported kernel variables the driver imports (POBJECT_TYPE PsProcessType, ...): the value each
+# variable holds, a stand-in OBJECT_TYPE address.
+DATA_IMPORTS = {"PsProcessType": 0x0B7E_0000_0005, "PsThreadType": 0x0B7E_0000_0006}
+_current_kernel = []
+
+
+def _data_import(name):
+    """A speakeasy data-import initialiser: allocates the variable, stores its value and returns
+    its address (what the loader writes into the import slot)."""
+    def init(mod, ptr=0):
+        k = _current_kernel[-1]
+        addr = ptr or mod.mem_alloc(8, tag=f"api.ntoskrnl.{name}")
+        mod.mem_write(addr, DATA_IMPORTS[name].to_bytes(8, "little"))
+        k.data_vars[name] = addr
+        return addr
+    init.__datahook__ = (name, init)
+    return init
+
+
+def _install_data_imports():
+    from speakeasy.winenv.api.kernelmode import ntoskrnl
+    for name in DATA_IMPORTS:
+        setattr(ntoskrnl.Ntoskrnl, f"_agentsh_data_{name}", _data_import(name))
 # Calls that can block: never while the driver's own mutex is held (a held approval or a 5 s send
 # would serialise every intercepted operation on the machine behind it).
 BLOCKING = {"FltSendMessage", "FltCancellableWaitForSingleObject", "ZwOpenKey", "CmUnRegisterCallback",
@@ -133,8 +159,23 @@ class Kernel:
         self.reenter_probe = True     # ZwOpenKey re-enters the registry callback (as on Windows)
         self.nested = []              # counter deltas of re-entered registry callbacks
         self.failure = None           # a bug-check or hang raised inside a hook
+        self.data_vars = {}           # imported kernel variable -> its address
+        self.ob = None                # the object-callback registration (ObRegisterCallbacks)
+        self.call_faults = {}         # import name -> the status its next call returns
+        self.failed_calls = []        # imports that returned an injected status
+        self.process_objects = {}     # EPROCESS stand-in -> process id
+        self.thread_objects = {}      # ETHREAD stand-in -> id of its process
+        # Access tokens: token stand-in -> its AppContainer SID (bytes) or None; each process's
+        # primary token; the token a thread impersonates, with its SECURITY_IMPERSONATION_LEVEL.
+        self.tokens = {}
+        self.primary_tokens = {}      # pid -> token
+        self.impersonation = {}       # tid -> (token, level)
+        self.refs = collections.Counter()  # referenced tokens and process objects
         self._install_hooks()
+        _install_data_imports()
+        _current_kernel.append(self)
         self.module = self.se.load_module(driver_path)
+        _current_kernel.pop()
         self._check_hooks_cover_imports()
 
     # ---- memory helpers ----
@@ -209,6 +250,9 @@ class Kernel:
             raise BugCheck(f"{what}: {len(self.open_names)} name(s) not released")
         if self.open_handles:
             raise BugCheck(f"{what}: {len(self.open_handles)} key handle(s) not closed")
+        if any(self.refs.values()):
+            raise BugCheck(f"{what}: token or process references not dropped: "
+                           f"{ {hex(o): n for o, n in self.refs.items() if n} }")
 
     # ---- hooks ----
     def _hook(self, module, name, argc, fn):
@@ -237,8 +281,13 @@ class Kernel:
             imp.name.decode()
             for entry in pe.DIRECTORY_ENTRY_IMPORT
             for imp in entry.imports
-            if imp.name.decode().lower() not in self.hooked
+            if imp.name.decode().lower() not in self.hooked and imp.name.decode() not in DATA_IMPORTS
         ]
+        unset = [name for name in DATA_IMPORTS
+                 if any(imp.name.decode() == name for e in pe.DIRECTORY_ENTRY_IMPORT for imp in e.imports)
+                 and name not in self.data_vars]
+        if unset:
+            raise SystemExit(f"kernel-emu: imported variables the loader did not initialise: {unset}")
         if missing:
             raise SystemExit(f"kernel-emu: driver imports not modelled by the harness: {missing}")
 
@@ -286,8 +335,20 @@ class Kernel:
         h(nt, "ZwOpenKey", 3, self._zw_open_key)
         h(nt, "ZwClose", 1, self._zw_close)
         h(nt, "ZwQueryValueKey", 6, self._zw_query_value)
+        h(nt, "ObRegisterCallbacks", 2, self._ob_register)
+        h(nt, "ObUnRegisterCallbacks", 1, self._ob_unregister)
+        h(nt, "PsGetProcessId", 1, self._process_id)
+        h(nt, "PsGetThreadProcessId", 1, self._thread_process_id)
+        h(nt, "PsReferenceImpersonationToken", 4, self._ref_impersonation)
+        h(nt, "PsDereferenceImpersonationToken", 1, lambda tok: self._deref(tok, "impersonation token"))
+        h(nt, "PsLookupProcessByProcessId", 2, self._lookup_process)
+        h(nt, "ObfDereferenceObject", 1, lambda obj: self._deref(obj, "process object"))
+        h(nt, "PsReferencePrimaryToken", 1, self._ref_primary)
+        h(nt, "PsDereferencePrimaryToken", 1, lambda tok: self._deref(tok, "primary token"))
+        h(nt, "SeQueryInformationToken", 3, self._query_token)
+        h(nt, "ExFreePool", 1, self._free_token_info)
         h(flt, "FltRegisterFilter", 3, self._flt_register)
-        h(flt, "FltStartFiltering", 1, lambda f: self._mark("filtering") or 0)
+        h(flt, "FltStartFiltering", 1, self._start_filtering)
         h(flt, "FltUnregisterFilter", 1, lambda f: self.registrations.discard("filter"))
         h(flt, "FltBuildDefaultSecurityDescriptor", 2, self._build_sd)
         h(flt, "FltFreeSecurityDescriptor", 1, lambda sd: self.registrations.discard("sd"))
@@ -462,6 +523,132 @@ class Kernel:
             self.process_notify = cb
             self.registrations.add("process")
         return 0
+
+    def _start_filtering(self, flt):
+        if "FltStartFiltering" in self.call_faults:
+            self.failed_calls.append("FltStartFiltering")
+            return self.call_faults.pop("FltStartFiltering")
+        self._mark("filtering")
+        return 0
+
+    def _ob_register(self, reg, handle_ptr):
+        """ObRegisterCallbacks: Version must be OB_FLT_REGISTRATION_VERSION, every entry names the
+        address of PsProcessType or PsThreadType (a POBJECT_TYPE *) with operations the object
+        manager defines and a pre-operation routine; the handle is written through `_Out_`."""
+        self._out(handle_ptr, 8, "ObRegisterCallbacks(RegistrationHandle)")
+        if "ObRegisterCallbacks" in self.call_faults:
+            self.failed_calls.append("ObRegisterCallbacks")
+            return self.call_faults.pop("ObRegisterCallbacks")
+        def field(member, width):
+            return int.from_bytes(self.se.mem_read(reg + L[f"OB_CALLBACK_REGISTRATION.{member}"], width), "little")
+        if field("Version", 2) != L["OB_FLT_REGISTRATION_VERSION"]:
+            raise BugCheck(f"ObRegisterCallbacks: Version {field('Version', 2):#x}")
+        count, table = field("OperationRegistrationCount", 2), field("OperationRegistration", 8)
+        if count == 0 or table == 0:
+            return L["STATUS_INVALID_PARAMETER"]
+        by_var = {addr: name for name, addr in self.data_vars.items()}
+        entries = {}
+        for i in range(count):
+            e = table + i * L["sizeof OB_OPERATION_REGISTRATION"]
+            def member(m, width):
+                return int.from_bytes(self.se.mem_read(e + L[f"OB_OPERATION_REGISTRATION.{m}"], width), "little")
+            kind = by_var.get(member("ObjectType", 8))
+            ops = member("Operations", 4)
+            valid = L["OB_OPERATION_HANDLE_CREATE"] | L["OB_OPERATION_HANDLE_DUPLICATE"]
+            if kind is None or ops == 0 or ops & ~valid:
+                return L["STATUS_INVALID_PARAMETER"]
+            entries[kind] = (ops, member("PreOperation", 8), member("PostOperation", 8))
+        altitude = self.read_unicode_string(reg + L["OB_CALLBACK_REGISTRATION.Altitude"])
+        self.ob = {"altitude": altitude, "entries": entries, "context": field("RegistrationContext", 8),
+                   "handle": 0x0B0B}
+        self.w64(handle_ptr, 0x0B0B)
+        self.registrations.add("objects")
+        return 0
+
+    def _ob_unregister(self, handle):
+        if not (self.ob and handle == self.ob["handle"] and "objects" in self.registrations):
+            raise BugCheck(f"ObUnRegisterCallbacks({handle:#x}): not a registration handle")
+        self.registrations.discard("objects")
+
+    def _process_id(self, process):
+        if process not in self.process_objects:
+            raise BugCheck(f"PsGetProcessId({process:#x}): not a process object")
+        return self.process_objects[process]
+
+    def _thread_process_id(self, thread):
+        if thread not in self.thread_objects:
+            raise BugCheck(f"PsGetThreadProcessId({thread:#x}): not a thread object")
+        return self.thread_objects[thread]
+
+    # tokens
+    def token(self, container_sid=None):
+        """A token stand-in; `container_sid` is the bytes of its AppContainer SID, or None."""
+        tok = 0x70CE_0000_0000 + 0x100 * (len(self.tokens) + 1)
+        self.tokens[tok] = container_sid
+        return tok
+
+    def _ref_impersonation(self, thread, copy_ptr, effective_ptr, level_ptr):
+        # PACCESS_TOKEN PsReferenceImpersonationToken(PETHREAD, _Out_ PBOOLEAN CopyOnOpen,
+        # _Out_ PBOOLEAN EffectiveOnly, _Out_ PSECURITY_IMPERSONATION_LEVEL): NULL when the thread
+        # is not impersonating; otherwise a referenced token the caller must dereference.
+        if thread != ETHREAD_BASE + self.tid:
+            raise BugCheck(f"PsReferenceImpersonationToken({thread:#x}): not a thread object")
+        for ptr, width, what in ((copy_ptr, 1, "CopyOnOpen"), (effective_ptr, 1, "EffectiveOnly"),
+                                 (level_ptr, 4, "ImpersonationLevel")):
+            self._out(ptr, width, f"PsReferenceImpersonationToken({what})")
+        found = self.impersonation.get(self.tid)
+        if found is None:
+            return 0
+        tok, level = found
+        self.se.mem_write(copy_ptr, b"\0")
+        self.se.mem_write(effective_ptr, b"\0")
+        self.w32(level_ptr, level)
+        self.refs[tok] += 1
+        return tok
+
+    def _deref(self, obj, what):
+        if self.refs[obj] <= 0:
+            raise BugCheck(f"dereference of {what} {obj:#x} without a reference (REFERENCE_BY_POINTER)")
+        self.refs[obj] -= 1
+
+    def _lookup_process(self, pid, process_ptr):
+        self._out(process_ptr, 8, "PsLookupProcessByProcessId(Process)")
+        if pid not in self.primary_tokens:
+            return L["STATUS_INVALID_PARAMETER"]
+        obj = 0xE0_0000_0000 + pid * 0x100
+        self.process_objects[obj] = pid
+        self.refs[obj] += 1
+        self.w64(process_ptr, obj)
+        return 0
+
+    def _ref_primary(self, process):
+        if self.refs[process] <= 0 or process not in self.process_objects:
+            raise BugCheck(f"PsReferencePrimaryToken({process:#x}): not a referenced process")
+        tok = self.primary_tokens[self.process_objects[process]]
+        self.refs[tok] += 1
+        return tok
+
+    def _query_token(self, tok, klass, info_ptr):
+        # SeQueryInformationToken(_In_ PACCESS_TOKEN, TOKEN_INFORMATION_CLASS, _Out_ PVOID *):
+        # the buffer is allocated by the kernel and released with ExFreePool.
+        if self.refs[tok] <= 0:
+            raise BugCheck(f"SeQueryInformationToken({tok:#x}): not a referenced token")
+        self._out(info_ptr, 8, "SeQueryInformationToken(TokenInformation)")
+        if klass != L["TokenAppContainerSid"]:
+            raise BugCheck(f"SeQueryInformationToken: class {klass} is not modelled")
+        sid = self.tokens[tok]
+        size = L["sizeof TOKEN_APPCONTAINER_INFORMATION"]
+        buf = self.alloc(size + (len(sid) if sid else 0))
+        if sid:
+            self.se.mem_write(buf + size, sid)
+            self.w64(buf + L["TOKEN_APPCONTAINER_INFORMATION.TokenAppContainer"], buf + size)
+        self.pools[buf] = "token information"
+        self.w64(info_ptr, buf)
+        return 0
+
+    def _free_token_info(self, p):
+        if self.pools.pop(p, None) != "token information":
+            raise BugCheck(f"ExFreePool({p:#x}): not a buffer SeQueryInformationToken returned")
 
     def _zw_open_key(self, handle_ptr, access, attrs):
         self._out(handle_ptr, 8, "ZwOpenKey(KeyHandle)")

@@ -50,6 +50,15 @@ for ctype, members in {
     "FILE_RENAME_INFORMATION": ["ReplaceIfExists", "RootDirectory", "FileNameLength", "FileName"],
     "FILE_DISPOSITION_INFORMATION": ["DoDeleteFile"],
     "KEY_VALUE_PARTIAL_INFORMATION": ["TitleIndex", "Type", "DataLength", "Data"],
+    "SID": ["Revision", "SubAuthorityCount", "IdentifierAuthority", "SubAuthority"],
+    "TOKEN_APPCONTAINER_INFORMATION": ["TokenAppContainer"],
+    "OB_CALLBACK_REGISTRATION": ["Version", "OperationRegistrationCount", "Altitude", "RegistrationContext",
+                                 "OperationRegistration"],
+    "OB_OPERATION_REGISTRATION": ["ObjectType", "Operations", "PreOperation", "PostOperation"],
+    "OB_PRE_OPERATION_INFORMATION": ["Operation", "Flags", "Object", "ObjectType", "CallContext", "Parameters"],
+    "OB_PRE_CREATE_HANDLE_INFORMATION": ["DesiredAccess", "OriginalDesiredAccess"],
+    "OB_PRE_DUPLICATE_HANDLE_INFORMATION": ["DesiredAccess", "OriginalDesiredAccess", "SourceProcess",
+                                            "TargetProcess"],
 }.items():
     WINE_EXPRS.update(_fields(ctype, members))
     WINE_EXPRS[f"sizeof {ctype}"] = f"sizeof({ctype})"
@@ -72,7 +81,12 @@ for name in ["IRP_MJ_CREATE", "IRP_MJ_WRITE", "IRP_MJ_SET_INFORMATION", "IRP_MJ_
              "FileEndOfFileInformation", "FileAllocationInformation", "FileBasicInformation",
              "SyncTypeCreateSection", "SyncTypeOther", "FLTFL_OPERATION_REGISTRATION_SKIP_PAGING_IO",
              "OBJ_CASE_INSENSITIVE", "OBJ_KERNEL_HANDLE", "KernelMode", "UserMode",
-             "KeyValuePartialInformation", "REG_SZ", "REG_DWORD"]:
+             "KeyValuePartialInformation", "REG_SZ", "REG_DWORD", "FLT_FSTYPE_EXFAT", "FLT_FSTYPE_MUP",
+             "FLT_FSTYPE_CDFS", "FLT_FSTYPE_NPFS", "FLT_FSTYPE_RAW", "OB_FLT_REGISTRATION_VERSION",
+             "PROCESS_VM_WRITE", "PROCESS_VM_OPERATION", "PROCESS_CREATE_THREAD", "PROCESS_DUP_HANDLE",
+             "PROCESS_VM_READ", "PROCESS_QUERY_LIMITED_INFORMATION", "PROCESS_TERMINATE", "PROCESS_ALL_ACCESS",
+             "THREAD_SET_CONTEXT", "THREAD_SUSPEND_RESUME", "THREAD_GET_CONTEXT", "THREAD_ALL_ACCESS",
+             "TokenAppContainerSid", "TokenUser", "SecurityIdentification", "SecurityImpersonation"]:
     WINE_EXPRS[name] = f"(unsigned int)({name})"
 
 MINGW_EXPRS = {}
@@ -94,7 +108,8 @@ for name in ["RegNtPreDeleteKey", "RegNtPreSetValueKey", "RegNtPreDeleteValueKey
              "RegNtPreRenameKey", "RegNtPreQueryKey", "RegNtPreQueryValueKey", "RegNtPreQueryMultipleValueKey",
              "RegNtPreCreateKeyEx", "RegNtPreOpenKeyEx", "RegNtPreLoadKey", "RegNtPreUnLoadKey",
              "RegNtPreSetKeySecurity", "RegNtPreSaveKey", "RegNtPreReplaceKey", "RegNtPostQueryKeyName",
-             "STATUS_FLT_DO_NOT_ATTACH", "STATUS_FLT_INVALID_NAME_REQUEST"]:
+             "STATUS_FLT_DO_NOT_ATTACH", "STATUS_FLT_INVALID_NAME_REQUEST", "OB_OPERATION_HANDLE_CREATE",
+             "OB_OPERATION_HANDLE_DUPLICATE"]:
     MINGW_EXPRS[name] = f"(unsigned int)({name})"
 
 DOC_EXPRS = {}

@@ -36,6 +36,7 @@ MAXIMUM_ALLOWED, GENERIC_ALL, GENERIC_WRITE, GENERIC_READ = 0x02000000, 0x100000
 SL_OPEN_TARGET_DIRECTORY = 0x04
 PAGE_READONLY, PAGE_READWRITE = 0x02, 0x04
 FAILS_TRIPPED = 0xA0000002
+NO_INSTANCE = 0xA0000004
 
 results = []
 
@@ -175,6 +176,39 @@ class Harness:
         io_status = k.r64(data_addr + L["FLT_CALLBACK_DATA.IoStatus"] + L["IO_STATUS_BLOCK.Status"]) & 0xFFFFFFFF
         return status, io_status
 
+    def handle_op(self, opener, kind, owner, access, duplicate_into=None, kernel_handle=False):
+        """One process/thread handle through the registered object pre-operation callback, as the
+        object manager calls it in the opener's context: `kind` is "process" or "thread", `owner`
+        the process the object is (or whose thread it is). A duplicate names the process the handle
+        lands in. Returns the DesiredAccess the callback leaves."""
+        k = self.k
+        k.pid, k.tid = opener, opener + 1
+        var = "PsProcessType" if kind == "process" else "PsThreadType"
+        obj = 0xE0_0000_0000 + owner * 0x100 + (0 if kind == "process" else 8)
+        (k.process_objects if kind == "process" else k.thread_objects)[obj] = owner
+        if duplicate_into is not None:
+            target = 0xE0_0000_0000 + duplicate_into * 0x100
+            k.process_objects[target] = duplicate_into
+            params = Struct("OB_PRE_DUPLICATE_HANDLE_INFORMATION").put("DesiredAccess", 4, access) \
+                .put("OriginalDesiredAccess", 4, access).put("TargetProcess", 8, target) \
+                .put("SourceProcess", 8, 0xE0_0000_0000 + opener * 0x100)
+            k.process_objects[0xE0_0000_0000 + opener * 0x100] = opener
+            operation = L["OB_OPERATION_HANDLE_DUPLICATE"]
+        else:
+            params = Struct("OB_PRE_CREATE_HANDLE_INFORMATION").put("DesiredAccess", 4, access) \
+                .put("OriginalDesiredAccess", 4, access)
+            operation = L["OB_OPERATION_HANDLE_CREATE"]
+        params_addr = k.alloc(len(params.buf), params.bytes())
+        info = Struct("OB_PRE_OPERATION_INFORMATION").put("Operation", 4, operation) \
+            .put("Flags", 4, 1 if kernel_handle else 0).put("Object", 8, obj) \
+            .put("ObjectType", 8, K.DATA_IMPORTS[var]).put("Parameters", 8, params_addr)
+        _ops, pre, _post = k.ob["entries"][var]
+        status = k.call(pre, [k.ob["context"], k.alloc(len(info.buf), info.bytes())]) & 0xFFFFFFFF
+        k.check_released("object pre-operation callback")
+        if status != 0:
+            raise K.BugCheck(f"object pre-operation returned {status:#x}, not OB_PREOP_SUCCESS")
+        return k.r32(params_addr + L["OB_PRE_CREATE_HANDLE_INFORMATION.DesiredAccess"])
+
     def queries(self, since):
         return [e for e in self.service_log()[since:] if "answer" in e]
 
@@ -184,6 +218,22 @@ class Harness:
         r = fn()
         delta = {key: self.k.counters[key] - before.get(key, 0) for key in self.k.counters}
         return r, delta, len(self.k.sent) - sent
+
+
+def sid_bytes(authority, subs):
+    """A SID laid out at the headers' offsets (authority big-endian, sub-authorities little-endian)."""
+    raw = bytearray(L["SID.SubAuthority"] + 4 * len(subs))
+    raw[L["SID.Revision"]] = 1
+    raw[L["SID.SubAuthorityCount"]] = len(subs)
+    off = L["SID.IdentifierAuthority"]
+    raw[off:off + 6] = authority.to_bytes(6, "big")
+    for i, sub in enumerate(subs):
+        raw[L["SID.SubAuthority"] + 4 * i:L["SID.SubAuthority"] + 4 * i + 4] = sub.to_bytes(4, "little")
+    return bytes(raw)
+
+
+CONTAINER_SID = sid_bytes(15, [2, 11, 22, 33, 44, 55, 66, 77])   # S-1-15-2-11-22-33-44-55-66-77
+OTHER_CONTAINER_SID = sid_bytes(15, [2, 1, 2, 3, 4, 5, 6, 7])
 
 
 def put_at(buf, offset, width, value):
@@ -219,8 +269,14 @@ def main():
         sys.exit(report(started))
     entry_allocs = k.counters["pool_allocs"]
     guarded("review 4: DriverEntry allocation failures", lambda: driver_entry_faults(args.driver, entry_allocs))
-    check("filter, port, registry callback and process notify registered; filtering started",
-          k.registrations == {"filter", "port", "registry", "process", "filtering"}, k.registrations)
+    check("filter, port, registry callback, process notify and object callbacks registered; filtering started",
+          k.registrations == {"filter", "port", "registry", "process", "objects", "filtering"}, k.registrations)
+    both = L["OB_OPERATION_HANDLE_CREATE"] | L["OB_OPERATION_HANDLE_DUPLICATE"]
+    check("review 15: object callbacks on processes and threads (create and duplicate, pre-operation), at the "
+          "registry callback's altitude",
+          k.ob and {v: (ops, pre != 0) for v, (ops, pre, _) in k.ob["entries"].items()}
+          == {"PsProcessType": (both, True), "PsThreadType": (both, True)}
+          and k.ob["altitude"] == getattr(k, "cm_altitude", None), k.ob)
     check("registry callback altitude is the default 376300 when no altitude is installed",
           getattr(k, "cm_altitude", None) == "376300", getattr(k, "cm_altitude", None))
     guarded("item 4: installed altitudes", lambda: altitude_scenarios(args.driver))
@@ -230,14 +286,22 @@ def main():
           [op[0] for op in k.filter["ops"]] == [IRP_MJ_CREATE, IRP_MJ_WRITE, IRP_MJ_SET_INFORMATION,
                                                 IRP_MJ_SET_SECURITY, IRP_MJ_SECTION]
           and k.filter["version"] == 0x0202, k.filter["ops"])
-    setup = k.filter["setup"]
-    check("instances attach to NTFS and ReFS only",
-          [k.call(setup, [0, 0, 0, fs]) & 0xFFFFFFFF for fs in (L["FLT_FSTYPE_NTFS"], L["FLT_FSTYPE_REFS"],
-                                                               L["FLT_FSTYPE_FAT"])]
-          == [0, 0, L["STATUS_FLT_DO_NOT_ATTACH"]])
-
+    # The session root (pid 1000) runs in an AppContainer: the driver reads its SID when the service
+    # registers the session (broker attribution).
+    k.primary_tokens[1000] = k.token(CONTAINER_SID)
     k.listen(h.sock)
     h.start_fake_service("closed")
+    no_instance = [e for e in k.event_log if e[0] == NO_INSTANCE]
+    check("item 4: the service connecting to a load with no volume instance writes the no-instance Event Log "
+          "entry (0xA0000004)", len(no_instance) == 1, k.event_log)
+    setup = k.filter["setup"]
+    attach = ("NTFS", "REFS", "FAT", "EXFAT", "MUP")
+    skip = ("RAW", "CDFS", "NPFS")
+    got = {fs: k.call(setup, [0, 0, 0, L[f"FLT_FSTYPE_{fs}"]]) & 0xFFFFFFFF for fs in attach + skip}
+    check("review 14 / I1: instances attach to NTFS, ReFS, FAT, exFAT and the network redirector (MUP); "
+          "not to raw, CD or named-pipe volumes",
+          got == {**{fs: 0 for fs in attach}, **{fs: L["STATUS_FLT_DO_NOT_ATTACH"] for fs in skip}}, got)
+
     setup_results = [e for e in h.service_log() if "send_result" in e]
     check("handshake, config, session and exclusion accepted by the driver",
           len(setup_results) == 5 and all(e["send_result"] == 0 and e["status"] == 0 for e in setup_results[:4]),
@@ -267,6 +331,9 @@ def main():
 
     guarded("registry decisions", lambda: registry_scenarios(h))
     guarded("file decisions", lambda: file_scenarios(h))
+    guarded("review 14: loopback redirector", lambda: loopback_scenarios(h))
+    guarded("review 15: handle protection", lambda: handle_scenarios(h))
+    guarded("review 15: broker attribution", lambda: broker_scenarios(h))
     guarded("outside every session", lambda: unsandboxed_scenarios(h))
     guarded("review 9", lambda: probe_scenarios(h))
     guarded("review 21", lambda: notification_scenarios(h))
@@ -282,6 +349,8 @@ def main():
           any(code == FAILS_TRIPPED for code, _, _ in k.event_log), k.event_log)
 
     h.start_fake_service("open")
+    check("item 4: ... and no such entry once an instance has attached (the service connecting again)",
+          sum(1 for e in k.event_log if e[0] == NO_INSTANCE) == 1, k.event_log)
     guarded("review 3", lambda: terminating_requester(h))
     guarded("send statuses (fail-open)", lambda: send_faults(h, "open"))
     guarded("review 10 (fail-open)", lambda: name_faults(h, "open"))
@@ -324,6 +393,110 @@ def driver_entry_faults(driver, n):
               (hex(status), k.registrations, len(k.pools)))
 
 
+def loopback_scenarios(h):
+    """Session opens through the network redirector: back to this machine (a loopback name, or an
+    administrative share anywhere) is denied without asking; another server's share is decided by
+    the service on its \\Device\\Mup name (UNC rules)."""
+    k = h.k
+    for path in ("\\Device\\Mup\\localhost\\C$\\work\\a.txt", "\\Device\\Mup\\127.0.0.1\\share\\work\\a.txt",
+                 "\\Device\\Mup\\0--1.ipv6-literal.net\\share\\a.txt", "\\Device\\Mup\\buildhost\\ADMIN$\\a.txt"):
+        n = len(h.service_log())
+        st, io = h.file_op(1001, IRP_MJ_CREATE, path, desired=FILE_WRITE_DATA)
+        check(f"review 14: a session's write open of {path} -> denied without a query",
+              st == COMPLETE and io == K.STATUS_ACCESS_DENIED and not h.queries(n), (st, io, h.queries(n)))
+    n = len(h.service_log())
+    st, io = h.file_op(1001, IRP_MJ_SET_INFORMATION, VOLUME + "\\work\\a.txt", info_class=L["FileRenameInformation"],
+                       info=rename_info("\\Device\\Mup\\localhost\\C$\\work\\b.txt"))
+    check("review 14: a rename onto a loopback share -> denied", st == COMPLETE and not h.queries(n), (st, h.queries(n)))
+    n = len(h.service_log())
+    unc = "\\Device\\Mup\\fileserver\\share\\work\\a.txt"
+    st, io = h.file_op(1001, IRP_MJ_CREATE, unc, desired=FILE_WRITE_DATA)
+    q = h.queries(n)
+    check("I1: a session's write open on another server's share is decided by the service on its MUP name",
+          st == ALLOW and q and q[0]["path"] == unc, (st, q))
+    st, io = h.file_op(1001, IRP_MJ_CREATE, "\\Device\\Mup\\fileserver\\share\\protected\\a.txt",
+                       desired=FILE_WRITE_DATA)
+    check("I1: ... and denied where the policy denies it", st == COMPLETE and io == K.STATUS_ACCESS_DENIED, (st, io))
+    n = len(h.service_log())
+    st, io = h.file_op(3000, IRP_MJ_CREATE, "\\Device\\Mup\\localhost\\C$\\a.txt", desired=FILE_WRITE_DATA)
+    check("review 14: a process outside every session reaches the loopback redirector unchanged",
+          st == ALLOW and not h.queries(n), (st, io))
+
+
+def handle_scenarios(h):
+    """Handles session processes open, or have duplicated into them, to processes outside their
+    session lose the injection rights; everything else keeps what it asked for."""
+    k = h.k
+    pall, tall = L["PROCESS_ALL_ACCESS"], L["THREAD_ALL_ACCESS"]
+    pstrip = L["PROCESS_VM_WRITE"] | L["PROCESS_VM_OPERATION"] | L["PROCESS_CREATE_THREAD"] | L["PROCESS_DUP_HANDLE"]
+    tstrip = L["THREAD_SET_CONTEXT"] | L["THREAD_SUSPEND_RESUME"]
+    cases = [
+        ("a session process opening a process outside its session", (1001, "process", 2000, pall), pall & ~pstrip),
+        ("a session process opening a thread of a process outside its session", (1001, "thread", 2000, tall),
+         tall & ~tstrip),
+        ("a session process opening a process of its own session", (1001, "process", 1000, pall), pall),
+        ("a session process opening a thread of its own session", (1001, "thread", 1000, tall), tall),
+        ("a session process opening itself", (1001, "process", 1001, pall), pall),
+        ("a process outside every session opening a session process", (2000, "process", 1001, pall), pall),
+        ("a session process asking only for VM read and query", (1001, "process", 2000,
+                                                                 L["PROCESS_VM_READ"] | L["PROCESS_QUERY_LIMITED_INFORMATION"]),
+         L["PROCESS_VM_READ"] | L["PROCESS_QUERY_LIMITED_INFORMATION"]),
+    ]
+    for label, args, want in cases:
+        got = h.handle_op(*args)
+        check(f"review 15: {label}: {args[3]:#x} -> {want:#x}", got == want, hex(got))
+    got = h.handle_op(2000, "process", 3000, pall, duplicate_into=1001)
+    check("review 15: a process handle duplicated into a session process from outside loses the injection rights",
+          got == pall & ~pstrip, hex(got))
+    got = h.handle_op(1001, "thread", 2000, tall, duplicate_into=2004)
+    check("review 15: a session process duplicating a thread handle into an outside process keeps the rights "
+          "(the recipient is not in a session)", got == tall, hex(got))
+    got = h.handle_op(1001, "process", 2000, pall, kernel_handle=True)
+    check("review 15: a kernel handle is left alone", got == pall, hex(got))
+    _, delta, _ = h.measure(lambda: h.handle_op(3000, "process", 2000, pall))
+    check("review 15: a handle opened outside every session costs no lock, allocation or message",
+          not any(delta.get(c, 0) for c in ("exclusive_locks", "pool_allocs", "port_messages")), delta)
+
+
+def broker_scenarios(h):
+    """A broker (pid 5000, outside every session) whose thread impersonates a token: with the
+    session's AppContainer SID at impersonation level, its registry and file operations are the
+    session's; at identification level, or with another container's or no container's token, they
+    stay its own. Every token and process reference the driver took is dropped (check_released)."""
+    k = h.k
+    broker = 5000
+    same, other, plain = k.token(CONTAINER_SID), k.token(OTHER_CONTAINER_SID), k.token(None)
+    impersonation, identification = L["SecurityImpersonation"], L["SecurityIdentification"]
+
+    def as_broker(tok, level, fn):
+        k.impersonation[broker + 1] = (tok, level)
+        try:
+            return fn()
+        finally:
+            k.impersonation.pop(broker + 1, None)
+
+    n = len(h.service_log())
+    s = as_broker(same, impersonation, lambda: h.set_value(broker, RUN_KEY, h.unique("Broker")))
+    q = h.queries(n)
+    check("review 15: a broker thread impersonating the session's AppContainer token -> its Run-key write is "
+          "decided as the session's (asked with the session root's id, denied)",
+          s == K.STATUS_ACCESS_DENIED and q and q[0]["pid"] == 1000 and q[0]["tid"] == broker + 1, (hex(s), q))
+    n = len(h.service_log())
+    st, io = as_broker(same, impersonation, lambda: h.file_op(broker, IRP_MJ_CREATE, VOLUME + "\\protected\\b.txt",
+                                                              desired=FILE_WRITE_DATA))
+    check("review 15: ... and its write open of a protected file is denied",
+          st == COMPLETE and io == K.STATUS_ACCESS_DENIED and h.queries(n), (st, io))
+    for label, tok, level in (("at identification level", same, identification),
+                              ("with another AppContainer's token", other, impersonation),
+                              ("with a token outside every AppContainer", plain, impersonation)):
+        n = len(h.service_log())
+        s = as_broker(tok, level, lambda: h.set_value(broker, RUN_KEY, h.unique("Broker")))
+        st, io = as_broker(tok, level, lambda: h.file_op(broker, IRP_MJ_CREATE, VOLUME + "\\protected\\b.txt",
+                                                         desired=FILE_WRITE_DATA))
+        check(f"review 15: a broker thread impersonating {label} acts as itself (allowed, not asked)",
+              s == 0 and st == ALLOW and not h.queries(n), (hex(s), st, h.queries(n)))
+
+
 def altitude_scenarios(driver):
     """The registry callback registers at the altitude `driver install --altitude` wrote under the
     service key DriverEntry was given (the Parameters layout first, then the legacy one); a value
@@ -342,13 +515,28 @@ def altitude_scenarios(driver):
          "376300"),
         ("the default for an over-long value (no overflow)", {(params, "ALTITUDE"): sz("3" * 200)}, "376300"),
     ]
-    for what, values, want in cases:
+    # Two of these loads also fail a registration late in DriverEntry (review 15: the object
+    # callbacks must be unwound with the rest): ObRegisterCallbacks with an altitude collision, and
+    # FltStartFiltering after the object callbacks were registered.
+    collision = 0xC01C0011  # STATUS_FLT_INSTANCE_ALTITUDE_COLLISION
+    faults = {4: ("ObRegisterCallbacks", collision), 5: ("FltStartFiltering", K.STATUS_INSUFFICIENT_RESOURCES)}
+    for i, (what, values, want) in enumerate(cases):
         k = K.Kernel(driver)
         k.service_values = values
+        fault = faults.get(i)
+        if fault:
+            k.call_faults[fault[0]] = fault[1]
         status = k.driver_entry()
         got = getattr(k, "cm_altitude", None)
         check(f"item 4: registry callback altitude is {want}: {what}",
-              status == 0 and got == want and not k.open_handles, (hex(status), got, k.open_handles))
+              status == (fault[1] if fault else 0) and got == want and not k.open_handles,
+              (hex(status), got, k.open_handles))
+        if fault:
+            check(f"review 15: DriverEntry with {fault[0]} failing returns its status, leaves nothing registered "
+                  "(object callbacks included) and leaks nothing",
+                  not k.registrations and not k.pools and fault[0] in k.failed_calls
+                  and (fault[0] == "ObRegisterCallbacks" or (k.ob and k.ob["altitude"] == want)),
+                  (k.registrations, len(k.pools), k.failed_calls, k.ob))
 
 
 def report(started):

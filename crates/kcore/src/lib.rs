@@ -42,6 +42,7 @@ pub mod notify;
 pub mod pending;
 pub mod readscope;
 pub mod sessions;
+pub mod unc;
 
 pub use crate::core::{
     Caller, FileOp, KernelCore, QueryOutcome, RegistryOp, Request, Step, UserMessageResult,
