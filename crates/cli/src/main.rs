@@ -16,6 +16,14 @@ mod eventlog_map;
 mod policy;
 mod sandbox;
 mod service_cmd;
+#[cfg_attr(
+    all(not(windows), not(test)),
+    expect(
+        dead_code,
+        reason = "the wall check runs on Windows; its logic is tested everywhere"
+    )
+)]
+mod wallcheck;
 mod winservice;
 
 use std::process::ExitCode;

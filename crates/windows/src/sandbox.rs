@@ -198,6 +198,18 @@ pub struct SessionStart {
     pub workspace_device: Option<String>,
     /// The string SID of the user the process runs as (`S-1-5-21-...`).
     pub user_sid: String,
+    /// The wall check's canary name, for the wall probe's session (the service denies its
+    /// writes to keys and files of that name).
+    pub canary: Option<String>,
+    /// The wall check's result, carried by the command's registration.
+    pub wall_check: Option<String>,
+}
+
+/// What one execution's registration adds to the sandbox's [`SessionStart`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionTags {
+    pub canary: Option<String>,
+    pub wall_check: Option<String>,
 }
 
 /// Registers a suspended root process with the driver as a session before it resumes. The service

@@ -4,6 +4,7 @@ pub mod driver;
 pub mod eventlog;
 pub mod pipe;
 pub mod port;
+pub mod probe;
 mod registry;
 pub mod sandbox;
 pub mod scm;

@@ -49,7 +49,7 @@ use crate::capture;
 use crate::grants::{Grant, GrantJournal};
 use crate::sandbox::{
     CancelToken, ExecResult, Isolation, JOB_LIMIT_FLAGS, JobLimits, SandboxConfig, SandboxError,
-    SessionRegistrar, SessionStart, UI_RESTRICTIONS,
+    SessionRegistrar, SessionStart, SessionTags, UI_RESTRICTIONS,
 };
 use crate::secure::LabelState;
 use crate::{cmdline, environment};
@@ -234,6 +234,12 @@ impl Sandbox {
         }
     }
 
+    /// Whether the output of the next commands is passed through as it arrives (the wall
+    /// probe's is only captured).
+    pub fn set_streaming(&mut self, on: bool) {
+        self.config.capture.stream = on;
+    }
+
     /// Limitations reported at creation (each also logged).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -310,6 +316,18 @@ impl Sandbox {
         program: &str,
         args: &[String],
         cancel: &CancelToken,
+    ) -> Result<ExecResult, SandboxError> {
+        self.execute_tagged(program, args, cancel, &SessionTags::default())
+    }
+
+    /// [`Sandbox::execute`] with what its session registration carries beyond the sandbox's
+    /// (the wall check's canary or result).
+    pub fn execute_tagged(
+        &self,
+        program: &str,
+        args: &[String],
+        cancel: &CancelToken,
+        tags: &SessionTags,
     ) -> Result<ExecResult, SandboxError> {
         if self.closed {
             return Err(SandboxError::Closed {
@@ -462,6 +480,8 @@ impl Sandbox {
             (Some(registrar), Some(template)) => {
                 let start = SessionStart {
                     root_pid: info.dwProcessId,
+                    canary: tags.canary.clone(),
+                    wall_check: tags.wall_check.clone(),
                     ..template.clone()
                 };
                 match registrar.register(&start) {
@@ -714,6 +734,8 @@ fn session_template(config: &SandboxConfig) -> Result<SessionStart, SandboxError
         workspace,
         workspace_device: Some(workspace_device),
         user_sid,
+        canary: None,
+        wall_check: None,
     })
 }
 
