@@ -20,6 +20,18 @@ pub enum SandboxCommand {
     /// The wall check's probe, run by `sandbox run` inside the sandbox (not for direct use).
     #[command(hide = true)]
     WallProbe(WallProbeArgs),
+    /// Remove every grant kept for sandbox NAME (`sandbox run --keep-grants`), its AppContainer
+    /// profile and its journal.
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The sandbox name given to `sandbox run --name`.
+    name: String,
+    /// Where grant journals are kept (default: %LOCALAPPDATA%\agentsh\sandboxes).
+    #[arg(long)]
+    journal_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +93,12 @@ pub struct RunArgs {
     /// recorded in the session's registration).
     #[arg(long)]
     skip_wall_check: bool,
+    /// Keep the workspace's grants after the run for this (workspace, name) pair, so the next run
+    /// with both writes no security descriptor; a Low-labelled workspace then stays writable by
+    /// the user's other low-integrity processes (docs/security.md). `sandbox reset NAME` removes
+    /// them.
+    #[arg(long)]
+    keep_grants: bool,
     /// The running service that registers the session (its API address and token file).
     #[command(flatten)]
     api: ApiArgs,
@@ -116,6 +134,7 @@ pub fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
             imp::run(args, options)
         }
         SandboxCommand::WallProbe(args) => imp::wall_probe(args),
+        SandboxCommand::Reset(args) => imp::reset(args),
     }
 }
 
@@ -310,14 +329,26 @@ mod imp {
         Ok(ExitCode::SUCCESS)
     }
 
+    fn default_journal_dir() -> std::path::PathBuf {
+        std::env::var_os("LOCALAPPDATA")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join("agentsh")
+            .join("sandboxes")
+    }
+
+    pub fn reset(args: super::ResetArgs) -> anyhow::Result<ExitCode> {
+        let dir = args.journal_dir.unwrap_or_else(default_journal_dir);
+        let count = agentsh_windows::sandbox::reset(&args.name, &dir)?;
+        println!(
+            "sandbox `{}`: {count} grant(s) removed; its journal is gone",
+            args.name
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
     pub fn run(args: RunArgs, options: Options) -> anyhow::Result<ExitCode> {
-        let journal_dir = args.journal_dir.clone().unwrap_or_else(|| {
-            std::env::var_os("LOCALAPPDATA")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir)
-                .join("agentsh")
-                .join("sandboxes")
-        });
+        let journal_dir = args.journal_dir.clone().unwrap_or_else(default_journal_dir);
         let mut config = SandboxConfig::new(&options.name, &options.workspace, journal_dir);
         config.allowed_paths = options.allow.clone();
         config.network = options.network;
@@ -346,7 +377,31 @@ mod imp {
         } else {
             None
         };
+        config.keep_grants = args.keep_grants;
+        let started = std::time::Instant::now();
+        let writes_before = agentsh_windows::sandbox::security_descriptor_writes();
+        eprintln!(
+            "agentsh: sandbox `{}`: preparing `{}` (a first run grants every file under it to the container; a large tree takes a while){}",
+            options.name,
+            options.workspace.display(),
+            if args.keep_grants {
+                "; grants kept from an earlier --keep-grants run are reused"
+            } else {
+                ""
+            }
+        );
         let mut sandbox = Sandbox::create(config, registrar)?;
+        eprintln!(
+            "agentsh: sandbox `{}`: ready in {:.1} s; {} security descriptor(s) written{}",
+            options.name,
+            started.elapsed().as_secs_f64(),
+            agentsh_windows::sandbox::security_descriptor_writes() - writes_before,
+            if args.keep_grants {
+                "; grants are kept after the run (`agentsh sandbox reset` removes them)"
+            } else {
+                ""
+            }
+        );
         if let Some(reason) = sandbox.fallback_reason() {
             eprintln!(
                 "agentsh: sandbox `{}`: appcontainer not in force ({reason}); isolation: {}",
@@ -447,6 +502,14 @@ mod imp {
         anyhow::bail!(
             "sandbox `{}`: the sandbox needs Windows (AppContainer, job objects); this is {}",
             options.name,
+            std::env::consts::OS
+        )
+    }
+
+    pub fn reset(args: super::ResetArgs) -> anyhow::Result<ExitCode> {
+        anyhow::bail!(
+            "sandbox `{}`: reset needs Windows; this is {}",
+            args.name,
             std::env::consts::OS
         )
     }

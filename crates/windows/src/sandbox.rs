@@ -12,7 +12,14 @@ use crate::grants::JournalError;
 use crate::network::NetworkAccess;
 
 #[cfg(windows)]
-pub use crate::imp::sandbox::Sandbox;
+pub use crate::imp::sandbox::{Sandbox, reset};
+
+/// Security descriptors this process has written (every `SetNamedSecurityInfoW` of the crate):
+/// the set-up cost `--keep-grants` removes from repeated runs.
+#[cfg(windows)]
+pub fn security_descriptor_writes() -> u64 {
+    crate::imp::security::security_descriptor_writes()
+}
 
 /// Prefix of every AppContainer profile agentsh creates (names are global per user).
 pub const PROFILE_PREFIX: &str = "agentsh.";
@@ -45,6 +52,10 @@ pub struct SandboxConfig {
     pub job_limits: JobLimits,
     /// How the command's output is captured (streaming, memory limit, spill folder).
     pub capture: crate::capture::CaptureConfig,
+    /// Keep the grants after the run for this (workspace, name) pair, so the next run with both
+    /// reuses them and writes no security descriptor (`--keep-grants`; off by default: the
+    /// grants are removed at the end of every run). `agentsh sandbox reset NAME` removes them.
+    pub keep_grants: bool,
 }
 
 /// The job object's limits: besides kill-on-close and die-on-unhandled-exception, at most
@@ -97,6 +108,7 @@ impl SandboxConfig {
             capture: crate::capture::CaptureConfig::new(journal_dir.join("output")),
             journal_dir,
             job_limits: JobLimits::default(),
+            keep_grants: false,
         }
     }
 
@@ -308,6 +320,7 @@ mod tests {
     fn defaults_follow_the_guide() {
         let c = SandboxConfig::new("demo", "w", std::env::temp_dir());
         assert!(c.use_app_container && c.use_minifilter && !c.allow_fallback);
+        assert!(!c.keep_grants, "grants are removed at the end unless asked");
         assert_eq!(c.network, NetworkAccess::None);
         assert_eq!(c.profile_name(), "agentsh.demo");
         assert_eq!(c.app_key(), "demo");

@@ -9,6 +9,6 @@ mod registry;
 pub mod sandbox;
 pub mod scm;
 pub mod secure;
-mod security;
+pub(crate) mod security;
 pub mod util;
 pub mod volumes;
