@@ -11,7 +11,10 @@ use clap::{Args, Subcommand};
 use crate::api_client::ApiArgs;
 
 #[cfg(any(windows, test))]
-mod registrar;
+pub(crate) mod registrar;
+
+#[cfg(windows)]
+pub(crate) use imp::wall_check;
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
@@ -209,7 +212,10 @@ mod imp {
 
     /// Runs the probe inside the sandbox and judges what it saw; every key and file it may have
     /// created is removed whatever the outcome.
-    fn wall_check(sandbox: &mut Sandbox, options: &Options) -> anyhow::Result<WallReport> {
+    pub(crate) fn wall_check(
+        sandbox: &mut Sandbox,
+        options: &Options,
+    ) -> anyhow::Result<WallReport> {
         let canary = wallcheck::new_canary().map_err(|e| anyhow::anyhow!("wall check: {e}"))?;
         let exe = std::env::current_exe()?;
         let mut probe_args = vec![

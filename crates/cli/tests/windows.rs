@@ -296,6 +296,40 @@ fn service_run_without_driver_says_so_and_exits_3() {
     assert!(stderr.contains("agentsh driver install"), "{stderr}");
 }
 
+/// Without agentsh.sys (Wine has no filter manager) the self-test names the missing
+/// prerequisite, runs no scenario, writes a report saying so, and exits 3.
+#[test]
+fn selftest_without_the_driver_names_it_and_exits_3() {
+    let ws = workspace("selftest");
+    let report = std::path::Path::new(&ws).join("report.json");
+    let out = agentsh(&[
+        "selftest",
+        "--workspace",
+        &ws,
+        "--report",
+        &report.to_string_lossy(),
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("selftest: missing prerequisite: agentsh.sys is not loaded: ")
+            && stdout.contains("agentsh driver load")
+            && stdout.contains("no scenario was run"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report written"))
+            .expect("json report");
+    assert!(
+        json["missing"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("agentsh.sys is not loaded")),
+        "{json}"
+    );
+    assert_eq!(json["results"], serde_json::json!([]));
+}
+
 #[test]
 fn sandbox_run_passes_output_and_exit_code_and_names_the_isolation() {
     let ws = workspace("run");

@@ -56,6 +56,11 @@ pub struct SandboxConfig {
     /// reuses them and writes no security descriptor (`--keep-grants`; off by default: the
     /// grants are removed at the end of every run). `agentsh sandbox reset NAME` removes them.
     pub keep_grants: bool,
+    /// The guide's standalone mode: no AppContainer, no restricted token, no grants — the command
+    /// runs with the caller's own (medium-integrity) token in a job object and a driver session,
+    /// so only the driver stands between it and the machine. Used by `agentsh selftest`, whose
+    /// high-risk scenarios an AppContainer's ACLs would stop before the driver saw them.
+    pub session_only: bool,
 }
 
 /// The job object's limits: besides kill-on-close and die-on-unhandled-exception, at most
@@ -109,6 +114,7 @@ impl SandboxConfig {
             journal_dir,
             job_limits: JobLimits::default(),
             keep_grants: false,
+            session_only: false,
         }
     }
 
@@ -166,6 +172,9 @@ pub enum Isolation {
     /// Fallback: restricted token (Administrators deny-only, privileges removed), low integrity,
     /// job object. Network is not restricted by this layer.
     RestrictedToken,
+    /// Standalone (`SandboxConfig::session_only`): the caller's token, a job object and the
+    /// driver session; nothing else.
+    SessionOnly,
 }
 
 impl fmt::Display for Isolation {
@@ -176,6 +185,9 @@ impl fmt::Display for Isolation {
             }
             Isolation::RestrictedToken => f.write_str(
                 "restricted token (administrators deny-only, privileges removed) + low integrity + job object; no network isolation",
+            ),
+            Isolation::SessionOnly => f.write_str(
+                "driver session only (caller's token) + job object; no container, no network isolation",
             ),
         }
     }

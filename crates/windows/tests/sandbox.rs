@@ -144,6 +144,7 @@ fn with_allow_fallback_an_unavailable_appcontainer_falls_back_and_says_so() {
             let reason = sandbox.fallback_reason().expect("fallback has a reason");
             assert!(reason.contains("userenv.dll"), "{reason}");
         }
+        Isolation::SessionOnly => panic!("session-only was not asked for"),
     }
     sandbox.close().expect("close");
 }

@@ -164,6 +164,19 @@ impl Sandbox {
             kept,
             _lock: lock,
         };
+        if sandbox.config.session_only {
+            if !sandbox.config.use_minifilter {
+                sandbox.closed = true;
+                return Err(SandboxError::Path {
+                    name: sandbox.config.name.clone(),
+                    path: sandbox.config.workspace.display().to_string(),
+                    reason: "a session-only sandbox needs the minifilter: it has no other wall"
+                        .into(),
+                });
+            }
+            sandbox.isolation = Isolation::SessionOnly;
+            return Ok(sandbox);
+        }
         let reason = if !sandbox.config.use_app_container {
             "appcontainer disabled by configuration (--no-appcontainer)".to_owned()
         } else {
@@ -440,7 +453,7 @@ impl Sandbox {
                 .map(|s| LocalSid::parse(s))
                 .collect::<Result<_, _>>()
                 .map_err(os)?,
-            Isolation::RestrictedToken => Vec::new(),
+            Isolation::RestrictedToken | Isolation::SessionOnly => Vec::new(),
         };
         let mut cap_attrs: Vec<SID_AND_ATTRIBUTES> = capabilities
             .iter()
@@ -512,7 +525,7 @@ impl Sandbox {
         // SAFETY: PROCESS_INFORMATION is plain data filled by the call.
         let mut info: PROCESS_INFORMATION = unsafe { std::mem::zeroed() };
         let ok = match self.isolation {
-            Isolation::AppContainer { .. } => {
+            Isolation::AppContainer { .. } | Isolation::SessionOnly => {
                 // SAFETY: every pointer is valid for the call; the command line buffer is mutable
                 // as CreateProcessW requires; handles in the list are inheritable and open.
                 unsafe {
