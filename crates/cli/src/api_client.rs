@@ -386,6 +386,8 @@ mod tests {
             workspace_device: None,
             user_sid: Some("S-1-5-21-1-2-3-1001".into()),
             audit: false,
+            canary: None,
+            wall_check: None,
         }
     }
 

@@ -15,7 +15,16 @@ mod emulator_cmd;
 mod eventlog_map;
 mod policy;
 mod sandbox;
+mod selftest;
 mod service_cmd;
+#[cfg_attr(
+    all(not(windows), not(test)),
+    expect(
+        dead_code,
+        reason = "the wall check runs on Windows; its logic is tested everywhere"
+    )
+)]
+mod wallcheck;
 mod winservice;
 
 use std::process::ExitCode;
@@ -51,6 +60,9 @@ enum Command {
     /// Run commands in a Windows sandbox (AppContainer, job object, driver session)
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Prove a running installation on this machine: the design's scenarios, the file scenarios
+    /// and the wall check with real operations (needs the driver loaded and the service running)
+    Selftest(selftest::SelftestArgs),
     /// Install, load, unload or inspect the agentsh.sys minifilter
     #[command(subcommand)]
     Driver(driver_cmd::DriverCommand),
@@ -83,6 +95,7 @@ fn main() -> ExitCode {
         Command::Emulator(cmd) => return emulator_cmd::run(cmd),
         #[cfg(unix)]
         Command::Demo(args) => return demo::run(args),
+        Command::Selftest(args) => return selftest::main(args),
         Command::Sandbox(c) => sandbox::run(c),
         Command::Driver(c) => driver_cmd::run(c),
     };

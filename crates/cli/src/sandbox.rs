@@ -11,12 +11,43 @@ use clap::{Args, Subcommand};
 use crate::api_client::ApiArgs;
 
 #[cfg(any(windows, test))]
-mod registrar;
+pub(crate) mod registrar;
+
+#[cfg(windows)]
+pub(crate) use imp::wall_check;
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Run COMMAND ARGS inside a sandbox and report which isolation was in force.
     Run(RunArgs),
+    /// The wall check's probe, run by `sandbox run` inside the sandbox (not for direct use).
+    #[command(hide = true)]
+    WallProbe(WallProbeArgs),
+    /// Remove every grant kept for sandbox NAME (`sandbox run --keep-grants`), its AppContainer
+    /// profile and its journal.
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The sandbox name given to `sandbox run --name`.
+    name: String,
+    /// Where grant journals are kept (default: %LOCALAPPDATA%\agentsh\sandboxes).
+    #[arg(long)]
+    journal_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WallProbeArgs {
+    /// The canary name the session's driver rules deny.
+    #[arg(long)]
+    canary: String,
+    /// The application key under HKCU\SOFTWARE granted to the container.
+    #[arg(long)]
+    app_key: String,
+    /// Run the driver probes (a minifilter session).
+    #[arg(long)]
+    driver: bool,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +92,16 @@ pub struct RunArgs {
     /// Do not register the process with the driver (AppContainer-only).
     #[arg(long)]
     no_minifilter: bool,
+    /// Start the command without first proving the sandbox's walls (the skip is printed and
+    /// recorded in the session's registration).
+    #[arg(long)]
+    skip_wall_check: bool,
+    /// Keep the workspace's grants after the run for this (workspace, name) pair, so the next run
+    /// with both writes no security descriptor; a Low-labelled workspace then stays writable by
+    /// the user's other low-integrity processes (docs/security.md). `sandbox reset NAME` removes
+    /// them.
+    #[arg(long)]
+    keep_grants: bool,
     /// The running service that registers the session (its API address and token file).
     #[command(flatten)]
     api: ApiArgs,
@@ -95,6 +136,8 @@ pub fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
             let options = resolve(&args, settings.as_ref())?;
             imp::run(args, options)
         }
+        SandboxCommand::WallProbe(args) => imp::wall_probe(args),
+        SandboxCommand::Reset(args) => imp::reset(args),
     }
 }
 
@@ -159,21 +202,161 @@ mod imp {
     use std::process::ExitCode;
     use std::sync::Arc;
 
-    use agentsh_windows::sandbox::{CancelToken, Sandbox, SandboxConfig, SessionRegistrar};
+    use agentsh_windows::sandbox::{
+        CancelToken, Isolation, Sandbox, SandboxConfig, SessionRegistrar, SessionTags,
+    };
 
     use super::registrar::{ServiceRegistrar, no_service};
-    use super::{Options, RunArgs};
+    use super::{Options, RunArgs, WallProbeArgs};
+    use crate::wallcheck::{self, Expectations, Observations, TokenFacts, WallReport};
+
+    /// Runs the probe inside the sandbox and judges what it saw; every key and file it may have
+    /// created is removed whatever the outcome.
+    pub(crate) fn wall_check(
+        sandbox: &mut Sandbox,
+        options: &Options,
+    ) -> anyhow::Result<WallReport> {
+        let canary = wallcheck::new_canary().map_err(|e| anyhow::anyhow!("wall check: {e}"))?;
+        let exe = std::env::current_exe()?;
+        let mut probe_args = vec![
+            "sandbox".to_owned(),
+            "wall-probe".to_owned(),
+            "--canary".to_owned(),
+            canary.clone(),
+            "--app-key".to_owned(),
+            options.name.clone(),
+        ];
+        if options.minifilter {
+            probe_args.push("--driver".to_owned());
+        }
+        let tags = SessionTags {
+            canary: options.minifilter.then(|| canary.clone()),
+            wall_check: None,
+        };
+        sandbox.set_streaming(false);
+        let ran = sandbox.execute_tagged(
+            &exe.to_string_lossy(),
+            &probe_args,
+            &CancelToken::new(),
+            &tags,
+        );
+        sandbox.set_streaming(true);
+        let (keys, files) = wallcheck::leftovers(&canary, &options.name, &options.workspace);
+        for failure in wallcheck::clean(&Janitor, &keys, &files) {
+            eprintln!(
+                "agentsh: sandbox `{}`: wall check cleanup: could not remove {failure}",
+                options.name
+            );
+        }
+        let result = ran.map_err(|e| {
+            anyhow::anyhow!(
+                "sandbox `{}`: wall check: the probe could not run: {e}",
+                options.name
+            )
+        })?;
+        let observations = match result.stdout.contents() {
+            Ok(bytes) => wallcheck::parse_observations(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| anyhow::anyhow!("sandbox `{}`: {e}", options.name))?,
+            Err(e) => anyhow::bail!(
+                "sandbox `{}`: wall check: the probe's output could not be read: {e}",
+                options.name
+            ),
+        };
+        if result.exit_code != 0 && observations == Observations::default() {
+            anyhow::bail!(
+                "sandbox `{}`: wall check: the probe did not run (exit code {}): {}",
+                options.name,
+                result.exit_code,
+                String::from_utf8_lossy(&result.stderr.contents().unwrap_or_default()).trim()
+            );
+        }
+        let expectations = Expectations {
+            driver: options.minifilter,
+            appcontainer: matches!(sandbox.isolation(), Isolation::AppContainer { .. }),
+            capabilities: options
+                .network
+                .capability_sids()
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        };
+        Ok(wallcheck::decide(&observations, &expectations))
+    }
+
+    struct Janitor;
+
+    impl wallcheck::Janitor for Janitor {
+        fn delete_key(&self, subkey: &str) -> Result<(), String> {
+            agentsh_windows::probe::delete_user_key(subkey)
+                .map_err(|code| format!("win32 error {code}"))
+        }
+        fn delete_file(&self, path: &std::path::Path) -> Result<(), String> {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// The probe: each operation's outcome on stdout (see crate::wallcheck).
+    pub fn wall_probe(args: WallProbeArgs) -> anyhow::Result<ExitCode> {
+        use agentsh_windows::probe;
+        let mut obs = Observations::default();
+        let file = |name: &str| -> wallcheck::OpResult {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(name)
+                .map(drop)
+                .map_err(|e| e.raw_os_error().map_or(u32::MAX, |c| c as u32))
+        };
+        if args.driver {
+            let key = |leaf: &str| format!("SOFTWARE\\{}\\{leaf}", args.app_key);
+            let control = format!("{}-control", args.canary);
+            obs.registry_control = Some(probe::create_user_key(&key(&control)));
+            obs.registry_canary = Some(probe::create_user_key(&key(&args.canary)));
+            obs.file_control = Some(file(&control));
+            obs.file_canary = Some(file(&args.canary));
+        }
+        match probe::token_facts() {
+            Ok(t) => {
+                obs.token = Some(TokenFacts {
+                    appcontainer: t.appcontainer,
+                    capabilities: t.capabilities,
+                    integrity: t.integrity,
+                })
+            }
+            Err(e) => eprintln!("wall probe: {e}"),
+        }
+        obs.run_key = Some(probe::open_user_key_for_write(wallcheck::RUN_KEY));
+        print!("{}", wallcheck::render_observations(&obs));
+        std::io::stdout().flush()?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn default_journal_dir() -> std::path::PathBuf {
+        std::env::var_os("LOCALAPPDATA")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join("agentsh")
+            .join("sandboxes")
+    }
+
+    pub fn reset(args: super::ResetArgs) -> anyhow::Result<ExitCode> {
+        let dir = args.journal_dir.unwrap_or_else(default_journal_dir);
+        let count = agentsh_windows::sandbox::reset(&args.name, &dir)?;
+        println!(
+            "sandbox `{}`: {count} grant(s) removed; its journal is gone",
+            args.name
+        );
+        Ok(ExitCode::SUCCESS)
+    }
 
     pub fn run(args: RunArgs, options: Options) -> anyhow::Result<ExitCode> {
-        let journal_dir = args.journal_dir.clone().unwrap_or_else(|| {
-            std::env::var_os("LOCALAPPDATA")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir)
-                .join("agentsh")
-                .join("sandboxes")
-        });
+        let journal_dir = args.journal_dir.clone().unwrap_or_else(default_journal_dir);
         let mut config = SandboxConfig::new(&options.name, &options.workspace, journal_dir);
-        config.allowed_paths = options.allow;
+        config.allowed_paths = options.allow.clone();
         config.network = options.network;
         agentsh_windows::environment::check_pass(&args.pass_env)
             .map_err(|e| anyhow::anyhow!("sandbox `{}`: {e}", options.name))?;
@@ -200,7 +383,31 @@ mod imp {
         } else {
             None
         };
-        let sandbox = Sandbox::create(config, registrar)?;
+        config.keep_grants = args.keep_grants;
+        let started = std::time::Instant::now();
+        let writes_before = agentsh_windows::sandbox::security_descriptor_writes();
+        eprintln!(
+            "agentsh: sandbox `{}`: preparing `{}` (a first run grants every file under it to the container; a large tree takes a while){}",
+            options.name,
+            options.workspace.display(),
+            if args.keep_grants {
+                "; grants kept from an earlier --keep-grants run are reused"
+            } else {
+                ""
+            }
+        );
+        let mut sandbox = Sandbox::create(config, registrar)?;
+        eprintln!(
+            "agentsh: sandbox `{}`: ready in {:.1} s; {} security descriptor(s) written{}",
+            options.name,
+            started.elapsed().as_secs_f64(),
+            agentsh_windows::sandbox::security_descriptor_writes() - writes_before,
+            if args.keep_grants {
+                "; grants are kept after the run (`agentsh sandbox reset` removes them)"
+            } else {
+                ""
+            }
+        );
         if let Some(reason) = sandbox.fallback_reason() {
             eprintln!(
                 "agentsh: sandbox `{}`: appcontainer not in force ({reason}); isolation: {}",
@@ -221,7 +428,42 @@ mod imp {
             .command
             .split_first()
             .ok_or_else(|| anyhow::anyhow!("sandbox run: no command given after `--`"))?;
-        let result = sandbox.execute(program, rest, &CancelToken::new());
+        let report = if args.skip_wall_check {
+            eprintln!(
+                "agentsh: sandbox `{}`: wall check skipped (--skip-wall-check); the skip is recorded with the session",
+                options.name
+            );
+            WallReport::skipped()
+        } else {
+            let refused = match wall_check(&mut sandbox, &options) {
+                Ok(report) => {
+                    eprint!("{}", report.table());
+                    if report.passed() {
+                        None
+                    } else {
+                        Some(report.refusal(&options.name))
+                    }
+                    .ok_or(report)
+                }
+                // Walls that could not be tested are walls not proven.
+                Err(e) => Ok(format!(
+                    "{e:#}; the command was not started (pass --skip-wall-check to run without the check; the skip is recorded)"
+                )),
+            };
+            match refused {
+                Err(report) => report,
+                Ok(why) => {
+                    eprintln!("agentsh: {why}");
+                    sandbox.close()?;
+                    return Ok(ExitCode::from(wallcheck::EXIT_WALL_FAILED));
+                }
+            }
+        };
+        let tags = SessionTags {
+            canary: None,
+            wall_check: Some(report.summary()),
+        };
+        let result = sandbox.execute_tagged(program, rest, &CancelToken::new(), &tags);
         let close = sandbox.close();
         let result = result?;
         std::io::stdout().flush()?;
@@ -269,6 +511,21 @@ mod imp {
             std::env::consts::OS
         )
     }
+
+    pub fn reset(args: super::ResetArgs) -> anyhow::Result<ExitCode> {
+        anyhow::bail!(
+            "sandbox `{}`: reset needs Windows; this is {}",
+            args.name,
+            std::env::consts::OS
+        )
+    }
+
+    pub fn wall_probe(_args: super::WallProbeArgs) -> anyhow::Result<ExitCode> {
+        anyhow::bail!(
+            "sandbox wall-probe: needs Windows; this is {}",
+            std::env::consts::OS
+        )
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +545,7 @@ mod tests {
         argv.extend_from_slice(line);
         match Cli::parse_from(argv).command {
             SandboxCommand::Run(a) => a,
+            other => panic!("expected `run`, parsed {other:?}"),
         }
     }
 

@@ -296,6 +296,40 @@ fn service_run_without_driver_says_so_and_exits_3() {
     assert!(stderr.contains("agentsh driver install"), "{stderr}");
 }
 
+/// Without agentsh.sys (Wine has no filter manager) the self-test names the missing
+/// prerequisite, runs no scenario, writes a report saying so, and exits 3.
+#[test]
+fn selftest_without_the_driver_names_it_and_exits_3() {
+    let ws = workspace("selftest");
+    let report = std::path::Path::new(&ws).join("report.json");
+    let out = agentsh(&[
+        "selftest",
+        "--workspace",
+        &ws,
+        "--report",
+        &report.to_string_lossy(),
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("selftest: missing prerequisite: agentsh.sys is not loaded: ")
+            && stdout.contains("agentsh driver load")
+            && stdout.contains("no scenario was run"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report written"))
+            .expect("json report");
+    assert!(
+        json["missing"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("agentsh.sys is not loaded")),
+        "{json}"
+    );
+    assert_eq!(json["results"], serde_json::json!([]));
+}
+
 #[test]
 fn sandbox_run_passes_output_and_exit_code_and_names_the_isolation() {
     let ws = workspace("run");
@@ -307,6 +341,7 @@ fn sandbox_run_passes_output_and_exit_code_and_names_the_isolation() {
         "--workspace",
         &ws,
         "--no-minifilter",
+        "--skip-wall-check",
         "--allow-fallback",
         "--network",
         "full",
@@ -336,6 +371,61 @@ fn sandbox_run_passes_output_and_exit_code_and_names_the_isolation() {
             "{stderr}"
         );
     }
+}
+
+/// Under Wine the walls cannot hold (no AppContainer, no integrity checks on the registry): the
+/// wall check must refuse the run, name the wall and the layer table, and start nothing.
+#[test]
+fn sandbox_run_refuses_when_a_wall_does_not_hold() {
+    let ws = workspace("wall");
+    let out = agentsh(&[
+        "sandbox",
+        "run",
+        "--name",
+        "cli-wall",
+        "--workspace",
+        &ws,
+        "--no-minifilter",
+        "--allow-fallback",
+        "--network",
+        "full",
+        "--",
+        "cmd.exe",
+        "/c",
+        "echo the-command-ran",
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(97), "{stdout}{stderr}");
+    assert!(!stdout.contains("the-command-ran"), "{stdout}");
+    assert!(
+        stderr.contains("agentsh: sandbox `cli-wall`: wall check failed: ")
+            && stderr.contains(" did not hold (")
+            && stderr.contains("the command was not started")
+            && stderr.contains("--skip-wall-check"),
+        "{stderr}"
+    );
+    // The table names each probe and the layer that denied it.
+    for probe in [
+        "driver-registry",
+        "driver-file",
+        "container-token",
+        "container-run-key",
+    ] {
+        assert!(stderr.contains(probe), "{probe}: {stderr}");
+    }
+    assert!(stderr.contains("minifilter off"), "{stderr}");
+    // Nothing of the probe is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&ws)
+        .expect("workspace")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("agentsh-wallcheck-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
@@ -397,6 +487,7 @@ fn the_command_gets_the_allow_listed_environment_and_writable_temp_folders() {
             "--workspace",
             &ws,
             "--no-minifilter",
+            "--skip-wall-check",
             "--allow-fallback",
             "--network",
             "full",
@@ -601,6 +692,7 @@ fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
         &ws,
         "--api-socket",
         &pipe,
+        "--skip-wall-check",
         "--allow-fallback",
         "--network",
         "full",
@@ -636,6 +728,11 @@ fn sandbox_run_registers_its_session_through_the_service_and_ends_it() {
         "{body}"
     );
     assert_eq!(body["app"], "cli-svc", "{body}");
+    assert_eq!(
+        body["wall_check"], "skipped",
+        "the skip is recorded with the session: {body}"
+    );
+    assert!(body.get("canary").is_none(), "{body}");
     let workspace = body["workspace"].as_str().expect("workspace");
     assert!(
         workspace.ends_with(&format!("agentsh-cli-svc-{}", std::process::id()))

@@ -85,7 +85,7 @@ fn per_request(c: &mut Criterion) {
         .expect("session context");
     let (token, _) = adapter
         .sessions
-        .register(1000, ctx, false)
+        .register(1000, ctx, false, Default::default())
         .expect("session registers");
     let hkcu = |rest: &str| format!(r"\REGISTRY\USER\{USER_SID}\{rest}");
     let cases = [

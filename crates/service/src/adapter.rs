@@ -329,7 +329,8 @@ impl PolicyAdapter {
         q.truncated = req.flags.truncated();
         q.process_id = req.process_id;
         q.process_name = &ev.process_name;
-        let verdict = self.engine().decide_registry(&q);
+        let mut verdict = self.engine().decide_registry(&q);
+        canary_deny(&mut verdict, session.as_deref(), &key);
         ev.kind = registry_kind(req.operation, shown_decision(&verdict));
         if req.operation == op::Operation::SetValue {
             ev.value_type = crate::events::value_type_name(req.value_type);
@@ -370,7 +371,11 @@ impl PolicyAdapter {
         q.truncated = req.flags.truncated();
         q.process_id = req.process_id;
         q.process_name = &ev.process_name;
-        let verdict = self.engine().decide_file(&q);
+        let mut verdict = self.engine().decide_file(&q);
+        canary_deny(&mut verdict, session.as_deref(), &path);
+        if let Some(t) = q.target {
+            canary_deny(&mut verdict, session.as_deref(), t);
+        }
         ev.kind = file_kind(req.operation, shown_decision(&verdict));
         ev.key_path = path;
         ev.target_path = (!target.is_empty()).then_some(target);
@@ -778,6 +783,27 @@ fn response(
 
 /// What the policy says of an operation, on its event: session, policy operation, rule, reason,
 /// catalog entry (risk, technique, tactic) and the rule's message.
+/// The rule name a canary denial carries in its event.
+pub const CANARY_RULE: &str = "wall-check canary";
+
+/// The wall check's canary: a write-class operation of the session on a key or file whose last
+/// component is the session's canary name is denied and notified (never cached, so no other
+/// name's decision depends on it).
+fn canary_deny(verdict: &mut Verdict, session: Option<&SessionInfo>, path: &str) {
+    let Some(canary) = session.and_then(|s| s.canary.as_deref()) else {
+        return;
+    };
+    let leaf = path.rsplit(['\\', '/']).next().unwrap_or(path);
+    if verdict.operation.is_write_class() && leaf.eq_ignore_ascii_case(canary) {
+        verdict.decision = Decision::Deny;
+        verdict.rule = RuleRef::Rule(Arc::from(CANARY_RULE));
+        verdict.notify = true;
+        verdict.log = true;
+        verdict.cache_ttl = CacheTtl::None;
+        verdict.approval_timeout_secs = None;
+    }
+}
+
 fn annotate(ev: &mut Event, verdict: &mut Verdict, session: Option<&SessionInfo>) {
     ev.session_id = session.map(|s| s.id.clone()).unwrap_or_default();
     ev.operation = verdict.operation.name();

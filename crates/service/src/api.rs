@@ -107,7 +107,20 @@ pub struct SessionRequest {
     pub user_sid: Option<String>,
     #[serde(default)]
     pub audit: bool,
+    /// The wall check's canary (`agentsh-wallcheck-` and 16 hex digits): the service denies
+    /// this session's writes to keys and files of that name (`sandbox run`'s driver probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
+    /// The wall check's result for the command this session runs (`passed: …`, `skipped`),
+    /// recorded with the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_check: Option<String>,
 }
+
+/// The prefix of a wall check canary name.
+pub const CANARY_PREFIX: &str = "agentsh-wallcheck-";
+/// The longest `wall_check` summary.
+pub const MAX_WALL_CHECK_LEN: usize = 512;
 
 impl SessionRequest {
     /// The checks that need no caller: the pid is a real process's (never Idle 0 or System 4)
@@ -128,6 +141,7 @@ impl SessionRequest {
                 MAX_WORKSPACE_DEVICE_LEN,
             ),
             ("user_sid", &self.user_sid, MAX_SID_LEN),
+            ("wall_check", &self.wall_check, MAX_WALL_CHECK_LEN),
         ];
         for (name, value, max) in fields {
             if let Some(v) = value
@@ -136,6 +150,14 @@ impl SessionRequest {
                 return Err(format!(
                     "`{name}` is {} characters long; at most {max} are allowed",
                     v.chars().count()
+                ));
+            }
+        }
+        if let Some(c) = &self.canary {
+            let digits = c.strip_prefix(CANARY_PREFIX).unwrap_or("");
+            if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "`canary` `{c}` is not `{CANARY_PREFIX}` followed by 16 hex digits"
                 ));
             }
         }

@@ -33,7 +33,7 @@ pub use client::{ClientError, DriverClient};
 pub use events::{Event, EventKind, EventPipeline, Format, Reason};
 #[cfg(windows)]
 pub use filter_port::FilterPortTransport;
-pub use sessions::{SessionInfo, SessionRegistry};
+pub use sessions::{SessionExtras, SessionInfo, SessionRegistry};
 #[cfg(unix)]
 pub use transport::SocketTransport;
 pub use transport::{KernelMessage, PortTransport};
@@ -197,8 +197,23 @@ impl<T: PortTransport> Service<T> {
         context: SessionContext,
         audit: bool,
     ) -> Result<Arc<SessionInfo>, ClientError> {
+        self.register_session_with(root_pid, context, audit, SessionExtras::default())
+            .await
+    }
+
+    /// [`Service::register_session`] with the wall check's canary and result.
+    pub async fn register_session_with(
+        &self,
+        root_pid: u32,
+        context: SessionContext,
+        audit: bool,
+        extras: SessionExtras,
+    ) -> Result<Arc<SessionInfo>, ClientError> {
         let workspace = context.workspace().unwrap_or_default().to_owned();
-        let (token, info) = self.adapter.sessions.register(root_pid, context, audit)?;
+        let (token, info) = self
+            .adapter
+            .sessions
+            .register(root_pid, context, audit, extras)?;
         if let Err(e) = self
             .client
             .register_session(root_pid, token, info.numeric_id, audit, &workspace)
@@ -210,7 +225,14 @@ impl<T: PortTransport> Service<T> {
         if !self.adapter.learn_root_image(root_pid) {
             tracing::debug!(session = %info.id, root_pid, "the session root's image is unknown");
         }
-        tracing::info!(session = %info.id, root_pid, token = %sessions::redact(token), "session registered");
+        tracing::info!(
+            session = %info.id,
+            root_pid,
+            token = %sessions::redact(token),
+            wall_check = info.wall_check.as_deref().unwrap_or("not reported"),
+            canary = info.canary.is_some(),
+            "session registered"
+        );
         Ok(info)
     }
 
@@ -317,7 +339,11 @@ impl<T: PortTransport> api::DriverOps for Service<T> {
                     .with_workspace_device(device, &self.adapter.volumes())
                     .map_err(|e| e.to_string())?;
             }
-            self.register_session(req.root_pid, ctx, req.audit)
+            let extras = SessionExtras {
+                canary: req.canary.clone(),
+                wall_check: req.wall_check.clone(),
+            };
+            self.register_session_with(req.root_pid, ctx, req.audit, extras)
                 .await
                 .map(|s| s.id.clone())
                 .map_err(|e| e.to_string())

@@ -18,6 +18,18 @@ pub struct SessionInfo {
     pub context: Arc<SessionContext>,
     /// Audit mode: decisions are made and recorded, but every operation is allowed.
     pub audit: bool,
+    /// The wall check's canary name: every write-class operation of this session on a key or
+    /// file whose last component is this name is denied (`sandbox run`'s driver probes).
+    pub canary: Option<Arc<str>>,
+    /// The wall check's result as `sandbox run` reported it when registering the command.
+    pub wall_check: Option<Arc<str>>,
+}
+
+/// What a registration may carry beyond the context: the wall check's canary and result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionExtras {
+    pub canary: Option<String>,
+    pub wall_check: Option<String>,
 }
 
 /// Token → session. Tokens are 64-bit values from the OS's random source, never 0.
@@ -237,6 +249,7 @@ impl SessionRegistry {
         root_pid: u32,
         context: SessionContext,
         audit: bool,
+        extras: SessionExtras,
     ) -> std::io::Result<(u64, Arc<SessionInfo>)> {
         let token = new_token()?;
         let mut inner = self
@@ -251,6 +264,8 @@ impl SessionRegistry {
             root_pid,
             context: Arc::new(context),
             audit,
+            canary: extras.canary.map(Arc::from),
+            wall_check: extras.wall_check.map(Arc::from),
         });
         inner.by_token.insert(token, info.clone());
         drop(inner);

@@ -302,6 +302,18 @@ async fn registration_input_is_bounded_and_checked() {
             format!(r#"{{"root_pid":77,"workspace":"{}"}}"#, "w".repeat(260)),
             "`workspace` is 260 characters long; at most 259",
         ),
+        (
+            r#"{"root_pid":77,"canary":"HKLM-anything"}"#.to_owned(),
+            "`canary` `HKLM-anything` is not `agentsh-wallcheck-` followed by 16 hex digits",
+        ),
+        (
+            r#"{"root_pid":77,"canary":"agentsh-wallcheck-0011"}"#.to_owned(),
+            "followed by 16 hex digits",
+        ),
+        (
+            format!(r#"{{"root_pid":77,"wall_check":"{}"}}"#, "p".repeat(513)),
+            "`wall_check` is 513 characters long; at most 512",
+        ),
     ] {
         let (status, text) = ask(&api, &root, "POST", "/v1/sessions", &body).await;
         assert_eq!(status, 400, "{body}: {text}");
@@ -328,7 +340,7 @@ async fn a_process_in_a_sandbox_session_is_refused_every_endpoint() {
     let ctx = SessionContext::new(Some("TestApp"), Some(r"C:\work"), None).expect("context");
     let (_, session) = adapter
         .sessions
-        .register(4100, ctx, false)
+        .register(4100, ctx, false, Default::default())
         .expect("session");
     adapter.session_member(4101, session.numeric_id);
     // This test's own parent as another session's root: the test process is its descendant,
@@ -337,7 +349,7 @@ async fn a_process_in_a_sandbox_session_is_refused_every_endpoint() {
     let ctx = SessionContext::new(Some("Other"), Some(r"C:\other"), None).expect("context");
     let (_, parents) = adapter
         .sessions
-        .register(parent, ctx, false)
+        .register(parent, ctx, false, Default::default())
         .expect("session");
 
     for (pid, session) in [

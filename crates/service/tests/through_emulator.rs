@@ -1251,3 +1251,96 @@ async fn the_first_request_of_a_new_process_names_its_image() {
     assert_eq!(named(ROOT), ("agent.exe".into(), root_image.into()));
     assert_eq!(named(child), ("python.exe".into(), child_image.into()));
 }
+
+/// `sandbox run`'s wall check: a session registered with a canary name has its writes to keys
+/// and files of that name denied and notified, while the same writes under another name (the
+/// control) keep the policy's answer; a session without the canary is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_wall_check_canary_is_denied_by_the_driver_with_its_event() {
+    use agentsh_emulator::request::Target;
+    use agentsh_service::SessionExtras;
+    use agentsh_wire::op::FileOperation;
+
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    let canary = "agentsh-wallcheck-00112233445566ff";
+    let ctx = SessionContext::new(Some("TestApp"), Some("C:\\work\\project"), Some(SID))
+        .expect("valid session");
+    let extras = SessionExtras {
+        canary: Some(canary.into()),
+        wall_check: None,
+    };
+    let info = r
+        .service
+        .register_session_with(ROOT, ctx, false, extras)
+        .await
+        .expect("registers");
+    let key = |leaf: &str| hkcu(&format!("SOFTWARE\\TestApp\\{leaf}"));
+    let control = r
+        .emulator
+        .perform(&reg(
+            ROOT,
+            Operation::CreateKey,
+            &key(&format!("{canary}-control")),
+            "",
+        ))
+        .await;
+    assert_eq!(
+        control.verdict,
+        Verdict::Allow,
+        "the app key stays writable"
+    );
+    // The canary's case does not matter (registry and NTFS names are case-insensitive).
+    let denied = r
+        .emulator
+        .perform(&reg(
+            ROOT,
+            Operation::CreateKey,
+            &key(&canary.to_ascii_uppercase()),
+            "",
+        ))
+        .await;
+    assert_eq!(denied.verdict, Verdict::Deny);
+    let file = |leaf: &str| OperationRequest {
+        pid: ROOT,
+        thread_id: ROOT + 1,
+        target: Target::file(
+            FileOperation::Create,
+            &format!("C:\\work\\project\\{leaf}"),
+            None,
+        ),
+    };
+    let denied_file = r.emulator.perform(&file(canary)).await;
+    assert_eq!(denied_file.verdict, Verdict::Deny);
+    // A read of the canary is not a write: the policy decides it.
+    let read = r
+        .emulator
+        .perform(&reg(ROOT, Operation::QueryValue, &key(canary), "x"))
+        .await;
+    assert_eq!(read.verdict, Verdict::Allow);
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = drain(&mut r.events);
+    let blocked: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.rule_name == agentsh_service::adapter::CANARY_RULE)
+        .collect();
+    assert_eq!(blocked.len(), 2, "{events:#?}");
+    assert_eq!(blocked[0].kind, EventKind::RegistryBlocked);
+    assert_eq!(blocked[1].kind, EventKind::FileBlocked);
+    assert!(
+        blocked
+            .iter()
+            .all(|e| e.session_id == info.id && e.decision == "deny")
+    );
+
+    // Another session (no canary) writing the same name gets the policy's answer.
+    assert!(r.service.unregister_session(&info.id).await.expect("ends"));
+    let other = session(&r, "TestApp").await;
+    assert_ne!(other, info.id);
+    let again = r
+        .emulator
+        .perform(&reg(ROOT, Operation::CreateKey, &key(canary), ""))
+        .await;
+    assert_eq!(again.verdict, Verdict::Allow);
+}

@@ -3,8 +3,9 @@
 //! start after a crash — can undo exactly what was added.
 //!
 //! Format: one record per line, fields separated by a tab:
-//! `file <sid> <path>`, `registry <sid> <key>`, `profile <name>`, `label <path>` or
-//! `keylabel <key>`. Paths cannot contain tabs or line breaks on Windows, so no escaping is needed;
+//! `file <sid> <path>`, `registry <sid> <key>`, `profile <name>`, `label <path>`,
+//! `keylabel <key>` or `kept <workspace>` (`--keep-grants`: the grants above stay after the run
+//! for this workspace, and the next run with the same name and workspace reuses them). Paths cannot contain tabs or line breaks on Windows, so no escaping is needed;
 //! such input is refused.
 //!
 //! The journal is read back by a more trusted process than the one that could have written its
@@ -18,7 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// One change to undo.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Grant {
     /// An access-allowed ACE for `sid` on a file or directory (inherited by its contents).
     File { sid: String, path: String },
@@ -32,6 +33,9 @@ pub enum Grant {
     /// A low mandatory label on the application key (`CURRENT_USER\SOFTWARE\app`), so the
     /// low-integrity container can write it.
     KeyLabel { key: String },
+    /// Not a change: the journal's grants are kept after the run for this workspace
+    /// (`--keep-grants`), so the next run with the same name and workspace reuses them.
+    Kept { workspace: String },
 }
 
 impl Grant {
@@ -123,11 +127,15 @@ impl GrantJournal {
             Grant::Profile { name } => ["profile", name].join("\t"),
             Grant::Label { path } => ["label", path].join("\t"),
             Grant::KeyLabel { key } => ["keylabel", key].join("\t"),
+            Grant::Kept { workspace } => ["kept", workspace].join("\t"),
         };
         let fields = line.split('\t').count();
         let expected = if matches!(
             grant,
-            Grant::Profile { .. } | Grant::Label { .. } | Grant::KeyLabel { .. }
+            Grant::Profile { .. }
+                | Grant::Label { .. }
+                | Grant::KeyLabel { .. }
+                | Grant::Kept { .. }
         ) {
             2
         } else {
@@ -193,9 +201,12 @@ impl GrantJournal {
                 ["keylabel", key] => Grant::KeyLabel {
                     key: (*key).to_owned(),
                 },
+                ["kept", workspace] => Grant::Kept {
+                    workspace: (*workspace).to_owned(),
+                },
                 [kind, ..] => {
                     return Err(corrupt(format!(
-                        "unknown record `{kind}` with {} fields (expected file, registry, profile, label or keylabel)",
+                        "unknown record `{kind}` with {} fields (expected file, registry, profile, label, keylabel or kept)",
                         fields.len()
                     )));
                 }
@@ -262,6 +273,37 @@ impl GrantJournal {
     }
 }
 
+/// Whether a start may reuse the journal's grants: they were kept (`--keep-grants`) for this
+/// workspace. Grants kept for another workspace are undone first, like a crashed run's.
+pub fn kept_for(entries: &[Grant], workspace: &str) -> bool {
+    entries.iter().any(|g| match g {
+        Grant::Kept { workspace: w } => w.eq_ignore_ascii_case(workspace),
+        _ => false,
+    })
+}
+
+/// Makes `grant` unless a kept journal already has it and it is still in force: journaled
+/// first (when not journaled yet), then made by `make`. `in_force` only reads the object. Returns
+/// whether `make` ran (a security descriptor was written).
+pub fn ensure<E>(
+    journal: &GrantJournal,
+    kept: &[Grant],
+    grant: &Grant,
+    in_force: impl FnOnce() -> Result<bool, E>,
+    make: impl FnOnce() -> Result<(), E>,
+    journal_error: impl FnOnce(JournalError) -> E,
+) -> Result<bool, E> {
+    if kept.contains(grant) {
+        if in_force()? {
+            return Ok(false);
+        }
+    } else {
+        journal.record(grant).map_err(journal_error)?;
+    }
+    make()?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,7 +365,7 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.ends_with(
-                ":2: unknown record `acl` with 2 fields (expected file, registry, profile, label or keylabel)"
+                ":2: unknown record `acl` with 2 fields (expected file, registry, profile, label, keylabel or kept)"
             ),
             "{text}"
         );
@@ -367,6 +409,161 @@ mod tests {
             .expect_err("tab");
         assert!(matches!(err, JournalError::Unrecordable { .. }));
         assert_eq!(journal.entries().expect("entries"), Vec::new());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A workspace of `files` files: a grant on its root is inherited by every file, so writing
+    /// it writes one security descriptor per object, as `SetNamedSecurityInfoW` propagating an
+    /// inheritable ACE does.
+    struct FakeTree {
+        files: u64,
+        in_force: std::collections::HashSet<Grant>,
+        writes: u64,
+    }
+
+    impl FakeTree {
+        /// One sandbox start as the Windows code does it: a kept journal for this workspace is
+        /// reused, anything else is undone first; then each grant is ensured.
+        fn start(&mut self, journal: &GrantJournal, workspace: &str, keep: bool) {
+            let entries = journal.entries().expect("entries");
+            let kept = if keep && kept_for(&entries, workspace) {
+                entries
+            } else {
+                for g in entries {
+                    self.undo(&g);
+                }
+                journal.discard().expect("discard");
+                Vec::new()
+            };
+            let sid = "S-1-15-2-1-2-3".to_owned();
+            for grant in [
+                Grant::Profile {
+                    name: "agentsh.demo".into(),
+                },
+                Grant::File {
+                    sid: sid.clone(),
+                    path: workspace.into(),
+                },
+                Grant::Label {
+                    path: workspace.into(),
+                },
+            ] {
+                let present = self.in_force.contains(&grant);
+                let objects = match grant {
+                    Grant::Profile { .. } => 0,
+                    _ => self.files + 1,
+                };
+                let mut writes = 0;
+                let mut made = false;
+                ensure(
+                    journal,
+                    &kept,
+                    &grant,
+                    || Ok::<_, String>(present),
+                    || {
+                        writes = objects;
+                        made = true;
+                        Ok(())
+                    },
+                    |e| e.to_string(),
+                )
+                .expect("ensure");
+                self.writes += writes;
+                if made {
+                    self.in_force.insert(grant);
+                }
+            }
+            if keep && !kept_for(&kept, workspace) {
+                journal
+                    .record(&Grant::Kept {
+                        workspace: workspace.into(),
+                    })
+                    .expect("kept");
+            }
+        }
+
+        /// Close: kept grants stay, others are undone.
+        fn close(&mut self, journal: &GrantJournal, keep: bool) {
+            if keep {
+                return;
+            }
+            for g in journal.entries().expect("entries") {
+                self.undo(&g);
+            }
+            journal.discard().expect("discard");
+        }
+
+        fn undo(&mut self, g: &Grant) {
+            if self.in_force.remove(g) && !matches!(g, Grant::Profile { .. }) {
+                self.writes += self.files + 1;
+            }
+        }
+    }
+
+    #[test]
+    fn kept_grants_make_a_repeated_run_write_no_security_descriptor() {
+        let dir = temp_dir("keep");
+        let journal = GrantJournal::in_dir(&dir, "demo").expect("journal");
+        let mut tree = FakeTree {
+            files: 10_000,
+            in_force: Default::default(),
+            writes: 0,
+        };
+        let ws = r"C:\work\big";
+        tree.start(&journal, ws, true);
+        tree.close(&journal, true);
+        let first = tree.writes;
+        // The ACE and the label, each propagated to the root and its 10,000 files.
+        assert_eq!(first, 2 * 10_001);
+        tree.start(&journal, ws, true);
+        tree.close(&journal, true);
+        assert_eq!(tree.writes - first, 0, "the second run writes nothing");
+        // The same name on another workspace: the kept grants are undone and made anew.
+        let before = tree.writes;
+        tree.start(&journal, r"C:\work\other", true);
+        assert_eq!(tree.writes - before, 4 * 10_001);
+        tree.close(&journal, true);
+        // A kept grant removed behind the journal's back is made again.
+        tree.in_force.retain(|g| !matches!(g, Grant::Label { .. }));
+        let before = tree.writes;
+        tree.start(&journal, r"C:\work\other", true);
+        assert_eq!(tree.writes - before, 10_001);
+        let entries = journal.entries().expect("entries");
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|g| matches!(g, Grant::Label { .. }))
+                .count(),
+            1,
+            "nothing is journaled twice: {entries:?}"
+        );
+        // Without --keep-grants the grants are undone at the end, as before.
+        tree.close(&journal, false);
+        assert!(tree.in_force.is_empty());
+        assert_eq!(journal.entries().expect("entries"), Vec::new());
+        let before = tree.writes;
+        tree.start(&journal, ws, false);
+        tree.close(&journal, false);
+        assert_eq!(
+            tree.writes - before,
+            4 * 10_001,
+            "made and undone every run"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_kept_record_reads_back() {
+        let dir = temp_dir("keptrec");
+        let journal = GrantJournal::in_dir(&dir, "demo").expect("journal");
+        let kept = Grant::Kept {
+            workspace: r"C:\work".into(),
+        };
+        journal.record(&kept).expect("record");
+        let entries = journal.entries().expect("entries");
+        assert_eq!(entries, vec![kept]);
+        assert!(kept_for(&entries, r"c:\WORK"));
+        assert!(!kept_for(&entries, r"C:\work2"));
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -20,6 +20,8 @@ pub mod volumes;
 mod imp;
 
 #[cfg(windows)]
+pub use imp::probe;
+#[cfg(windows)]
 pub use imp::scm;
 
 #[cfg(windows)]

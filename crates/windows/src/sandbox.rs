@@ -12,7 +12,14 @@ use crate::grants::JournalError;
 use crate::network::NetworkAccess;
 
 #[cfg(windows)]
-pub use crate::imp::sandbox::Sandbox;
+pub use crate::imp::sandbox::{Sandbox, reset};
+
+/// Security descriptors this process has written (every `SetNamedSecurityInfoW` of the crate):
+/// the set-up cost `--keep-grants` removes from repeated runs.
+#[cfg(windows)]
+pub fn security_descriptor_writes() -> u64 {
+    crate::imp::security::security_descriptor_writes()
+}
 
 /// Prefix of every AppContainer profile agentsh creates (names are global per user).
 pub const PROFILE_PREFIX: &str = "agentsh.";
@@ -45,6 +52,15 @@ pub struct SandboxConfig {
     pub job_limits: JobLimits,
     /// How the command's output is captured (streaming, memory limit, spill folder).
     pub capture: crate::capture::CaptureConfig,
+    /// Keep the grants after the run for this (workspace, name) pair, so the next run with both
+    /// reuses them and writes no security descriptor (`--keep-grants`; off by default: the
+    /// grants are removed at the end of every run). `agentsh sandbox reset NAME` removes them.
+    pub keep_grants: bool,
+    /// The guide's standalone mode: no AppContainer, no restricted token, no grants — the command
+    /// runs with the caller's own (medium-integrity) token in a job object and a driver session,
+    /// so only the driver stands between it and the machine. Used by `agentsh selftest`, whose
+    /// high-risk scenarios an AppContainer's ACLs would stop before the driver saw them.
+    pub session_only: bool,
 }
 
 /// The job object's limits: besides kill-on-close and die-on-unhandled-exception, at most
@@ -97,6 +113,8 @@ impl SandboxConfig {
             capture: crate::capture::CaptureConfig::new(journal_dir.join("output")),
             journal_dir,
             job_limits: JobLimits::default(),
+            keep_grants: false,
+            session_only: false,
         }
     }
 
@@ -154,6 +172,9 @@ pub enum Isolation {
     /// Fallback: restricted token (Administrators deny-only, privileges removed), low integrity,
     /// job object. Network is not restricted by this layer.
     RestrictedToken,
+    /// Standalone (`SandboxConfig::session_only`): the caller's token, a job object and the
+    /// driver session; nothing else.
+    SessionOnly,
 }
 
 impl fmt::Display for Isolation {
@@ -164,6 +185,9 @@ impl fmt::Display for Isolation {
             }
             Isolation::RestrictedToken => f.write_str(
                 "restricted token (administrators deny-only, privileges removed) + low integrity + job object; no network isolation",
+            ),
+            Isolation::SessionOnly => f.write_str(
+                "driver session only (caller's token) + job object; no container, no network isolation",
             ),
         }
     }
@@ -198,6 +222,18 @@ pub struct SessionStart {
     pub workspace_device: Option<String>,
     /// The string SID of the user the process runs as (`S-1-5-21-...`).
     pub user_sid: String,
+    /// The wall check's canary name, for the wall probe's session (the service denies its
+    /// writes to keys and files of that name).
+    pub canary: Option<String>,
+    /// The wall check's result, carried by the command's registration.
+    pub wall_check: Option<String>,
+}
+
+/// What one execution's registration adds to the sandbox's [`SessionStart`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionTags {
+    pub canary: Option<String>,
+    pub wall_check: Option<String>,
 }
 
 /// Registers a suspended root process with the driver as a session before it resumes. The service
@@ -296,6 +332,7 @@ mod tests {
     fn defaults_follow_the_guide() {
         let c = SandboxConfig::new("demo", "w", std::env::temp_dir());
         assert!(c.use_app_container && c.use_minifilter && !c.allow_fallback);
+        assert!(!c.keep_grants, "grants are removed at the end unless asked");
         assert_eq!(c.network, NetworkAccess::None);
         assert_eq!(c.profile_name(), "agentsh.demo");
         assert_eq!(c.app_key(), "demo");

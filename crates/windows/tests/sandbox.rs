@@ -144,6 +144,7 @@ fn with_allow_fallback_an_unavailable_appcontainer_falls_back_and_says_so() {
             let reason = sandbox.fallback_reason().expect("fallback has a reason");
             assert!(reason.contains("userenv.dll"), "{reason}");
         }
+        Isolation::SessionOnly => panic!("session-only was not asked for"),
     }
     sandbox.close().expect("close");
 }
@@ -306,6 +307,55 @@ fn fallback_labels_the_workspace_low_or_says_it_could_not() {
         ),
         other => panic!("unexpected journal {other:?}"),
     }
+    sandbox.close().expect("close");
+    assert_eq!(journal.entries().expect("entries"), Vec::new());
+}
+
+/// `--keep-grants` on a 10,000-file workspace: the security descriptors written at the crate's
+/// security interface (`security_descriptor_writes`) on the first and second run, the kept
+/// journal between the runs, and `reset` removing it. Under Wine the fallback's label cannot be
+/// read, so nothing is written on either run; on Windows the first run writes the label (and,
+/// with AppContainer, the ACEs) and the second writes none.
+#[test]
+fn kept_grants_are_reused_by_the_next_run_and_removed_by_reset() {
+    use agentsh_windows::sandbox::{reset, security_descriptor_writes};
+    let mut c = config("keep");
+    c.use_app_container = false;
+    c.keep_grants = true;
+    let files = c.workspace.join("tree");
+    for d in 0..100 {
+        let dir = files.join(format!("d{d:03}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("f{f:03}.txt")), b"x").expect("file");
+        }
+    }
+    let journal = GrantJournal::in_dir(&c.journal_dir, &c.name).expect("journal");
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        let before = security_descriptor_writes();
+        let sandbox = Sandbox::create(c.clone(), None).expect("create");
+        sandbox.close().expect("close");
+        counts.push(security_descriptor_writes() - before);
+        let entries = journal.entries().expect("entries");
+        assert!(
+            entries.iter().any(|g| matches!(g, Grant::Kept { .. })),
+            "the journal is kept after the run: {entries:?}"
+        );
+    }
+    println!(
+        "security descriptors written, 10,000-file workspace with --keep-grants: first run {}, second run {}",
+        counts[0], counts[1]
+    );
+    assert_eq!(counts[1], 0, "the second run writes no security descriptor");
+    let removed = reset(&c.name, &c.journal_dir).expect("reset");
+    assert_eq!(journal.entries().expect("entries"), Vec::new());
+    let labels = usize::from(counts[0] > 0);
+    assert_eq!(removed, labels, "reset undoes what the first run made");
+
+    // Without --keep-grants the journal is empty after every run, as before.
+    c.keep_grants = false;
+    let sandbox = Sandbox::create(c, None).expect("create");
     sandbox.close().expect("close");
     assert_eq!(journal.entries().expect("entries"), Vec::new());
 }

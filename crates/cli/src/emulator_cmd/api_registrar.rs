@@ -121,6 +121,8 @@ impl ApiRegistrar {
             workspace_device,
             user_sid: Some(DEFAULT_USER_SID.to_owned()),
             audit: false,
+            canary: None,
+            wall_check: None,
         };
         let id = self
             .call(true, move |client| client.register_session(&request))

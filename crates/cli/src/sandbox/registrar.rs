@@ -31,6 +31,8 @@ impl SessionRegistrar for ServiceRegistrar {
             workspace_device: start.workspace_device.clone(),
             user_sid: Some(start.user_sid.clone()),
             audit: false,
+            canary: start.canary.clone(),
+            wall_check: start.wall_check.clone(),
         };
         self.client
             .register_session(&request)
@@ -82,6 +84,8 @@ mod tests {
             workspace: r"C:\work\demo".into(),
             workspace_device: Some(r"\Device\HarddiskVolume3\work\demo".into()),
             user_sid: "S-1-5-21-10-20-30-1001".into(),
+            canary: None,
+            wall_check: Some("skipped".into()),
         };
         assert_eq!(registrar.register(&start).as_deref(), Ok("s-3"));
         registrar.unregister("s-3").expect("unregister");
@@ -106,6 +110,8 @@ mod tests {
         );
         assert_eq!(body.user_sid.as_deref(), Some("S-1-5-21-10-20-30-1001"));
         assert!(!body.audit);
+        assert_eq!(body.wall_check.as_deref(), Some("skipped"));
+        assert_eq!(body.canary, None);
     }
 
     #[test]
@@ -136,6 +142,8 @@ mod tests {
             workspace: r"C:\".into(),
             workspace_device: None,
             user_sid: "S-1-5-18".into(),
+            canary: None,
+            wall_check: None,
         };
         let err = registrar.register(&start).expect_err("400");
         server.join().expect("server");

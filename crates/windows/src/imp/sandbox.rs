@@ -49,7 +49,7 @@ use crate::capture;
 use crate::grants::{Grant, GrantJournal};
 use crate::sandbox::{
     CancelToken, ExecResult, Isolation, JOB_LIMIT_FLAGS, JobLimits, SandboxConfig, SandboxError,
-    SessionRegistrar, SessionStart, UI_RESTRICTIONS,
+    SessionRegistrar, SessionStart, SessionTags, UI_RESTRICTIONS,
 };
 use crate::secure::LabelState;
 use crate::{cmdline, environment};
@@ -77,6 +77,9 @@ pub struct Sandbox {
     /// Limitations that weaken nothing but restrict the command (e.g. an unwritable workspace).
     warnings: Vec<String>,
     closed: bool,
+    /// The journal's grants when they were kept for this workspace (`--keep-grants`): reused,
+    /// each written again only if it is no longer in force.
+    kept: Vec<Grant>,
     /// `<name>.lock`, open without sharing for the sandbox's lifetime.
     _lock: File,
 }
@@ -115,7 +118,37 @@ impl Sandbox {
         // undoing this run's grants below.
         let lock = journal.lock()?;
         let api = AppContainerApi::load();
-        undo_grants(&config.name, &journal, api.as_ref().ok())?;
+        let workspace_path = object_path(&config.workspace).map_err(|f| SandboxError::Os {
+            name: config.name.clone(),
+            step: f.step,
+            code: f.code,
+            message: f.message,
+        })?;
+        let entries = journal.entries()?;
+        // Kept grants are reused only for the same paths: one for a path no longer asked for
+        // would leave it open, so then everything is undone and made anew.
+        let mut wanted = vec![workspace_path.clone()];
+        for path in &config.allowed_paths {
+            wanted.push(object_path(path).map_err(|f| SandboxError::Os {
+                name: config.name.clone(),
+                step: f.step,
+                code: f.code,
+                message: f.message,
+            })?);
+        }
+        let stale = entries.iter().any(|g| match g {
+            Grant::File { path, .. } | Grant::Label { path } => {
+                !wanted.iter().any(|w| w.eq_ignore_ascii_case(path))
+            }
+            _ => false,
+        });
+        let kept =
+            if config.keep_grants && !stale && crate::grants::kept_for(&entries, &workspace_path) {
+                entries
+            } else {
+                undo_grants(&config.name, &journal, api.as_ref().ok())?;
+                Vec::new()
+            };
 
         let mut sandbox = Sandbox {
             config,
@@ -128,8 +161,22 @@ impl Sandbox {
             fallback_reason: None,
             warnings: Vec::new(),
             closed: false,
+            kept,
             _lock: lock,
         };
+        if sandbox.config.session_only {
+            if !sandbox.config.use_minifilter {
+                sandbox.closed = true;
+                return Err(SandboxError::Path {
+                    name: sandbox.config.name.clone(),
+                    path: sandbox.config.workspace.display().to_string(),
+                    reason: "a session-only sandbox needs the minifilter: it has no other wall"
+                        .into(),
+                });
+            }
+            sandbox.isolation = Isolation::SessionOnly;
+            return Ok(sandbox);
+        }
         let reason = if !sandbox.config.use_app_container {
             "appcontainer disabled by configuration (--no-appcontainer)".to_owned()
         } else {
@@ -137,11 +184,13 @@ impl Sandbox {
                 Ok(api) => match sandbox.apply_app_container(api) {
                     Ok(()) => {
                         sandbox.label_or_warn();
+                        sandbox.mark_kept(&workspace_path)?;
                         return Ok(sandbox);
                     }
                     Err(failure) => {
                         // Leave nothing half-applied before deciding what to do.
                         undo_grants(&sandbox.config.name, &sandbox.journal, Some(&api))?;
+                        sandbox.kept.clear();
                         sandbox.container = None;
                         format!(
                             "{}: {} (win32 error {})",
@@ -161,6 +210,7 @@ impl Sandbox {
             });
         }
         sandbox.label_or_warn();
+        sandbox.mark_kept(&workspace_path)?;
         tracing::warn!(
             sandbox = %sandbox.config.name,
             reason = %reason,
@@ -171,11 +221,44 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// With `--keep-grants`, records that the journal's grants stay after the run for this
+    /// workspace (once).
+    fn mark_kept(&self, workspace: &str) -> Result<(), SandboxError> {
+        if self.config.keep_grants && !crate::grants::kept_for(&self.kept, workspace) {
+            self.journal.record(&Grant::Kept {
+                workspace: workspace.to_owned(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Journals and makes `grant` unless it was kept and is still in force
+    /// ([`crate::grants::ensure`]).
+    fn ensure(
+        &self,
+        grant: Grant,
+        in_force: impl FnOnce() -> Result<bool, OsFailure>,
+        make: impl FnOnce() -> Result<(), OsFailure>,
+    ) -> Result<(), OsFailure> {
+        crate::grants::ensure(
+            &self.journal,
+            &self.kept,
+            &grant,
+            in_force,
+            make,
+            journal_failure,
+        )
+        .map(drop)
+    }
+
     fn apply_app_container(&mut self, api: AppContainerApi) -> Result<(), OsFailure> {
         let profile = self.config.profile_name();
-        self.record(Grant::Profile {
+        let profile_grant = Grant::Profile {
             name: profile.clone(),
-        })?;
+        };
+        if !self.kept.contains(&profile_grant) {
+            self.record(profile_grant)?;
+        }
         let (sid, _created) = api.create_or_open(&profile, "agentsh sandbox")?;
         let container = LocalSid::parse(&sid)?;
         self.api = Some(api);
@@ -191,25 +274,45 @@ impl Sandbox {
         let subkey = format!("SOFTWARE\\{}", self.config.app_key());
         create_user_key(&subkey)?;
         let key = format!("CURRENT_USER\\{subkey}");
-        self.record(Grant::Registry {
-            sid: sid.clone(),
-            key: key.clone(),
-        })?;
-        change_dacl(
-            &key,
-            SE_REGISTRY_KEY,
-            container.as_psid(),
-            KEY_ALL_ACCESS,
-            true,
+        self.ensure(
+            Grant::Registry {
+                sid: sid.clone(),
+                key: key.clone(),
+            },
+            || ace_present(&key, SE_REGISTRY_KEY, &sid),
+            || {
+                change_dacl(
+                    &key,
+                    SE_REGISTRY_KEY,
+                    container.as_psid(),
+                    KEY_ALL_ACCESS,
+                    true,
+                )
+            },
         )?;
         // The container runs at Low integrity: an unlabelled key counts as Medium and no-write-up
         // would strip every write right the ACE grants. Label it Low for its subkeys too.
-        self.record(Grant::KeyLabel { key: key.clone() })?;
-        crate::secure::label_app_key(&key, true).map_err(|message| OsFailure {
-            step: format!("labelling `{key}` low integrity"),
-            code: 0,
-            message,
-        })?;
+        self.ensure(
+            Grant::KeyLabel { key: key.clone() },
+            || {
+                let label = read_sddl(
+                    &key,
+                    SE_REGISTRY_KEY,
+                    Parts {
+                        dacl: false,
+                        label: true,
+                    },
+                )?;
+                Ok(crate::secure::label_state(&label) == LabelState::Low)
+            },
+            || {
+                crate::secure::label_app_key(&key, true).map_err(|message| OsFailure {
+                    step: format!("labelling `{key}` low integrity"),
+                    code: 0,
+                    message,
+                })
+            },
+        )?;
 
         self.container = Some(container);
         self.isolation = Isolation::AppContainer {
@@ -232,6 +335,12 @@ impl Sandbox {
             tracing::warn!(sandbox = %self.config.name, "{warning}");
             self.warnings.push(warning);
         }
+    }
+
+    /// Whether the output of the next commands is passed through as it arrives (the wall
+    /// probe's is only captured).
+    pub fn set_streaming(&mut self, on: bool) {
+        self.config.capture.stream = on;
     }
 
     /// Limitations reported at creation (each also logged).
@@ -283,11 +392,14 @@ impl Sandbox {
         path: &str,
         access: u32,
     ) -> Result<(), OsFailure> {
-        self.record(Grant::File {
-            sid: sid.to_owned(),
-            path: path.to_owned(),
-        })?;
-        change_dacl(path, SE_FILE_OBJECT, container.as_psid(), access, true)
+        self.ensure(
+            Grant::File {
+                sid: sid.to_owned(),
+                path: path.to_owned(),
+            },
+            || ace_present(path, SE_FILE_OBJECT, sid),
+            || change_dacl(path, SE_FILE_OBJECT, container.as_psid(), access, true),
+        )
     }
 
     fn record(&self, grant: Grant) -> Result<(), OsFailure> {
@@ -311,6 +423,18 @@ impl Sandbox {
         args: &[String],
         cancel: &CancelToken,
     ) -> Result<ExecResult, SandboxError> {
+        self.execute_tagged(program, args, cancel, &SessionTags::default())
+    }
+
+    /// [`Sandbox::execute`] with what its session registration carries beyond the sandbox's
+    /// (the wall check's canary or result).
+    pub fn execute_tagged(
+        &self,
+        program: &str,
+        args: &[String],
+        cancel: &CancelToken,
+        tags: &SessionTags,
+    ) -> Result<ExecResult, SandboxError> {
         if self.closed {
             return Err(SandboxError::Closed {
                 name: self.config.name.clone(),
@@ -329,7 +453,7 @@ impl Sandbox {
                 .map(|s| LocalSid::parse(s))
                 .collect::<Result<_, _>>()
                 .map_err(os)?,
-            Isolation::RestrictedToken => Vec::new(),
+            Isolation::RestrictedToken | Isolation::SessionOnly => Vec::new(),
         };
         let mut cap_attrs: Vec<SID_AND_ATTRIBUTES> = capabilities
             .iter()
@@ -401,7 +525,7 @@ impl Sandbox {
         // SAFETY: PROCESS_INFORMATION is plain data filled by the call.
         let mut info: PROCESS_INFORMATION = unsafe { std::mem::zeroed() };
         let ok = match self.isolation {
-            Isolation::AppContainer { .. } => {
+            Isolation::AppContainer { .. } | Isolation::SessionOnly => {
                 // SAFETY: every pointer is valid for the call; the command line buffer is mutable
                 // as CreateProcessW requires; handles in the list are inheritable and open.
                 unsafe {
@@ -462,6 +586,8 @@ impl Sandbox {
             (Some(registrar), Some(template)) => {
                 let start = SessionStart {
                     root_pid: info.dwProcessId,
+                    canary: tags.canary.clone(),
+                    wall_check: tags.wall_check.clone(),
                     ..template.clone()
                 };
                 match registrar.register(&start) {
@@ -579,6 +705,10 @@ impl Sandbox {
     /// in the journal and are retried on the next start.
     pub fn close(mut self) -> Result<(), SandboxError> {
         self.closed = true;
+        if self.config.keep_grants {
+            // Kept for the next run with this name and workspace (`agentsh sandbox reset`).
+            return Ok(());
+        }
         undo_grants(&self.config.name, &self.journal, self.api.as_ref())
     }
 
@@ -604,6 +734,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if !self.closed
+            && !self.config.keep_grants
             && let Err(e) = undo_grants(&self.config.name, &self.journal, self.api.as_ref())
         {
             tracing::error!(sandbox = %self.config.name, error = %e, "sandbox cleanup failed; grants stay journaled for the next start");
@@ -622,6 +753,39 @@ fn journal_failure(e: crate::grants::JournalError) -> OsFailure {
 /// `SE_GROUP_ENABLED` (winnt.h).
 const SE_GROUP_ENABLED: u32 = 0x4;
 
+/// Whether `object`'s DACL has an entry for `sid` (a read; nothing is written).
+fn ace_present(object: &str, kind: i32, sid: &str) -> Result<bool, OsFailure> {
+    let dacl = read_sddl(
+        object,
+        kind,
+        Parts {
+            dacl: true,
+            label: false,
+        },
+    )?;
+    Ok(dacl
+        .to_ascii_uppercase()
+        .contains(&format!(";{})", sid.to_ascii_uppercase())))
+}
+
+/// `agentsh sandbox reset NAME`: undoes every grant the journal of `name` in `journal_dir` holds,
+/// kept ones included, and deletes the journal; returns how many records it held. Refused while
+/// a run with that name holds its lock.
+pub fn reset(name: &str, journal_dir: &Path) -> Result<usize, SandboxError> {
+    let probe = SandboxConfig::new(name, ".", journal_dir.to_owned());
+    probe.validate()?;
+    let journal = GrantJournal::in_dir(journal_dir, name)?;
+    let _lock = journal.lock()?;
+    let count = journal
+        .entries()?
+        .iter()
+        .filter(|g| !matches!(g, Grant::Kept { .. }))
+        .count();
+    let api = AppContainerApi::load();
+    undo_grants(name, &journal, api.as_ref().ok())?;
+    Ok(count)
+}
+
 /// Undoes every journaled grant, newest first; keeps the ones that failed.
 fn undo_grants(
     name: &str,
@@ -633,6 +797,7 @@ fn undo_grants(
     let mut first_error = None;
     for grant in grants.iter().rev() {
         let outcome = match grant {
+            Grant::Kept { .. } => Ok(()),
             Grant::File { sid, path } => revoke(sid, path, SE_FILE_OBJECT),
             Grant::Registry { sid, key } => revoke(sid, key, SE_REGISTRY_KEY),
             Grant::KeyLabel { key } => {
@@ -714,6 +879,8 @@ fn session_template(config: &SandboxConfig) -> Result<SessionStart, SandboxError
         workspace,
         workspace_device: Some(workspace_device),
         user_sid,
+        canary: None,
+        wall_check: None,
     })
 }
 

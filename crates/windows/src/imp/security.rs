@@ -32,6 +32,19 @@ use super::util::{last_error, owned, wide};
 /// `SE_GROUP_INTEGRITY` (winnt.h): marks the SID of a TOKEN_MANDATORY_LABEL.
 const SE_GROUP_INTEGRITY: u32 = 0x20;
 
+/// Security descriptors written by this process (every `SetNamedSecurityInfoW` call of the
+/// crate, successful or not): the sandbox's set-up cost, which kept grants bring to zero.
+static SD_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count_write() {
+    SD_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many security descriptors this process has written so far.
+pub fn security_descriptor_writes() -> u64 {
+    SD_WRITES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A failed Win32 step: what was attempted and the error code.
 #[derive(Debug)]
 pub struct OsFailure {
@@ -196,6 +209,7 @@ pub fn change_dacl(
             rc,
         ))
     } else {
+        count_write();
         // SAFETY: `new_dacl` is the valid ACL just built; only the DACL is written.
         let rc = unsafe {
             SetNamedSecurityInfoW(
@@ -252,6 +266,7 @@ pub fn set_low_label(path: &str, low: bool) -> Result<(), OsFailure> {
     let result = if ok == 0 {
         Err(OsFailure::last("reading the mandatory label"))
     } else {
+        count_write();
         // SAFETY: `sacl` (possibly an empty ACL) lives inside `descriptor` for the call.
         let rc = unsafe {
             SetNamedSecurityInfoW(
@@ -554,6 +569,7 @@ pub fn apply_sddl(
         info |= LABEL_SECURITY_INFORMATION;
     }
     let wobject = wide(object);
+    count_write();
     // SAFETY: `wobject` is NUL-terminated; `dacl` and `sacl` (or NULL) live inside `descriptor`,
     // which outlives the call.
     let rc = unsafe {
