@@ -57,6 +57,11 @@ pub struct SavedSession {
     pub workspace_canonical: Option<String>,
     pub user_sid: Option<String>,
     pub audit: bool,
+    /// The wall check's canary and result (absent in files written before they existed).
+    #[serde(default)]
+    pub canary: Option<String>,
+    #[serde(default)]
+    pub wall_check: Option<String>,
 }
 
 /// A session file that cannot be used.
@@ -79,6 +84,8 @@ impl SavedSession {
             workspace_canonical: c.workspace_canonical().map(str::to_owned),
             user_sid: c.user_sid().map(str::to_owned),
             audit: info.audit,
+            canary: info.canary.as_deref().map(str::to_owned),
+            wall_check: info.wall_check.as_deref().map(str::to_owned),
         }
     }
 
@@ -110,6 +117,8 @@ impl SavedSession {
             root_pid: self.root_pid,
             context: Arc::new(context),
             audit: self.audit,
+            canary: self.canary.as_deref().map(Arc::from),
+            wall_check: self.wall_check.as_deref().map(Arc::from),
         })
     }
 }
