@@ -162,6 +162,10 @@ impl<T: PortTransport> Service<T> {
     pub async fn reregister_sessions(&self) -> Vec<String> {
         let mut restored = Vec::new();
         for info in self.adapter.sessions.list() {
+            if self.adapter.sessions.is_unconfirmed(info.numeric_id) {
+                tracing::warn!(session = %info.id, root_pid = info.root_pid, "not registered with the driver again: read from the session file and never confirmed by the driver, so its root pid may now be another process's");
+                continue;
+            }
             let Some(token) = self.adapter.sessions.token_of(&info.id) else {
                 continue;
             };
@@ -188,6 +192,24 @@ impl<T: PortTransport> Service<T> {
             }
         }
         restored
+    }
+
+    /// Asks the driver about every session read from the session file: one whose root it still
+    /// places in that session is confirmed (registered with the driver again after a later
+    /// driver restart, like a session of this run); the others are kept for the requests that
+    /// may still carry their tokens but never registered again, since after a reboot or a driver
+    /// reload their root pids may have been reused. Returns the ids left unconfirmed.
+    pub async fn confirm_restored_sessions(&self) -> Vec<String> {
+        let mut unconfirmed = Vec::new();
+        for info in self.adapter.sessions.unconfirmed() {
+            match self.client.query_session(info.root_pid).await {
+                Ok(Some(id)) if id == info.numeric_id => {
+                    self.adapter.sessions.confirm(info.numeric_id)
+                }
+                _ => unconfirmed.push(info.id.clone()),
+            }
+        }
+        unconfirmed
     }
 
     /// Starts a session for a sandbox's root process: a fresh token, registered with the driver.

@@ -762,6 +762,10 @@ where
     });
 
     let service = Arc::new(Service::serve_with(client, adapter.clone(), config).await?);
+    let unconfirmed = service.confirm_restored_sessions().await;
+    if !unconfirmed.is_empty() {
+        tracing::warn!(sessions = %unconfirmed.join(", "), "restored sessions the driver does not place their root in: kept for their tokens, never registered again");
+    }
     shared.set(Some(service));
     shared.report(Status::Connected {
         fail_mode: config.fail_mode,

@@ -162,6 +162,10 @@ pub fn save_file(path: &Path, sessions: &[SavedSession]) -> std::io::Result<()> 
 struct Inner {
     by_token: HashMap<u64, Arc<SessionInfo>>,
     next_id: u64,
+    /// Numeric ids of sessions read from the session file that the driver has not confirmed
+    /// holding: after a reboot or a driver reload their root pids may belong to other processes,
+    /// so they are never registered with the driver again.
+    unconfirmed: std::collections::HashSet<u64>,
 }
 
 /// A token shown in logs: enough to correlate, never enough to use.
@@ -212,9 +216,39 @@ impl SessionRegistry {
                 return Err(format!("session `{}` appears twice", info.id));
             }
             inner.next_id = inner.next_id.max(info.numeric_id);
+            inner.unconfirmed.insert(info.numeric_id);
             inner.by_token.insert(token, Arc::new(info));
         }
         Ok(inner.by_token.len())
+    }
+
+    /// Sessions read from the session file whose root the driver has not yet been seen to hold.
+    pub fn unconfirmed(&self) -> Vec<Arc<SessionInfo>> {
+        self.inner
+            .read()
+            .map(|i| {
+                i.by_token
+                    .values()
+                    .filter(|s| i.unconfirmed.contains(&s.numeric_id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The driver holds this restored session: it is treated as one registered in this run.
+    pub fn confirm(&self, numeric_id: u64) {
+        if let Ok(mut inner) = self.inner.write() {
+            inner.unconfirmed.remove(&numeric_id);
+        }
+    }
+
+    /// Whether the session was restored from the file and never confirmed by the driver.
+    pub fn is_unconfirmed(&self, numeric_id: u64) -> bool {
+        self.inner
+            .read()
+            .map(|i| i.unconfirmed.contains(&numeric_id))
+            .unwrap_or(false)
     }
 
     /// Every session with its token, as [`save_file`] writes them (ordered by numeric id).
@@ -300,7 +334,11 @@ impl SessionRegistry {
     /// Removes a session by public id; returns its token.
     pub fn remove(&self, id: &str) -> Option<u64> {
         let token = self.token_of(id)?;
-        self.inner.write().ok()?.by_token.remove(&token);
+        let mut inner = self.inner.write().ok()?;
+        if let Some(info) = inner.by_token.remove(&token) {
+            inner.unconfirmed.remove(&info.numeric_id);
+        }
+        drop(inner);
         self.persist();
         Some(token)
     }

@@ -728,6 +728,60 @@ async fn after_a_service_restart_surviving_sessions_keep_their_id() {
     run.stop().await.expect("stops");
 }
 
+/// After a reboot or a driver reload the sessions in the session file are gone from the driver
+/// and their root pids may belong to other processes: such a session is kept for its token but
+/// never registered with the driver again, while a session of this run is, after a driver
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_sessions_the_driver_does_not_hold_are_never_registered_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let sessions = dir.path().join("sessions.json");
+    let keep = |o: &mut RunOptions| o.session_file = Some(sessions.clone());
+    let policy = || Policy::embedded_default().expect("policy");
+
+    let first = Emulator::start(&socket, 1).expect("listens");
+    let run = start_tweaked(dir.path(), &socket, policy(), None, keep).await;
+    let api = run.api().await;
+    let (status, body) = http(&api, "POST", "/v1/sessions", SESSION).await;
+    assert_eq!(status, 201, "{body}");
+    run.stop().await.expect("stops");
+    // The machine restarts: the driver comes up without the session.
+    first.unload();
+    let second = Emulator::start(&socket, 2).expect("listens again");
+    let run = start_tweaked(dir.path(), &socket, policy(), None, keep).await;
+    run.wait_for("sessions restored", |s| match s {
+        Status::SessionsRestored { sessions, .. } => Some(*sessions),
+        _ => None,
+    })
+    .await;
+    let api = run.api().await;
+    let other = r#"{"root_pid":5200,"app":"Other","workspace":"C:\\other","user_sid":"S-1-5-21-1-2-3-1001"}"#;
+    let (status, body) = http(&api, "POST", "/v1/sessions", other).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains("s-2"), "{body}");
+
+    second.unload();
+    let third = Emulator::start(&socket, 3).expect("listens a third time");
+    let restored = run
+        .wait_for("reconnected", |s| match s {
+            Status::Reconnected { restored, .. } => Some(restored.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        restored,
+        vec!["s-2".to_owned()],
+        "only the session of this run is registered again"
+    );
+    assert!(
+        third.with_core(|c| c.session_of(ROOT)).is_none(),
+        "the old session's root pid is not placed in a session"
+    );
+    assert!(third.with_core(|c| c.session_of(5200)).is_some());
+    run.stop().await.expect("stops");
+}
+
 /// A session file that is not a session table is reported and set aside; the service runs on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_session_file_is_reported_and_set_aside() {
