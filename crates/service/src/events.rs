@@ -167,6 +167,10 @@ pub struct Event {
     /// a file rename, the new link of a hard link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_path: Option<String>,
+    /// The wall check `sandbox run` reported when registering the session (`passed: …`,
+    /// `skipped: …`): carried by the session's first event only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wall_check: Option<String>,
 }
 
 impl Event {
@@ -207,6 +211,7 @@ impl Event {
             attack_version: None,
             technique_name: None,
             target_path: None,
+            wall_check: None,
         }
     }
 
@@ -255,6 +260,9 @@ impl Event {
             "unmapped": { "session_id": self.session_id, "reason": self.reason, "decision": self.decision,
                           "rule": self.rule_name, "driver_operation": self.driver_operation, "notify": self.notify },
         });
+        if let Some(wall_check) = &self.wall_check {
+            ev["unmapped"]["wall_check"] = json!(wall_check);
+        }
         if activity_id == 99 && self.driver_operation == "hardlink" {
             ev["activity_name"] = json!("Create Hard Link");
         }
@@ -572,6 +580,16 @@ pub struct EventPipeline {
     tx: mpsc::Sender<Event>,
     dropped: Arc<AtomicU64>,
     emitted: Arc<AtomicU64>,
+    /// Sessions whose first event is still to carry their wall check (public id → result).
+    first_events: Arc<FirstEvents>,
+}
+
+/// Wall-check results waiting for their session's first event; `waiting` lets `emit` skip the
+/// lock while none waits (the common case).
+#[derive(Debug, Default)]
+struct FirstEvents {
+    waiting: std::sync::atomic::AtomicUsize,
+    results: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl EventPipeline {
@@ -609,6 +627,7 @@ impl EventPipeline {
             tx,
             dropped: Arc::default(),
             emitted: Arc::default(),
+            first_events: Arc::default(),
         }
     }
 
@@ -620,6 +639,7 @@ impl EventPipeline {
                 tx,
                 dropped: Arc::default(),
                 emitted: Arc::default(),
+                first_events: Arc::default(),
             },
             rx,
         )
@@ -631,6 +651,9 @@ impl EventPipeline {
         if ev.timestamp_ms == 0 {
             ev.timestamp_ms = now_ms();
         }
+        if !ev.session_id.is_empty() && self.first_events.waiting.load(Ordering::Acquire) > 0 {
+            ev.wall_check = self.take_first_event_result(&ev.session_id);
+        }
         match self.tx.try_send(ev) {
             Ok(()) => {
                 self.emitted.fetch_add(1, Ordering::Relaxed);
@@ -639,6 +662,31 @@ impl EventPipeline {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The next event of session `session_id` carries `wall_check` (set when the session is
+    /// registered with a wall-check result).
+    pub fn first_event_carries(&self, session_id: &str, wall_check: &str) {
+        if let Ok(mut results) = self.first_events.results.lock() {
+            results.insert(session_id.to_owned(), wall_check.to_owned());
+            self.first_events
+                .waiting
+                .store(results.len(), Ordering::Release);
+        }
+    }
+
+    /// Forgets a session's waiting wall-check result (the session ended before any event).
+    pub fn forget_first_event(&self, session_id: &str) {
+        let _ = self.take_first_event_result(session_id);
+    }
+
+    fn take_first_event_result(&self, session_id: &str) -> Option<String> {
+        let mut results = self.first_events.results.lock().ok()?;
+        let taken = results.remove(session_id);
+        self.first_events
+            .waiting
+            .store(results.len(), Ordering::Release);
+        taken
     }
 
     /// Events dropped so far.

@@ -247,6 +247,11 @@ impl<T: PortTransport> Service<T> {
         if !self.adapter.learn_root_image(root_pid) {
             tracing::debug!(session = %info.id, root_pid, "the session root's image is unknown");
         }
+        if let Some(wall_check) = &info.wall_check {
+            self.adapter
+                .events
+                .first_event_carries(&info.id, wall_check);
+        }
         tracing::info!(
             session = %info.id,
             root_pid,
@@ -266,6 +271,7 @@ impl<T: PortTransport> Service<T> {
         self.client.unregister_session(token).await?;
         self.adapter.sessions.remove(id);
         self.adapter.approvals.forget_session(id);
+        self.adapter.events.forget_first_event(id);
         Ok(true)
     }
 

@@ -1252,6 +1252,55 @@ async fn the_first_request_of_a_new_process_names_its_image() {
     assert_eq!(named(child), ("python.exe".into(), child_image.into()));
 }
 
+/// The wall check `sandbox run` reports when it registers the command's session is carried by
+/// that session's first event (JSON and OCSF `unmapped`), and by no later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_first_event_carries_its_wall_check() {
+    use agentsh_service::SessionExtras;
+
+    let policy = Policy::embedded_default().expect("default policy");
+    let mut r = rig(&policy).await;
+    let ctx = SessionContext::new(Some("TestApp"), Some("C:\\work\\project"), Some(SID))
+        .expect("valid session");
+    let extras = SessionExtras {
+        canary: None,
+        wall_check: Some("passed: driver, container".into()),
+    };
+    let info = r
+        .service
+        .register_session_with(ROOT, ctx, false, extras)
+        .await
+        .expect("registers");
+    for _ in 0..2 {
+        let out = r
+            .emulator
+            .perform(&reg(ROOT, Operation::SetValue, &hkcu(RUN), "Updater"))
+            .await;
+        assert_eq!(out.verdict, Verdict::Deny);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events: Vec<Event> = drain(&mut r.events)
+        .into_iter()
+        .filter(|e| e.session_id == info.id)
+        .collect();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(
+        events[0].wall_check.as_deref(),
+        Some("passed: driver, container")
+    );
+    assert_eq!(events[1].wall_check, None, "only the first event");
+    let json = serde_json::to_value(&events[0]).expect("serializes");
+    assert_eq!(json["wall_check"], "passed: driver, container");
+    assert!(
+        serde_json::to_value(&events[1])
+            .expect("serializes")
+            .get("wall_check")
+            .is_none()
+    );
+    let ocsf = events[0].to_ocsf();
+    assert_eq!(ocsf["unmapped"]["wall_check"], "passed: driver, container");
+}
+
 /// `sandbox run`'s wall check: a session registered with a canary name has its writes to keys
 /// and files of that name denied and notified, while the same writes under another name (the
 /// control) keep the policy's answer; a session without the canary is not affected.
