@@ -129,7 +129,14 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
 fn load(file: Option<&Path>, run_tests: bool) -> Result<Policy, LoadErrors> {
     match (file, run_tests) {
         (Some(f), true) => Policy::from_path(f),
-        (Some(f), false) => Policy::compile(&Policy::read(f)?, &f.display().to_string()),
+        (Some(f), false) => {
+            let overlay = Policy::read_overlay(f)?;
+            Policy::compile_with(
+                &Policy::read(f)?,
+                &f.display().to_string(),
+                overlay.as_ref().map(|(t, o)| (t.as_str(), o.as_str())),
+            )
+        }
         (None, _) => Policy::embedded_default(),
     }
 }
@@ -311,6 +318,7 @@ fn explain_query(engine: &Engine, q: &Query, as_json: bool) -> ExitCode {
                 json!({
                     "kind": match s.kind { StepKind::Rule => "rule", StepKind::Default => "default", StepKind::Catalog => "catalog" },
                     "name": s.name,
+                    "source": s.source,
                     "priority": s.priority,
                     "outcome": s.outcome,
                 })
@@ -329,7 +337,12 @@ fn explain_query(engine: &Engine, q: &Query, as_json: bool) -> ExitCode {
             .priority
             .map(|p| format!(" (priority {p})"))
             .unwrap_or_default();
-        println!("  {}{prio}: {}", s.name, s.outcome);
+        let from = s
+            .source
+            .as_deref()
+            .map(|f| format!(" [remembered, {f}]"))
+            .unwrap_or_default();
+        println!("  {}{prio}{from}: {}", s.name, s.outcome);
     }
     println!("result:");
     print_verdict(&ex.verdict);

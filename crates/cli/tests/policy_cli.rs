@@ -188,6 +188,69 @@ fn explain_names_the_winner_and_the_catalog_entries() {
 }
 
 #[test]
+fn explain_lists_remembered_rules_with_their_file_and_validate_refuses_a_lowering_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("agentsh.yaml");
+    std::fs::write(&policy, agentsh_policy::DEFAULT_POLICY_YAML).expect("policy");
+    let overlay = dir.path().join("agentsh.remembered.yaml");
+    std::fs::write(
+        &overlay,
+        "registry_rules:\n  - name: remembered-vendor\n    paths: ['HKCU\\SOFTWARE\\OtherVendor\\settings']\n    operations: [write]\n    decision: allow\n    priority: 100\n",
+    )
+    .expect("overlay");
+    let p = policy.to_str().expect("utf-8 path");
+    let args = [
+        "policy",
+        "explain",
+        "--policy",
+        p,
+        "--key",
+        r"HKCU\SOFTWARE\OtherVendor\settings",
+        "--op",
+        "SetValue",
+        "--app",
+        "TestApp",
+    ];
+    let out = agentsh(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = stdout(&out);
+    let line = s
+        .lines()
+        .find(|l| l.contains("remembered-vendor"))
+        .unwrap_or_else(|| panic!("the remembered rule is listed:\n{s}"));
+    assert!(
+        line.contains(&format!("[remembered, {}]", overlay.display()))
+            && line.contains("first match"),
+        "{line}"
+    );
+    assert!(s.contains("decision:  allow"), "{s}");
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = agentsh(&json_args);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let step = v["steps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "remembered-vendor"))
+        .expect("step");
+    assert_eq!(step["source"], overlay.display().to_string());
+
+    std::fs::write(
+        &overlay,
+        "registry_rules:\n  - name: remembered-run\n    paths: ['HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run']\n    operations: [write]\n    decision: allow\n",
+    )
+    .expect("overlay");
+    let out = agentsh(&["policy", "validate", p]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("agentsh.remembered.yaml")
+            && e.contains("run-keys-hklm")
+            && e.contains("overrides"),
+        "{e}"
+    );
+}
+
+#[test]
 fn explain_works_for_file_queries() {
     let out = agentsh(&[
         "policy",

@@ -327,6 +327,8 @@ struct CompiledRule {
     timeout_secs: Option<u32>,
     cache_ttl: Option<u32>,
     overrides: Vec<&'static str>,
+    /// The overlay file the rule came from (`None`: the policy file).
+    source: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -412,6 +414,7 @@ impl RuleTable {
                     .iter()
                     .filter_map(|id| catalog::entry(id).map(|e| e.id))
                     .collect(),
+                source: r.source.as_deref().map(Arc::from),
             });
             for p in &r.paths {
                 for k in &p.keys {
@@ -1076,6 +1079,7 @@ impl Engine {
             steps.push(Step {
                 kind: StepKind::Catalog,
                 name: format!("builtin:{}", e.id),
+                source: None,
                 priority: None,
                 outcome: format!("{why}; {} {} {}; {effect}", e.risk, e.technique, e.tactic),
             });
@@ -1180,6 +1184,7 @@ fn rule_steps(
         steps.push(Step {
             kind: StepKind::Rule,
             name: r.name.to_string(),
+            source: r.source.as_deref().map(str::to_owned),
             priority: Some(r.priority),
             outcome,
         });
@@ -1188,6 +1193,7 @@ fn rule_steps(
         steps.push(Step {
             kind: StepKind::Default,
             name: "default".to_owned(),
+            source: None,
             priority: None,
             outcome: format!(
                 "no rule matched: default_action {}",
@@ -1262,6 +1268,9 @@ pub enum StepKind {
 pub struct Step {
     pub kind: StepKind,
     pub name: String,
+    /// For a rule from a remembered-rules overlay: that file (`None`: the policy file, the
+    /// default or the catalog).
+    pub source: Option<String>,
     pub priority: Option<i32>,
     pub outcome: String,
 }

@@ -12,6 +12,7 @@ pub mod filepath;
 mod index;
 pub mod load;
 pub mod ops;
+pub mod overlay;
 pub mod pattern;
 mod policy;
 pub mod schema;

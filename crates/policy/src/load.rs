@@ -91,6 +91,8 @@ pub struct Rule {
     /// Catalog entry ids this rule deliberately overrides.
     pub overrides: Vec<String>,
     pub pos: Pos,
+    /// The overlay file the rule came from (`None`: the policy file itself).
+    pub source: Option<String>,
 }
 
 /// The rules of one domain and their defaults.
@@ -543,6 +545,69 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<PolicyDoc, LoadErrors> {
     }
 }
 
+/// Top-level sections of a remembered-rules overlay (`<policy>.remembered.yaml`): rules only;
+/// defaults, settings and the catalog stay in the policy file.
+pub const OVERLAY_TOP_LEVEL: &[&str] = &["version", "registry_rules", "file_rules"];
+
+/// The rules of an overlay file, checked like the policy's own, each marked with `origin` as its
+/// source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overlay {
+    pub registry: Vec<Rule>,
+    pub files: Vec<Rule>,
+}
+
+/// Parses and checks a remembered-rules overlay. Rule names must be unique within it; whether
+/// they clash with the policy's, and whether a rule may lower a critical catalog entry, is
+/// checked when the overlay is merged ([`crate::overlay::merge`]).
+pub fn parse_overlay(text: &str, origin: &str) -> Result<Overlay, LoadErrors> {
+    let mut cx = Ctx {
+        origin,
+        rule: None,
+        errors: Vec::new(),
+    };
+    let root = match yaml::parse(text) {
+        Ok(n) => n,
+        Err(e) => {
+            cx.err(e.pos, e.message);
+            return Err(LoadErrors(cx.errors));
+        }
+    };
+    if root.value == Value::Null {
+        return Ok(Overlay::default());
+    }
+    let Some(top) = cx.fields(&root, OVERLAY_TOP_LEVEL, "the remembered-rules file") else {
+        return Err(LoadErrors(cx.errors));
+    };
+    if let Some(v) = top.get("version") {
+        cx.int(v, "version", 1..=1);
+    }
+    let registry = rule_set(
+        &mut cx,
+        &top,
+        "registry_policy",
+        "registry_rules",
+        Domain::Registry,
+    );
+    let files = rule_set(&mut cx, &top, "file_policy", "file_rules", Domain::File);
+    check_unique_names(&mut cx, &registry.rules, "registry");
+    check_unique_names(&mut cx, &files.rules, "file");
+    if !cx.errors.is_empty() {
+        cx.errors.sort_by_key(|e| (e.pos.line, e.pos.column));
+        return Err(LoadErrors(cx.errors));
+    }
+    let mark = |mut rules: Vec<Rule>| {
+        for r in &mut rules {
+            r.source = Some(origin.to_owned());
+        }
+        rules
+    };
+    Ok(Overlay {
+        registry: mark(registry.rules),
+        files: mark(files.rules),
+    })
+}
+
 fn check_unique_names(cx: &mut Ctx<'_>, rules: &[Rule], what: &str) {
     for (i, r) in rules.iter().enumerate() {
         if let Some(first) = rules[..i].iter().find(|o| o.name == r.name) {
@@ -780,6 +845,7 @@ fn rule(cx: &mut Ctx<'_>, node: &Node, domain: Domain) -> Option<Rule> {
         cache_ttl,
         overrides,
         pos: node.pos,
+        source: None,
     })
 }
 

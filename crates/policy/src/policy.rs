@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::engine::{Engine, FileQuery, RegistryQuery, SessionContext, Verdict};
 use crate::filepath::VolumeMap;
 use crate::load::{self, LoadError, LoadErrors, PolicyDoc, PolicyTest, TestTarget};
+use crate::overlay::overlay_path;
 use crate::settings::Settings;
 use crate::yaml::Pos;
 
@@ -34,7 +35,17 @@ impl Policy {
     /// Loads, checks and compiles policy text, then runs its `tests:`; a failing test is a load
     /// error. `origin` names the text in error messages.
     pub fn from_str(text: &str, origin: &str) -> Result<Policy, LoadErrors> {
-        let policy = Policy::compile(text, origin)?;
+        Policy::from_str_with(text, origin, None)
+    }
+
+    /// Like [`Policy::from_str`], with a remembered-rules overlay `(text, origin)` merged in
+    /// before the tests run.
+    pub fn from_str_with(
+        text: &str,
+        origin: &str,
+        overlay: Option<(&str, &str)>,
+    ) -> Result<Policy, LoadErrors> {
+        let policy = Policy::compile_with(text, origin, overlay)?;
         let failures = policy.run_tests();
         if failures.is_empty() {
             Ok(policy)
@@ -56,7 +67,21 @@ impl Policy {
     /// Loads, checks and compiles policy text without running its `tests:` (for
     /// `agentsh policy test`, which reports each test itself).
     pub fn compile(text: &str, origin: &str) -> Result<Policy, LoadErrors> {
-        let doc = load::parse_policy(text, origin)?;
+        Policy::compile_with(text, origin, None)
+    }
+
+    /// Like [`Policy::compile`], with a remembered-rules overlay `(text, origin)` merged in
+    /// ([`crate::overlay`]).
+    pub fn compile_with(
+        text: &str,
+        origin: &str,
+        overlay: Option<(&str, &str)>,
+    ) -> Result<Policy, LoadErrors> {
+        let mut doc = load::parse_policy(text, origin)?;
+        if let Some((overlay_text, overlay_origin)) = overlay {
+            let rules = load::parse_overlay(overlay_text, overlay_origin)?;
+            crate::overlay::merge(&mut doc, rules)?;
+        }
         let engine = Engine::new(&doc);
         Ok(Policy {
             doc: Arc::new(doc),
@@ -77,10 +102,30 @@ impl Policy {
         })
     }
 
-    /// Loads a policy file.
+    /// Reads the remembered-rules overlay next to a policy file: `None` when there is none.
+    pub fn read_overlay(policy: &Path) -> Result<Option<(String, String)>, LoadErrors> {
+        let path = overlay_path(policy);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some((text, path.display().to_string()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LoadErrors(vec![LoadError {
+                origin: path.display().to_string(),
+                pos: Pos::default(),
+                rule: None,
+                message: format!("cannot read the remembered-rules file: {e}"),
+            }])),
+        }
+    }
+
+    /// Loads a policy file and the remembered-rules overlay next to it, if there is one.
     pub fn from_path(path: &Path) -> Result<Policy, LoadErrors> {
         let text = Policy::read(path)?;
-        Policy::from_str(&text, &path.display().to_string())
+        let overlay = Policy::read_overlay(path)?;
+        Policy::from_str_with(
+            &text,
+            &path.display().to_string(),
+            overlay.as_ref().map(|(t, o)| (t.as_str(), o.as_str())),
+        )
     }
 
     /// The built-in policy.

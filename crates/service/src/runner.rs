@@ -476,19 +476,24 @@ impl<T: PortTransport> Shared<T> {
         let file = path.to_owned();
         let compiled = tokio::task::spawn_blocking(move || {
             let text = std::fs::read_to_string(&file).map_err(|e| Err(e.to_string()))?;
+            let overlay = Policy::read_overlay(&file).map_err(|e| Err(e.to_string()))?;
             if let Some(hook) = hook {
                 hook();
             }
-            Policy::from_str(&text, &file.display().to_string())
-                .map_err(|e| e.to_string())
-                .and_then(|p| check_complexity(&p).map(|()| p))
-                .and_then(|p| {
-                    overrides
-                        .config(&p)
-                        .map(|c| (p, c))
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(Ok)
+            Policy::from_str_with(
+                &text,
+                &file.display().to_string(),
+                overlay.as_ref().map(|(t, o)| (t.as_str(), o.as_str())),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|p| check_complexity(&p).map(|()| p))
+            .and_then(|p| {
+                overrides
+                    .config(&p)
+                    .map(|c| (p, c))
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(Ok)
         })
         .await;
         let (policy, config) = match compiled {
@@ -1045,14 +1050,17 @@ async fn closed<T: PortTransport>(service: &Service<T>) {
     }
 }
 
-/// Polls the policy file; a changed file is validated and swapped in atomically. Editors that
-/// save by replacing the file are seen too (modification time and size of the path compared).
+/// Polls the policy file and its remembered-rules overlay; a change to either is validated and
+/// swapped in atomically. Editors that save by replacing the file are seen too (modification
+/// time and size of each path compared; an overlay appearing or disappearing is a change).
 async fn watch_policy<T: PortTransport>(shared: Arc<Shared<T>>, path: PathBuf, every: Duration) {
-    let stamp = |p: &Path| {
+    let overlay = agentsh_policy::overlay::overlay_path(&path);
+    let one = |p: &Path| {
         std::fs::metadata(p)
             .ok()
             .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
     };
+    let stamp = |p: &Path| one(p).map(|s| (s, one(&overlay)));
     let mut stamps = Stamps::new(stamp(&path));
     loop {
         tokio::time::sleep(every).await;

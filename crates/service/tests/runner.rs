@@ -333,6 +333,66 @@ async fn a_changed_policy_file_is_swapped_in_with_its_driver_settings_and_a_bad_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_rules_overlay_is_hot_reloaded_and_one_lowering_a_critical_entry_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let path = dir.path().join("agentsh.yaml");
+    std::fs::write(&path, DEFAULT_POLICY_YAML).expect("policy file");
+    let policy = Policy::from_path(&path).expect("policy");
+    let run = start(dir.path(), &socket, policy, Some(path.clone())).await;
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
+    let other = "\\REGISTRY\\USER\\S-1-5-21-1-2-3-1001\\Software\\OtherVendor\\settings";
+    let out = emulator
+        .perform(&write(ROOT, Operation::SetValue, other))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny, "the default policy denies");
+
+    // The overlay appearing next to the policy is a change.
+    let overlay = dir.path().join("agentsh.remembered.yaml");
+    let remembered = "registry_rules:\n  - name: remembered-other-vendor\n    paths: ['HKCU\\SOFTWARE\\OtherVendor\\settings']\n    operations: [write]\n    action: allow\n    priority: 100\n";
+    std::fs::write(&overlay, remembered).expect("overlay");
+    run.wait_for("reloaded", |s| {
+        matches!(s, Status::Reloaded { .. }).then_some(())
+    })
+    .await;
+    let out = emulator
+        .perform(&write(ROOT, Operation::SetValue, other))
+        .await;
+    assert_eq!(
+        out.verdict,
+        Verdict::Allow,
+        "the remembered rule is in force"
+    );
+
+    // A remembered rule lowering the per-user Run key is refused; the last good set stays.
+    let lowering = format!(
+        "{remembered}  - name: remembered-run\n    paths: ['HKCU\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run']\n    operations: [write]\n    action: allow\n"
+    );
+    std::fs::write(&overlay, lowering).expect("overlay");
+    let error = run
+        .wait_for("rejected", |s| match s {
+            Status::ReloadRejected { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(
+        error.contains("agentsh.remembered.yaml") && error.contains("run-keys-hkcu"),
+        "the error says where and what: {error}"
+    );
+    let out = emulator
+        .perform(&write(ROOT, Operation::SetValue, RUN))
+        .await;
+    assert_eq!(out.verdict, Verdict::Deny, "the Run key stays denied");
+    let out = emulator
+        .perform(&write(ROOT, Operation::SetValue, other))
+        .await;
+    assert_eq!(out.verdict, Verdict::Allow, "the last good overlay stays");
+    run.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_settings_are_refused_before_connecting() {
     let policy = Policy::embedded_default().expect("policy");
     let mut options = RunOptions::new(policy, None).expect("options");

@@ -1,0 +1,181 @@
+//! The remembered-rules overlay: checked like the policy, merged after it, listed by `explain`
+//! with its file, and refused when a rule would lower a critical catalog entry without naming it
+//! in `overrides:`.
+
+use agentsh_policy::overlay::overlay_path;
+use agentsh_policy::{
+    Decision, Operation, Policy, RegistryQuery, SessionContext, StepKind, load::parse_overlay,
+};
+
+const POLICY: &str = r#"
+registry_policy:
+  default_action: approve
+  rules:
+    - name: vendor-approve
+      paths: ['HKCU\Software\Vendor\**']
+      operations: [write]
+      decision: approve
+"#;
+
+const OVERLAY: &str = r#"
+registry_rules:
+  - name: remembered-1
+    paths: ['HKCU\Software\Vendor\Tool\Settings']
+    operations: [write]
+    decision: allow
+    priority: 10
+"#;
+
+fn decide(policy: &Policy, key: &str, app: Option<&str>) -> (Decision, String) {
+    let session = SessionContext::new(app, None, None).expect("session");
+    let mut q = RegistryQuery::new(key, Operation::Write, &session);
+    q.value = Some("Theme");
+    let v = policy.engine().decide_registry(&q);
+    (v.decision, v.rule.to_string())
+}
+
+#[test]
+fn an_overlay_rule_decides_and_explain_names_its_file() {
+    let p = Policy::from_str_with(
+        POLICY,
+        "agentsh.yaml",
+        Some((OVERLAY, "agentsh.remembered.yaml")),
+    )
+    .expect("policy with overlay loads");
+    let (d, rule) = decide(&p, r"HKCU\Software\Vendor\Tool\Settings", None);
+    assert_eq!((d, rule.as_str()), (Decision::Allow, "remembered-1"));
+    // A sibling key is still the policy's.
+    let (d, rule) = decide(&p, r"HKCU\Software\Vendor\Tool\Other", None);
+    assert_eq!((d, rule.as_str()), (Decision::Approve, "vendor-approve"));
+
+    let session = SessionContext::new(None, None, None).expect("session");
+    let q = RegistryQuery::new(
+        r"HKCU\Software\Vendor\Tool\Settings",
+        Operation::Write,
+        &session,
+    );
+    let ex = p.engine().explain_registry(&q);
+    let remembered = ex
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Rule && s.name == "remembered-1")
+        .expect("the remembered rule is listed");
+    assert_eq!(
+        remembered.source.as_deref(),
+        Some("agentsh.remembered.yaml")
+    );
+    let own = ex
+        .steps
+        .iter()
+        .find(|s| s.name == "vendor-approve")
+        .expect("the policy's rule is listed");
+    assert_eq!(own.source, None);
+}
+
+#[test]
+fn an_overlay_rule_scoped_to_an_app_applies_to_that_app_only() {
+    let overlay = r#"
+registry_rules:
+  - name: remembered-app
+    paths: ['HKCU\Software\Vendor\${APP_NAME}\Settings']
+    operations: [write]
+    decision: allow
+    priority: 10
+"#;
+    let p = Policy::from_str_with(POLICY, "p.yaml", Some((overlay, "o.yaml"))).expect("loads");
+    let key = r"HKCU\Software\Vendor\build\Settings";
+    assert_eq!(decide(&p, key, Some("build")).0, Decision::Allow);
+    assert_eq!(decide(&p, key, Some("other")).0, Decision::Approve);
+}
+
+#[test]
+fn an_overlay_rule_that_lowers_a_critical_entry_is_refused_unless_it_overrides_it() {
+    let lowering = r#"
+registry_rules:
+  - name: remembered-run
+    paths: ['HKCU\Software\Microsoft\Windows\CurrentVersion\Run']
+    operations: [write]
+    decision: allow
+"#;
+    let err = Policy::from_str_with(POLICY, "p.yaml", Some((lowering, "o.yaml")))
+        .expect_err("lowering a critical entry is refused");
+    let text = err.to_string();
+    assert!(text.starts_with("o.yaml:"), "{text}");
+    assert!(text.contains("rule `remembered-run`"), "{text}");
+    assert!(text.contains("run-keys-hkcu"), "{text}");
+    assert!(text.contains("overrides"), "{text}");
+
+    // Approve is as weak as allow against a deny floor; a glob reaching the key is caught too.
+    let glob = lowering
+        .replace(r"CurrentVersion\Run']", r"CurrentVersion\Run*']")
+        .replace("decision: allow", "decision: approve");
+    assert!(Policy::from_str_with(POLICY, "p.yaml", Some((&glob, "o.yaml"))).is_err());
+
+    // Deny lowers nothing.
+    let deny = lowering.replace("decision: allow", "decision: deny");
+    Policy::from_str_with(POLICY, "p.yaml", Some((&deny, "o.yaml"))).expect("a deny is accepted");
+
+    // Naming the entry is the explicit decision to lower it.
+    let explicit = format!("{lowering}    overrides: [run-keys-hkcu]\n");
+    let p = Policy::from_str_with(POLICY, "p.yaml", Some((&explicit, "o.yaml")))
+        .expect("an explicit override is accepted");
+    let (d, rule) = decide(
+        &p,
+        r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run",
+        None,
+    );
+    assert_eq!((d, rule.as_str()), (Decision::Allow, "remembered-run"));
+}
+
+#[test]
+fn overlay_problems_are_reported_with_file_and_line() {
+    // Only rules belong in an overlay.
+    let err = parse_overlay("approvals:\n  default_timeout: 5s\n", "o.yaml").expect_err("refused");
+    assert!(err.to_string().contains("o.yaml:1:1"), "{err}");
+    assert!(
+        err.to_string().contains("unknown field `approvals`"),
+        "{err}"
+    );
+    // Rules are checked like the policy's.
+    let bad = "registry_rules:\n  - name: r\n    paths: ['HKCU\\x']\n    operations: [wirte]\n    decision: allow\n";
+    let err = parse_overlay(bad, "o.yaml").expect_err("refused");
+    assert!(
+        err.to_string().contains("unknown operation `wirte`"),
+        "{err}"
+    );
+    // A name the policy already uses.
+    let clash = OVERLAY.replace("remembered-1", "vendor-approve");
+    let err = Policy::from_str_with(POLICY, "p.yaml", Some((&clash, "o.yaml"))).expect_err("clash");
+    assert!(
+        err.to_string().contains("already in the policy file"),
+        "{err}"
+    );
+    // An empty overlay is no rules.
+    let p = Policy::from_str_with(POLICY, "p.yaml", Some(("", "o.yaml"))).expect("empty overlay");
+    assert_eq!(p.document().registry.rules.len(), 1);
+}
+
+#[test]
+fn from_path_reads_the_overlay_next_to_the_policy() {
+    let dir = std::env::temp_dir().join(format!("agentsh-overlay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let policy = dir.join("agentsh.yaml");
+    std::fs::write(&policy, POLICY).expect("policy written");
+    let overlay = overlay_path(&policy);
+    assert_eq!(overlay, dir.join("agentsh.remembered.yaml"));
+    let _ = std::fs::remove_file(&overlay);
+    let p = Policy::from_path(&policy).expect("loads without an overlay");
+    assert_eq!(p.document().registry.rules.len(), 1);
+    std::fs::write(&overlay, OVERLAY).expect("overlay written");
+    let p = Policy::from_path(&policy).expect("loads with the overlay");
+    let rules = &p.document().registry.rules;
+    assert_eq!(rules.len(), 2);
+    assert_eq!(
+        rules[1].source.as_deref(),
+        Some(overlay.display().to_string().as_str())
+    );
+    std::fs::write(&overlay, "registry_rules: 3\n").expect("overlay written");
+    let err = Policy::from_path(&policy).expect_err("a broken overlay is refused");
+    assert!(err.to_string().contains("agentsh.remembered.yaml"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleaned up");
+}
