@@ -129,3 +129,150 @@ fn lowers_critical(disabled: &[String], rules: &[Rule], errors: &mut Vec<LoadErr
         }
     }
 }
+
+/// A decision an approver asked to keep: the exact key (and value) or file of one approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered<'a> {
+    /// `true`: a registry key (canonical or any accepted spelling); `false`: a file path.
+    pub registry: bool,
+    pub path: &'a str,
+    /// The value name of a value operation.
+    pub value: Option<&'a str>,
+    pub operation: crate::ops::Operation,
+    pub decision: crate::ops::Decision,
+    /// Where it came from, written as the rule's `description`.
+    pub note: &'a str,
+}
+
+/// The priority remembered rules get: above every rule a policy normally writes, so the kept
+/// answer decides the exact operation it was given for (the catalog's floors still apply).
+pub const REMEMBERED_PRIORITY: i32 = 100_000;
+
+/// Why a decision could not be remembered.
+#[derive(Debug, thiserror::Error)]
+pub enum RememberError {
+    #[error("cannot remember `{0}`: {1}")]
+    Unrepresentable(String, &'static str),
+    #[error("{0}")]
+    Invalid(LoadErrors),
+    #[error("cannot write the remembered-rules file {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// The exact text as a pattern: wildcards and `[` escaped.
+fn literal_pattern(text: &str) -> Result<String, &'static str> {
+    if text.contains("${") {
+        return Err("a name containing `${` cannot be written as an exact pattern");
+    }
+    if text.chars().any(char::is_control) {
+        return Err("a name with control characters cannot be written in the policy");
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' => out.push_str("[*]"),
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// A YAML single-quoted scalar.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Adds a rule for `r` to the overlay of the policy at `policy` and returns its name. The new
+/// overlay is checked together with the policy (as a reload would) before it replaces the old
+/// one by writing a temporary file and renaming it over the overlay, so a reader never sees a
+/// half-written file and a rule that would be refused is never written.
+pub fn remember(policy: &Path, r: &Remembered<'_>) -> Result<String, RememberError> {
+    let unrepresentable = |why| RememberError::Unrepresentable(r.path.to_owned(), why);
+    let key = literal_pattern(r.path).map_err(unrepresentable)?;
+    let value = r
+        .value
+        .map(literal_pattern)
+        .transpose()
+        .map_err(unrepresentable)?;
+    if r.note.chars().any(char::is_control) {
+        return Err(unrepresentable("the note has control characters"));
+    }
+    let path = overlay_path(policy);
+    let origin = path.display().to_string();
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(RememberError::Io(origin, e)),
+    };
+    let taken = crate::load::parse_overlay(&existing, &origin).map_err(RememberError::Invalid)?;
+    let used = |n: &str| {
+        taken
+            .registry
+            .iter()
+            .chain(&taken.files)
+            .any(|rule| rule.name == n)
+    };
+    let name = (1u32..)
+        .map(|i| format!("remembered-{i}"))
+        .find(|n| !used(n))
+        .unwrap_or_default();
+    let path_entry = match (&value, r.registry) {
+        (Some(v), true) => format!("{{ key: {}, value: {} }}", quoted(&key), quoted(v)),
+        _ => quoted(&key),
+    };
+    let rule = format!(
+        "  - name: {name}\n    description: {}\n    paths: [{path_entry}]\n    operations: [{}]\n    decision: {}\n    priority: {REMEMBERED_PRIORITY}\n",
+        quoted(r.note),
+        r.operation.name(),
+        r.decision
+    );
+    let (section, other) = if r.registry {
+        ("registry_rules:", "file_rules:")
+    } else {
+        ("file_rules:", "registry_rules:")
+    };
+    let mut lines: Vec<String> = existing.lines().map(str::to_owned).collect();
+    let starts = |l: &String, s: &str| l.starts_with(s);
+    match lines.iter().position(|l| starts(l, section)) {
+        Some(at) => {
+            // The section runs to the next top-level key.
+            let end = lines[at + 1..]
+                .iter()
+                .position(|l| !l.is_empty() && !l.starts_with([' ', '-', '#']))
+                .map_or(lines.len(), |p| at + 1 + p);
+            lines.insert(end, rule.trim_end().to_owned());
+        }
+        None => {
+            let at = lines
+                .iter()
+                .position(|l| starts(l, other) && r.registry)
+                .unwrap_or(lines.len());
+            lines.insert(at, format!("{section}\n{}", rule.trim_end()));
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    // Checked with the policy it belongs to, as the service would load the pair.
+    let policy_text = crate::Policy::read(policy).map_err(RememberError::Invalid)?;
+    crate::Policy::from_str_with(
+        &policy_text,
+        &policy.display().to_string(),
+        Some((&text, &origin)),
+    )
+    .map_err(RememberError::Invalid)?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, &text).map_err(|e| RememberError::Io(tmp.display().to_string(), e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        RememberError::Io(origin.clone(), e)
+    })?;
+    Ok(name)
+}

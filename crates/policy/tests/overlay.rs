@@ -179,3 +179,103 @@ fn from_path_reads_the_overlay_next_to_the_policy() {
     assert!(err.to_string().contains("agentsh.remembered.yaml"), "{err}");
     std::fs::remove_dir_all(&dir).expect("cleaned up");
 }
+
+#[test]
+fn remember_writes_a_valid_exact_rule_that_decides_the_same_operation() {
+    use agentsh_policy::overlay::{Remembered, remember};
+    let dir = std::env::temp_dir().join(format!("agentsh-remember-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let policy = dir.join("agentsh.yaml");
+    std::fs::write(&policy, POLICY).expect("policy written");
+    let _ = std::fs::remove_file(overlay_path(&policy));
+    // A key with wildcard characters in its name is remembered as exactly that key.
+    let key = r"HKCU\Software\Vendor\Odd*Name?[x]";
+    let r = Remembered {
+        registry: true,
+        path: key,
+        value: Some("it's"),
+        operation: Operation::Write,
+        decision: Decision::Allow,
+        note: "approval 3 of session s-1 (app TestApp)",
+    };
+    assert_eq!(remember(&policy, &r).expect("remembered"), "remembered-1");
+    let deny = Remembered {
+        path: r"HKCU\Software\Vendor\Other",
+        value: None,
+        decision: Decision::Deny,
+        ..r.clone()
+    };
+    assert_eq!(
+        remember(&policy, &deny).expect("remembered"),
+        "remembered-2"
+    );
+    let file = Remembered {
+        registry: false,
+        path: r"C:\work\out.txt",
+        value: None,
+        operation: Operation::Create,
+        decision: Decision::Allow,
+        note: "approval 4",
+    };
+    assert_eq!(
+        remember(&policy, &file).expect("remembered"),
+        "remembered-3"
+    );
+
+    let p = Policy::from_path(&policy).expect("the written overlay loads");
+    let session = SessionContext::new(None, None, None).expect("session");
+    let mut q = RegistryQuery::new(key, Operation::Write, &session);
+    q.value = Some("it's");
+    let v = p.engine().decide_registry(&q);
+    assert_eq!(
+        (v.decision, v.rule.to_string().as_str()),
+        (Decision::Allow, "remembered-1")
+    );
+    // Exact: another value, or a key the wildcard characters would have matched, is not covered.
+    q.value = Some("other");
+    assert_eq!(p.engine().decide_registry(&q).decision, Decision::Approve);
+    let near = RegistryQuery::new(
+        r"HKCU\Software\Vendor\OddXNameY[x]",
+        Operation::Write,
+        &session,
+    );
+    assert_eq!(
+        p.engine().decide_registry(&near).decision,
+        Decision::Approve
+    );
+    let q = RegistryQuery::new(r"HKCU\Software\Vendor\Other", Operation::Write, &session);
+    assert_eq!(
+        p.engine().decide_registry(&q).rule.to_string(),
+        "remembered-2"
+    );
+    assert_eq!(p.document().files.rules[0].name, "remembered-3");
+
+    // A rule lowering a critical entry is refused and the file is left as it was.
+    let before = std::fs::read_to_string(overlay_path(&policy)).expect("overlay");
+    let run = Remembered {
+        path: r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run",
+        value: Some("updater"),
+        ..r.clone()
+    };
+    let err = remember(&policy, &run).expect_err("refused").to_string();
+    assert!(
+        err.contains("run-keys-hkcu") && err.contains("overrides"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(overlay_path(&policy)).expect("overlay"),
+        before
+    );
+    // A name that cannot be written exactly is refused with the reason.
+    let var = Remembered {
+        path: r"HKCU\Software\${APP_NAME}",
+        ..r.clone()
+    };
+    assert!(
+        remember(&policy, &var)
+            .expect_err("refused")
+            .to_string()
+            .contains("${")
+    );
+    std::fs::remove_dir_all(&dir).expect("cleaned up");
+}
