@@ -15,9 +15,19 @@ pub enum ApprovalsCommand {
         id: u32,
         #[arg(long)]
         session: bool,
+        /// Also keep the answer as a rule for this exact key (and value) or file, in the
+        /// policy's remembered-rules file (`<policy>.remembered.yaml`)
+        #[arg(long)]
+        remember: bool,
     },
     /// Deny a pending operation
-    Deny { id: u32 },
+    Deny {
+        id: u32,
+        /// Also keep the answer as a rule for this exact key (and value) or file, in the
+        /// policy's remembered-rules file (`<policy>.remembered.yaml`)
+        #[arg(long)]
+        remember: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -35,11 +45,33 @@ pub fn run(args: ApprovalsArgs) -> ExitCode {
 fn answer(client: &ApiClient, command: &ApprovalsCommand) -> Result<String, ApiError> {
     match command {
         ApprovalsCommand::List => client.get("/v1/approvals").map(|body| render_list(&body)),
-        ApprovalsCommand::Approve { id, session } => {
-            let scope = if *session { "?scope=session" } else { "" };
-            client.post(&format!("/v1/approvals/{id}/allow{scope}"))
+        ApprovalsCommand::Approve {
+            id,
+            session,
+            remember,
+        } => {
+            let mut query = Vec::new();
+            if *session {
+                query.push("scope=session");
+            }
+            if *remember {
+                query.push("remember=true");
+            }
+            client.post(&answer_path(*id, "allow", &query))
         }
-        ApprovalsCommand::Deny { id } => client.post(&format!("/v1/approvals/{id}/deny")),
+        ApprovalsCommand::Deny { id, remember } => {
+            let query: &[&str] = if *remember { &["remember=true"] } else { &[] };
+            client.post(&answer_path(*id, "deny", query))
+        }
+    }
+}
+
+/// `/v1/approvals/{id}/{answer}` with its query.
+fn answer_path(id: u32, answer: &str, query: &[&str]) -> String {
+    if query.is_empty() {
+        format!("/v1/approvals/{id}/{answer}")
+    } else {
+        format!("/v1/approvals/{id}/{answer}?{}", query.join("&"))
     }
 }
 
@@ -101,7 +133,16 @@ pub fn metrics(api: ApiArgs) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::render_list;
+    use super::{answer_path, render_list};
+
+    #[test]
+    fn remember_and_scope_are_sent_as_the_query() {
+        assert_eq!(answer_path(3, "deny", &[]), "/v1/approvals/3/deny");
+        assert_eq!(
+            answer_path(3, "allow", &["scope=session", "remember=true"]),
+            "/v1/approvals/3/allow?scope=session&remember=true"
+        );
+    }
 
     /// F2 (security review, trace-ansi.jsonl): a service key named `evil` + `ESC[2K\r` + a fake
     /// harmless approval line + `ESC[8m` redrew `approvals list` so the operator saw an app setting

@@ -155,6 +155,125 @@ async fn approvals_and_metrics_through_the_real_service() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_and_deny_remember_write_rules_the_policy_then_decides_without_asking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy_path = dir.path().join("agentsh.yaml");
+    let asking = agentsh_policy::DEFAULT_POLICY_YAML.replacen(
+        "  rules:\n",
+        "  rules:\n    - name: ask-other-vendor\n      paths: ['HKCU\\SOFTWARE\\OtherVendor\\*']\n      operations: ['*']\n      action: approve\n",
+        1,
+    );
+    std::fs::write(&policy_path, &asking).expect("policy");
+    let port = dir.path().join("port.sock");
+    let emulator = Arc::new(Emulator::start(&port, 3).expect("listens"));
+    let policy = Policy::from_path(&policy_path).expect("policy");
+    let (pipeline, _events) = EventPipeline::channel(256);
+    let service = Arc::new(
+        Service::start(
+            SocketTransport::connect(&port).await.expect("connects"),
+            &policy,
+            pipeline,
+        )
+        .await
+        .expect("starts"),
+    );
+    let local = Api::new(
+        service.adapter.clone(),
+        service.clone(),
+        Limits::default(),
+        Arc::new(|_| {}),
+    )
+    .remember_into(policy_path.clone());
+    let socket = dir.path().join("api").join("api.sock");
+    let _task = api::serve_local(&local, &socket, None).expect("serves");
+    let sid = "S-1-5-21-1-2-3-1001";
+    let context = SessionContext::new(Some("TestApp"), Some("C:\\work"), Some(sid)).expect("ctx");
+    service
+        .register_session(4100, context, false)
+        .await
+        .expect("session");
+    let key = |name: &str| format!("\\REGISTRY\\USER\\{sid}\\Software\\OtherVendor\\{name}");
+    let set = |k: String| OperationRequest {
+        pid: 4100,
+        thread_id: 1,
+        target: Target::registry(Operation::SetValue, &k, "v", None, 1, 8),
+    };
+    let person = |answer: &'static [&'static str]| {
+        let socket = socket.clone();
+        async move {
+            for _ in 0..100 {
+                let (_, list, _) = cli(with_api(&socket, &["approvals", "list"])).await;
+                if let Some(id) = list
+                    .split_whitespace()
+                    .next()
+                    .filter(|w| w.parse::<u32>().is_ok())
+                {
+                    let mut args = vec!["approvals", answer[0], id];
+                    args.extend(&answer[1..]);
+                    return cli(with_api(&socket, &args)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (-1, String::new(), "no approval showed up".to_owned())
+        }
+    };
+    let op = set(key("settings"));
+    let (out, (code, stdout, stderr)) =
+        tokio::join!(emulator.perform(&op), person(&["approve", "--remember"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("remembered as rule `remembered-1`"),
+        "{stdout}"
+    );
+    assert_eq!(out.verdict, Verdict::Allow);
+    let op = set(key("secrets"));
+    let (out, (code, stdout, stderr)) =
+        tokio::join!(emulator.perform(&op), person(&["deny", "--remember"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("remembered as rule `remembered-2`"),
+        "{stdout}"
+    );
+    assert_eq!(out.verdict, Verdict::Deny);
+
+    // The policy with its overlay, as the service reloads it, decides both without a person.
+    let reloaded = Policy::from_path(&policy_path).expect("policy and overlay load");
+    let context = SessionContext::new(Some("TestApp"), Some("C:\\work"), Some(sid)).expect("ctx");
+    for (name, want, rule) in [
+        ("settings", agentsh_policy::Decision::Allow, "remembered-1"),
+        ("secrets", agentsh_policy::Decision::Deny, "remembered-2"),
+    ] {
+        let k = key(name);
+        let mut q = agentsh_policy::RegistryQuery::new(&k, Operation::SetValue, &context);
+        q.value = Some("v");
+        let v = reloaded.engine().decide_registry(&q);
+        assert_eq!((v.decision, v.rule.to_string().as_str()), (want, rule));
+    }
+    // `policy explain` shows where the rule came from.
+    let (code, explained, stderr) = cli(vec![
+        "policy".into(),
+        "explain".into(),
+        "--policy".into(),
+        policy_path.display().to_string(),
+        "--key".into(),
+        key("settings"),
+        "--value".into(),
+        "v".into(),
+        "--op".into(),
+        "SetValue".into(),
+        "--sid".into(),
+        sid.into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        explained.contains("remembered-1 (priority 100000) [remembered, "),
+        "{explained}"
+    );
+    assert!(explained.contains("decision:  allow"), "{explained}");
+}
+
 /// A raw HTTP client in Perl (in every Debian base system): waits for a line on standard
 /// input, then sends each request given as `METHOD PATH` over the socket and prints
 /// `METHOD PATH STATUS` for each.

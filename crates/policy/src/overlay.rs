@@ -188,7 +188,14 @@ fn quoted(text: &str) -> String {
 /// overlay is checked together with the policy (as a reload would) before it replaces the old
 /// one by writing a temporary file and renaming it over the overlay, so a reader never sees a
 /// half-written file and a rule that would be refused is never written.
+///
+/// Writers in one process take turns (two approvers answering at once both get their rule);
+/// the service is the one process that writes the file.
 pub fn remember(policy: &Path, r: &Remembered<'_>) -> Result<String, RememberError> {
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = WRITING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let unrepresentable = |why| RememberError::Unrepresentable(r.path.to_owned(), why);
     let key = literal_pattern(r.path).map_err(unrepresentable)?;
     let value = r

@@ -10,8 +10,8 @@
 //! | method and path | who may call |
 //! |---|---|
 //! | `GET /v1/approvals` | an approver: root / Administrators, or a member of the configured approvers group |
-//! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session) | an approver |
-//! | `POST /v1/approvals/{id}/deny` | an approver |
+//! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session; `remember=true` also writes a remembered rule) | an approver |
+//! | `POST /v1/approvals/{id}/deny` (`?remember=true`) | an approver |
 //! | `POST /v1/sessions` `{root_pid, app, workspace, workspace_device?, user_sid, audit}` | the owner of `root_pid` (an approver: any pid but 0 and 4) |
 //! | `DELETE /v1/sessions/{id}` | an approver, or whoever registered the session |
 //! | `GET /v1/metrics` | any local caller |
@@ -242,6 +242,9 @@ pub struct Api {
     rates: Arc<Mutex<HashMap<String, Bucket>>>,
     connections: Arc<Mutex<Connections>>,
     problems: ProblemSink,
+    /// The policy file whose remembered-rules overlay `?remember=true` writes (none: the
+    /// embedded default policy, nothing to remember into).
+    policy_path: Option<Arc<std::path::PathBuf>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -304,7 +307,14 @@ impl Api {
             rates: Arc::default(),
             connections: Arc::default(),
             problems,
+            policy_path: None,
         }
+    }
+
+    /// Answers with `?remember=true` write their rule into the overlay of this policy file.
+    pub fn remember_into(mut self, policy: std::path::PathBuf) -> Self {
+        self.policy_path = Some(Arc::new(policy));
+        self
     }
 
     /// Membership as the service knows it: session roots and announced members, then (on
@@ -549,6 +559,69 @@ async fn list_approvals(
 #[serde(deny_unknown_fields)]
 struct Scope {
     scope: Option<String>,
+    /// Also keep the answer as a rule in the policy's remembered-rules overlay.
+    remember: Option<bool>,
+}
+
+/// Writes the rule `?remember=true` asks for: the exact key (and value) or file of approval `id`
+/// with the answer's decision, noting the session and its app. Returns the rule's name.
+fn remember_answer(
+    s: &Api,
+    info: &crate::approvals::PendingApproval,
+    decision: agentsh_policy::Decision,
+) -> Result<String, String> {
+    let Some(policy) = s.policy_path.as_deref() else {
+        return Err("the service runs without a policy file (the embedded default): there is no remembered-rules file to write; start it with --policy FILE".into());
+    };
+    let (registry, operation) =
+        if let Some(op) = agentsh_wire::Operation::from_name(&info.operation) {
+            (true, agentsh_policy::Access::from(op).op)
+        } else if let Some(op) = agentsh_wire::FileOperation::ALL
+            .into_iter()
+            .find(|o| o.name() == info.operation)
+        {
+            (false, agentsh_policy::Operation::from(op))
+        } else {
+            return Err(format!(
+                "approval {}: operation `{}` cannot be remembered",
+                info.id, info.operation
+            ));
+        };
+    let session = s
+        .adapter
+        .sessions
+        .list()
+        .into_iter()
+        .find(|x| x.id == info.session_id);
+    let app = session
+        .as_ref()
+        .and_then(|x| x.context.app_name().map(str::to_owned));
+    // The key as the rules see it: the session user's hive is HKCU, as it was when decided.
+    let key = if registry {
+        let sid = session.as_ref().and_then(|x| x.context.user_sid());
+        agentsh_policy::canonical::canonicalize(&info.path, sid)
+            .as_str()
+            .to_owned()
+    } else {
+        info.path.clone()
+    };
+    let note = format!(
+        "remembered from approval {} of session {} (app {})",
+        info.id,
+        info.session_id,
+        app.as_deref().unwrap_or("none")
+    );
+    let note: String = note.chars().filter(|c| !c.is_control()).collect();
+    let r = agentsh_policy::overlay::Remembered {
+        registry,
+        path: &key,
+        value: info.value_name.as_deref(),
+        operation,
+        decision,
+        note: &note,
+    };
+    agentsh_policy::overlay::remember(policy, &r)
+        .map_err(|e| format!("approval {}: not remembered: {e}", info.id))
 }
 
 async fn answer_approval(
@@ -571,8 +644,43 @@ async fn answer_approval(
             );
         }
     };
+    // Remembered first: a rule that cannot be written leaves the approval pending, so the
+    // approver can still answer it without --remember.
+    let mut remembered = String::new();
+    if scope.remember == Some(true) {
+        let Some(info) = s.adapter.approvals.list().into_iter().find(|a| a.id == id) else {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                format!("no approval {id} is pending"),
+            );
+        };
+        let decision = if outcome == ApprovalOutcome::Denied {
+            agentsh_policy::Decision::Deny
+        } else {
+            agentsh_policy::Decision::Allow
+        };
+        // Reading, checking (a policy compile) and writing run off the runtime that answers
+        // the driver, as a reload's compile does.
+        let api = s.clone();
+        let written =
+            tokio::task::spawn_blocking(move || remember_answer(&api, &info, decision)).await;
+        match written {
+            Ok(Ok(name)) => remembered = format!(" (remembered as rule `{name}`)"),
+            Ok(Err(why)) => return refuse(StatusCode::CONFLICT, why),
+            Err(e) => {
+                return refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("approval {id}: not remembered: {e}"),
+                );
+            }
+        }
+    }
     match s.adapter.approvals.answer(id, outcome) {
-        Ok(()) => (StatusCode::OK, format!("approval {id}: {answer}\n")).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            format!("approval {id}: {answer}{remembered}\n"),
+        )
+            .into_response(),
         Err(e) => refuse(StatusCode::NOT_FOUND, e.to_string()),
     }
 }

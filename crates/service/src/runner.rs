@@ -783,12 +783,15 @@ where
         let status = options.status.clone();
         Arc::new(move |error: String| status(&Status::ApiProblem { error }))
     };
-    let local_api = api::Api::new(
+    let mut local_api = api::Api::new(
         adapter.clone(),
         shared.clone(),
         options.api_limits,
         problems,
     );
+    if let Some(path) = &options.policy_path {
+        local_api = local_api.remember_into(path.clone());
+    }
     if options.policy.settings().approvals.api_token_file.is_some() {
         shared.report(Status::ApiProblem {
             error: "the policy's approvals.api.token_file is no longer used: the local API \

@@ -392,6 +392,135 @@ async fn a_remembered_rules_overlay_is_hot_reloaded_and_one_lowering_a_critical_
     run.stop().await.expect("stops");
 }
 
+/// Answers the first approval that appears with `answer` (`allow?remember=true`, ...); returns
+/// the HTTP status and body.
+async fn answer_first(api: &Path, answer: &str) -> (u16, String) {
+    for _ in 0..500 {
+        let (_, list) = http(api, "GET", "/v1/approvals", "").await;
+        let v: serde_json::Value = serde_json::from_str(&list).unwrap_or_default();
+        if let Some(id) = v.get(0).and_then(|a| a["id"].as_u64()) {
+            let (status, body) =
+                http(api, "POST", &format!("/v1/approvals/{id}/{answer}"), "").await;
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (0, "no approval appeared".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_remembered_becomes_a_rule_the_next_identical_operation_meets_without_asking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let path = dir.path().join("agentsh.yaml");
+    let asking = DEFAULT_POLICY_YAML.replacen(
+        "  rules:\n",
+        "  rules:\n    - name: ask-other-vendor\n      paths: ['HKCU\\SOFTWARE\\OtherVendor\\*']\n      operations: ['*']\n      action: approve\n",
+        1,
+    );
+    std::fs::write(&path, &asking).expect("policy file");
+    let policy = Policy::from_path(&path).expect("policy");
+    let run = start(dir.path(), &socket, policy, Some(path.clone())).await;
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
+    let settings = "\\REGISTRY\\USER\\S-1-5-21-1-2-3-1001\\Software\\OtherVendor\\settings";
+    let secrets = "\\REGISTRY\\USER\\S-1-5-21-1-2-3-1001\\Software\\OtherVendor\\secrets";
+
+    // Allowed and remembered: the held operation completes, the overlay holds the rule.
+    let op = write(ROOT, Operation::SetValue, settings);
+    let (out, (status, body)) = tokio::join!(
+        emulator.perform(&op),
+        answer_first(&api, "allow?remember=true")
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("remembered as rule `remembered-1`"), "{body}");
+    assert_eq!(out.verdict, Verdict::Allow);
+    let overlay = dir.path().join("agentsh.remembered.yaml");
+    let written = std::fs::read_to_string(&overlay).expect("overlay written");
+    assert!(
+        written.contains("app TestApp") && written.contains("decision: allow"),
+        "{written}"
+    );
+    run.wait_for("reloaded", |s| {
+        matches!(s, Status::Reloaded { .. }).then_some(())
+    })
+    .await;
+    // The same operation again: decided by the rule, no approval opened.
+    let out = tokio::time::timeout(Duration::from_secs(5), emulator.perform(&op))
+        .await
+        .expect("answered without a person");
+    assert_eq!(out.verdict, Verdict::Allow, "the remembered rule allows it");
+    let (_, pending) = http(&api, "GET", "/v1/approvals", "").await;
+    assert_eq!(pending.trim(), "[]");
+    // Another value of the same key still asks (the rule is exact).
+    let other_value = OperationRequest {
+        pid: ROOT,
+        thread_id: 1,
+        target: Target::registry(Operation::SetValue, settings, "w", None, 1, 8),
+    };
+    let (out, (status, _)) =
+        tokio::join!(emulator.perform(&other_value), answer_first(&api, "deny"));
+    assert_eq!((status, out.verdict), (200, Verdict::Deny));
+
+    // Denied and remembered: the next identical operation is denied without asking.
+    let op = write(ROOT, Operation::SetValue, secrets);
+    let (out, (status, body)) = tokio::join!(
+        emulator.perform(&op),
+        answer_first(&api, "deny?remember=true")
+    );
+    assert_eq!((status, out.verdict), (200, Verdict::Deny), "{body}");
+    let reloads = |s: &Status| matches!(s, Status::Reloaded { .. });
+    for _ in 0..500 {
+        if run
+            .statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .filter(|s| reloads(s))
+            .count()
+            >= 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(5), emulator.perform(&op))
+        .await
+        .expect("answered without a person");
+    assert_eq!(out.verdict, Verdict::Deny);
+    let written = std::fs::read_to_string(&overlay).expect("overlay");
+    assert!(
+        written.contains("remembered-2") && written.contains("decision: deny"),
+        "{written}"
+    );
+    run.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembering_without_a_policy_file_is_refused_and_the_approval_stays_answerable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let policy = Policy::embedded_default().expect("policy");
+    let run = start(dir.path(), &socket, policy, None).await;
+    let api = run.api().await;
+    assert_eq!(http(&api, "POST", "/v1/sessions", SESSION).await.0, 201);
+    let services = "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\agentsh-demo";
+    let op = write(ROOT, Operation::CreateKey, services);
+    let answers = async {
+        let first = answer_first(&api, "allow?remember=true").await;
+        let second = answer_first(&api, "deny").await;
+        (first, second)
+    };
+    let (out, ((status, body), (again, _))) = tokio::join!(emulator.perform(&op), answers);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("--policy"), "{body}");
+    assert_eq!(again, 200, "the approval was still pending");
+    assert_eq!(out.verdict, Verdict::Deny);
+    run.stop().await.expect("stops");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_settings_are_refused_before_connecting() {
     let policy = Policy::embedded_default().expect("policy");
