@@ -249,7 +249,7 @@ fn proposed_rule(f: &Finding, n: usize) -> String {
 }
 
 /// A literal path as a single-quoted YAML glob: wildcard characters bracketed, quotes doubled.
-fn quoted_pattern(literal: &str) -> String {
+pub(crate) fn quoted_pattern(literal: &str) -> String {
     let mut s = String::from("'");
     for c in literal.chars() {
         match c {

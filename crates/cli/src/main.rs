@@ -17,6 +17,7 @@ mod policy;
 mod sandbox;
 mod selftest;
 mod service_cmd;
+mod suggest;
 #[cfg_attr(
     all(not(windows), not(test)),
     expect(

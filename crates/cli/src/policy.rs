@@ -34,6 +34,11 @@ pub enum PolicyCommand {
     },
     /// Print the JSON Schema of agentsh.yaml
     Schema,
+    /// Propose remembered rules from the service's approval history (its events file)
+    Suggest {
+        /// Events file written by `agentsh service run --events FILE` (JSON lines)
+        events: PathBuf,
+    },
     /// Print the built-in high-risk catalog
     Catalog {
         /// One JSON object per entry
@@ -119,6 +124,7 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        PolicyCommand::Suggest { events } => suggest(&events),
         PolicyCommand::Catalog { json } => {
             print_catalog(json);
             ExitCode::SUCCESS
@@ -138,6 +144,29 @@ fn load(file: Option<&Path>, run_tests: bool) -> Result<Policy, LoadErrors> {
             )
         }
         (None, _) => Policy::embedded_default(),
+    }
+}
+
+fn suggest(events: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(events) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "agentsh policy suggest: cannot read `{}`: {e}",
+                events.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match crate::suggest::History::from_lines(&text, &events.display().to_string()) {
+        Ok(h) => {
+            print!("{}", h.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("agentsh policy suggest: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

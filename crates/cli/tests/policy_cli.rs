@@ -307,3 +307,63 @@ fn schema_is_json_and_closed() {
     assert_eq!(v["additionalProperties"], false);
     assert!(v["properties"]["registry_rules"].is_object());
 }
+
+/// `policy suggest` on a history the service recorded (crates/service/tests/runner.rs, the
+/// `--remember` test: one write allowed by a person, two denied, one decided by the rule kept).
+#[test]
+fn suggest_proposes_rules_from_a_recorded_approval_history_that_decide_as_people_did() {
+    let history =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/approval-history.jsonl");
+    let out = agentsh(&["policy", "suggest", history.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = stdout(&out);
+    assert!(
+        s.starts_with(
+            "7 events; 3 approvals answered by a person and 0 unanswered (3 distinct operations)"
+        ),
+        "{s}"
+    );
+    let proposal = &s[s
+        .find("registry_rules:")
+        .unwrap_or_else(|| panic!("no proposal:\n{s}"))..];
+    assert_eq!(
+        proposal.matches("- name: suggested-").count(),
+        3,
+        "{proposal}"
+    );
+    // The proposal is a remembered-rules file the policy that asked accepts.
+    let asking = agentsh_policy::DEFAULT_POLICY_YAML.replacen(
+        "  rules:\n",
+        "  rules:\n    - name: ask-other-vendor\n      paths: ['HKCU\\SOFTWARE\\OtherVendor\\*']\n      operations: ['*']\n      action: approve\n",
+        1,
+    );
+    let policy = agentsh_policy::Policy::from_str_with(
+        &asking,
+        "agentsh.yaml",
+        Some((proposal, "agentsh.remembered.yaml")),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{proposal}"));
+    let sid = "S-1-5-21-1-2-3-1001";
+    let session =
+        agentsh_policy::SessionContext::new(Some("TestApp"), None, Some(sid)).expect("ctx");
+    for (name, value, want) in [
+        ("settings", "v", agentsh_policy::Decision::Allow),
+        ("settings", "w", agentsh_policy::Decision::Deny),
+        ("secrets", "v", agentsh_policy::Decision::Deny),
+        // Never answered: still asks.
+        ("other", "v", agentsh_policy::Decision::Approve),
+    ] {
+        let key = format!("\\REGISTRY\\USER\\{sid}\\Software\\OtherVendor\\{name}");
+        let mut q =
+            agentsh_policy::RegistryQuery::new(&key, agentsh_policy::Operation::Write, &session);
+        q.value = Some(value);
+        assert_eq!(
+            policy.engine().decide_registry(&q).decision,
+            want,
+            "{name} {value}"
+        );
+    }
+    let out = agentsh(&["policy", "suggest", "/nonexistent/events.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+}
