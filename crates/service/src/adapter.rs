@@ -19,7 +19,29 @@ use agentsh_wire::op::{self, FileOperation, MessageType};
 use agentsh_wire::registry::RegistryRequestRepr;
 use agentsh_wire::response::{CacheTtl, PolicyResponseRepr};
 
-use crate::approvals::{ApprovalManager, ApprovalOutcome, GrantKey, PendingApproval};
+use crate::approvals::{ApprovalManager, ApprovalOutcome, ChainProcess, GrantKey, PendingApproval};
+
+/// The longest creating chain an approval shows.
+pub const MAX_CHAIN: usize = 32;
+
+/// The command-line source in force, if any.
+#[derive(Default)]
+struct ProcessSlot(RwLock<Option<crate::processes::ProcessSource>>);
+
+impl std::fmt::Debug for ProcessSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.read().map(|s| s.is_some()).unwrap_or(false);
+        f.debug_tuple("ProcessSlot").field(&set).finish()
+    }
+}
+
+/// A session process as the kernel reported it.
+#[derive(Debug)]
+struct ProcessRecord {
+    image: Arc<str>,
+    /// The process that created it (the kernel's creating process, not the parent attribute).
+    creator: u32,
+}
 use crate::events::{ATTACK_VERSION, Event, EventKind, EventPipeline, Reason};
 use crate::metrics::ServiceMetrics;
 use crate::sessions::{SessionInfo, SessionRegistry};
@@ -80,8 +102,10 @@ pub struct PolicyAdapter {
     volumes: RwLock<Arc<VolumeMap>>,
     /// Fail-mode transitions, reported as their own events.
     pub fail_watch: crate::failmode::FailModeWatch,
-    /// Image paths of session processes, learned from the kernel's process events.
-    process_images: RwLock<std::collections::HashMap<u32, Arc<str>>>,
+    /// Session processes, learned from the kernel's process events: image path and creator.
+    processes: RwLock<std::collections::HashMap<u32, ProcessRecord>>,
+    /// Where an approval reads what the wire does not carry ([`PolicyAdapter::set_process_source`]).
+    process_source: ProcessSlot,
     /// Session members the kernel announced (pid → the session's public numeric id), so the
     /// API can refuse them.
     session_members: RwLock<std::collections::HashMap<u32, u64>>,
@@ -103,7 +127,8 @@ impl PolicyAdapter {
             default_approval_timeout_secs: AtomicU32::new(30),
             fail_closed: AtomicBool::new(false),
             volumes: RwLock::new(Arc::new(VolumeMap::new())),
-            process_images: RwLock::default(),
+            processes: RwLock::default(),
+            process_source: ProcessSlot::default(),
             session_members: RwLock::default(),
             fail_watch: Default::default(),
             no_session: Arc::default(),
@@ -191,27 +216,79 @@ impl PolicyAdapter {
 
     /// The image path the kernel reported for `pid` (session processes), if any.
     fn process_image(&self, pid: u32) -> Option<Arc<str>> {
-        self.process_images
+        self.processes
             .read()
             .ok()
-            .and_then(|m| m.get(&pid).cloned())
+            .and_then(|m| m.get(&pid).map(|p| p.image.clone()))
     }
 
-    /// Remembers a session process's image path (from the kernel's process events).
-    pub fn process_started(&self, pid: u32, image: &str) {
-        if let Ok(mut m) = self.process_images.write() {
-            m.insert(pid, image.into());
+    /// Remembers a session process's image path and the process that created it (from the
+    /// kernel's process events).
+    pub fn process_started(&self, pid: u32, creator: u32, image: &str) {
+        if let Ok(mut m) = self.processes.write() {
+            m.insert(
+                pid,
+                ProcessRecord {
+                    image: image.into(),
+                    creator,
+                },
+            );
         }
     }
 
     /// Forgets an exited process.
     pub fn process_exited(&self, pid: u32) {
-        if let Ok(mut m) = self.process_images.write() {
+        if let Ok(mut m) = self.processes.write() {
             m.remove(&pid);
         }
         if let Ok(mut m) = self.session_members.write() {
             m.remove(&pid);
         }
+    }
+
+    /// Where approvals read the requesting process's command line (and the image of a process
+    /// the kernel reported no event for): on Windows the process itself, with the emulator the
+    /// table it writes beside its socket.
+    pub fn set_process_source(&self, source: crate::processes::ProcessSource) {
+        if let Ok(mut c) = self.process_source.0.write() {
+            *c = Some(source);
+        }
+    }
+
+    fn process_facts(&self, pid: u32) -> Option<crate::processes::ProcessFacts> {
+        let source = self.process_source.0.read().ok()?.clone()?;
+        source(pid)
+    }
+
+    /// The processes that created `pid`, nearest first, up to `root` (included) or the first
+    /// process the kernel did not report. Bounded: a chain longer than
+    /// [`MAX_CHAIN`] or one that loops (pids reused) stops there.
+    pub fn creating_chain(&self, pid: u32, root: Option<u32>) -> Vec<ChainProcess> {
+        let Ok(table) = self.processes.read() else {
+            return Vec::new();
+        };
+        let mut chain: Vec<ChainProcess> = Vec::new();
+        let mut at = pid;
+        while Some(at) != root && chain.len() < MAX_CHAIN {
+            let Some(creator) = table.get(&at).map(|p| p.creator) else {
+                break;
+            };
+            if creator == 0 || creator == pid || chain.iter().any(|c| c.pid == creator) {
+                break;
+            }
+            chain.push(ChainProcess {
+                pid: creator,
+                image: table.get(&creator).map(|p| p.image.to_string()),
+            });
+            at = creator;
+        }
+        drop(table);
+        // The kernel announces a session's processes, not its root (started before it was
+        // registered): its image comes from the operating system.
+        for link in chain.iter_mut().filter(|l| l.image.is_none()) {
+            link.image = self.process_facts(link.pid).and_then(|f| f.image);
+        }
+        chain
     }
 
     /// Records that the kernel put `pid` in the session with public numeric id `session`.
@@ -562,16 +639,28 @@ impl PolicyAdapter {
                     session_id: ev.session_id.clone(),
                     process_id: ev.process_id,
                     process_name: ev.process_name.clone(),
+                    process_image: ev.process_image.clone(),
+                    command_line: self
+                        .process_facts(ev.process_id)
+                        .and_then(|f| f.command_line),
+                    chain: self.creating_chain(ev.process_id, session.map(|s| s.root_pid)),
+                    app: session.and_then(|s| s.context.app_name().map(str::to_owned)),
+                    workspace: session.and_then(|s| s.context.workspace().map(str::to_owned)),
                     operation: ev.driver_operation.to_owned(),
                     path: ev.key_path.clone(),
                     value_name: ev.value_name.clone(),
                     rule: ev.rule_name.clone(),
+                    risk: ev.risk_level.map(str::to_owned),
+                    technique: ev.mitre_id.map(str::to_owned),
+                    technique_name: ev.technique_name.map(str::to_owned),
+                    description: ev.description.map(str::to_owned),
                     message: ev
                         .message
                         .clone()
                         .unwrap_or_else(|| format!("{} {}", ev.driver_operation, ev.key_path)),
                     timeout_secs,
                     expires_at_ms: 0,
+                    on_timeout: crate::approvals::ON_TIMEOUT.to_owned(),
                 };
                 let (ticket, outcome) = self.approvals.open(info, grant);
                 self.metrics

@@ -281,6 +281,14 @@ impl<T: PortTransport> DriverClient<T> {
             let Some(msg) = self.transport.recv().await? else {
                 return Ok(());
             };
+            // Process events are applied here, in the order the kernel sent them, so that a
+            // request that follows a process's creation is decided (and an approval shown)
+            // knowing the process's image and creator.
+            if MessageType::of(&msg.body) == Ok(MessageType::ProcessEvent)
+                && let Ok(p) = ProcessEventRepr::decode(&msg.body)
+            {
+                track_process(&p, &adapter);
+            }
             let this = self.clone();
             let adapter = adapter.clone();
             tokio::spawn(async move { this.handle(msg, &adapter, slot).await });
@@ -334,12 +342,8 @@ impl<T: PortTransport> DriverClient<T> {
                 }
                 return self.reply_if_expected(&msg, None).await;
             }
-            Ok(MessageType::ProcessEvent) => {
-                if let Ok(p) = ProcessEventRepr::decode(&msg.body) {
-                    track_process(&p, adapter);
-                }
-                return self.reply_if_expected(&msg, None).await;
-            }
+            // Tracked in `serve`, in arrival order.
+            Ok(MessageType::ProcessEvent) => return self.reply_if_expected(&msg, None).await,
             Ok(other) => Answer::Reply(adapter.malformed(
                 MessageType::PolicyCheckRegistry,
                 &msg.body,
@@ -407,7 +411,7 @@ fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
         ProcessEventKind::Created => {
             adapter.session_member(p.process_id, p.session_id);
             let image: String = agentsh_winstr::name::decode(p.image_name.as_units()).collect();
-            adapter.process_started(p.process_id, &image)
+            adapter.process_started(p.process_id, p.creating_process_id, &image)
         }
         ProcessEventKind::Exited => adapter.process_exited(p.process_id),
     }

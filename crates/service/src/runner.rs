@@ -335,6 +335,9 @@ pub struct RunOptions {
     /// every `volume_interval`.
     pub volumes: Option<crate::volumes::VolumeSource>,
     pub volume_interval: Duration,
+    /// Where an approval reads the requesting process's command line and the images the kernel
+    /// did not report (none: approvals show neither).
+    pub processes: Option<crate::processes::ProcessSource>,
     pub status: StatusSink,
 }
 
@@ -390,6 +393,7 @@ impl RunOptions {
             terminal_prompt,
             volumes: None,
             volume_interval: Duration::from_secs(2),
+            processes: None,
             status: Arc::new(|s: &Status| tracing::info!("{s}")),
         })
     }
@@ -663,6 +667,9 @@ where
     let capacity = options.policy.settings().events.queue_capacity as usize;
     let events = EventPipeline::spawn_sinks(capacity, sinks);
     let adapter = Arc::new(PolicyAdapter::for_policy(&options.policy, events));
+    if let Some(source) = &options.processes {
+        adapter.set_process_source(source.clone());
+    }
     // The volume map is in place before the first file request is decided.
     if let Some(source) = &options.volumes {
         report_volumes(&options.status, &adapter, source).await;
