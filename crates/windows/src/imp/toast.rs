@@ -62,13 +62,13 @@ impl Notifier {
             )
         })?;
         let notifier = ToastNotificationManager::CreateToastNotifierWithId(&HSTRING::from(APP_ID))
-            .map_err(|e| format!("Windows refused a toast notifier: {}", e.message()))?;
+            .map_err(|e| format!("Windows refused a toast notifier: {}", described(&e)))?;
         Ok(Notifier { notifier })
     }
 
     /// Shows `toast`; activating it brings this console window forward.
     pub fn show(&self, toast: &Toast) -> Result<(), String> {
-        let failed = |what: &str, e: windows::core::Error| format!("{what}: {}", e.message());
+        let failed = |what: &str, e: windows::core::Error| format!("{what}: {}", described(&e));
         let doc = XmlDocument::new().map_err(|e| failed("cannot create the toast XML", e))?;
         doc.LoadXml(&HSTRING::from(toast.xml.as_str()))
             .map_err(|e| failed("the toast XML was refused", e))?;
@@ -85,6 +85,18 @@ impl Notifier {
         self.notifier
             .Show(&notification)
             .map_err(|e| failed("Windows did not show the toast", e))
+    }
+}
+
+/// A WinRT error as a person reads it: the system's message and the HRESULT (Wine's messages
+/// are often empty).
+fn described(e: &windows::core::Error) -> String {
+    let message = e.message();
+    let code = e.code().0 as u32;
+    if message.trim().is_empty() {
+        format!("HRESULT 0x{code:08X}")
+    } else {
+        format!("{} (HRESULT 0x{code:08X})", message.trim())
     }
 }
 
