@@ -69,6 +69,9 @@ pub struct ApiClient {
 /// How long one call may take, connection included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest line a stream may send (an approvals snapshot holds every pending approval).
+pub const MAX_STREAM_LINE: usize = 64 << 20;
+
 impl ApiClient {
     /// A client of the service at `args`' endpoint (nothing is opened yet).
     pub fn new(args: &ApiArgs) -> Result<Self, ApiError> {
@@ -181,6 +184,89 @@ impl ApiClient {
         let text = String::from_utf8(bytes.to_vec())
             .map_err(|e| self.malformed(format!("the answer is not UTF-8: {e}")))?;
         Ok((status, text))
+    }
+
+    /// `GET path` as a stream of lines: `on_line` gets each line as it arrives (without its
+    /// line feed) and returns `false` to stop. Returns when the service ends the stream.
+    /// Lines longer than [`MAX_STREAM_LINE`] are an error.
+    pub async fn stream_lines(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&str) -> bool,
+    ) -> Result<(), ApiError> {
+        let stream = tokio::time::timeout(CALL_TIMEOUT, self.open())
+            .await
+            .map_err(|_| self.unreachable("no connection within 30 s"))??;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| self.unreachable(e))?;
+        let driver = tokio::spawn(connection);
+        let request = hyper::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header(hyper::header::HOST, "localhost")
+            .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+            .map_err(|e| self.malformed(format!("cannot build the request: {e}")))?;
+        let response = tokio::time::timeout(CALL_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| self.unreachable("no answer within 30 s"))?
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        if status != 200 {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| self.unreachable(e))?
+                .to_bytes();
+            driver.abort();
+            let body = String::from_utf8_lossy(&bytes).trim().to_owned();
+            return Err(match status {
+                403 => ApiError::Forbidden {
+                    endpoint: self.endpoint.clone(),
+                    body,
+                },
+                _ => ApiError::Status {
+                    endpoint: self.endpoint.clone(),
+                    status,
+                    body,
+                },
+            });
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        let result = loop {
+            let Some(frame) = body.frame().await else {
+                break Ok(());
+            };
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => break Err(self.unreachable(e)),
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            let mut stop = false;
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&line[..end]);
+                if !on_line(&text) {
+                    stop = true;
+                    break;
+                }
+            }
+            if stop {
+                break Ok(());
+            }
+            if pending.len() > MAX_STREAM_LINE {
+                break Err(self.malformed(format!(
+                    "a line of the stream is longer than {MAX_STREAM_LINE} bytes"
+                )));
+            }
+        };
+        driver.abort();
+        result
     }
 
     /// Connects, after and while checking that the server is the service (see the module).

@@ -1,5 +1,7 @@
 //! `agentsh approvals` and `agentsh metrics`: clients of the running service's local API.
 
+mod watch;
+
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -28,6 +30,17 @@ pub enum ApprovalsCommand {
         #[arg(long)]
         remember: bool,
     },
+    /// Watch approvals live and answer them: a countdown per approval, keys a (allow once),
+    /// s (allow for the session), d (deny), A / D (allow / deny every identical one); the
+    /// terminal bell (a toast on a Windows desktop) for each new one
+    Watch {
+        /// Print the service's stream as JSON lines (for scripts) instead of the view
+        #[arg(long, conflicts_with = "plain")]
+        json: bool,
+        /// Print plain lines even on a terminal (the default without one)
+        #[arg(long)]
+        plain: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +52,20 @@ pub struct ApprovalsArgs {
 }
 
 pub fn run(args: ApprovalsArgs) -> ExitCode {
+    if let ApprovalsCommand::Watch { json, plain } = args.command {
+        let client = match ApiClient::new(&args.api) {
+            Ok(c) => c,
+            Err(e) => return finish(Err(e)),
+        };
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::io::IsTerminal::is_terminal(&std::io::stdin());
+        let mode = match (json, plain, terminal) {
+            (true, _, _) => watch::Mode::Json,
+            (false, false, true) => watch::Mode::Screen,
+            _ => watch::Mode::Plain,
+        };
+        return watch::run(client, mode);
+    }
     finish(ApiClient::new(&args.api).and_then(|client| answer(&client, &args.command)))
 }
 
@@ -63,6 +90,7 @@ fn answer(client: &ApiClient, command: &ApprovalsCommand) -> Result<String, ApiE
             let query: &[&str] = if *remember { &["remember=true"] } else { &[] };
             client.post(&answer_path(*id, "deny", query))
         }
+        ApprovalsCommand::Watch { .. } => Ok(String::new()),
     }
 }
 

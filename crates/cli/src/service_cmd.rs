@@ -228,6 +228,11 @@ mod socket {
         options.volumes = Some(agentsh_service::volumes::table_file(
             agentsh_service::volumes::table_beside(&socket),
         ));
+        // The emulated machine's processes (command lines, images), from the table beside its
+        // socket.
+        options.processes = Some(agentsh_service::processes::table_file(
+            agentsh_service::processes::table_beside(&socket),
+        ));
         let first = SocketTransport::connect(&socket).await?;
         let reconnect = move || {
             let socket = socket.clone();

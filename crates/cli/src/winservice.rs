@@ -266,6 +266,16 @@ mod imp {
             };
             options.volumes = Some(Arc::new(system_volumes));
             options.image_lookup = Some(Arc::new(agentsh_windows::process_image_path));
+            // An approval's command line and the images the kernel did not report, read from
+            // the processes themselves.
+            options.processes = Some(Arc::new(|pid| {
+                agentsh_windows::process::read(pid).map(|t| {
+                    agentsh_service::processes::ProcessFacts {
+                        image: t.image,
+                        command_line: t.command_line,
+                    }
+                })
+            }));
             if let Some(log) = log.clone() {
                 options.deliver_to.push(Arc::new(move |ev| {
                     crate::eventlog_map::record(ev).is_none_or(|r| log.report(&r).is_ok())

@@ -146,6 +146,8 @@ pub struct Emulator {
     volumes: VolumeTable,
     /// `<socket>.volumes`, where the service reads the emulated machine's volumes.
     volume_file: PathBuf,
+    /// `<socket>.processes`, where the service reads the emulated processes' command lines.
+    process_file: PathBuf,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -182,6 +184,11 @@ impl Emulator {
         name.push(".volumes");
         let volume_file = PathBuf::from(name);
         std::fs::write(&volume_file, volumes.to_string())?;
+        let mut name = socket.as_os_str().to_owned();
+        name.push(".processes");
+        let process_file = PathBuf::from(name);
+        // A fresh machine: no process of an earlier run is described.
+        std::fs::write(&process_file, "")?;
         let shared = Arc::new(Shared {
             core: Mutex::new(KernelCore::new(seed)),
             holds: Mutex::new(HashMap::new()),
@@ -196,6 +203,7 @@ impl Emulator {
             accept_task,
             volumes,
             volume_file,
+            process_file,
         })
     }
 
@@ -205,6 +213,7 @@ impl Emulator {
         self.accept_task.abort();
         self.port.close();
         let _ = std::fs::remove_file(&self.volume_file);
+        let _ = std::fs::remove_file(&self.process_file);
     }
 
     /// The emulated machine's volumes (drive-letter paths in traces are sent in device form).
@@ -248,6 +257,29 @@ impl Emulator {
         lock(&self.shared.images).insert(pid, image.to_owned());
         let units: Vec<u16> = image.encode_utf16().collect();
         lock(&self.shared.core).on_process_created(pid, creator, creator, &units);
+    }
+
+    /// Describes a process in the process table beside the socket (JSON lines
+    /// `{"pid":…,"image":"…","command_line":"…"}`, docs/emulator.md), where the service reads
+    /// what Windows would let it read of the process itself. Written before the process does
+    /// anything.
+    pub fn describe_process(
+        &self,
+        pid: u32,
+        image: &str,
+        command_line: Option<&str>,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut line = serde_json::to_vec(&serde_json::json!({
+            "pid": pid,
+            "image": image,
+            "command_line": command_line,
+        }))?;
+        line.push(b'\n');
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.process_file)?
+            .write_all(&line)
     }
 
     pub fn process_exited(&self, pid: u32) {

@@ -86,10 +86,14 @@ pub async fn replay(
                 parent,
                 image,
                 user_sid,
+                command_line,
             } => {
                 let p = processes
                     .start(name, *pid, parent.as_deref(), image, user_sid.as_deref())
                     .map_err(process_err)?;
+                emulator
+                    .describe_process(p.pid, &p.image, command_line.as_deref())
+                    .map_err(|e| err(format!("describing `{name}` to the service: {e}")))?;
                 emulator.process_created(p.pid, p.creator, &p.image);
             }
             Action::Exit => {

@@ -38,6 +38,9 @@ pub enum Action {
         parent: Option<String>,
         image: String,
         user_sid: Option<String>,
+        /// The command line the process was started with, as Windows would hold it for the
+        /// process (what an approval shows).
+        command_line: Option<String>,
     },
     Exit,
     /// Make the process the root of a sandbox session (through the service's local API).
@@ -313,6 +316,7 @@ impl LineCx<'_> {
                 parent: self.take_str(obj, "parent")?,
                 image: self.required_str(obj, "image")?,
                 user_sid: self.take_str(obj, "user_sid")?,
+                command_line: self.take_str(obj, "command_line")?,
             }),
             "exit" => Ok(Action::Exit),
             "register_session" => Ok(Action::RegisterSession {

@@ -19,7 +19,22 @@ use agentsh_wire::op::{self, FileOperation, MessageType};
 use agentsh_wire::registry::RegistryRequestRepr;
 use agentsh_wire::response::{CacheTtl, PolicyResponseRepr};
 
-use crate::approvals::{ApprovalManager, ApprovalOutcome, GrantKey, PendingApproval};
+use crate::approvals::{ApprovalManager, ApprovalOutcome, ChainProcess, GrantKey, PendingApproval};
+
+/// The longest creating chain an approval shows.
+pub const MAX_CHAIN: usize = 32;
+
+/// The command-line source in force, if any.
+#[derive(Default)]
+struct ProcessSlot(RwLock<Option<crate::processes::ProcessSource>>);
+
+impl std::fmt::Debug for ProcessSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.read().map(|s| s.is_some()).unwrap_or(false);
+        f.debug_tuple("ProcessSlot").field(&set).finish()
+    }
+}
+
 use crate::events::{ATTACK_VERSION, Event, EventKind, EventPipeline, Reason};
 use crate::metrics::{ApprovalEnd, ServiceMetrics};
 use crate::sessions::{SessionInfo, SessionRegistry};
@@ -102,6 +117,11 @@ pub struct PolicyAdapter {
     /// Asks the system for a process's image path (on Windows its NT path, as the kernel
     /// reports it); none: only the kernel's announcements name images.
     image_lookup: RwLock<Option<Lookup>>,
+    /// The process that created each session process (the kernel's creating process, not the
+    /// parent attribute), for an approval's creating chain.
+    creators: RwLock<std::collections::HashMap<u32, u32>>,
+    /// Where an approval reads what the wire does not carry ([`PolicyAdapter::set_process_source`]).
+    process_source: ProcessSlot,
     /// Session members the kernel announced (pid → the session's public numeric id), so the
     /// API can refuse them.
     session_members: RwLock<std::collections::HashMap<u32, u64>>,
@@ -125,6 +145,8 @@ impl PolicyAdapter {
             volumes: RwLock::new(Arc::new(VolumeMap::new())),
             process_images: RwLock::default(),
             image_lookup: RwLock::default(),
+            creators: RwLock::default(),
+            process_source: ProcessSlot::default(),
             session_members: RwLock::default(),
             fail_watch: Default::default(),
             no_session: Arc::default(),
@@ -243,10 +265,14 @@ impl PolicyAdapter {
         self.process_image(pid, true).is_some()
     }
 
-    /// Remembers a session process's image path (from the kernel's process events).
-    pub fn process_started(&self, pid: u32, image: &str) {
+    /// Remembers a session process's image path and the process that created it (from the
+    /// kernel's process events).
+    pub fn process_started(&self, pid: u32, creator: u32, image: &str) {
         if let Ok(mut m) = self.process_images.write() {
             m.insert(pid, image.into());
+        }
+        if let Ok(mut m) = self.creators.write() {
+            m.insert(pid, creator);
         }
     }
 
@@ -255,9 +281,59 @@ impl PolicyAdapter {
         if let Ok(mut m) = self.process_images.write() {
             m.remove(&pid);
         }
+        if let Ok(mut m) = self.creators.write() {
+            m.remove(&pid);
+        }
         if let Ok(mut m) = self.session_members.write() {
             m.remove(&pid);
         }
+    }
+
+    /// Where approvals read the requesting process's command line (and the image of a process
+    /// the kernel reported no event for): on Windows the process itself, with the emulator the
+    /// table it writes beside its socket.
+    pub fn set_process_source(&self, source: crate::processes::ProcessSource) {
+        if let Ok(mut c) = self.process_source.0.write() {
+            *c = Some(source);
+        }
+    }
+
+    fn process_facts(&self, pid: u32) -> Option<crate::processes::ProcessFacts> {
+        let source = self.process_source.0.read().ok()?.clone()?;
+        source(pid)
+    }
+
+    /// The processes that created `pid`, nearest first, up to `root` (included) or the first
+    /// process the kernel did not report. Bounded: a chain longer than
+    /// [`MAX_CHAIN`] or one that loops (pids reused) stops there.
+    pub fn creating_chain(&self, pid: u32, root: Option<u32>) -> Vec<ChainProcess> {
+        let Ok(table) = self.creators.read() else {
+            return Vec::new();
+        };
+        let mut pids: Vec<u32> = Vec::new();
+        let mut at = pid;
+        while Some(at) != root && pids.len() < MAX_CHAIN {
+            let Some(&creator) = table.get(&at) else {
+                break;
+            };
+            if creator == 0 || creator == pid || pids.contains(&creator) {
+                break;
+            }
+            pids.push(creator);
+            at = creator;
+        }
+        drop(table);
+        // The kernel announces a session's processes, not its root (started before it was
+        // registered): its image comes from the operating system.
+        pids.into_iter()
+            .map(|pid| ChainProcess {
+                pid,
+                image: self
+                    .process_image(pid, true)
+                    .map(|i| i.to_string())
+                    .or_else(|| self.process_facts(pid).and_then(|f| f.image)),
+            })
+            .collect()
     }
 
     /// Records that the kernel put `pid` in the session with public numeric id `session`.
@@ -614,16 +690,28 @@ impl PolicyAdapter {
                     session_id: ev.session_id.clone(),
                     process_id: ev.process_id,
                     process_name: ev.process_name.clone(),
+                    process_image: ev.process_image.clone(),
+                    command_line: self
+                        .process_facts(ev.process_id)
+                        .and_then(|f| f.command_line),
+                    chain: self.creating_chain(ev.process_id, session.map(|s| s.root_pid)),
+                    app: session.and_then(|s| s.context.app_name().map(str::to_owned)),
+                    workspace: session.and_then(|s| s.context.workspace().map(str::to_owned)),
                     operation: ev.driver_operation.to_owned(),
                     path: ev.key_path.clone(),
                     value_name: ev.value_name.clone(),
                     rule: ev.rule_name.clone(),
+                    risk: ev.risk_level.map(str::to_owned),
+                    technique: ev.mitre_id.map(str::to_owned),
+                    technique_name: ev.technique_name.map(str::to_owned),
+                    description: ev.description.map(str::to_owned),
                     message: ev
                         .message
                         .clone()
                         .unwrap_or_else(|| format!("{} {}", ev.driver_operation, ev.key_path)),
                     timeout_secs,
                     expires_at_ms: 0,
+                    on_timeout: crate::approvals::ON_TIMEOUT.to_owned(),
                 };
                 let (ticket, outcome) = self.approvals.open(info, grant);
                 self.metrics

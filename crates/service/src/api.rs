@@ -10,6 +10,7 @@
 //! | method and path | who may call |
 //! |---|---|
 //! | `GET /v1/approvals` | an approver: root / Administrators, or a member of the configured approvers group |
+//! | `GET /v1/approvals/watch` (JSON lines: a snapshot, then each approval opening and closing) | an approver |
 //! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session; `remember=true` also writes a remembered rule) | an approver |
 //! | `POST /v1/approvals/{id}/deny` (`?remember=true`) | an approver |
 //! | `POST /v1/sessions` `{root_pid, app, workspace, workspace_device?, user_sid, audit}` | the owner of `root_pid` (an approver: any pid but 0 and 4) |
@@ -396,6 +397,7 @@ impl Api {
     pub fn local_router(&self) -> Router {
         Router::new()
             .route("/v1/approvals", get(list_approvals))
+            .route("/v1/approvals/watch", get(watch_approvals))
             .route("/v1/approvals/{id}/{answer}", post(answer_approval))
             .route("/v1/sessions", post(register_session))
             .route("/v1/sessions/{id}", delete(unregister_session))
@@ -553,6 +555,60 @@ async fn list_approvals(
         return r;
     }
     axum::Json(s.adapter.approvals.list()).into_response()
+}
+
+/// The approvals stream: a snapshot of what waits, then each approval opening and closing as
+/// the approval manager announces it (no polling). The stream ends by itself shortly before the
+/// connection's lifetime runs out, so a watcher reconnects (and gets a new snapshot) instead of
+/// seeing its connection cut; a watcher that falls behind gets a new snapshot in the stream.
+async fn watch_approvals(
+    State(s): State<Api>,
+    Extension(caller): Extension<Arc<Caller>>,
+) -> Response {
+    if let Err(r) = s.authorize(&caller, Need::Approver).await {
+        return r;
+    }
+    use crate::approvals::WatchLine;
+    use tokio::sync::broadcast::error::RecvError;
+    // Subscribed before the snapshot is taken: nothing can open or close unseen in between.
+    let changes = s.adapter.approvals.subscribe();
+    let approvals = s.adapter.approvals.clone();
+    let first = WatchLine::snapshot(&approvals);
+    let lifetime = s
+        .limits
+        .connection_lifetime
+        .saturating_sub(s.limits.connection_lifetime / 10)
+        .max(Duration::from_millis(100));
+    let deadline = tokio::time::Instant::now() + lifetime;
+    // Line-safe JSON: a sandbox-chosen name cannot end a line or carry a raw control character
+    // (`agentsh_winstr::name::write_json_safe`).
+    let encode = |line: &WatchLine| {
+        let json = serde_json::to_string(line).unwrap_or_default();
+        let mut safe = String::with_capacity(json.len() + 1);
+        let _ = agentsh_winstr::name::write_json_safe(&mut safe, &json);
+        safe.push('\n');
+        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(safe))
+    };
+    let state = (changes, Some(first));
+    let stream = futures_util::stream::unfold(state, move |(mut changes, first)| {
+        let approvals = approvals.clone();
+        async move {
+            if let Some(line) = first {
+                return Some((encode(&line), (changes, None)));
+            }
+            let line = match tokio::time::timeout_at(deadline, changes.recv()).await {
+                Err(_) | Ok(Err(RecvError::Closed)) => return None,
+                Ok(Ok(change)) => WatchLine::of(change),
+                Ok(Err(RecvError::Lagged(_))) => WatchLine::snapshot(&approvals),
+            };
+            Some((encode(&line), (changes, None)))
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
 /// How an approval ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalOutcome {
     /// A person allowed this one operation.
@@ -41,30 +41,166 @@ impl ApprovalOutcome {
     }
 }
 
-/// An approval waiting for a person, as listed by `agentsh approvals list`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An approval waiting for a person, as listed by `agentsh approvals list` and streamed to
+/// `agentsh approvals watch`: the operation and what a person needs to judge it. Every text field
+/// but the catalog's comes from the sandbox or its session and is shown through the display
+/// escaping (`agentsh_winstr::name::Display`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingApproval {
     pub id: u32,
     pub session_id: String,
     pub process_id: u32,
     pub process_name: String,
+    /// The process's full image path, when the kernel reported it.
+    #[serde(default)]
+    pub process_image: String,
+    /// The process's command line as the operating system holds it (Windows: the process's own
+    /// `ProcessCommandLineInformation`; the emulator: the trace's `start` line), when it could be
+    /// read.
+    #[serde(default)]
+    pub command_line: Option<String>,
+    /// The processes that created this one, nearest first, up to the session's root (from the
+    /// kernel's process events: the creating process, never the forgeable parent attribute).
+    #[serde(default)]
+    pub chain: Vec<ChainProcess>,
+    /// The session's application name and workspace, as registered.
+    #[serde(default)]
+    pub app: Option<String>,
+    #[serde(default)]
+    pub workspace: Option<String>,
     pub operation: String,
     pub path: String,
     pub value_name: Option<String>,
     pub rule: String,
+    /// The catalog entry the target falls under: risk, ATT&CK technique and its name, and the
+    /// catalog's description.
+    #[serde(default)]
+    pub risk: Option<String>,
+    #[serde(default)]
+    pub technique: Option<String>,
+    #[serde(default)]
+    pub technique_name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
     pub message: String,
     pub timeout_secs: u32,
     /// Milliseconds since the epoch when it times out.
     pub expires_at_ms: u64,
+    /// What happens when nobody answers in time: the operation is denied ([`ON_TIMEOUT`]).
+    #[serde(default = "on_timeout")]
+    pub on_timeout: String,
+}
+
+/// What the service does with an approval nobody answers: it denies the operation, and records
+/// the denial as a timeout, never as a person's.
+pub const ON_TIMEOUT: &str = "deny";
+
+fn on_timeout() -> String {
+    ON_TIMEOUT.to_owned()
+}
+
+/// One process of an approval's creating chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainProcess {
+    pub pid: u32,
+    /// Its image path, when the kernel reported it (or the operating system told the service).
+    pub image: Option<String>,
+}
+
+impl Default for PendingApproval {
+    fn default() -> Self {
+        PendingApproval {
+            id: 0,
+            session_id: String::new(),
+            process_id: 0,
+            process_name: String::new(),
+            process_image: String::new(),
+            command_line: None,
+            chain: Vec::new(),
+            app: None,
+            workspace: None,
+            operation: String::new(),
+            path: String::new(),
+            value_name: None,
+            rule: String::new(),
+            risk: None,
+            technique: None,
+            technique_name: None,
+            description: None,
+            message: String::new(),
+            timeout_secs: 0,
+            expires_at_ms: 0,
+            on_timeout: on_timeout(),
+        }
+    }
+}
+
+impl PendingApproval {
+    /// Whether `other` asks for the same thing: the same session, operation, target and value,
+    /// under the same rule (what "answer every identical one" answers together).
+    pub fn same_request(&self, other: &PendingApproval) -> bool {
+        self.session_id == other.session_id
+            && self.operation == other.operation
+            && self.path == other.path
+            && self.value_name == other.value_name
+            && self.rule == other.rule
+    }
 }
 
 /// An approval opening or closing, as watchers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalChange {
     /// An approval now waits for a person.
-    Opened(PendingApproval),
+    Opened(Box<PendingApproval>),
     /// An approval ended: a person answered it (here or elsewhere) or it timed out.
     Closed { id: u32, outcome: ApprovalOutcome },
+}
+
+/// One line of the approvals stream (`GET /v1/approvals/watch`, JSON lines): first the
+/// approvals waiting now, then each opening and closing as it happens. A watcher that fell behind
+/// gets a fresh snapshot. `now_ms` is the service's clock, for countdowns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WatchLine {
+    /// Every approval waiting now; replaces whatever the watcher held.
+    Snapshot {
+        now_ms: u64,
+        approvals: Vec<PendingApproval>,
+    },
+    /// An approval now waits for a person.
+    Opened {
+        now_ms: u64,
+        approval: Box<PendingApproval>,
+    },
+    /// An approval ended.
+    Closed {
+        now_ms: u64,
+        id: u32,
+        outcome: ApprovalOutcome,
+    },
+}
+
+impl WatchLine {
+    /// The line a change becomes.
+    pub fn of(change: ApprovalChange) -> Self {
+        let now_ms = crate::events::now_ms();
+        match change {
+            ApprovalChange::Opened(approval) => WatchLine::Opened { now_ms, approval },
+            ApprovalChange::Closed { id, outcome } => WatchLine::Closed {
+                now_ms,
+                id,
+                outcome,
+            },
+        }
+    }
+
+    /// The approvals waiting now.
+    pub fn snapshot(approvals: &ApprovalManager) -> Self {
+        WatchLine::Snapshot {
+            now_ms: crate::events::now_ms(),
+            approvals: approvals.list(),
+        }
+    }
 }
 
 /// What a session-wide grant covers: the same operation on the same canonical path and value.
@@ -156,7 +292,9 @@ impl ApprovalManager {
         if let Ok(mut w) = self.waiting.lock() {
             // Announced under the lock, so that no watcher hears it close before it opened. No
             // watcher is no error.
-            let _ = self.changes.send(ApprovalChange::Opened(info.clone()));
+            let _ = self
+                .changes
+                .send(ApprovalChange::Opened(Box::new(info.clone())));
             w.insert(id, Waiting { info, grant, tx });
         }
         let this = self.clone();
@@ -287,6 +425,7 @@ mod tests {
             message: "install a service".into(),
             timeout_secs,
             expires_at_ms: 0,
+            ..PendingApproval::default()
         };
         let grant = GrantKey {
             session_id: "s-1".into(),
@@ -306,19 +445,21 @@ mod tests {
         let approvals = ApprovalManager::new();
         let mut changes = approvals.subscribe();
         let mut next = || match changes.try_recv() {
-            Ok(ApprovalChange::Opened(a)) => Some(ApprovalChange::Opened(PendingApproval {
-                expires_at_ms: 0,
-                ..a
-            })),
+            Ok(ApprovalChange::Opened(a)) => {
+                Some(ApprovalChange::Opened(Box::new(PendingApproval {
+                    expires_at_ms: 0,
+                    ..*a
+                })))
+            }
             other => other.ok(),
         };
 
         let (info, grant) = pending(30);
         let (answered, outcome) = approvals.open(info.clone(), grant.clone());
-        let opened = ApprovalChange::Opened(PendingApproval {
+        let opened = ApprovalChange::Opened(Box::new(PendingApproval {
             id: answered,
             ..info.clone()
-        });
+        }));
         assert_eq!(next(), Some(opened));
         approvals
             .answer(answered, ApprovalOutcome::AllowOnce)

@@ -344,12 +344,8 @@ impl<T: PortTransport> DriverClient<T> {
                 }
                 return self.reply_if_expected(&msg, None).await;
             }
-            Ok(MessageType::ProcessEvent) => {
-                if let Ok(p) = ProcessEventRepr::decode(&msg.body) {
-                    track_process(&p, adapter);
-                }
-                return self.reply_if_expected(&msg, None).await;
-            }
+            // Tracked in `serve`, in arrival order.
+            Ok(MessageType::ProcessEvent) => return self.reply_if_expected(&msg, None).await,
             Ok(other) => Answer::Reply(adapter.malformed(
                 MessageType::PolicyCheckRegistry,
                 &msg.body,
@@ -417,7 +413,7 @@ fn track_process(p: &ProcessEventRepr, adapter: &PolicyAdapter) {
         ProcessEventKind::Created => {
             adapter.session_member(p.process_id, p.session_id);
             let image: String = agentsh_winstr::name::decode(p.image_name.as_units()).collect();
-            adapter.process_started(p.process_id, &image)
+            adapter.process_started(p.process_id, p.creating_process_id, &image)
         }
         ProcessEventKind::Exited => adapter.process_exited(p.process_id),
     }

@@ -21,6 +21,7 @@ pub mod failmode;
 #[cfg(windows)]
 pub mod filter_port;
 pub mod metrics;
+pub mod processes;
 pub mod runner;
 pub mod sessions;
 pub mod terminal;

@@ -359,6 +359,9 @@ pub struct RunOptions {
     /// Where the session table is kept across restarts of the service (see
     /// [`crate::sessions::SavedSession`]); none: sessions live in memory only.
     pub session_file: Option<PathBuf>,
+    /// Where an approval reads the requesting process's command line and the images the kernel
+    /// did not report (none: approvals show neither).
+    pub processes: Option<crate::processes::ProcessSource>,
     pub status: StatusSink,
 }
 
@@ -416,6 +419,7 @@ impl RunOptions {
             volume_interval: Duration::from_secs(2),
             image_lookup: None,
             session_file: default_session_file(),
+            processes: None,
             status: Arc::new(|s: &Status| tracing::info!("{s}")),
         })
     }
@@ -752,6 +756,9 @@ where
     }
     if let Some(path) = &options.session_file {
         restore_sessions(&adapter, path, &options.status);
+    }
+    if let Some(source) = &options.processes {
+        adapter.set_process_source(source.clone());
     }
     // The volume map is in place before the first file request is decided.
     if let Some(source) = &options.volumes {

@@ -77,7 +77,7 @@ where
                 Ok(ApprovalChange::Opened(a)) => {
                     if a.id > newest {
                         newest = a.id;
-                        queue.push_back(a);
+                        queue.push_back(*a);
                     }
                 }
                 Ok(ApprovalChange::Closed { id, outcome }) => {
@@ -354,6 +354,7 @@ mod tests {
             message: "installer.exe wants to install a service".into(),
             timeout_secs,
             expires_at_ms: 0,
+            ..PendingApproval::default()
         }
     }
 

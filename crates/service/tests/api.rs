@@ -238,6 +238,7 @@ async fn approving_needs_an_approver_and_registering_needs_the_processs_owner() 
     assert_eq!(ask(&api, &root, "GET", "/v1/approvals", "").await.0, 200);
     for (method, path) in [
         ("GET", "/v1/approvals"),
+        ("GET", "/v1/approvals/watch"),
         ("POST", "/v1/approvals/1/allow"),
         ("POST", "/v1/approvals/1/allow?scope=session"),
         ("POST", "/v1/approvals/1/deny"),
@@ -271,6 +272,87 @@ async fn approving_needs_an_approver_and_registering_needs_the_processs_owner() 
     assert_eq!(
         ask(&api, &root, "DELETE", "/v1/sessions/s-77", "").await.0,
         200
+    );
+}
+
+/// The approvals stream: what waits when the watcher connects, then each approval opening and
+/// closing as it happens, and the stream ends by itself before the connection's lifetime.
+#[tokio::test]
+async fn the_watch_stream_sends_a_snapshot_then_each_change_and_ends_before_the_lifetime() {
+    use agentsh_service::approvals::{ApprovalOutcome, GrantKey, PendingApproval, WatchLine};
+    let adapter = adapter();
+    let limits = Limits {
+        connection_lifetime: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let api = Api::new(
+        adapter.clone(),
+        Arc::new(FakeDriver::default()),
+        limits,
+        no_problems(),
+    );
+    let asking = |path: &str| {
+        let info = PendingApproval {
+            session_id: "s-1".into(),
+            operation: "CreateKey".into(),
+            path: path.into(),
+            timeout_secs: 30,
+            ..PendingApproval::default()
+        };
+        let grant = GrantKey {
+            session_id: "s-1".into(),
+            operation: "CreateKey",
+            canonical: path.to_ascii_uppercase(),
+            value_name: None,
+        };
+        (info, grant)
+    };
+    let (info, grant) = asking("\\REGISTRY\\MACHINE\\SYSTEM\\a");
+    let (waiting, _timer) = adapter.approvals.open(info, grant);
+    let approvals = adapter.approvals.clone();
+    let later = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (info, grant) = asking("\\REGISTRY\\MACHINE\\SYSTEM\\b");
+        let (id, outcome) = approvals.open(info, grant);
+        approvals
+            .answer(id, ApprovalOutcome::Denied)
+            .expect("answered");
+        (id, outcome.await)
+    });
+    let started = std::time::Instant::now();
+    let (status, body) = ask(
+        &api,
+        &caller(std::process::id(), &my_uid(), true),
+        "GET",
+        "/v1/approvals/watch",
+        "",
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        took < Duration::from_secs(2),
+        "ended itself before the lifetime: {took:?}"
+    );
+    let (second, outcome) = later.await.expect("joins");
+    assert_eq!(outcome, ApprovalOutcome::Denied);
+    // The body is chunked: the JSON lines are the lines that parse.
+    let lines: Vec<WatchLine> = body
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(lines.len(), 3, "{body}");
+    assert!(
+        matches!(&lines[0], WatchLine::Snapshot { approvals, .. } if approvals.iter().map(|a| a.id).collect::<Vec<_>>() == [waiting]),
+        "{lines:?}"
+    );
+    assert!(
+        matches!(&lines[1], WatchLine::Opened { approval, .. } if approval.id == second && approval.path.ends_with("\\b")),
+        "{lines:?}"
+    );
+    assert!(
+        matches!(&lines[2], WatchLine::Closed { id, outcome: ApprovalOutcome::Denied, .. } if *id == second),
+        "{lines:?}"
     );
 }
 
@@ -361,6 +443,7 @@ async fn a_process_in_a_sandbox_session_is_refused_every_endpoint() {
         let sandboxed = caller(pid, &my_uid(), true);
         for (method, path, body) in [
             ("GET", "/v1/approvals", ""),
+            ("GET", "/v1/approvals/watch", ""),
             ("POST", "/v1/approvals/1/allow?scope=session", ""),
             ("POST", "/v1/approvals/1/deny", ""),
             ("DELETE", "/v1/sessions/s-1", ""),

@@ -11,9 +11,11 @@ pub mod grants;
 pub mod network;
 pub mod pipe;
 pub mod port;
+pub mod process;
 pub mod sandbox;
 pub mod secure;
 pub mod service;
+pub mod toast;
 pub mod volumes;
 
 #[cfg(windows)]

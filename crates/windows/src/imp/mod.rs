@@ -11,5 +11,6 @@ pub mod sandbox;
 pub mod scm;
 pub mod secure;
 pub(crate) mod security;
+pub mod toast;
 pub mod util;
 pub mod volumes;

@@ -1,4 +1,5 @@
-//! HKLM registry writes for installation (event source, driver instances).
+//! Registry writes: HKLM for installation (event source, driver instances), HKCU for the
+//! approvals watcher's notification identity.
 
 use std::ptr::{null, null_mut};
 
@@ -22,12 +23,31 @@ pub enum Value<'a> {
 
 /// Creates `HKLM\<subkey>` and writes `values`.
 pub fn set_values(subkey: &str, values: &[(&str, Value<'_>)]) -> Result<(), OsFailure> {
+    set_values_in(HKEY_LOCAL_MACHINE, "HKLM", subkey, values)
+}
+
+/// Creates `HKCU\<subkey>` (the calling user's hive) and writes `values`.
+pub fn set_user_values(subkey: &str, values: &[(&str, Value<'_>)]) -> Result<(), OsFailure> {
+    set_values_in(
+        windows_sys::Win32::System::Registry::HKEY_CURRENT_USER,
+        "HKCU",
+        subkey,
+        values,
+    )
+}
+
+fn set_values_in(
+    root: HKEY,
+    root_name: &str,
+    subkey: &str,
+    values: &[(&str, Value<'_>)],
+) -> Result<(), OsFailure> {
     let wkey = wide(subkey);
     let mut key: HKEY = null_mut();
     // SAFETY: creates or opens the key; `key` is closed below.
     let rc = unsafe {
         RegCreateKeyExW(
-            HKEY_LOCAL_MACHINE,
+            root,
             wkey.as_ptr(),
             0,
             null(),
@@ -39,7 +59,10 @@ pub fn set_values(subkey: &str, values: &[(&str, Value<'_>)]) -> Result<(), OsFa
         )
     };
     if rc != ERROR_SUCCESS {
-        return Err(OsFailure::code(format!("creating `HKLM\\{subkey}`"), rc));
+        return Err(OsFailure::code(
+            format!("creating `{root_name}\\{subkey}`"),
+            rc,
+        ));
     }
     let mut result = Ok(());
     for (name, value) in values {
@@ -68,7 +91,7 @@ pub fn set_values(subkey: &str, values: &[(&str, Value<'_>)]) -> Result<(), OsFa
         };
         if rc != ERROR_SUCCESS {
             result = Err(OsFailure::code(
-                format!("writing `HKLM\\{subkey}\\{name}`"),
+                format!("writing `{root_name}\\{subkey}\\{name}`"),
                 rc,
             ));
             break;
