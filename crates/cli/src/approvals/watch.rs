@@ -470,6 +470,10 @@ mod screen {
         Once,
         Session,
         Deny,
+        /// Allow once and keep the answer as a remembered rule.
+        RememberAllow,
+        /// Deny and keep the answer as a remembered rule.
+        RememberDeny,
     }
 
     impl Answer {
@@ -478,6 +482,8 @@ mod screen {
                 Answer::Once => format!("/v1/approvals/{id}/allow"),
                 Answer::Session => format!("/v1/approvals/{id}/allow?scope=session"),
                 Answer::Deny => format!("/v1/approvals/{id}/deny"),
+                Answer::RememberAllow => format!("/v1/approvals/{id}/allow?remember=true"),
+                Answer::RememberDeny => format!("/v1/approvals/{id}/deny?remember=true"),
             }
         }
 
@@ -486,6 +492,8 @@ mod screen {
                 Answer::Once => "allowed once",
                 Answer::Session => "allowed for the session",
                 Answer::Deny => "denied",
+                Answer::RememberAllow => "allowed and remembered as a rule",
+                Answer::RememberDeny => "denied and remembered as a rule",
             }
         }
     }
@@ -567,6 +575,8 @@ mod screen {
                 KeyCode::Char('d') => (Answer::Deny, false),
                 KeyCode::Char('A') => (Answer::Once, true),
                 KeyCode::Char('D') => (Answer::Deny, true),
+                KeyCode::Char('r') => (Answer::RememberAllow, false),
+                KeyCode::Char('R') => (Answer::RememberDeny, false),
                 _ => continue,
             };
             let ids = if all {
@@ -649,7 +659,7 @@ mod screen {
         frame.render_widget(
             Paragraph::new(vec![
                 Line::from(
-                    "a allow once  s allow for the session  d deny  A/D allow/deny every identical one  ↑↓ select  q quit",
+                    "a allow once  s allow for the session  d deny  A/D allow/deny every identical one  r/R allow/deny and remember  ↑↓ select  q quit",
                 ),
                 Line::from(if last.is_empty() {
                     status.to_owned()
