@@ -80,31 +80,44 @@ pub struct Report {
     pub findings: BTreeMap<Finding, usize>,
 }
 
+/// Calls `each` with every event of an events file's text, one JSON object a line; blank lines
+/// are skipped, anything else that is not an event is an error naming `origin` and the line.
+pub(crate) fn for_each_event(
+    text: &str,
+    origin: &str,
+    mut each: impl FnMut(Value),
+) -> Result<(), String> {
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // Events name unpaired surrogates as their own `\ud800` escapes (docs/events.md); read
+        // them back as name text before the JSON reader, which refuses them.
+        let mut names = String::with_capacity(line.len());
+        let _ = agentsh_winstr::name::write_json_names(&mut names, line);
+        let v: Value = serde_json::from_str(&names).map_err(|e| {
+            format!(
+                "{origin}:{}: not a JSON event: {}",
+                i + 1,
+                Display(&e.to_string())
+            )
+        })?;
+        each(v);
+    }
+    Ok(())
+}
+
 impl Report {
     /// Reads events, one JSON object a line; blank lines are skipped, anything else that is not
     /// an event is an error naming the line.
     pub fn from_lines(text: &str, origin: &str) -> Result<Report, String> {
         let mut report = Report::default();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            // Events name unpaired surrogates as their own `\ud800` escapes (docs/events.md);
-            // read them back as name text before the JSON reader, which refuses them.
-            let mut names = String::with_capacity(line.len());
-            let _ = agentsh_winstr::name::write_json_names(&mut names, line);
-            let v: Value = serde_json::from_str(&names).map_err(|e| {
-                format!(
-                    "{origin}:{}: not a JSON event: {}",
-                    i + 1,
-                    agentsh_winstr::name::Display(&e.to_string())
-                )
-            })?;
+        for_each_event(text, origin, |v| {
             report.events += 1;
             if let Some(f) = finding(&v) {
                 *report.findings.entry(f).or_default() += 1;
             }
-        }
+        })?;
         Ok(report)
     }
 

@@ -12,9 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use agentsh_winstr::name::{Display, has_dangerous};
-use serde_json::Value;
 
-use crate::audit::quoted_pattern;
+use crate::audit::{for_each_event, quoted_pattern};
 
 /// One distinct held operation: its key, value and policy operation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,26 +46,14 @@ impl History {
     /// an event is an error naming the line.
     pub fn from_lines(text: &str, origin: &str) -> Result<History, String> {
         let mut history = History::default();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let mut names = String::with_capacity(line.len());
-            let _ = agentsh_winstr::name::write_json_names(&mut names, line);
-            let v: Value = serde_json::from_str(&names).map_err(|e| {
-                format!(
-                    "{origin}:{}: not a JSON event: {}",
-                    i + 1,
-                    Display(&e.to_string())
-                )
-            })?;
+        for_each_event(text, origin, |v| {
             history.events += 1;
             if v["type"] != "registry_approval_response" {
-                continue;
+                return;
             }
             let s = |f: &str| v[f].as_str().map(str::to_owned);
             let Some(path) = s("key_path") else {
-                continue;
+                return;
             };
             let held = Held {
                 path,
@@ -83,7 +70,7 @@ impl History {
                 (true, Some("deny")) => a.denied += 1,
                 _ => a.unanswered += 1,
             }
-        }
+        })?;
         Ok(history)
     }
 
