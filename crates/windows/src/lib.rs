@@ -15,6 +15,7 @@ pub mod process;
 pub mod sandbox;
 pub mod secure;
 pub mod service;
+pub mod sid;
 pub mod toast;
 pub mod volumes;
 

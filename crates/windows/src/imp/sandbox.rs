@@ -41,8 +41,8 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::security::{
-    AppContainerApi, LocalSid, OsFailure, Parts, change_dacl, current_user_sid, read_sddl,
-    restricted_low_token, set_low_label,
+    AppContainerApi, LocalSid, OsFailure, Parts, change_dacl, current_user_sid, new_session_sid,
+    read_sddl, restricted_low_token, set_low_label,
 };
 use super::util::{owned, wide};
 use crate::capture;
@@ -544,7 +544,11 @@ impl Sandbox {
                 }
             }
             Isolation::RestrictedToken => {
-                let token = restricted_low_token().map_err(os)?;
+                // A fresh SID per session, among the token's restricting SIDs: agentsh.sys
+                // reads it from the root's token and recognises brokers impersonating it.
+                let session_sid = new_session_sid().map_err(os)?;
+                tracing::debug!(sandbox = %self.config.name, sid = %session_sid, "fallback session SID");
+                let token = restricted_low_token(&session_sid).map_err(os)?;
                 // SAFETY: as above; `token` is a primary token derived from our own.
                 unsafe {
                     CreateProcessAsUserW(

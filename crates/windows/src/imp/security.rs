@@ -15,22 +15,27 @@ use windows_sys::Win32::Security::Authorization::{
 };
 use windows_sys::Win32::Security::{
     ACE_HEADER, ACL, CreateRestrictedToken, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
-    DISABLE_MAX_PRIVILEGE, GetAce, GetSecurityDescriptorControl, GetSecurityDescriptorDacl,
-    GetSecurityDescriptorSacl, GetTokenInformation, LABEL_SECURITY_INFORMATION,
-    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SACL_SECURITY_INFORMATION,
-    SE_DACL_PROTECTED, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES,
+    DISABLE_MAX_PRIVILEGE, GetAce, GetLengthSid, GetSecurityDescriptorControl,
+    GetSecurityDescriptorDacl, GetSecurityDescriptorSacl, GetTokenInformation,
+    LABEL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+    SACL_SECURITY_INFORMATION, SE_DACL_PROTECTED, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES,
     SUB_CONTAINERS_AND_OBJECTS_INHERIT, SYSTEM_MANDATORY_LABEL_ACE, SetTokenInformation,
-    TOKEN_ADJUST_DEFAULT, TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_MANDATORY_LABEL,
-    TOKEN_QUERY, TOKEN_USER, TokenIntegrityLevel, TokenUser, WinBuiltinAdministratorsSid,
-    WinLowLabelSid,
+    TOKEN_ADJUST_DEFAULT, TOKEN_ASSIGN_PRIMARY, TOKEN_DUPLICATE, TOKEN_GROUPS,
+    TOKEN_INFORMATION_CLASS, TOKEN_MANDATORY_LABEL, TOKEN_QUERY, TOKEN_USER, TokenGroups,
+    TokenIntegrityLevel, TokenUser, WRITE_RESTRICTED, WinBuiltinAdministratorsSid, WinLowLabelSid,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
 use super::util::{last_error, owned, wide};
+use crate::sid::Sid;
 
 /// `SE_GROUP_INTEGRITY` (winnt.h): marks the SID of a TOKEN_MANDATORY_LABEL.
 const SE_GROUP_INTEGRITY: u32 = 0x20;
+/// `SE_GROUP_ENABLED` (winnt.h): the group is enabled for access checks.
+const SE_GROUP_ENABLED: u32 = 0x4;
+/// `SE_GROUP_USE_FOR_DENY_ONLY` (winnt.h): the group matches deny entries only.
+const SE_GROUP_USE_FOR_DENY_ONLY: u32 = 0x10;
 
 /// Security descriptors written by this process (every `SetNamedSecurityInfoW` call of the
 /// crate, successful or not): the sandbox's set-up cost, which kept grants bring to zero.
@@ -294,8 +299,16 @@ pub fn set_low_label(path: &str, low: bool) -> Result<(), OsFailure> {
 }
 
 /// The fallback token: a copy of ours with every privilege but SeChangeNotify removed, the
-/// Administrators group deny-only, and a low mandatory label.
-pub fn restricted_low_token() -> Result<OwnedHandle, OsFailure> {
+/// Administrators group deny-only, a low mandatory label, and write-restricted by the user SID,
+/// every group the token enables for access, and `session` (the per-session SID, crate::sid).
+///
+/// A write-restricted token is checked twice for write access: once with its enabled SIDs and
+/// once with its restricting SIDs, and a write is granted only when both grant it; read and
+/// execute access come from the first check alone. With the user and its enabled groups among the
+/// restricting SIDs the second check grants what the first does (the deny-only Administrators
+/// group grants in neither), so the command writes where the Low-integrity user could before, and
+/// the token carries `session` for agentsh.sys to recognise a broker impersonating it.
+pub fn restricted_low_token(session: &Sid) -> Result<OwnedHandle, OsFailure> {
     let mut own: HANDLE = null_mut();
     // SAFETY: opens the current process token into `own`, owned just below.
     let ok = unsafe {
@@ -328,18 +341,34 @@ pub fn restricted_low_token() -> Result<OwnedHandle, OsFailure> {
         Sid: admins.as_mut_ptr().cast(),
         Attributes: 0,
     };
+    let restricting = restricting_sids(&own, &admins[..admins_len as usize])?;
+    let mut session_bytes = session.to_bytes();
+    let mut list: Vec<SID_AND_ATTRIBUTES> = restricting
+        .iter()
+        .map(|sid| SID_AND_ATTRIBUTES {
+            Sid: sid.as_ptr().cast_mut().cast(),
+            Attributes: 0,
+        })
+        .collect();
+    list.push(SID_AND_ATTRIBUTES {
+        Sid: session_bytes.as_mut_ptr().cast(),
+        Attributes: 0,
+    });
+    let count = u32::try_from(list.len()).unwrap_or(u32::MAX);
     let mut restricted: HANDLE = null_mut();
-    // SAFETY: `own` is a valid token; `disable` points at a valid SID that outlives the call.
+    // SAFETY: `own` is a valid token; `disable` and every entry of `list` point at valid SIDs
+    // (`admins`, `restricting`, `session_bytes`) that outlive the call; restricting entries have
+    // zero attributes as the function requires.
     let ok = unsafe {
         CreateRestrictedToken(
             own.as_raw_handle(),
-            DISABLE_MAX_PRIVILEGE,
+            DISABLE_MAX_PRIVILEGE | WRITE_RESTRICTED,
             1,
             &disable,
             0,
             null(),
-            0,
-            null(),
+            count,
+            list.as_ptr(),
             &mut restricted,
         )
     };
@@ -382,6 +411,89 @@ pub fn restricted_low_token() -> Result<OwnedHandle, OsFailure> {
         return Err(OsFailure::last("SetTokenInformation(low integrity)"));
     }
     Ok(restricted)
+}
+
+/// The SIDs a write-restricted copy of `token` lists so that its writes stay what they were: the
+/// user SID and every group enabled for access (not deny-only, not the integrity label), except
+/// `except` (the group the copy makes deny-only). Each as its packet bytes.
+pub fn restricting_sids(token: &OwnedHandle, except: &[u8]) -> Result<Vec<Vec<u8>>, OsFailure> {
+    let user = token_information(token, TokenUser, "TokenUser")?;
+    let mut out = Vec::new();
+    // SAFETY: GetTokenInformation filled `user` with a TOKEN_USER (aligned: u64 elements) whose
+    // SID points into the same buffer.
+    let user_sid = unsafe { (*user.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+    out.push(sid_bytes(user_sid));
+    let groups = token_information(token, TokenGroups, "TokenGroups")?;
+    let header: *const TOKEN_GROUPS = groups.as_ptr().cast();
+    // SAFETY: `groups` holds a TOKEN_GROUPS (aligned: u64 elements).
+    let count = unsafe { (*header).GroupCount } as usize;
+    // SAFETY: the Groups array starts inside the structure; GroupCount entries follow in the
+    // buffer GetTokenInformation sized for them.
+    let first = unsafe { std::ptr::addr_of!((*header).Groups) }.cast::<SID_AND_ATTRIBUTES>();
+    for index in 0..count {
+        // SAFETY: `index` is below GroupCount (see above).
+        let group = unsafe { &*first.add(index) };
+        let attributes = group.Attributes;
+        if attributes & SE_GROUP_ENABLED == 0
+            || attributes & (SE_GROUP_USE_FOR_DENY_ONLY | SE_GROUP_INTEGRITY) != 0
+        {
+            continue;
+        }
+        let bytes = sid_bytes(group.Sid);
+        if bytes != except && !out.contains(&bytes) {
+            out.push(bytes);
+        }
+    }
+    Ok(out)
+}
+
+/// The packet bytes of a valid SID.
+fn sid_bytes(sid: PSID) -> Vec<u8> {
+    // SAFETY: `sid` is a valid SID (from the system); GetLengthSid reads its header.
+    let len = unsafe { GetLengthSid(sid) } as usize;
+    // SAFETY: the SID is `len` bytes long.
+    unsafe { std::slice::from_raw_parts(sid.cast::<u8>(), len) }.to_vec()
+}
+
+/// `GetTokenInformation(class)` into a buffer aligned for the token structures.
+fn token_information(
+    token: &OwnedHandle,
+    class: TOKEN_INFORMATION_CLASS,
+    name: &str,
+) -> Result<Vec<u64>, OsFailure> {
+    let mut needed = 0u32;
+    // SAFETY: a size query: no buffer, `needed` receives the size the class takes.
+    unsafe { GetTokenInformation(token.as_raw_handle(), class, null_mut(), 0, &mut needed) };
+    if needed == 0 {
+        return Err(OsFailure::last(format!("GetTokenInformation({name}) size")));
+    }
+    let mut buffer = vec![0u64; (needed as usize).div_ceil(size_of::<u64>())];
+    let len = u32::try_from(buffer.len() * size_of::<u64>()).unwrap_or(u32::MAX);
+    // SAFETY: `buffer` is writable for `len` bytes and aligned for every token structure.
+    let ok = unsafe {
+        GetTokenInformation(
+            token.as_raw_handle(),
+            class,
+            buffer.as_mut_ptr().cast(),
+            len,
+            &mut needed,
+        )
+    };
+    if ok == 0 {
+        return Err(OsFailure::last(format!("GetTokenInformation({name})")));
+    }
+    Ok(buffer)
+}
+
+/// A fresh per-session SID (crate::sid) from 128 bits of the operating system's generator.
+pub fn new_session_sid() -> Result<Sid, OsFailure> {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|e| OsFailure {
+        step: "reading 128 random bits for the session SID".into(),
+        code: e.raw_os_error().unwrap_or(0) as u32,
+        message: e.to_string(),
+    })?;
+    Ok(Sid::session(random))
 }
 
 type CreateProfileFn = unsafe extern "system" fn(
@@ -762,5 +874,110 @@ impl Drop for Descriptor {
     fn drop(&mut self) {
         // SAFETY: the descriptor was LocalAlloc'd by the system and is freed once.
         unsafe { LocalFree(self.0 as HLOCAL) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fallback's session SID and restricting list under Wine as far as Wine allows. Windows'
+    //! own SID reader (`ConvertStringSidToSidW`, which Wine implements) checks the SID crate::sid
+    //! writes; Wine's CreateRestrictedToken accepts restricting SIDs and the write-restricted flag
+    //! but ignores them, so only a Windows host shows them in the token.
+    use windows_sys::Win32::Security::{IsTokenRestricted, TokenRestrictedSids};
+
+    use super::*;
+
+    /// The restricting SIDs of `token` (TokenRestrictedSids) as packet bytes; empty for a token
+    /// without them.
+    pub fn token_restricting_sids(token: &OwnedHandle) -> Result<Vec<Vec<u8>>, OsFailure> {
+        let groups = token_information(token, TokenRestrictedSids, "TokenRestrictedSids")?;
+        let header: *const TOKEN_GROUPS = groups.as_ptr().cast();
+        // SAFETY: `groups` holds a TOKEN_GROUPS (aligned: u64 elements).
+        let count = unsafe { (*header).GroupCount } as usize;
+        // SAFETY: the Groups array starts inside the structure; GroupCount entries follow.
+        let first = unsafe { std::ptr::addr_of!((*header).Groups) }.cast::<SID_AND_ATTRIBUTES>();
+        Ok((0..count)
+            .map(|index| {
+                // SAFETY: `index` is below GroupCount.
+                let group = unsafe { &*first.add(index) };
+                sid_bytes(group.Sid)
+            })
+            .collect())
+    }
+
+    fn own_token() -> OwnedHandle {
+        let mut token: HANDLE = null_mut();
+        // SAFETY: opens the current process token for query into `token`, owned just below.
+        let ok = unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) };
+        assert_ne!(ok, 0, "{:?}", OsFailure::last("OpenProcessToken"));
+        owned(token).unwrap_or_else(|| panic!("OpenProcessToken gave no handle"))
+    }
+
+    #[test]
+    fn a_session_sid_is_fresh_and_reads_back_through_windows_own_sid_reader() {
+        let sid = new_session_sid().unwrap_or_else(|f| panic!("{f:?}"));
+        let other = new_session_sid().unwrap_or_else(|f| panic!("{f:?}"));
+        assert!(sid.is_session(), "{sid}");
+        assert_ne!(sid, other, "two sessions got the same SID");
+        let parsed = LocalSid::parse(&sid.to_string()).unwrap_or_else(|f| panic!("{f:?}"));
+        assert_eq!(sid_bytes(parsed.as_psid()), sid.to_bytes(), "{sid}");
+        assert_eq!(
+            sid_string(parsed.as_psid()).unwrap_or_else(|f| panic!("{f:?}")),
+            sid.to_string()
+        );
+    }
+
+    #[test]
+    fn the_restricting_list_is_the_user_and_the_groups_enabled_for_access() {
+        let token = own_token();
+        let user = LocalSid::parse(&current_user_sid().unwrap_or_else(|f| panic!("{f:?}")))
+            .unwrap_or_else(|f| panic!("{f:?}"));
+        let everyone = LocalSid::parse("S-1-1-0").unwrap_or_else(|f| panic!("{f:?}"));
+        let list = restricting_sids(&token, &[]).unwrap_or_else(|f| panic!("{f:?}"));
+        assert_eq!(
+            list.first(),
+            Some(&sid_bytes(user.as_psid())),
+            "the user SID comes first"
+        );
+        assert!(
+            list.contains(&sid_bytes(everyone.as_psid())),
+            "Everyone is enabled in every interactive token"
+        );
+        for bytes in &list {
+            let sid = crate::sid::Sid::from_bytes(bytes).unwrap_or_else(|e| panic!("{e}"));
+            assert_ne!(
+                sid.authority(),
+                16,
+                "the integrity label is no restricting SID: {sid}"
+            );
+        }
+        let without = restricting_sids(&token, &sid_bytes(everyone.as_psid()))
+            .unwrap_or_else(|f| panic!("{f:?}"));
+        assert!(!without.contains(&sid_bytes(everyone.as_psid())));
+        assert_eq!(without.len() + 1, list.len());
+    }
+
+    #[test]
+    fn the_fallback_token_carries_the_session_sid_among_its_restricting_sids() {
+        let sid = new_session_sid().unwrap_or_else(|f| panic!("{f:?}"));
+        let token = restricted_low_token(&sid).unwrap_or_else(|f| panic!("{f:?}"));
+        let restricting = token_restricting_sids(&token);
+        if super::super::util::host_is_wine() && !matches!(&restricting, Ok(r) if !r.is_empty()) {
+            // Wine 8: NtFilterToken ignores restricting SIDs and the token cannot report them.
+            eprintln!(
+                "wine: restricting SIDs are not kept ({restricting:?}); checked on Windows only"
+            );
+            return;
+        }
+        let restricting = restricting.unwrap_or_else(|f| panic!("{f:?}"));
+        assert!(restricting.contains(&sid.to_bytes()), "{sid} missing");
+        let user = LocalSid::parse(&current_user_sid().unwrap_or_else(|f| panic!("{f:?}")))
+            .unwrap_or_else(|f| panic!("{f:?}"));
+        assert!(
+            restricting.contains(&sid_bytes(user.as_psid())),
+            "the user SID is missing"
+        );
+        // SAFETY: `token` is a valid token handle.
+        assert_ne!(unsafe { IsTokenRestricted(token.as_raw_handle()) }, 0);
     }
 }
