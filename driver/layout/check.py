@@ -93,6 +93,8 @@ STRUCTS = {
     "ObPreCreateHandleInformation": (("mingw", "wine"), ["OB_PRE_CREATE_HANDLE_INFORMATION"], "", "exact", {}),
     "TokenAppContainerInformation": (("mingw-um", "wine"), ["TOKEN_APPCONTAINER_INFORMATION"], "", "exact", {}),
     "Sid": (("mingw", "wine"), ["SID"], "", "exact", {}),
+    "SidAndAttributes": (("mingw", "wine"), ["SID_AND_ATTRIBUTES"], "", "exact", {}),
+    "TokenGroups": (("mingw", "wine"), ["TOKEN_GROUPS"], "", "exact", {}),
     "ObPreDuplicateHandleInformation": (("mingw", "wine"), ["OB_PRE_DUPLICATE_HANDLE_INFORMATION"], "", "exact",
                                         {}),
 }
@@ -107,6 +109,7 @@ ENUM_CONSTS = {
     "FLT_FSTYPE_MUP": (("wine",), "FLT_FSTYPE_MUP"),
     "OB_PREOP_SUCCESS": (("mingw", "wine"), "OB_PREOP_SUCCESS"),
     "TOKEN_APP_CONTAINER_SID": (("mingw-um", "wine"), "TokenAppContainerSid"),
+    "TOKEN_RESTRICTED_SIDS": (("mingw", "wine"), "TokenRestrictedSids"),
     "SECURITY_IMPERSONATION": (("mingw", "wine"), "SecurityImpersonation"),
     "FILE_BASIC_INFORMATION": (("mingw", "wine"), "FileBasicInformation"),
     "FILE_RENAME_INFORMATION": (("mingw", "wine"), "FileRenameInformation"),

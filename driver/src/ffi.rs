@@ -395,8 +395,25 @@ pub struct ObPreDuplicateHandleInformation {
 
 /// TOKEN_INFORMATION_CLASS TokenAppContainerSid.
 pub const TOKEN_APP_CONTAINER_SID: u32 = 31;
+/// TOKEN_INFORMATION_CLASS TokenRestrictedSids.
+pub const TOKEN_RESTRICTED_SIDS: u32 = 11;
 /// SECURITY_IMPERSONATION_LEVEL SecurityImpersonation.
 pub const SECURITY_IMPERSONATION: u32 = 2;
+
+/// SID_AND_ATTRIBUTES (winnt.h / ntifs.h).
+#[repr(C)]
+pub struct SidAndAttributes {
+    pub sid: Pvoid,
+    pub attributes: u32,
+}
+
+/// TOKEN_GROUPS (winnt.h / ntifs.h): `group_count` entries, the first declared here, the rest
+/// following in the same buffer.
+#[repr(C)]
+pub struct TokenGroups {
+    pub group_count: u32,
+    pub groups: [SidAndAttributes; 1],
+}
 
 /// TOKEN_APPCONTAINER_INFORMATION (winnt.h): null for a token outside every AppContainer.
 #[repr(C)]
@@ -499,6 +516,7 @@ unsafe extern "system" {
     pub fn PsDereferencePrimaryToken(token: Pvoid);
     pub fn ObfDereferenceObject(object: Pvoid) -> isize;
     pub fn SeQueryInformationToken(token: Pvoid, class: u32, info: *mut Pvoid) -> NtStatus;
+    pub fn SeTokenIsRestricted(token: Pvoid) -> u8;
     pub fn ExFreePool(p: Pvoid);
 }
 
@@ -626,3 +644,5 @@ layout!(ObPreCreateHandleInformation, 8, desired_access @ 0, original_desired_ac
 layout!(ObPreDuplicateHandleInformation, 24, desired_access @ 0, original_desired_access @ 4, source_process @ 8, target_process @ 16);
 layout!(TokenAppContainerInformation, 8, token_app_container @ 0);
 layout!(Sid, 12, revision @ 0, sub_authority_count @ 1, identifier_authority @ 2, sub_authority @ 8);
+layout!(SidAndAttributes, 16, sid @ 0, attributes @ 8);
+layout!(TokenGroups, 24, group_count @ 0, groups @ 8);

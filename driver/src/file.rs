@@ -115,7 +115,7 @@ unsafe extern "system" fn pre_operation(
     let major = unsafe { (*(*data).iopb).major_function };
     // Processes outside every session are never blocked: no name, no allocation, no message.
     if !crate::sessions::may_be_in_session(d, pid) {
-        // A broker thread impersonating an AppContainer session's token opens files for that
+        // A broker thread impersonating a session's token opens files for that
         // session. Only the create is attributed (the one pre-operation documented to run at
         // PASSIVE_LEVEL, which the token functions need): writing, deleting, renaming or linking
         // needs a handle whose create asked for those rights and was judged.

@@ -79,7 +79,7 @@ pub unsafe extern "system" fn registry_callback(
     let mut caller = current_caller();
     let mut in_session = may_be_in_session(d, caller.pid);
     if !in_session {
-        // A thread impersonating an AppContainer session's token works for that session.
+        // A thread impersonating a session's token works for that session.
         if let Some(root) = crate::broker::impersonated_session(d, caller.pid) {
             caller.pid = root;
             in_session = true;

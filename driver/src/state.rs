@@ -21,8 +21,8 @@ pub struct Locked {
     pub core: KernelCore,
     /// One event per held operation, keyed by approval ticket.
     pub holds: Vec<(u32, *mut ffi::KEvent)>,
-    /// AppContainer sessions by their root process (broker attribution).
-    pub containers: Vec<crate::broker::Container>,
+    /// Sessions recognised by their token's SID, by their root process (broker attribution).
+    pub recognised: Vec<crate::broker::Recognised>,
 }
 
 pub struct Driver {
@@ -40,8 +40,11 @@ pub struct Driver {
     pub instances: AtomicU32,
     /// FltStartFiltering succeeded (instances have been offered to every mounted volume).
     pub filtering: AtomicBool,
-    /// Entries in `Locked::containers`: zero keeps broker attribution off every callback.
+    /// AppContainer entries in `Locked::recognised`.
     pub containers: AtomicU32,
+    /// Restricted-token fallback entries in `Locked::recognised`. With `containers`, zero keeps
+    /// broker attribution off every callback.
+    pub fallbacks: AtomicU32,
     pub notify_queued: AtomicBool,
     /// The configuration's flags (CONFIG_QUERY_READS / CONFIG_NOTIFY_READS), mirrored after every
     /// control message so that a session's read can skip its name query without the lock.
@@ -82,6 +85,7 @@ impl Driver {
             instances: AtomicU32::new(0),
             filtering: AtomicBool::new(false),
             containers: AtomicU32::new(0),
+            fallbacks: AtomicU32::new(0),
             notify_queued: AtomicBool::new(false),
             config_flags: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
@@ -92,7 +96,7 @@ impl Driver {
             locked: UnsafeCell::new(Locked {
                 core: KernelCore::try_new(crate::kernel::seed())?,
                 holds: Vec::new(),
-                containers: crate::broker::empty(),
+                recognised: crate::broker::empty(),
             }),
         })?;
         let p = boxed.into_raw();

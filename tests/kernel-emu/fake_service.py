@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A small stand-in for the agentsh service, speaking the loopback framing as the user side: it
-handshakes, configures the fail mode, registers one session, excludes itself, asks the kernel
+handshakes, configures the fail mode, registers two sessions (an AppContainer one and a
+restricted-token fallback one: the kernel model gives their roots such tokens), excludes itself, asks the kernel
 (QuerySession) about an unknown process and about the first announced new process, and answers queries
 with a fixed policy (Run keys and SAM denied, service-key creation held for approval, the rest
 allowed; files under \\protected\\ denied, writes under \\nowrite\\ denied, files under \\hold\\ held).
@@ -21,6 +22,7 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--fail-mode", choices=["open", "closed"], default="closed")
     ap.add_argument("--session-root", type=int, default=1000)
+    ap.add_argument("--fallback-root", type=int, default=1100)
     args = ap.parse_args()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(args.socket)
@@ -34,7 +36,8 @@ def main():
 
     fail_mode = 1 if args.fail_mode == "closed" else 0
     for body in (wire.hello(), wire.set_config(fail_mode), wire.register_session(args.session_root, 0xA11CE, 7),
-                 wire.exclude_self(), wire.query_session(args.session_root + 999)):
+                 wire.register_session(args.fallback_root, 0xB0B, 8), wire.exclude_self(),
+                 wire.query_session(args.session_root + 999)):
         send(wire.USER_SEND, body)
     tickets = iter(range(100, 1000))
     queried = []

@@ -36,6 +36,9 @@ STATUS_USER_APC = L["STATUS_USER_APC"]
 STATUS_FLT_INVALID_NAME_REQUEST = L["STATUS_FLT_INVALID_NAME_REQUEST"]
 STATUS_BUFFER_TOO_SMALL = L["STATUS_BUFFER_TOO_SMALL"]
 STATUS_BUFFER_OVERFLOW = L["STATUS_BUFFER_OVERFLOW"]
+SE_GROUP_MANDATORY = L["SE_GROUP_MANDATORY"]
+SE_GROUP_ENABLED_BY_DEFAULT = L["SE_GROUP_ENABLED_BY_DEFAULT"]
+SE_GROUP_ENABLED = L["SE_GROUP_ENABLED"]
 KERNEL_MODE, USER_MODE = L["KernelMode"], L["UserMode"]
 PASSIVE_LEVEL, APC_LEVEL, DISPATCH_LEVEL = 0, 1, 2
 
@@ -59,6 +62,7 @@ MAX_IRQL = {
     "KeInitializeMutex": PASSIVE_LEVEL, "FltQueueGenericWorkItem": DISPATCH_LEVEL,
     "ObRegisterCallbacks": PASSIVE_LEVEL, "ObUnRegisterCallbacks": PASSIVE_LEVEL,
     "PsReferenceImpersonationToken": PASSIVE_LEVEL, "SeQueryInformationToken": PASSIVE_LEVEL,
+    "SeTokenIsRestricted": PASSIVE_LEVEL,
     "PsLookupProcessByProcessId": PASSIVE_LEVEL, "ExFreePool": DISPATCH_LEVEL,
 }
 # Exported kernel variables the driver imports (POBJECT_TYPE PsProcessType, ...): the value each
@@ -165,9 +169,12 @@ class Kernel:
         self.failed_calls = []        # imports that returned an injected status
         self.process_objects = {}     # EPROCESS stand-in -> process id
         self.thread_objects = {}      # ETHREAD stand-in -> id of its process
-        # Access tokens: token stand-in -> its AppContainer SID (bytes) or None; each process's
-        # primary token; the token a thread impersonates, with its SECURITY_IMPERSONATION_LEVEL.
+        # Access tokens: token stand-in -> its AppContainer SID (bytes) or None; token stand-in ->
+        # its restricting SIDs (a list of SID bytes, empty for an unrestricted token); each
+        # process's primary token; the token a thread impersonates, with its
+        # SECURITY_IMPERSONATION_LEVEL.
         self.tokens = {}
+        self.restricting = {}
         self.primary_tokens = {}      # pid -> token
         self.impersonation = {}       # tid -> (token, level)
         self.refs = collections.Counter()  # referenced tokens and process objects
@@ -253,6 +260,9 @@ class Kernel:
         if any(self.refs.values()):
             raise BugCheck(f"{what}: token or process references not dropped: "
                            f"{ {hex(o): n for o, n in self.refs.items() if n} }")
+        leaked = [hex(p) for p, tag in self.pools.items() if tag == "token information"]
+        if leaked:
+            raise BugCheck(f"{what}: SeQueryInformationToken buffers not freed: {leaked}")
 
     # ---- hooks ----
     def _hook(self, module, name, argc, fn):
@@ -346,6 +356,7 @@ class Kernel:
         h(nt, "PsReferencePrimaryToken", 1, self._ref_primary)
         h(nt, "PsDereferencePrimaryToken", 1, lambda tok: self._deref(tok, "primary token"))
         h(nt, "SeQueryInformationToken", 3, self._query_token)
+        h(nt, "SeTokenIsRestricted", 1, self._token_is_restricted)
         h(nt, "ExFreePool", 1, self._free_token_info)
         h(flt, "FltRegisterFilter", 3, self._flt_register)
         h(flt, "FltStartFiltering", 1, self._start_filtering)
@@ -581,11 +592,19 @@ class Kernel:
         return self.thread_objects[thread]
 
     # tokens
-    def token(self, container_sid=None):
-        """A token stand-in; `container_sid` is the bytes of its AppContainer SID, or None."""
+    def token(self, container_sid=None, restricting=()):
+        """A token stand-in; `container_sid` is the bytes of its AppContainer SID, or None;
+        `restricting` the bytes of its restricting SIDs (none: an unrestricted token)."""
         tok = 0x70CE_0000_0000 + 0x100 * (len(self.tokens) + 1)
         self.tokens[tok] = container_sid
+        self.restricting[tok] = list(restricting)
         return tok
+
+    def _token_is_restricted(self, tok):
+        # BOOLEAN SeTokenIsRestricted(_In_ PACCESS_TOKEN): TRUE when the token has restricting SIDs.
+        if self.refs[tok] <= 0:
+            raise BugCheck(f"SeTokenIsRestricted({tok:#x}): not a referenced token")
+        return 1 if self.restricting[tok] else 0
 
     def _ref_impersonation(self, thread, copy_ptr, effective_ptr, level_ptr):
         # PACCESS_TOKEN PsReferenceImpersonationToken(PETHREAD, _Out_ PBOOLEAN CopyOnOpen,
@@ -634,6 +653,17 @@ class Kernel:
         if self.refs[tok] <= 0:
             raise BugCheck(f"SeQueryInformationToken({tok:#x}): not a referenced token")
         self._out(info_ptr, 8, "SeQueryInformationToken(TokenInformation)")
+        # A failed query (say STATUS_INSUFFICIENT_RESOURCES: the paged-pool allocation failed)
+        # allocates nothing and leaves *TokenInformation undefined. Injected per class:
+        # "SeQueryInformationToken(TokenRestrictedSids)" fails that class's next query only.
+        names = {L["TokenRestrictedSids"]: "TokenRestrictedSids", L["TokenAppContainerSid"]: "TokenAppContainerSid"}
+        fault = f"SeQueryInformationToken({names.get(klass, klass)})"
+        if fault in self.call_faults:
+            self.failed_calls.append(fault)
+            self.w64(info_ptr, 0xBAD0_0000_0000)
+            return self.call_faults.pop(fault)
+        if klass == L["TokenRestrictedSids"]:
+            return self._query_restricted_sids(tok, info_ptr)
         if klass != L["TokenAppContainerSid"]:
             raise BugCheck(f"SeQueryInformationToken: class {klass} is not modelled")
         sid = self.tokens[tok]
@@ -642,6 +672,30 @@ class Kernel:
         if sid:
             self.se.mem_write(buf + size, sid)
             self.w64(buf + L["TOKEN_APPCONTAINER_INFORMATION.TokenAppContainer"], buf + size)
+        self.pools[buf] = "token information"
+        self.w64(info_ptr, buf)
+        return 0
+
+    def _query_restricted_sids(self, tok, info_ptr):
+        # TokenRestrictedSids: a TOKEN_GROUPS with one SID_AND_ATTRIBUTES per restricting SID
+        # (GroupCount 0 for an unrestricted token), the SIDs after the array in the same
+        # paged-pool buffer, released by the caller with ExFreePool.
+        self.counters["restricted_sid_queries"] += 1
+        sids = self.restricting[tok]
+        entry = L["sizeof SID_AND_ATTRIBUTES"]
+        array = L["TOKEN_GROUPS.Groups"]
+        head = max(L["sizeof TOKEN_GROUPS"], array + entry * len(sids))
+        buf = self.alloc(head + sum(len(sid) for sid in sids))
+        self.w32(buf + L["TOKEN_GROUPS.GroupCount"], len(sids))
+        at = buf + head
+        for i, sid in enumerate(sids):
+            self.se.mem_write(at, sid)
+            base = buf + array + i * entry
+            self.w64(base + L["SID_AND_ATTRIBUTES.Sid"], at)
+            # Restricting SIDs are always enabled for access checks.
+            self.w32(base + L["SID_AND_ATTRIBUTES.Attributes"], SE_GROUP_MANDATORY | SE_GROUP_ENABLED_BY_DEFAULT
+                     | SE_GROUP_ENABLED)
+            at += len(sid)
         self.pools[buf] = "token information"
         self.w64(info_ptr, buf)
         return 0

@@ -52,6 +52,8 @@ for ctype, members in {
     "KEY_VALUE_PARTIAL_INFORMATION": ["TitleIndex", "Type", "DataLength", "Data"],
     "SID": ["Revision", "SubAuthorityCount", "IdentifierAuthority", "SubAuthority"],
     "TOKEN_APPCONTAINER_INFORMATION": ["TokenAppContainer"],
+    "TOKEN_GROUPS": ["GroupCount", "Groups"],
+    "SID_AND_ATTRIBUTES": ["Sid", "Attributes"],
     "OB_CALLBACK_REGISTRATION": ["Version", "OperationRegistrationCount", "Altitude", "RegistrationContext",
                                  "OperationRegistration"],
     "OB_OPERATION_REGISTRATION": ["ObjectType", "Operations", "PreOperation", "PostOperation"],
@@ -86,7 +88,9 @@ for name in ["IRP_MJ_CREATE", "IRP_MJ_WRITE", "IRP_MJ_SET_INFORMATION", "IRP_MJ_
              "PROCESS_VM_WRITE", "PROCESS_VM_OPERATION", "PROCESS_CREATE_THREAD", "PROCESS_DUP_HANDLE",
              "PROCESS_VM_READ", "PROCESS_QUERY_LIMITED_INFORMATION", "PROCESS_TERMINATE", "PROCESS_ALL_ACCESS",
              "THREAD_SET_CONTEXT", "THREAD_SUSPEND_RESUME", "THREAD_GET_CONTEXT", "THREAD_ALL_ACCESS",
-             "TokenAppContainerSid", "TokenUser", "SecurityIdentification", "SecurityImpersonation"]:
+             "TokenAppContainerSid", "TokenUser", "SecurityIdentification", "SecurityImpersonation",
+             "SecurityDelegation", "TokenRestrictedSids", "SE_GROUP_MANDATORY", "SE_GROUP_ENABLED_BY_DEFAULT",
+             "SE_GROUP_ENABLED"]:
     WINE_EXPRS[name] = f"(unsigned int)({name})"
 
 MINGW_EXPRS = {}

@@ -78,7 +78,7 @@ class Harness:
                                          "--socket", self.sock, "--log", self.log, "--fail-mode", fail_mode])
         self.k.accept(self.service.pid)
         deadline = time.monotonic() + 10
-        while len(self.k.inbox) < 5 and time.monotonic() < deadline:
+        while len(self.k.inbox) < 6 and time.monotonic() < deadline:
             self.k.pump(0.1)
         self.k.deliver()
         time.sleep(0.2)
@@ -234,6 +234,13 @@ def sid_bytes(authority, subs):
 
 CONTAINER_SID = sid_bytes(15, [2, 11, 22, 33, 44, 55, 66, 77])   # S-1-15-2-11-22-33-44-55-66-77
 OTHER_CONTAINER_SID = sid_bytes(15, [2, 1, 2, 3, 4, 5, 6, 7])
+# The fallback's per-session SID: S-1-9-1634169704-a-b-c-d (0x61677368, "agsh", then 128 random bits;
+# docs/driver.md, "Broker attribution"), and the other restricting SIDs of its token.
+AGSH = int.from_bytes(b"agsh", "big")
+SESSION_SID = sid_bytes(9, [AGSH, 0x9E3779B9, 0x7F4A7C15, 0xF39CC060, 0x5CEDC834])
+OTHER_SESSION_SID = sid_bytes(9, [AGSH, 1, 2, 3, 4])
+USER_SID = sid_bytes(5, [21, 1111, 2222, 3333, 1001])      # S-1-5-21-1111-2222-3333-1001
+USERS_SID = sid_bytes(5, [32, 545])                        # S-1-5-32-545
 
 
 def put_at(buf, offset, width, value):
@@ -289,6 +296,9 @@ def main():
     # The session root (pid 1000) runs in an AppContainer: the driver reads its SID when the service
     # registers the session (broker attribution).
     k.primary_tokens[1000] = k.token(CONTAINER_SID)
+    # The second session's root (pid 1100) runs with the restricted-token fallback: its restricting
+    # SIDs are the user, a group and its session SID, which the driver keeps at registration.
+    k.primary_tokens[1100] = k.token(None, [USER_SID, USERS_SID, SESSION_SID])
     k.listen(h.sock)
     h.start_fake_service("closed")
     no_instance = [e for e in k.event_log if e[0] == NO_INSTANCE]
@@ -303,12 +313,12 @@ def main():
           got == {**{fs: 0 for fs in attach}, **{fs: L["STATUS_FLT_DO_NOT_ATTACH"] for fs in skip}}, got)
 
     setup_results = [e for e in h.service_log() if "send_result" in e]
-    check("handshake, config, session and exclusion accepted by the driver",
-          len(setup_results) == 5 and all(e["send_result"] == 0 and e["status"] == 0 for e in setup_results[:4]),
+    check("handshake, config, two sessions and exclusion accepted by the driver",
+          len(setup_results) == 6 and all(e["send_result"] == 0 and e["status"] == 0 for e in setup_results[:5]),
           setup_results)
     check("QuerySession about a process in no session -> NotFound (4), 8 bytes, no session id",
-          len(setup_results) == 5 and setup_results[4]["type"] == 0x1A and setup_results[4]["status"] == 4
-          and setup_results[4]["size"] == 8 and "session_id" not in setup_results[4], setup_results)
+          len(setup_results) == 6 and setup_results[5]["type"] == 0x1A and setup_results[5]["status"] == 4
+          and setup_results[5]["size"] == 8 and "session_id" not in setup_results[5], setup_results)
 
     n = len(h.service_log())
     h.process_created(1001, creating_pid=1000, parent_pid=4)
@@ -460,9 +470,11 @@ def handle_scenarios(h):
 
 def broker_scenarios(h):
     """A broker (pid 5000, outside every session) whose thread impersonates a token: with the
-    session's AppContainer SID at impersonation level, its registry and file operations are the
-    session's; at identification level, or with another container's or no container's token, they
-    stay its own. Every token and process reference the driver took is dropped (check_released)."""
+    session's AppContainer SID, or the fallback session's SID among the token's restricting SIDs,
+    at impersonation (or delegation) level, its registry and file operations are that session's; at
+    identification level, or with another container's, another session's or no such SID, they stay
+    its own. Every token and process reference the driver took is dropped and every
+    SeQueryInformationToken buffer freed before the callback returns (check_released)."""
     k = h.k
     broker = 5000
     same, other, plain = k.token(CONTAINER_SID), k.token(OTHER_CONTAINER_SID), k.token(None)
@@ -495,6 +507,54 @@ def broker_scenarios(h):
                                                          desired=FILE_WRITE_DATA))
         check(f"review 15: a broker thread impersonating {label} acts as itself (allowed, not asked)",
               s == 0 and st == ALLOW and not h.queries(n), (hex(s), st, h.queries(n)))
+
+    # The restricted-token fallback (session root 1100): the broker impersonates a copy of the
+    # session's token (what an RPC server gets from its client), recognised by the session SID
+    # among its restricting SIDs.
+    fallback = k.token(None, [USER_SID, USERS_SID, SESSION_SID])
+    delegation = L["SecurityDelegation"]
+    for label, level in (("impersonation", impersonation), ("delegation", delegation)):
+        n = len(h.service_log())
+        s = as_broker(fallback, level, lambda: h.set_value(broker, RUN_KEY, h.unique("Broker")))
+        q = h.queries(n)
+        check(f"item 2: a broker thread impersonating a fallback session's token at {label} level -> its Run-key "
+              "write is decided as that session's (asked with the fallback root's id, denied)",
+              s == K.STATUS_ACCESS_DENIED and q and q[0]["pid"] == 1100 and q[0]["tid"] == broker + 1,
+              (hex(s), q))
+        n = len(h.service_log())
+        st, io = as_broker(fallback, level, lambda: h.file_op(broker, IRP_MJ_CREATE, VOLUME + "\\protected\\b.txt",
+                                                              desired=FILE_WRITE_DATA))
+        q = h.queries(n)
+        check(f"item 2: ... and its write open of a protected file at {label} level is denied as the session's",
+              st == COMPLETE and io == K.STATUS_ACCESS_DENIED and q and q[0].get("answer") == "deny", (st, io, q))
+    cases = (
+        ("a fallback session's token at identification level", fallback, identification),
+        ("a token whose restricting SIDs lack the session SID", k.token(None, [USER_SID, USERS_SID]), impersonation),
+        ("a token with another session's SID", k.token(None, [USER_SID, OTHER_SESSION_SID]), impersonation),
+        ("a token with a SID of the session form under another sub-authority",
+         k.token(None, [sid_bytes(9, [AGSH + 1, 0x9E3779B9, 0x7F4A7C15, 0xF39CC060, 0x5CEDC834])]), impersonation),
+        ("an unrestricted token outside every AppContainer", k.token(None), impersonation),
+    )
+    for label, tok, level in cases:
+        n = len(h.service_log())
+        (s, (st, io)), delta, _ = h.measure(lambda: (
+            as_broker(tok, level, lambda: h.set_value(broker, RUN_KEY, h.unique("Broker"))),
+            as_broker(tok, level, lambda: h.file_op(broker, IRP_MJ_CREATE, VOLUME + "\\protected\\b.txt",
+                                                    desired=FILE_WRITE_DATA))))
+        check(f"item 2: a broker thread impersonating {label} acts as itself (allowed, not asked)",
+              s == 0 and st == ALLOW and not h.queries(n), (hex(s), st, h.queries(n)))
+        if not k.restricting[tok] or level == identification:
+            check(f"item 2: ... without a restricted-SID query",
+                  delta.get("restricted_sid_queries", 0) == 0, delta)
+    # A failed TokenRestrictedSids query: the broker acts as itself, nothing leaks (check_released).
+    k.call_faults["SeQueryInformationToken(TokenRestrictedSids)"] = K.STATUS_INSUFFICIENT_RESOURCES
+    n = len(h.service_log())
+    s = as_broker(fallback, impersonation, lambda: h.set_value(broker, RUN_KEY, h.unique("Broker")))
+    check("item 2: with SeQueryInformationToken(TokenRestrictedSids) failing, a broker impersonating a fallback "
+          "session's token acts as itself (allowed, not asked, nothing leaked)",
+          s == 0 and not h.queries(n) and "SeQueryInformationToken(TokenRestrictedSids)" in k.failed_calls,
+          (hex(s), h.queries(n), k.failed_calls[-2:]))
+    k.call_faults.pop("SeQueryInformationToken(TokenRestrictedSids)", None)
 
 
 def altitude_scenarios(driver):
