@@ -251,6 +251,70 @@ fn explain_lists_remembered_rules_with_their_file_and_validate_refuses_a_lowerin
 }
 
 #[test]
+fn explain_shows_a_rules_apps_and_with_app_why_it_was_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("agentsh.yaml");
+    std::fs::write(
+        &policy,
+        "file_policy: { default_action: allow }\nfile_rules:\n  - { name: notes-data, paths: ['C:\\data\\*'], operations: [write], decision: deny, apps: [Notes, Editor] }\n",
+    )
+    .expect("policy");
+    let p = policy.to_str().expect("utf-8 path");
+    let explain = |app: &str| {
+        let out = agentsh(&[
+            "policy",
+            "explain",
+            "--policy",
+            p,
+            "--path",
+            r"C:\data\a.txt",
+            "--op",
+            "write",
+            "--app",
+            app,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let s = explain("Browser");
+    let line = s
+        .lines()
+        .find(|l| l.contains("notes-data"))
+        .unwrap_or_else(|| panic!("the rule is listed:\n{s}"));
+    assert!(line.contains("[apps: Notes, Editor]"), "{line}");
+    assert!(
+        line.contains("skipped: the session's app `Browser` is not in the rule's apps"),
+        "{line}"
+    );
+    assert!(s.contains("decision:  allow"), "{s}");
+    let s = explain("notes");
+    let line = s.lines().find(|l| l.contains("notes-data")).expect("rule");
+    assert!(line.contains("first match"), "{line}");
+    assert!(s.contains("decision:  deny"), "{s}");
+    let out = agentsh(&[
+        "policy",
+        "explain",
+        "--policy",
+        p,
+        "--path",
+        r"C:\data\a.txt",
+        "--op",
+        "write",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let step = v["steps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "notes-data"))
+        .expect("step");
+    assert_eq!(step["apps"], serde_json::json!(["Notes", "Editor"]));
+    assert_eq!(
+        step["outcome"],
+        "skipped: the session has no app name and the rule names apps"
+    );
+}
+
+#[test]
 fn explain_works_for_file_queries() {
     let out = agentsh(&[
         "policy",
