@@ -372,8 +372,11 @@ fn schema_is_json_and_closed() {
     assert!(v["properties"]["registry_rules"].is_object());
 }
 
-/// `policy suggest` on a history the service recorded (crates/service/tests/runner.rs, the
-/// `--remember` test: one write allowed by a person, two denied, one decided by the rule kept).
+/// `policy suggest` on a history the service recorded: crates/service/tests/runner.rs's two
+/// `--remember` runs (`keep_history`), `registry` then `files` — a TestApp session's registry
+/// writes (one allowed by a person, two denied), and a file the kernel named by its volume device,
+/// allowed for an Editor session, denied twice for a Browser session and once for a session
+/// without an app name.
 #[test]
 fn suggest_proposes_rules_from_a_recorded_approval_history_that_decide_as_people_did() {
     let history =
@@ -383,24 +386,38 @@ fn suggest_proposes_rules_from_a_recorded_approval_history_that_decide_as_people
     let s = stdout(&out);
     assert!(
         s.starts_with(
-            "7 events; 3 approvals answered by a person and 0 unanswered (3 distinct operations)"
+            "15 events; 7 approvals answered by a person and 0 unanswered (6 distinct operations)"
         ),
         "{s}"
     );
+    for group in [
+        "no app name:",
+        "app `Browser`:",
+        "app `Editor`:",
+        "app `TestApp`:",
+    ] {
+        assert!(s.contains(group), "{group} in\n{s}");
+    }
     let proposal = &s[s
         .find("registry_rules:")
         .unwrap_or_else(|| panic!("no proposal:\n{s}"))..];
     assert_eq!(
         proposal.matches("- name: suggested-").count(),
-        3,
+        6,
         "{proposal}"
     );
     // The proposal is a remembered-rules file the policy that asked accepts.
-    let asking = agentsh_policy::DEFAULT_POLICY_YAML.replacen(
-        "  rules:\n",
-        "  rules:\n    - name: ask-other-vendor\n      paths: ['HKCU\\SOFTWARE\\OtherVendor\\*']\n      operations: ['*']\n      action: approve\n",
-        1,
-    );
+    let asking = agentsh_policy::DEFAULT_POLICY_YAML
+        .replacen(
+            "  rules:\n",
+            "  rules:\n    - name: ask-other-vendor\n      paths: ['HKCU\\SOFTWARE\\OtherVendor\\*']\n      operations: ['*']\n      action: approve\n",
+            1,
+        )
+        .replacen(
+            "file_policy:\n  default_action: deny\n  default_cache_ttl: 30\n  rules:\n",
+            "file_policy:\n  default_action: deny\n  default_cache_ttl: 30\n  rules:\n    - name: ask-shared\n      paths: ['C:\\Shared\\*']\n      operations: ['*']\n      action: approve\n",
+            1,
+        );
     let policy = agentsh_policy::Policy::from_str_with(
         &asking,
         "agentsh.yaml",
@@ -409,23 +426,46 @@ fn suggest_proposes_rules_from_a_recorded_approval_history_that_decide_as_people
     .unwrap_or_else(|e| panic!("{e}\n{proposal}"));
     let sid = "S-1-5-21-1-2-3-1001";
     let session =
-        agentsh_policy::SessionContext::new(Some("TestApp"), None, Some(sid)).expect("ctx");
-    for (name, value, want) in [
-        ("settings", "v", agentsh_policy::Decision::Allow),
-        ("settings", "w", agentsh_policy::Decision::Deny),
-        ("secrets", "v", agentsh_policy::Decision::Deny),
+        |app: &str| agentsh_policy::SessionContext::new(Some(app), None, Some(sid)).expect("ctx");
+    for (app, name, value, want) in [
+        ("TestApp", "settings", "v", agentsh_policy::Decision::Allow),
+        ("TestApp", "settings", "w", agentsh_policy::Decision::Deny),
+        ("TestApp", "secrets", "v", agentsh_policy::Decision::Deny),
         // Never answered: still asks.
-        ("other", "v", agentsh_policy::Decision::Approve),
+        ("TestApp", "other", "v", agentsh_policy::Decision::Approve),
+        // Answered for TestApp only: another app is still asked.
+        ("Editor", "settings", "v", agentsh_policy::Decision::Approve),
     ] {
+        let s = session(app);
         let key = format!("\\REGISTRY\\USER\\{sid}\\Software\\OtherVendor\\{name}");
-        let mut q =
-            agentsh_policy::RegistryQuery::new(&key, agentsh_policy::Operation::Write, &session);
+        let mut q = agentsh_policy::RegistryQuery::new(&key, agentsh_policy::Operation::Write, &s);
         q.value = Some(value);
         assert_eq!(
             policy.engine().decide_registry(&q).decision,
             want,
-            "{name} {value}"
+            "{app} {name} {value}"
         );
+    }
+    // The file, as the kernel names it on the service's volume map: each app as its people
+    // answered; an app nobody answered for meets the rule kept from the session without an app
+    // name, which applies to every session.
+    let mut volumes = agentsh_policy::filepath::VolumeMap::new();
+    volumes
+        .insert(r"\Device\HarddiskVolume3", "C:")
+        .expect("volume");
+    for (app, want) in [
+        ("Editor", agentsh_policy::Decision::Allow),
+        ("Browser", agentsh_policy::Decision::Deny),
+        ("Other", agentsh_policy::Decision::Deny),
+    ] {
+        let s = session(app);
+        let q = agentsh_policy::FileQuery::new(
+            r"\Device\HarddiskVolume3\Shared\notes.txt",
+            agentsh_policy::Operation::Write,
+            &s,
+            &volumes,
+        );
+        assert_eq!(policy.engine().decide_file(&q).decision, want, "{app}");
     }
     let out = agentsh(&["policy", "suggest", "/nonexistent/events.jsonl"]);
     assert_eq!(out.status.code(), Some(2));

@@ -494,7 +494,18 @@ async fn an_answer_remembered_becomes_a_rule_the_next_identical_operation_meets_
         written.contains("remembered-2") && written.contains("decision: deny"),
         "{written}"
     );
+    let events = run.events.clone();
     run.stop().await.expect("stops");
+    keep_history("registry", &events);
+}
+
+/// Keeps a run's events as an approval history (`target/tmp/approval-history/<name>.jsonl`):
+/// `crates/cli/tests/data/approval-history.jsonl`, which `agentsh policy suggest` is tested on,
+/// is these runs' histories, `registry` then `files`.
+fn keep_history(name: &str, events: &Path) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("approval-history");
+    std::fs::create_dir_all(&dir).expect("creates the history directory");
+    std::fs::copy(events, dir.join(format!("{name}.jsonl"))).expect("keeps the history");
 }
 
 /// Registers a session rooted at `root` with the given app name (none: `null`).
@@ -614,10 +625,11 @@ async fn a_remembered_file_answer_holds_for_its_app_only_and_no_decision_crosses
     let unchanged = std::fs::read_to_string(&overlay).expect("overlay");
     assert_eq!(unchanged, written, "nothing was remembered");
 
-    let events = run.events.clone();
+    let events_file = run.events.clone();
     run.stop().await.expect("stops");
+    keep_history("files", &events_file);
     // The approval events name the app and the file as the rules do.
-    let events = std::fs::read_to_string(&events).expect("events");
+    let events = std::fs::read_to_string(&events_file).expect("events");
     let request = events
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
