@@ -33,8 +33,9 @@ pub enum ApprovalsCommand {
         remember: Option<RememberFor>,
     },
     /// Watch approvals live and answer them: a countdown per approval, keys a (allow once),
-    /// s (allow for the session), d (deny), A / D (allow / deny every identical one); the
-    /// terminal bell (a toast on a Windows desktop) for each new one
+    /// s (allow for the session), d (deny), A / D (allow / deny every identical one), r / R
+    /// (allow / deny and remember for the app), g / G (the same for every app); the terminal
+    /// bell (a toast on a Windows desktop) for each new one
     Watch {
         /// Print the service's stream as JSON lines (for scripts) instead of the view
         #[arg(long, conflicts_with = "plain")]
