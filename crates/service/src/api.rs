@@ -642,8 +642,9 @@ fn remember_for(value: Option<&str>) -> Result<Option<RememberFor>, String> {
     }
 }
 
-/// Writes the rule `?remember=true` asks for: the exact key (and value) or file of approval `id`
-/// with the answer's decision, noting the session and its app. Returns the rule's name.
+/// Writes the rule `?remember=` asks for: the exact key (and value) or file of approval `id`
+/// with the answer's decision, for the session's app or every app, noting the session and its
+/// app. Returns the rule's name.
 fn remember_answer(
     s: &Api,
     info: &crate::approvals::PendingApproval,
