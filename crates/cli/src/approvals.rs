@@ -18,21 +18,24 @@ pub enum ApprovalsCommand {
         #[arg(long)]
         session: bool,
         /// Also keep the answer as a rule for this exact key (and value) or file, in the
-        /// policy's remembered-rules file (`<policy>.remembered.yaml`)
-        #[arg(long)]
-        remember: bool,
+        /// policy's remembered-rules file (`<policy>.remembered.yaml`): for the session's app
+        /// (`--remember`, `--remember=app`) or for every app (`--remember=all-apps`)
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "app", value_enum)]
+        remember: Option<RememberFor>,
     },
     /// Deny a pending operation
     Deny {
         id: u32,
         /// Also keep the answer as a rule for this exact key (and value) or file, in the
-        /// policy's remembered-rules file (`<policy>.remembered.yaml`)
-        #[arg(long)]
-        remember: bool,
+        /// policy's remembered-rules file (`<policy>.remembered.yaml`): for the session's app
+        /// (`--remember`, `--remember=app`) or for every app (`--remember=all-apps`)
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "app", value_enum)]
+        remember: Option<RememberFor>,
     },
     /// Watch approvals live and answer them: a countdown per approval, keys a (allow once),
-    /// s (allow for the session), d (deny), A / D (allow / deny every identical one); the
-    /// terminal bell (a toast on a Windows desktop) for each new one
+    /// s (allow for the session), d (deny), A / D (allow / deny every identical one), r / R
+    /// (allow / deny and remember for the app), g / G (the same for every app); the terminal
+    /// bell (a toast on a Windows desktop) for each new one
     Watch {
         /// Print the service's stream as JSON lines (for scripts) instead of the view
         #[arg(long, conflicts_with = "plain")]
@@ -41,6 +44,25 @@ pub enum ApprovalsCommand {
         #[arg(long)]
         plain: bool,
     },
+}
+
+/// Whom a remembered answer applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RememberFor {
+    /// Sessions of the approval's app (the rule gets `apps: [<app>]`)
+    App,
+    /// Every session
+    AllApps,
+}
+
+impl RememberFor {
+    /// The API's `remember=` value.
+    fn query(self) -> &'static str {
+        match self {
+            RememberFor::App => "remember=app",
+            RememberFor::AllApps => "remember=all-apps",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -81,14 +103,14 @@ fn answer(client: &ApiClient, command: &ApprovalsCommand) -> Result<String, ApiE
             if *session {
                 query.push("scope=session");
             }
-            if *remember {
-                query.push("remember=true");
+            if let Some(r) = remember {
+                query.push(r.query());
             }
             client.post(&answer_path(*id, "allow", &query))
         }
         ApprovalsCommand::Deny { id, remember } => {
-            let query: &[&str] = if *remember { &["remember=true"] } else { &[] };
-            client.post(&answer_path(*id, "deny", query))
+            let query: Vec<&str> = remember.iter().map(|r| r.query()).collect();
+            client.post(&answer_path(*id, "deny", &query))
         }
         ApprovalsCommand::Watch { .. } => Ok(String::new()),
     }
@@ -161,15 +183,55 @@ pub fn metrics(api: ApiArgs) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::{answer_path, render_list};
+    use super::{ApprovalsCommand, RememberFor, answer_path, render_list};
+    use clap::Parser;
 
     #[test]
     fn remember_and_scope_are_sent_as_the_query() {
         assert_eq!(answer_path(3, "deny", &[]), "/v1/approvals/3/deny");
         assert_eq!(
-            answer_path(3, "allow", &["scope=session", "remember=true"]),
-            "/v1/approvals/3/allow?scope=session&remember=true"
+            answer_path(3, "allow", &["scope=session", RememberFor::App.query()]),
+            "/v1/approvals/3/allow?scope=session&remember=app"
         );
+        assert_eq!(RememberFor::AllApps.query(), "remember=all-apps");
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    }
+
+    #[test]
+    fn bare_remember_is_the_apps_scope_and_a_value_needs_an_equals_sign() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("approvals").chain(args.iter().copied()))
+                .map(|c| c.command)
+        };
+        let remember_of = |args: &[&str]| match parse(args).expect("parses") {
+            ApprovalsCommand::Approve { remember, .. }
+            | ApprovalsCommand::Deny { remember, .. } => remember,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(remember_of(&["approve", "3"]), None);
+        assert_eq!(
+            remember_of(&["approve", "3", "--remember"]),
+            Some(RememberFor::App)
+        );
+        assert_eq!(
+            remember_of(&["deny", "3", "--remember=app"]),
+            Some(RememberFor::App)
+        );
+        assert_eq!(
+            remember_of(&["deny", "3", "--remember=all-apps"]),
+            Some(RememberFor::AllApps)
+        );
+        // `--remember 3` is the bare flag followed by the id, never the id taken as its value.
+        assert_eq!(
+            remember_of(&["deny", "--remember", "3"]),
+            Some(RememberFor::App)
+        );
+        assert!(parse(&["deny", "3", "--remember=everyone"]).is_err());
     }
 
     /// F2 (security review, trace-ansi.jsonl): a service key named `evil` + `ESC[2K\r` + a fake

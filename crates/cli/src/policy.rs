@@ -349,6 +349,7 @@ fn explain_query(engine: &Engine, q: &Query, as_json: bool) -> ExitCode {
                     "name": s.name,
                     "source": s.source,
                     "priority": s.priority,
+                    "apps": s.apps,
                     "outcome": s.outcome,
                 })
             })
@@ -371,7 +372,12 @@ fn explain_query(engine: &Engine, q: &Query, as_json: bool) -> ExitCode {
             .as_deref()
             .map(|f| format!(" [remembered, {f}]"))
             .unwrap_or_default();
-        println!("  {}{prio}{from}: {}", s.name, s.outcome);
+        let apps = s
+            .apps
+            .as_ref()
+            .map(|a| format!(" [apps: {}]", a.join(", ")))
+            .unwrap_or_default();
+        println!("  {}{prio}{from}{apps}: {}", s.name, s.outcome);
     }
     println!("result:");
     print_verdict(&ex.verdict);

@@ -223,32 +223,61 @@ async fn approve_and_deny_remember_write_rules_the_policy_then_decides_without_a
         tokio::join!(emulator.perform(&op), person(&["approve", "--remember"]));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("remembered as rule `remembered-1`"),
+        stdout.contains("remembered as rule `remembered-1`, for the session's app"),
         "{stdout}"
     );
     assert_eq!(out.verdict, Verdict::Allow);
     let op = set(key("secrets"));
-    let (out, (code, stdout, stderr)) =
-        tokio::join!(emulator.perform(&op), person(&["deny", "--remember"]));
+    let (out, (code, stdout, stderr)) = tokio::join!(
+        emulator.perform(&op),
+        person(&["deny", "--remember=all-apps"])
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("remembered as rule `remembered-2`"),
+        stdout.contains("remembered as rule `remembered-2`, for every app"),
         "{stdout}"
     );
     assert_eq!(out.verdict, Verdict::Deny);
 
-    // The policy with its overlay, as the service reloads it, decides both without a person.
+    // The policy with its overlay, as the service reloads it, decides both without a person for
+    // TestApp; for another app only the rule kept for every app applies.
     let reloaded = Policy::from_path(&policy_path).expect("policy and overlay load");
-    let context = SessionContext::new(Some("TestApp"), Some("C:\\work"), Some(sid)).expect("ctx");
-    for (name, want, rule) in [
-        ("settings", agentsh_policy::Decision::Allow, "remembered-1"),
-        ("secrets", agentsh_policy::Decision::Deny, "remembered-2"),
+    for (app, name, want, rule) in [
+        (
+            "TestApp",
+            "settings",
+            agentsh_policy::Decision::Allow,
+            "remembered-1",
+        ),
+        (
+            "TestApp",
+            "secrets",
+            agentsh_policy::Decision::Deny,
+            "remembered-2",
+        ),
+        (
+            "Other",
+            "settings",
+            agentsh_policy::Decision::Approve,
+            "ask-other-vendor",
+        ),
+        (
+            "Other",
+            "secrets",
+            agentsh_policy::Decision::Deny,
+            "remembered-2",
+        ),
     ] {
+        let context = SessionContext::new(Some(app), Some("C:\\work"), Some(sid)).expect("ctx");
         let k = key(name);
         let mut q = agentsh_policy::RegistryQuery::new(&k, Operation::SetValue, &context);
         q.value = Some("v");
         let v = reloaded.engine().decide_registry(&q);
-        assert_eq!((v.decision, v.rule.to_string().as_str()), (want, rule));
+        assert_eq!(
+            (v.decision, v.rule.to_string().as_str()),
+            (want, rule),
+            "{app} {name}"
+        );
     }
     // `policy explain` shows where the rule came from.
     let (code, explained, stderr) = cli(vec![
@@ -264,11 +293,14 @@ async fn approve_and_deny_remember_write_rules_the_policy_then_decides_without_a
         "SetValue".into(),
         "--sid".into(),
         sid.into(),
+        "--app".into(),
+        "TestApp".into(),
     ])
     .await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        explained.contains("remembered-1 (priority 100000) [remembered, "),
+        explained.contains("remembered-1 (priority 100000) [remembered, ")
+            && explained.contains("[apps: TestApp]: first match"),
         "{explained}"
     );
     assert!(explained.contains("decision:  allow"), "{explained}");

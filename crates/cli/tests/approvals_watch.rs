@@ -42,6 +42,8 @@ fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
 /// The emulator replaying [`TRACE`] and the real service, with the emulator's per-operation
 /// reports arriving on `reports`.
 struct Machine {
+    /// Where the policy (`agentsh.yaml`) and its remembered rules live.
+    dir: PathBuf,
     api: PathBuf,
     reports: mpsc::Receiver<serde_json::Value>,
     _service: Reaped,
@@ -51,10 +53,16 @@ struct Machine {
 
 impl Machine {
     fn start() -> Machine {
+        Machine::start_with(TRACE, None)
+    }
+
+    /// The emulator replaying `trace`, and the service deciding with `policy` (written to
+    /// `agentsh.yaml` in the machine's directory; none: the embedded default policy).
+    fn start_with(trace_text: &str, policy: Option<&str>) -> Machine {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("agentsh.sock");
         let trace = dir.path().join("trace.jsonl");
-        std::fs::write(&trace, TRACE).expect("trace");
+        std::fs::write(&trace, trace_text).expect("trace");
         let api = dir.path().join("api").join("api.sock");
         let mut emulator = Command::new(env!("CARGO_BIN_EXE_agentsh"))
             .args(["emulator", "run", "--json", "--wait", "60", "--socket"])
@@ -73,11 +81,18 @@ impl Machine {
         wait_for("the emulator's socket", Duration::from_secs(20), || {
             socket.exists()
         });
-        let service = Command::new(env!("CARGO_BIN_EXE_agentsh"))
+        let mut service = Command::new(env!("CARGO_BIN_EXE_agentsh"));
+        service
             .args(["service", "run", "--driver-socket"])
             .arg(&socket)
             .arg("--api-socket")
-            .arg(&api)
+            .arg(&api);
+        if let Some(p) = policy {
+            let path = dir.path().join("agentsh.yaml");
+            std::fs::write(&path, p).expect("policy");
+            service.arg("--policy").arg(path);
+        }
+        let service = service
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -93,6 +108,7 @@ impl Machine {
             }
         });
         Machine {
+            dir: dir.path().to_owned(),
             api,
             reports,
             _service: Reaped(service),
@@ -374,4 +390,159 @@ fn json_lines_carry_each_approval_opening_and_closing_for_scripts() {
     assert_eq!(closed["outcome"], "allow_session");
     let first = machine.report("first");
     assert_eq!(first["status"], "0x00000000", "{first}");
+}
+
+/// Four held operations of a TestApp session, each answered with a remembering key; after the
+/// service reloads, the same four operations again.
+const REMEMBER_TRACE: &str = r#"{"process":"agent","operation":"start","pid":4100,"image":"C:\\Tools\\agent\\agent.exe","command_line":"agent.exe"}
+{"process":"agent","operation":"register_session","workspace":"C:\\work","app_name":"TestApp"}
+{"process":"agent","operation":"set_value","key":"HKCU\\SOFTWARE\\Vendor\\keep","value":"v","value_type":"REG_SZ","data":"x","label":"r"}
+{"process":"agent","operation":"set_value","key":"HKCU\\SOFTWARE\\Vendor\\never","value":"v","value_type":"REG_SZ","data":"x","label":"R"}
+{"process":"agent","operation":"write_file","path":"C:\\Shared\\everyone.txt","label":"g"}
+{"process":"agent","operation":"write_file","path":"C:\\Shared\\nobody.txt","label":"G"}
+{"operation":"sleep","ms":3000}
+{"process":"agent","operation":"set_value","key":"HKCU\\SOFTWARE\\Vendor\\keep","value":"v","value_type":"REG_SZ","data":"x","label":"r again"}
+{"process":"agent","operation":"set_value","key":"HKCU\\SOFTWARE\\Vendor\\never","value":"v","value_type":"REG_SZ","data":"x","label":"R again"}
+{"process":"agent","operation":"write_file","path":"C:\\Shared\\everyone.txt","label":"g again"}
+{"process":"agent","operation":"write_file","path":"C:\\Shared\\nobody.txt","label":"G again"}
+"#;
+
+#[test]
+fn remembering_keys_keep_answers_as_rules_for_the_app_or_for_every_app() {
+    let policy = agentsh_policy::DEFAULT_POLICY_YAML
+        .replacen(
+            "  rules:\n",
+            "  rules:\n    - name: ask-vendor\n      paths: ['HKCU\\SOFTWARE\\Vendor\\*']\n      operations: ['*']\n      action: approve\n",
+            1,
+        )
+        .replacen(
+            "file_policy:\n  default_action: deny\n  default_cache_ttl: 30\n  rules:\n",
+            "file_policy:\n  default_action: deny\n  default_cache_ttl: 30\n  rules:\n    - name: ask-shared\n      paths: ['C:\\Shared\\*']\n      operations: ['*']\n      action: approve\n",
+            1,
+        );
+    agentsh_policy::Policy::from_str(&policy, "agentsh.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let machine = Machine::start_with(REMEMBER_TRACE, Some(&policy));
+    let api = machine.api.clone().into_os_string();
+    let mut pty = Pty::spawn(&[
+        "approvals".as_ref(),
+        "watch".as_ref(),
+        "--api-socket".as_ref(),
+        api.as_os_str(),
+    ]);
+    pty.until(&[
+        "r/R allow/deny, remember for the app",
+        "g/G allow/deny, remember for all apps",
+    ]);
+    for (key, target, label, verdict, done) in [
+        (
+            "r",
+            "Vendor\\keep",
+            "r",
+            "allow",
+            "allowed and remembered as a rule for its app",
+        ),
+        (
+            "R",
+            "Vendor\\never",
+            "R",
+            "deny",
+            "denied and remembered as a rule for its app",
+        ),
+        (
+            "g",
+            "Shared\\everyone.txt",
+            "g",
+            "allow",
+            "allowed and remembered as a rule for every app",
+        ),
+        (
+            "G",
+            "Shared\\nobody.txt",
+            "G",
+            "deny",
+            "denied and remembered as a rule for every app",
+        ),
+    ] {
+        pty.until(&[target, "on timeout"]);
+        pty.key(key);
+        let report = machine.report(label);
+        assert_eq!(report["verdict"], verdict, "{key}: {report}");
+        assert_eq!(report["reason"], "approval", "{key}: {report}");
+        pty.until(&[done]);
+    }
+
+    // The rules written: the exact key (the session user's hive as HKCU) or the file in its
+    // drive-letter form, for TestApp only (r, R) or for every app (g, G).
+    let overlay = std::fs::read_to_string(machine.dir.join("agentsh.remembered.yaml"))
+        .expect("remembered rules written");
+    let parsed = agentsh_policy::load::parse_overlay(&overlay, "agentsh.remembered.yaml")
+        .unwrap_or_else(|e| panic!("{e}\n{overlay}"));
+    let registry: Vec<_> = parsed
+        .registry
+        .iter()
+        .map(|r| {
+            (
+                r.paths[0].text.clone(),
+                r.paths[0].value.clone(),
+                r.decision.to_string(),
+                r.apps.clone(),
+            )
+        })
+        .collect();
+    let app = Some(vec!["TestApp".to_owned()]);
+    assert_eq!(
+        registry,
+        [
+            (
+                "HKCU\\SOFTWARE\\VENDOR\\KEEP".to_owned(),
+                Some("v".to_owned()),
+                "allow".to_owned(),
+                app.clone()
+            ),
+            (
+                "HKCU\\SOFTWARE\\VENDOR\\NEVER".to_owned(),
+                Some("v".to_owned()),
+                "deny".to_owned(),
+                app
+            ),
+        ],
+        "{overlay}"
+    );
+    let files: Vec<_> = parsed
+        .files
+        .iter()
+        .map(|r| {
+            (
+                r.paths[0].text.clone(),
+                r.decision.to_string(),
+                r.apps.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            (
+                "C:\\SHARED\\EVERYONE.TXT".to_owned(),
+                "allow".to_owned(),
+                None
+            ),
+            ("C:\\SHARED\\NOBODY.TXT".to_owned(), "deny".to_owned(), None),
+        ],
+        "{overlay}"
+    );
+
+    // Once the service has reloaded, the same operations are decided by those rules: nobody
+    // is asked.
+    for (label, verdict) in [
+        ("r again", "allow"),
+        ("R again", "deny"),
+        ("g again", "allow"),
+        ("G again", "deny"),
+    ] {
+        let report = machine.report(label);
+        assert_eq!(report["verdict"], verdict, "{label}: {report}");
+        assert_eq!(report["reason"], "service", "{label}: {report}");
+    }
+    pty.key("q");
 }

@@ -251,6 +251,70 @@ fn explain_lists_remembered_rules_with_their_file_and_validate_refuses_a_lowerin
 }
 
 #[test]
+fn explain_shows_a_rules_apps_and_with_app_why_it_was_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("agentsh.yaml");
+    std::fs::write(
+        &policy,
+        "file_policy: { default_action: allow }\nfile_rules:\n  - { name: notes-data, paths: ['C:\\data\\*'], operations: [write], decision: deny, apps: [Notes, Editor] }\n",
+    )
+    .expect("policy");
+    let p = policy.to_str().expect("utf-8 path");
+    let explain = |app: &str| {
+        let out = agentsh(&[
+            "policy",
+            "explain",
+            "--policy",
+            p,
+            "--path",
+            r"C:\data\a.txt",
+            "--op",
+            "write",
+            "--app",
+            app,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let s = explain("Browser");
+    let line = s
+        .lines()
+        .find(|l| l.contains("notes-data"))
+        .unwrap_or_else(|| panic!("the rule is listed:\n{s}"));
+    assert!(line.contains("[apps: Notes, Editor]"), "{line}");
+    assert!(
+        line.contains("skipped: the session's app `Browser` is not in the rule's apps"),
+        "{line}"
+    );
+    assert!(s.contains("decision:  allow"), "{s}");
+    let s = explain("notes");
+    let line = s.lines().find(|l| l.contains("notes-data")).expect("rule");
+    assert!(line.contains("first match"), "{line}");
+    assert!(s.contains("decision:  deny"), "{s}");
+    let out = agentsh(&[
+        "policy",
+        "explain",
+        "--policy",
+        p,
+        "--path",
+        r"C:\data\a.txt",
+        "--op",
+        "write",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let step = v["steps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "notes-data"))
+        .expect("step");
+    assert_eq!(step["apps"], serde_json::json!(["Notes", "Editor"]));
+    assert_eq!(
+        step["outcome"],
+        "skipped: the session has no app name and the rule names apps"
+    );
+}
+
+#[test]
 fn explain_works_for_file_queries() {
     let out = agentsh(&[
         "policy",
@@ -308,8 +372,11 @@ fn schema_is_json_and_closed() {
     assert!(v["properties"]["registry_rules"].is_object());
 }
 
-/// `policy suggest` on a history the service recorded (crates/service/tests/runner.rs, the
-/// `--remember` test: one write allowed by a person, two denied, one decided by the rule kept).
+/// `policy suggest` on a history the service recorded: crates/service/tests/runner.rs's two
+/// `--remember` runs (`keep_history`), `registry` then `files` — a TestApp session's registry
+/// writes (one allowed by a person, two denied), and a file the kernel named by its volume device,
+/// allowed for an Editor session, denied twice for a Browser session and once for a session
+/// without an app name.
 #[test]
 fn suggest_proposes_rules_from_a_recorded_approval_history_that_decide_as_people_did() {
     let history =
@@ -319,24 +386,38 @@ fn suggest_proposes_rules_from_a_recorded_approval_history_that_decide_as_people
     let s = stdout(&out);
     assert!(
         s.starts_with(
-            "7 events; 3 approvals answered by a person and 0 unanswered (3 distinct operations)"
+            "15 events; 7 approvals answered by a person and 0 unanswered (6 distinct operations)"
         ),
         "{s}"
     );
+    for group in [
+        "no app name:",
+        "app `Browser`:",
+        "app `Editor`:",
+        "app `TestApp`:",
+    ] {
+        assert!(s.contains(group), "{group} in\n{s}");
+    }
     let proposal = &s[s
         .find("registry_rules:")
         .unwrap_or_else(|| panic!("no proposal:\n{s}"))..];
     assert_eq!(
         proposal.matches("- name: suggested-").count(),
-        3,
+        6,
         "{proposal}"
     );
     // The proposal is a remembered-rules file the policy that asked accepts.
-    let asking = agentsh_policy::DEFAULT_POLICY_YAML.replacen(
-        "  rules:\n",
-        "  rules:\n    - name: ask-other-vendor\n      paths: ['HKCU\\SOFTWARE\\OtherVendor\\*']\n      operations: ['*']\n      action: approve\n",
-        1,
-    );
+    let asking = agentsh_policy::DEFAULT_POLICY_YAML
+        .replacen(
+            "  rules:\n",
+            "  rules:\n    - name: ask-other-vendor\n      paths: ['HKCU\\SOFTWARE\\OtherVendor\\*']\n      operations: ['*']\n      action: approve\n",
+            1,
+        )
+        .replacen(
+            "file_policy:\n  default_action: deny\n  default_cache_ttl: 30\n  rules:\n",
+            "file_policy:\n  default_action: deny\n  default_cache_ttl: 30\n  rules:\n    - name: ask-shared\n      paths: ['C:\\Shared\\*']\n      operations: ['*']\n      action: approve\n",
+            1,
+        );
     let policy = agentsh_policy::Policy::from_str_with(
         &asking,
         "agentsh.yaml",
@@ -345,23 +426,46 @@ fn suggest_proposes_rules_from_a_recorded_approval_history_that_decide_as_people
     .unwrap_or_else(|e| panic!("{e}\n{proposal}"));
     let sid = "S-1-5-21-1-2-3-1001";
     let session =
-        agentsh_policy::SessionContext::new(Some("TestApp"), None, Some(sid)).expect("ctx");
-    for (name, value, want) in [
-        ("settings", "v", agentsh_policy::Decision::Allow),
-        ("settings", "w", agentsh_policy::Decision::Deny),
-        ("secrets", "v", agentsh_policy::Decision::Deny),
+        |app: &str| agentsh_policy::SessionContext::new(Some(app), None, Some(sid)).expect("ctx");
+    for (app, name, value, want) in [
+        ("TestApp", "settings", "v", agentsh_policy::Decision::Allow),
+        ("TestApp", "settings", "w", agentsh_policy::Decision::Deny),
+        ("TestApp", "secrets", "v", agentsh_policy::Decision::Deny),
         // Never answered: still asks.
-        ("other", "v", agentsh_policy::Decision::Approve),
+        ("TestApp", "other", "v", agentsh_policy::Decision::Approve),
+        // Answered for TestApp only: another app is still asked.
+        ("Editor", "settings", "v", agentsh_policy::Decision::Approve),
     ] {
+        let s = session(app);
         let key = format!("\\REGISTRY\\USER\\{sid}\\Software\\OtherVendor\\{name}");
-        let mut q =
-            agentsh_policy::RegistryQuery::new(&key, agentsh_policy::Operation::Write, &session);
+        let mut q = agentsh_policy::RegistryQuery::new(&key, agentsh_policy::Operation::Write, &s);
         q.value = Some(value);
         assert_eq!(
             policy.engine().decide_registry(&q).decision,
             want,
-            "{name} {value}"
+            "{app} {name} {value}"
         );
+    }
+    // The file, as the kernel names it on the service's volume map: each app as its people
+    // answered; an app nobody answered for meets the rule kept from the session without an app
+    // name, which applies to every session.
+    let mut volumes = agentsh_policy::filepath::VolumeMap::new();
+    volumes
+        .insert(r"\Device\HarddiskVolume3", "C:")
+        .expect("volume");
+    for (app, want) in [
+        ("Editor", agentsh_policy::Decision::Allow),
+        ("Browser", agentsh_policy::Decision::Deny),
+        ("Other", agentsh_policy::Decision::Deny),
+    ] {
+        let s = session(app);
+        let q = agentsh_policy::FileQuery::new(
+            r"\Device\HarddiskVolume3\Shared\notes.txt",
+            agentsh_policy::Operation::Write,
+            &s,
+            &volumes,
+        );
+        assert_eq!(policy.engine().decide_file(&q).decision, want, "{app}");
     }
     let out = agentsh(&["policy", "suggest", "/nonexistent/events.jsonl"]);
     assert_eq!(out.status.code(), Some(2));

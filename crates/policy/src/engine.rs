@@ -57,6 +57,23 @@ pub enum SessionError {
     WorkspaceDevice(String),
 }
 
+/// Checks an application name as a session registration (and a rule's `apps:`) must give it:
+/// non-empty, not `.` or `..`, no `\`, `*`, `?` or control character, and not a key under
+/// `HKCU\SOFTWARE` that other programs trust.
+pub fn check_app_name(a: &str) -> Result<(), SessionError> {
+    let bad = a.trim().is_empty()
+        || a == "."
+        || a == ".."
+        || a.chars()
+            .any(|c| c.is_control() || matches!(c, '\\' | '*' | '?'))
+        || SHARED_SOFTWARE_KEYS.contains(&canonical::upcase(a).as_str());
+    if bad {
+        Err(SessionError::AppName(a.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
 impl SessionContext {
     /// A session with the given registration values.
     pub fn new(
@@ -65,15 +82,7 @@ impl SessionContext {
         user_sid: Option<&str>,
     ) -> Result<SessionContext, SessionError> {
         if let Some(a) = app_name {
-            let bad = a.trim().is_empty()
-                || a == "."
-                || a == ".."
-                || a.chars()
-                    .any(|c| c.is_control() || matches!(c, '\\' | '*' | '?'))
-                || SHARED_SOFTWARE_KEYS.contains(&canonical::upcase(a).as_str());
-            if bad {
-                return Err(SessionError::AppName(a.to_owned()));
-            }
+            check_app_name(a)?;
         }
         let workspace_canon = match workspace {
             Some(w) => {
@@ -329,6 +338,22 @@ struct CompiledRule {
     overrides: Vec<&'static str>,
     /// The overlay file the rule came from (`None`: the policy file).
     source: Option<Arc<str>>,
+    /// The rule's `apps:`, upper-cased as `${APP_NAME}` is (`None`: every session).
+    apps: Option<Box<[Box<str>]>>,
+    /// The rule's `apps:` as written, for explanations.
+    apps_written: Option<Box<[Box<str>]>>,
+}
+
+impl CompiledRule {
+    /// Whether the rule decides operation `op` of a session whose upper-cased app name is `app`.
+    #[inline]
+    fn applies(&self, op: Operation, app: Option<&str>) -> bool {
+        self.ops.contains(op)
+            && match &self.apps {
+                None => true,
+                Some(apps) => app.is_some_and(|a| apps.iter().any(|x| **x == *a)),
+            }
+    }
 }
 
 #[derive(Debug)]
@@ -415,6 +440,15 @@ impl RuleTable {
                     .filter_map(|id| catalog::entry(id).map(|e| e.id))
                     .collect(),
                 source: r.source.as_deref().map(Arc::from),
+                apps: r.apps.as_ref().map(|apps| {
+                    apps.iter()
+                        .map(|a| canonical::upcase(a).into_boxed_str())
+                        .collect()
+                }),
+                apps_written: r
+                    .apps
+                    .as_ref()
+                    .map(|apps| apps.iter().map(|a| a.as_str().into()).collect()),
             });
             for p in &r.paths {
                 for k in &p.keys {
@@ -462,7 +496,7 @@ impl RuleTable {
                     // Ids at a node ascend with rule rank: nothing later here can win.
                     break;
                 }
-                if self.rules[target.owner as usize].ops.contains(op)
+                if self.rules[target.owner as usize].applies(op, vars.app_name.as_deref())
                     && target.matches_walked(key, value, vars)
                 {
                     best = Some(target.owner);
@@ -483,7 +517,10 @@ impl RuleTable {
     ) -> Option<u32> {
         self.targets
             .iter()
-            .find(|t| self.rules[t.owner as usize].ops.contains(op) && t.matches(key, value, vars))
+            .find(|t| {
+                self.rules[t.owner as usize].applies(op, vars.app_name.as_deref())
+                    && t.matches(key, value, vars)
+            })
             .map(|t| t.owner)
     }
 }
@@ -745,6 +782,7 @@ impl Engine {
         let mut best: Option<u32> = None;
         let mut found: SmallVec<[(u32, usize); 8]> = SmallVec::new();
         let no_vars = VarValues::default();
+        let app = vars.app_name.as_deref();
         let subtree = self.registry_index.walk(key, |ids| {
             let split = ids.partition_point(|&t| t < rule_count);
             let (rule_ids, catalog_ids) = ids.split_at(split);
@@ -755,7 +793,7 @@ impl Engine {
                         // Ids at a node ascend with rule rank: nothing later here can win.
                         break;
                     }
-                    if self.registry.rules[target.owner as usize].ops.contains(op)
+                    if self.registry.rules[target.owner as usize].applies(op, app)
                         && target.matches_walked(key, value, vars)
                     {
                         best = Some(target.owner);
@@ -1035,7 +1073,7 @@ impl Engine {
             value.as_deref(),
             q.access.op,
             q.sandboxed,
-            &q.session.vars,
+            q.session,
         );
         let mut seen: Vec<u32> = Vec::new();
         let subtree = CatalogTable::covers_subtree(value.as_deref(), q.access);
@@ -1081,6 +1119,7 @@ impl Engine {
                 name: format!("builtin:{}", e.id),
                 source: None,
                 priority: None,
+                apps: None,
                 outcome: format!("{why}; {} {} {}; {effect}", e.risk, e.technique, e.tactic),
             });
         }
@@ -1101,7 +1140,7 @@ impl Engine {
             None,
             q.op,
             q.sandboxed,
-            &q.session.vars,
+            q.session,
         );
         Explanation {
             canonical: path.into_string(),
@@ -1155,8 +1194,10 @@ fn rule_steps(
     value: Option<&str>,
     op: Operation,
     sandboxed: bool,
-    vars: &VarValues,
+    session: &SessionContext,
 ) -> Vec<Step> {
+    let vars = &session.vars;
+    let app = session.app_name();
     let mut steps = Vec::new();
     let mut winner_seen = false;
     for (rank, r) in table.rules.iter().enumerate() {
@@ -1168,6 +1209,11 @@ fn rule_steps(
             "not evaluated: the process is outside every sandbox session".to_owned()
         } else if !r.ops.contains(op) {
             format!("skipped: operation `{op}` not in the rule's operations")
+        } else if !r.applies(op, vars.app_name.as_deref()) {
+            match app {
+                Some(a) => format!("skipped: the session's app `{a}` is not in the rule's apps"),
+                None => "skipped: the session has no app name and the rule names apps".to_owned(),
+            }
         } else if let Some(t) = matched {
             if winner_seen {
                 format!(
@@ -1186,6 +1232,10 @@ fn rule_steps(
             name: r.name.to_string(),
             source: r.source.as_deref().map(str::to_owned),
             priority: Some(r.priority),
+            apps: r
+                .apps_written
+                .as_ref()
+                .map(|a| a.iter().map(|x| x.to_string()).collect()),
             outcome,
         });
     }
@@ -1195,6 +1245,7 @@ fn rule_steps(
             name: "default".to_owned(),
             source: None,
             priority: None,
+            apps: None,
             outcome: format!(
                 "no rule matched: default_action {}",
                 table.settings.default_action
@@ -1272,6 +1323,9 @@ pub struct Step {
     /// default or the catalog).
     pub source: Option<String>,
     pub priority: Option<i32>,
+    /// For a rule with `apps:`: those names as written (`None`: the rule applies to every
+    /// session, or the step is not a rule).
+    pub apps: Option<Vec<String>>,
     pub outcome: String,
 }
 

@@ -93,6 +93,9 @@ pub struct Rule {
     pub pos: Pos,
     /// The overlay file the rule came from (`None`: the policy file itself).
     pub source: Option<String>,
+    /// The rule's `apps:` as written: it decides only operations of sessions registered with
+    /// one of these application names (compared case-insensitively); `None`: every session.
+    pub apps: Option<Vec<String>>,
 }
 
 /// The rules of one domain and their defaults.
@@ -198,6 +201,7 @@ pub const RULE_FIELDS: &[&str] = &[
     "timeout_seconds",
     "cache_ttl",
     "overrides",
+    "apps",
 ];
 /// Fields of a registry path entry written as a mapping.
 pub const PATH_FIELDS: &[&str] = &["key", "value"];
@@ -830,6 +834,7 @@ fn rule(cx: &mut Ctx<'_>, node: &Node, domain: Domain) -> Option<Rule> {
             }
         }
     }
+    let apps = f.get("apps").and_then(|a| rule_apps(cx, a));
     if cx.errors.len() > before {
         return None;
     }
@@ -846,7 +851,44 @@ fn rule(cx: &mut Ctx<'_>, node: &Node, domain: Domain) -> Option<Rule> {
         overrides,
         pos: node.pos,
         source: None,
+        apps,
     })
+}
+
+/// A rule's `apps:`: a non-empty list of application names a session can register.
+fn rule_apps(cx: &mut Ctx<'_>, node: &Node) -> Option<Vec<String>> {
+    let items = cx.list(node, "apps")?;
+    if items.is_empty() {
+        cx.err(
+            node.pos,
+            "`apps` is empty: list the application names the rule applies to, or leave `apps` out for every session",
+        );
+        return None;
+    }
+    let mut apps = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(a) = cx.string(item, "apps") else {
+            continue;
+        };
+        if crate::engine::check_app_name(a).is_err() {
+            let e = crate::engine::SessionError::AppName(printable(a));
+            cx.err(item.pos, format!("`apps`: {e}"));
+            continue;
+        }
+        let upper = crate::canonical::upcase(a);
+        if apps
+            .iter()
+            .any(|x: &String| crate::canonical::upcase(x) == upper)
+        {
+            cx.err(
+                item.pos,
+                format!("`apps`: `{}` is listed twice", printable(a)),
+            );
+            continue;
+        }
+        apps.push(a.to_owned());
+    }
+    Some(apps)
 }
 
 fn path_spec(cx: &mut Ctx<'_>, node: &Node, domain: Domain) -> Option<PathSpec> {

@@ -133,9 +133,13 @@ fn lowers_critical(disabled: &[String], rules: &[Rule], errors: &mut Vec<LoadErr
 /// A decision an approver asked to keep: the exact key (and value) or file of one approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remembered<'a> {
-    /// `true`: a registry key (canonical or any accepted spelling); `false`: a file path.
+    /// `true`: a registry key (canonical or any accepted spelling); `false`: a file path, written
+    /// in its canonical form ([`crate::filepath::canonicalize_file`] without a volume map: pass
+    /// a path the caller has already mapped to its drive letter, as the engine decided it).
     pub registry: bool,
     pub path: &'a str,
+    /// The application the rule is for (`apps: [app]`); `None`: every session.
+    pub app: Option<&'a str>,
     /// The value name of a value operation.
     pub value: Option<&'a str>,
     pub operation: crate::ops::Operation,
@@ -179,6 +183,22 @@ fn literal_pattern(text: &str) -> Result<String, &'static str> {
     Ok(out)
 }
 
+/// A file path as a file rule writes it: the canonical form (drive letter, upper case, `.` and
+/// `..` resolved), with a volume the caller could not map written as its NT device path
+/// (`\Device\HarddiskVolume3\...`) and a share as `\\server\share\...`. Each reads back as
+/// the same canonical path.
+pub fn file_spelling(path: &str) -> String {
+    let canonical = crate::filepath::canonicalize_file(path, &crate::filepath::VolumeMap::new());
+    let c = canonical.as_str();
+    if let Some(rest) = c.strip_prefix("UNC\\") {
+        format!("\\\\{rest}")
+    } else if c.starts_with("DEVICE\\") {
+        format!("\\{c}")
+    } else {
+        c.to_owned()
+    }
+}
+
 /// A YAML single-quoted scalar.
 fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
@@ -197,7 +217,21 @@ pub fn remember(policy: &Path, r: &Remembered<'_>) -> Result<String, RememberErr
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let unrepresentable = |why| RememberError::Unrepresentable(r.path.to_owned(), why);
-    let key = literal_pattern(r.path).map_err(unrepresentable)?;
+    let spelled;
+    let target = if r.registry {
+        r.path
+    } else {
+        spelled = file_spelling(r.path);
+        &spelled
+    };
+    let key = literal_pattern(target).map_err(unrepresentable)?;
+    if let Some(app) = r.app
+        && crate::engine::check_app_name(app).is_err()
+    {
+        return Err(unrepresentable(
+            "the session's app name cannot be a rule's app (see `apps:` in docs/policy.md)",
+        ));
+    }
     let value = r
         .value
         .map(literal_pattern)
@@ -229,8 +263,12 @@ pub fn remember(policy: &Path, r: &Remembered<'_>) -> Result<String, RememberErr
         (Some(v), true) => format!("{{ key: {}, value: {} }}", quoted(&key), quoted(v)),
         _ => quoted(&key),
     };
+    let apps = r
+        .app
+        .map(|a| format!("    apps: [{}]\n", quoted(a)))
+        .unwrap_or_default();
     let rule = format!(
-        "  - name: {name}\n    description: {}\n    paths: [{path_entry}]\n    operations: [{}]\n    decision: {}\n    priority: {REMEMBERED_PRIORITY}\n",
+        "  - name: {name}\n    description: {}\n    paths: [{path_entry}]\n    operations: [{}]\n    decision: {}\n    priority: {REMEMBERED_PRIORITY}\n{apps}",
         quoted(r.note),
         r.operation.name(),
         r.decision

@@ -97,6 +97,10 @@ fn rule(domain: load::Domain) -> Value {
                 "overrides",
                 json!({ "type": "array", "items": { "enum": ids } }),
             ),
+            (
+                "apps",
+                json!({ "type": "array", "minItems": 1, "uniqueItems": true, "items": { "type": "string", "minLength": 1, "pattern": "^[^\\\\*?\\u0000-\\u001f\\u007f-\\u009f]+$" }, "description": "application names (compared case-insensitively) whose sessions the rule applies to; a label the session's starter chooses, not an authentication" }),
+            ),
         ],
         &["name", "paths", "operations"],
     )

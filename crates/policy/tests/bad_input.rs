@@ -218,3 +218,26 @@ fn yaml_syntax_errors_have_positions() {
     assert_eq!(errs.len(), 1);
     assert!(errs[0].pos.line >= 2, "{}", errs[0]);
 }
+
+#[test]
+fn rule_apps_must_be_a_non_empty_list_of_valid_unique_app_names() {
+    check(
+        "registry_rules:\n  - { name: r, paths: ['HKCU\\x'], operations: [write], decision: allow, apps: [] }\n",
+        &[("2:79", Some("r"), "`apps` is empty")],
+    );
+    check(
+        "registry_rules:\n  - { name: r, paths: ['HKCU\\x'], operations: [write], decision: allow, apps: Editor }\n",
+        &[("2:79", Some("r"), "`apps` must be a list")],
+    );
+    check(
+        "file_rules:\n  - name: f\n    paths: ['C:\\x\\*']\n    operations: [write]\n    decision: deny\n    apps:\n      - Editor\n      - 'a*b'\n      - Microsoft\n      - ''\n      - \"x\\u0007y\"\n      - EDITOR\n      - [nested]\n",
+        &[
+            ("8:9", Some("f"), "`apps`: application name `a*b` must be"),
+            ("9:9", Some("f"), "`apps`: application name `Microsoft`"),
+            ("10:9", Some("f"), "`apps`: application name `` must be"),
+            ("11:9", Some("f"), "application name `x\\u{7}y`"),
+            ("12:9", Some("f"), "`apps`: `EDITOR` is listed twice"),
+            ("13:9", Some("f"), "apps"),
+        ],
+    );
+}

@@ -8,13 +8,17 @@ use agentsh_policy::{Policy, RegistryQuery, SessionContext, Strategy};
 fn check(policy: &Policy, n: usize) {
     let session =
         SessionContext::new(Some(APP), Some(r"C:\work"), Some(SID)).expect("valid session");
+    check_as(policy, n, &session);
+}
+
+fn check_as(policy: &Policy, n: usize, session: &SessionContext) {
     let mut decisions = std::collections::HashSet::new();
     for sq in workload::queries(n) {
         let access = parse_access(sq.op).expect("known operation");
         // Hive exports reach beneath the key too; compare them on every query as well.
         let export = parse_access("SaveKey").expect("known operation");
         for (sandboxed, access) in [(true, access), (false, access), (true, export)] {
-            let mut q = RegistryQuery::new(&sq.key, access, &session);
+            let mut q = RegistryQuery::new(&sq.key, access, session);
             q.value = sq.value.as_deref();
             q.rename_to = (sq.op == "RenameKey").then_some("Run");
             q.sandboxed = sandboxed;
@@ -37,6 +41,41 @@ fn index_and_linear_scan_agree_on_every_benchmark_query() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.document().registry.rules.len(), n + 2);
         check(&p, n);
+    }
+}
+
+/// Rules with `apps:` (a third of the generated rules, for the benchmark's app or another) are
+/// skipped the same way by the index and the linear scan, for a session of either app and one
+/// without an app name.
+#[test]
+fn index_and_linear_scan_agree_on_rules_with_apps() {
+    for n in [10, 100, 1_000] {
+        let mut yaml = String::new();
+        for line in workload::policy_yaml(n).lines() {
+            yaml.push_str(line);
+            yaml.push('\n');
+            if let Some(i) = line
+                .strip_prefix("  - name: gen-")
+                .and_then(|i| i.parse::<usize>().ok())
+                .filter(|i| i % 3 == 0)
+            {
+                let app = if i % 2 == 0 { APP } else { "Other" };
+                yaml.push_str(&format!("    apps: ['{app}', 'Third']\n"));
+            }
+        }
+        let p = Policy::from_str(&yaml, "<generated>").unwrap_or_else(|e| panic!("{e}"));
+        let with_apps = p
+            .document()
+            .registry
+            .rules
+            .iter()
+            .filter(|r| r.apps.is_some())
+            .count();
+        assert_eq!(with_apps, n.div_ceil(3), "n={n}");
+        for app in [Some(APP), Some("other"), None] {
+            let session = SessionContext::new(app, Some(r"C:\work"), Some(SID)).expect("session");
+            check_as(&p, n, &session);
+        }
     }
 }
 

@@ -193,6 +193,7 @@ fn remember_writes_a_valid_exact_rule_that_decides_the_same_operation() {
     let r = Remembered {
         registry: true,
         path: key,
+        app: None,
         value: Some("it's"),
         operation: Operation::Write,
         decision: Decision::Allow,
@@ -212,6 +213,7 @@ fn remember_writes_a_valid_exact_rule_that_decides_the_same_operation() {
     let file = Remembered {
         registry: false,
         path: r"C:\work\out.txt",
+        app: None,
         value: None,
         operation: Operation::Create,
         decision: Decision::Allow,
@@ -249,6 +251,7 @@ fn remember_writes_a_valid_exact_rule_that_decides_the_same_operation() {
         "remembered-2"
     );
     assert_eq!(p.document().files.rules[0].name, "remembered-3");
+    assert_eq!(p.document().files.rules[0].apps, None);
 
     // A rule lowering a critical entry is refused and the file is left as it was.
     let before = std::fs::read_to_string(overlay_path(&policy)).expect("overlay");
@@ -278,4 +281,113 @@ fn remember_writes_a_valid_exact_rule_that_decides_the_same_operation() {
             .contains("${")
     );
     std::fs::remove_dir_all(&dir).expect("cleaned up");
+}
+
+#[test]
+fn remember_for_an_app_writes_apps_and_files_in_the_file_rules_form() {
+    use agentsh_policy::FileQuery;
+    use agentsh_policy::filepath::VolumeMap;
+    use agentsh_policy::overlay::{Remembered, remember};
+    let dir = tempfile_dir("app");
+    let policy = dir.join("agentsh.yaml");
+    std::fs::write(&policy, POLICY).expect("policy written");
+    let key = r"HKCU\Software\Vendor\Shared";
+    let r = Remembered {
+        registry: true,
+        path: key,
+        app: Some("Build Tool"),
+        value: None,
+        operation: Operation::Write,
+        decision: Decision::Allow,
+        note: "approval 1",
+    };
+    assert_eq!(remember(&policy, &r).expect("remembered"), "remembered-1");
+    // A file as the engine decided it (drive letter, `..` resolved), one on a volume without a
+    // drive letter (device form) and one on a share.
+    let files = [
+        r"C:\Work\sub\..\Out.txt",
+        r"\Device\HarddiskVolume9\data\x.bin",
+        r"\\server\share\dir\y.txt",
+    ];
+    for (i, f) in files.iter().enumerate() {
+        let file = Remembered {
+            registry: false,
+            path: f,
+            app: Some("it's"),
+            value: None,
+            operation: Operation::Create,
+            decision: Decision::Deny,
+            note: "approval 2",
+        };
+        assert_eq!(
+            remember(&policy, &file).expect("remembered"),
+            format!("remembered-{}", i + 2)
+        );
+    }
+    let text = std::fs::read_to_string(overlay_path(&policy)).expect("overlay");
+    assert!(text.contains("    apps: ['Build Tool']\n"), "{text}");
+    assert!(text.contains(r"paths: ['C:\WORK\OUT.TXT']"), "{text}");
+    assert!(
+        text.contains(r"paths: ['\DEVICE\HARDDISKVOLUME9\DATA\X.BIN']"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r"paths: ['\\SERVER\SHARE\DIR\Y.TXT']"),
+        "{text}"
+    );
+    assert!(text.contains("    apps: ['it''s']\n"), "{text}");
+
+    let p = Policy::from_path(&policy).expect("the written overlay loads");
+    assert_eq!(decide(&p, key, Some("build tool")).0, Decision::Allow);
+    assert_eq!(decide(&p, key, Some("Other")).0, Decision::Approve);
+    assert_eq!(decide(&p, key, None).0, Decision::Approve);
+    let mut volumes = VolumeMap::new();
+    volumes
+        .insert(r"\Device\HarddiskVolume3", "C:")
+        .expect("volume");
+    // The kernel's device paths meet the rules: the remembered ones for their app only.
+    let paths = [
+        r"\Device\HarddiskVolume3\work\out.txt",
+        r"\Device\HarddiskVolume9\Data\X.bin",
+        r"\Device\Mup\server\share\dir\y.txt",
+    ];
+    for (app, remembered) in [
+        (Some("IT'S"), true),
+        (Some("Build Tool"), false),
+        (None, false),
+    ] {
+        let s = SessionContext::new(app, None, None).expect("session");
+        for (i, path) in paths.iter().enumerate() {
+            let q = FileQuery::new(path, Operation::Create, &s, &volumes);
+            let want = if remembered {
+                format!("remembered-{}", i + 2)
+            } else {
+                "default".to_owned()
+            };
+            assert_eq!(
+                p.engine().decide_file(&q).rule.to_string(),
+                want,
+                "{app:?} {path}"
+            );
+        }
+    }
+    // An app name no session could register is refused.
+    let bad = Remembered {
+        app: Some("Microsoft"),
+        ..r.clone()
+    };
+    assert!(
+        remember(&policy, &bad)
+            .expect_err("refused")
+            .to_string()
+            .contains("app")
+    );
+    std::fs::remove_dir_all(&dir).expect("cleaned up");
+}
+
+fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("agentsh-remember-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }

@@ -731,3 +731,155 @@ file_rules:
         CacheTtl::Seconds(10)
     );
 }
+
+/// Decides a registry write for a session of `app` with both lookup strategies, which must agree.
+fn write_as(p: &agentsh_policy::Policy, app: Option<&str>, key: &str) -> (Decision, String) {
+    let s = SessionContext::new(app, Some(r"C:\work"), Some(SID)).expect("valid session");
+    let q = RegistryQuery::new(key, Operation::Write, &s);
+    let fast = p
+        .engine()
+        .decide_registry_with(&q, agentsh_policy::Strategy::Indexed);
+    let slow = p
+        .engine()
+        .decide_registry_with(&q, agentsh_policy::Strategy::Linear);
+    assert_eq!(fast, slow, "index and linear scan differ for {app:?} {key}");
+    (fast.decision, fast.rule.to_string())
+}
+
+#[test]
+fn a_rule_with_apps_decides_only_for_sessions_of_those_apps_compared_case_insensitively() {
+    let p = policy(
+        r#"
+registry_policy: { default_action: deny }
+registry_rules:
+  - { name: editor-only, paths: ['HKCU\SOFTWARE\Shared\*'], operations: [write], decision: allow, priority: 10, apps: [Editor, Notes] }
+  - { name: everyone, paths: ['HKCU\SOFTWARE\Shared\*'], operations: [write], decision: approve }
+"#,
+    );
+    let key = r"HKCU\SOFTWARE\Shared\x";
+    assert_eq!(
+        write_as(&p, Some("Editor"), key),
+        (Decision::Allow, "editor-only".into())
+    );
+    assert_eq!(
+        write_as(&p, Some("eDiToR"), key),
+        (Decision::Allow, "editor-only".into())
+    );
+    assert_eq!(
+        write_as(&p, Some("NOTES"), key),
+        (Decision::Allow, "editor-only".into())
+    );
+    // Another app, an app whose name merely starts the same, and a session without an app name
+    // fall through to the next rule.
+    for app in [Some("Browser"), Some("Editor2"), Some("Edit"), None] {
+        assert_eq!(
+            write_as(&p, app, key),
+            (Decision::Approve, "everyone".into()),
+            "{app:?}"
+        );
+    }
+}
+
+#[test]
+fn a_file_rule_with_apps_decides_only_for_its_apps() {
+    let p = policy(
+        r#"
+file_policy: { default_action: allow }
+file_rules:
+  - { name: no-notes, paths: ['C:\data\*'], operations: [write], decision: deny, apps: [notes] }
+"#,
+    );
+    let volumes = VolumeMap::new();
+    for (app, want) in [
+        (Some("Notes"), Decision::Deny),
+        (Some("Editor"), Decision::Allow),
+        (None, Decision::Allow),
+    ] {
+        let s = SessionContext::new(app, None, None).expect("valid session");
+        let q = FileQuery::new(r"C:\data\a.txt", Operation::Write, &s, &volumes);
+        let fast = p
+            .engine()
+            .decide_file_with(&q, agentsh_policy::Strategy::Indexed);
+        let slow = p
+            .engine()
+            .decide_file_with(&q, agentsh_policy::Strategy::Linear);
+        assert_eq!(fast, slow);
+        assert_eq!(fast.decision, want, "{app:?}");
+    }
+}
+
+#[test]
+fn a_rule_with_apps_is_still_under_the_catalog_floor() {
+    let p = policy(&format!(
+        r#"
+registry_rules:
+  - {{ name: run-for-editor, paths: ['{RUN_HKCU}\*'], operations: [write], decision: allow, apps: [Editor] }}
+"#
+    ));
+    let (decision, rule) = write_as(&p, Some("Editor"), &format!(r"{RUN_HKCU}\x"));
+    assert_ne!(decision, Decision::Allow, "decided by {rule}");
+    assert!(rule.starts_with("builtin:"), "{rule}");
+}
+
+#[test]
+fn explain_lists_a_rules_apps_and_says_why_it_was_skipped() {
+    let p = policy(
+        r#"
+registry_rules:
+  - { name: editor-only, paths: ['HKCU\SOFTWARE\Shared\*'], operations: [write], decision: allow, apps: [Editor] }
+"#,
+    );
+    let explain = |app: Option<&str>| {
+        let s = SessionContext::new(app, None, Some(SID)).expect("valid session");
+        let q = RegistryQuery::new(r"HKCU\SOFTWARE\Shared\x", Operation::Write, &s);
+        p.engine().explain_registry(&q)
+    };
+    let ex = explain(Some("Browser"));
+    let step = ex
+        .steps
+        .iter()
+        .find(|s| s.name == "editor-only")
+        .expect("rule step");
+    assert_eq!(step.apps.as_deref(), Some(&["Editor".to_owned()][..]));
+    assert_eq!(
+        step.outcome,
+        "skipped: the session's app `Browser` is not in the rule's apps"
+    );
+    let ex = explain(None);
+    let step = ex
+        .steps
+        .iter()
+        .find(|s| s.name == "editor-only")
+        .expect("rule step");
+    assert_eq!(
+        step.outcome,
+        "skipped: the session has no app name and the rule names apps"
+    );
+    let ex = explain(Some("editor"));
+    let step = ex
+        .steps
+        .iter()
+        .find(|s| s.name == "editor-only")
+        .expect("rule step");
+    assert!(step.outcome.starts_with("first match"), "{}", step.outcome);
+    assert_eq!(ex.verdict.decision, Decision::Allow);
+}
+
+#[test]
+fn a_policy_test_with_an_app_exercises_app_conditions() {
+    let yaml = r#"
+registry_policy: { default_action: deny }
+registry_rules:
+  - { name: editor-only, paths: ['HKCU\SOFTWARE\Shared\*'], operations: [write], decision: allow, apps: [Editor] }
+tests:
+  - { name: editor, key: 'HKCU\SOFTWARE\Shared\x', op: write, app: Editor, user_sid: 'S-1-5-21-1-2-3-1001', expect: allow }
+  - { name: other, key: 'HKCU\SOFTWARE\Shared\x', op: write, app: Browser, user_sid: 'S-1-5-21-1-2-3-1001', expect: deny }
+"#;
+    policy(yaml);
+    let wrong = yaml.replace("app: Browser", "app: editor");
+    let err = agentsh_policy::Policy::from_str(&wrong, "test.yaml").expect_err("test fails");
+    assert!(
+        err.to_string().contains("expected deny, got allow"),
+        "{err}"
+    );
+}

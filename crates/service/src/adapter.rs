@@ -681,6 +681,8 @@ impl PolicyAdapter {
                         true,
                     ));
                 }
+                ev.app = session.and_then(|s| s.context.app_name().map(str::to_owned));
+                ev.canonical_path = Some(verdict.canonical.clone());
                 let timeout_secs = verdict
                     .approval_timeout_secs
                     .unwrap_or(self.default_approval_timeout_secs.load(Ordering::Relaxed))
@@ -695,10 +697,11 @@ impl PolicyAdapter {
                         .process_facts(ev.process_id)
                         .and_then(|f| f.command_line),
                     chain: self.creating_chain(ev.process_id, session.map(|s| s.root_pid)),
-                    app: session.and_then(|s| s.context.app_name().map(str::to_owned)),
+                    app: ev.app.clone(),
                     workspace: session.and_then(|s| s.context.workspace().map(str::to_owned)),
                     operation: ev.driver_operation.to_owned(),
                     path: ev.key_path.clone(),
+                    canonical: verdict.canonical.clone(),
                     value_name: ev.value_name.clone(),
                     rule: ev.rule_name.clone(),
                     risk: ev.risk_level.map(str::to_owned),

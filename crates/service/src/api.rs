@@ -11,8 +11,8 @@
 //! |---|---|
 //! | `GET /v1/approvals` | an approver: root / Administrators, or a member of the configured approvers group |
 //! | `GET /v1/approvals/watch` (JSON lines: a snapshot, then each approval opening and closing) | an approver |
-//! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session; `remember=true` also writes a remembered rule) | an approver |
-//! | `POST /v1/approvals/{id}/deny` (`?remember=true`) | an approver |
+//! | `POST /v1/approvals/{id}/allow` (`?scope=session` for the rest of the session; `remember=app` (or `true`) also writes a remembered rule for the session's app, `remember=all-apps` one for every app) | an approver |
+//! | `POST /v1/approvals/{id}/deny` (`?remember=app`, `true` or `all-apps`) | an approver |
 //! | `POST /v1/sessions` `{root_pid, app, workspace, workspace_device?, user_sid, audit}` | the owner of `root_pid` (an approver: any pid but 0 and 4) |
 //! | `DELETE /v1/sessions/{id}` | an approver, or whoever registered the session |
 //! | `GET /v1/metrics` | any local caller |
@@ -615,16 +615,41 @@ async fn watch_approvals(
 #[serde(deny_unknown_fields)]
 struct Scope {
     scope: Option<String>,
-    /// Also keep the answer as a rule in the policy's remembered-rules overlay.
-    remember: Option<bool>,
+    /// Also keep the answer as a rule in the policy's remembered-rules overlay: `app` (or
+    /// `true`) for the session's app, `all-apps` for every session, `false` not at all.
+    remember: Option<String>,
 }
 
-/// Writes the rule `?remember=true` asks for: the exact key (and value) or file of approval `id`
-/// with the answer's decision, noting the session and its app. Returns the rule's name.
+/// Whom a remembered answer applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RememberFor {
+    /// Sessions of the approval's app (`apps: [<app>]`).
+    App,
+    /// Every session (no `apps:`).
+    AllApps,
+}
+
+/// `?remember=`: `None` when the answer is not to be remembered.
+fn remember_for(value: Option<&str>) -> Result<Option<RememberFor>, String> {
+    match value {
+        None | Some("false") => Ok(None),
+        Some("app" | "true") => Ok(Some(RememberFor::App)),
+        Some("all-apps") => Ok(Some(RememberFor::AllApps)),
+        Some(other) => Err(format!(
+            "remember=`{}` is not understood: give remember=app (or true) for the session's app, remember=all-apps for every app, or remember=false",
+            agentsh_winstr::name::Display(other)
+        )),
+    }
+}
+
+/// Writes the rule `?remember=` asks for: the exact key (and value) or file of approval `id`
+/// with the answer's decision, for the session's app or every app, noting the session and its
+/// app. Returns the rule's name.
 fn remember_answer(
     s: &Api,
     info: &crate::approvals::PendingApproval,
     decision: agentsh_policy::Decision,
+    scope: RememberFor,
 ) -> Result<String, String> {
     let Some(policy) = s.policy_path.as_deref() else {
         return Err("the service runs without a policy file (the embedded default): there is no remembered-rules file to write; start it with --policy FILE".into());
@@ -651,15 +676,29 @@ fn remember_answer(
         .find(|x| x.id == info.session_id);
     let app = session
         .as_ref()
-        .and_then(|x| x.context.app_name().map(str::to_owned));
-    // The key as the rules see it: the session user's hive is HKCU, as it was when decided.
-    let key = if registry {
+        .and_then(|x| x.context.app_name().map(str::to_owned))
+        .or_else(|| info.app.clone());
+    // The key or file as the rules see it, as it was decided: the session user's hive as HKCU,
+    // a file through the service's volume map (the kernel names it by its volume device).
+    let key = if !info.canonical.is_empty() {
+        info.canonical.clone()
+    } else if registry {
         let sid = session.as_ref().and_then(|x| x.context.user_sid());
         agentsh_policy::canonical::canonicalize(&info.path, sid)
             .as_str()
             .to_owned()
     } else {
-        info.path.clone()
+        agentsh_policy::filepath::canonicalize_file(&info.path, &s.adapter.volumes()).into_string()
+    };
+    let rule_app = match (scope, app.as_deref()) {
+        (RememberFor::AllApps, _) => None,
+        (RememberFor::App, Some(a)) => Some(a),
+        (RememberFor::App, None) => {
+            return Err(format!(
+                "approval {}: session {} has no app name, so the answer cannot be remembered for its app; remember it for every app (remember=all-apps, `--remember=all-apps`) or answer without remembering",
+                info.id, info.session_id
+            ));
+        }
     };
     let note = format!(
         "remembered from approval {} of session {} (app {})",
@@ -671,6 +710,7 @@ fn remember_answer(
     let r = agentsh_policy::overlay::Remembered {
         registry,
         path: &key,
+        app: rule_app,
         value: info.value_name.as_deref(),
         operation,
         decision,
@@ -702,8 +742,12 @@ async fn answer_approval(
     };
     // Remembered first: a rule that cannot be written leaves the approval pending, so the
     // approver can still answer it without --remember.
+    let remember = match remember_for(scope.remember.as_deref()) {
+        Ok(r) => r,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
     let mut remembered = String::new();
-    if scope.remember == Some(true) {
+    if let Some(remember) = remember {
         let Some(info) = s.adapter.approvals.list().into_iter().find(|a| a.id == id) else {
             return refuse(
                 StatusCode::NOT_FOUND,
@@ -719,9 +763,14 @@ async fn answer_approval(
         // the driver, as a reload's compile does.
         let api = s.clone();
         let written =
-            tokio::task::spawn_blocking(move || remember_answer(&api, &info, decision)).await;
+            tokio::task::spawn_blocking(move || remember_answer(&api, &info, decision, remember))
+                .await;
+        let whom = match remember {
+            RememberFor::App => "for the session's app",
+            RememberFor::AllApps => "for every app",
+        };
         match written {
-            Ok(Ok(name)) => remembered = format!(" (remembered as rule `{name}`)"),
+            Ok(Ok(name)) => remembered = format!(" (remembered as rule `{name}`, {whom})"),
             Ok(Err(why)) => return refuse(StatusCode::CONFLICT, why),
             Err(e) => {
                 return refuse(

@@ -70,6 +70,11 @@ pub struct PendingApproval {
     pub workspace: Option<String>,
     pub operation: String,
     pub path: String,
+    /// The key or file as the policy's rules name it and as the policy decided it: the
+    /// canonical key (the session user's hive as `HKCU`) or the file's drive-letter path (the
+    /// kernel's `\Device\HarddiskVolumeN` mapped through the service's volume map).
+    #[serde(default)]
+    pub canonical: String,
     pub value_name: Option<String>,
     pub rule: String,
     /// The catalog entry the target falls under: risk, ATT&CK technique and its name, and the
@@ -121,6 +126,7 @@ impl Default for PendingApproval {
             workspace: None,
             operation: String::new(),
             path: String::new(),
+            canonical: String::new(),
             value_name: None,
             rule: String::new(),
             risk: None,

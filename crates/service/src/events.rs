@@ -155,6 +155,13 @@ pub struct Event {
     /// Approval events: the approval's id and message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<u32>,
+    /// Approval events: the session's application name, as registered (absent when it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Approval events: the key or file as the policy's rules name it (canonical key with the
+    /// session user's hive as `HKCU`; a file's drive-letter path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// ATT&CK release of `mitre_id`.
@@ -207,6 +214,8 @@ impl Event {
             mitre_id: None,
             description: None,
             approval_id: None,
+            app: None,
+            canonical_path: None,
             message: None,
             attack_version: None,
             technique_name: None,
@@ -262,6 +271,12 @@ impl Event {
         });
         if let Some(wall_check) = &self.wall_check {
             ev["unmapped"]["wall_check"] = json!(wall_check);
+        }
+        if let Some(app) = &self.app {
+            ev["unmapped"]["app"] = json!(app);
+        }
+        if let Some(c) = &self.canonical_path {
+            ev["unmapped"]["canonical_path"] = json!(c);
         }
         if activity_id == 99 && self.driver_operation == "hardlink" {
             ev["activity_name"] = json!("Create Hard Link");

@@ -109,6 +109,8 @@ fn sample(kind: EventKind) -> Event {
         EventKind::RegistryApprovalRequest | EventKind::RegistryApprovalResponse
     ) {
         e.approval_id = Some(3);
+        e.app = Some("TestApp".into());
+        e.canonical_path = Some(r"HKCU\SOFTWARE\MICROSOFT\WINDOWS\CURRENTVERSION\RUN".into());
         e.message = Some(
             "Agent wants to modify service: HKLM\\SYSTEM\\CurrentControlSet\\Services\\x".into(),
         );

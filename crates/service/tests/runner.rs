@@ -494,7 +494,154 @@ async fn an_answer_remembered_becomes_a_rule_the_next_identical_operation_meets_
         written.contains("remembered-2") && written.contains("decision: deny"),
         "{written}"
     );
+    let events = run.events.clone();
     run.stop().await.expect("stops");
+    keep_history("registry", &events);
+}
+
+/// Keeps a run's events as an approval history (`target/tmp/approval-history/<name>.jsonl`):
+/// `crates/cli/tests/data/approval-history.jsonl`, which `agentsh policy suggest` is tested on,
+/// is these runs' histories, `registry` then `files`.
+fn keep_history(name: &str, events: &Path) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("approval-history");
+    std::fs::create_dir_all(&dir).expect("creates the history directory");
+    std::fs::copy(events, dir.join(format!("{name}.jsonl"))).expect("keeps the history");
+}
+
+/// Registers a session rooted at `root` with the given app name (none: `null`).
+async fn session_of(api: &Path, root: u32, app: Option<&str>) {
+    let app = app.map_or("null".to_owned(), |a| format!("\"{a}\""));
+    let body = format!(
+        r#"{{"root_pid":{root},"app":{app},"workspace":"C:\\work","user_sid":"S-1-5-21-1-2-3-1001"}}"#
+    );
+    let (status, text) = http(api, "POST", "/v1/sessions", &body).await;
+    assert_eq!(status, 201, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_file_answer_holds_for_its_app_only_and_no_decision_crosses_sessions() {
+    use agentsh_wire::FileOperation;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("port.sock");
+    // The emulated machine's system volume is `\Device\HarddiskVolume3` at `C:`.
+    let emulator = Emulator::start(&socket, 1).expect("listens");
+    let path = dir.path().join("agentsh.yaml");
+    let asking = DEFAULT_POLICY_YAML.replacen(
+        "file_policy:\n  default_action: deny\n  default_cache_ttl: 30\n  rules:\n",
+        "file_policy:\n  default_action: deny\n  default_cache_ttl: 30\n  rules:\n    - name: ask-shared\n      paths: ['C:\\Shared\\*']\n      operations: ['*']\n      action: approve\n",
+        1,
+    );
+    assert_ne!(asking, DEFAULT_POLICY_YAML, "the rule was added");
+    std::fs::write(&path, &asking).expect("policy file");
+    let policy = Policy::from_path(&path).expect("policy");
+    let run = start_tweaked(dir.path(), &socket, policy, Some(path.clone()), |o| {
+        o.volumes = Some(agentsh_service::volumes::table_file(
+            agentsh_service::volumes::table_beside(&socket),
+        ));
+    })
+    .await;
+    let api = run.api().await;
+    run.wait_for("the emulator's volumes", |s| {
+        matches!(s, Status::VolumesChanged { .. }).then_some(())
+    })
+    .await;
+    let (editor, other_app, editor_again, no_app) = (4100, 4200, 4300, 4400);
+    session_of(&api, editor, Some("Editor")).await;
+    session_of(&api, other_app, Some("Browser")).await;
+    session_of(&api, editor_again, Some("editor")).await;
+    session_of(&api, no_app, None).await;
+    // The kernel names the file by its volume device, as the filter manager does.
+    let device_path = r"\Device\HarddiskVolume3\Shared\notes.txt";
+    let op = |pid: u32| OperationRequest {
+        pid,
+        thread_id: 1,
+        target: Target::file(FileOperation::Write, device_path, None),
+    };
+
+    // The editor's write is held; allowed and remembered for its app (the default scope).
+    let first = op(editor);
+    let (out, (status, body)) = tokio::join!(
+        emulator.perform(&first),
+        answer_first(&api, "allow?remember=app")
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("remembered as rule `remembered-1`, for the session's app"),
+        "{body}"
+    );
+    assert_eq!(out.verdict, Verdict::Allow);
+    let overlay = dir.path().join("agentsh.remembered.yaml");
+    let written = std::fs::read_to_string(&overlay).expect("overlay written");
+    // In the form the policy's file rules use: the drive-letter path, not the device path.
+    assert!(
+        written.contains(r"paths: ['C:\SHARED\NOTES.TXT']")
+            && written.contains("apps: ['Editor']")
+            && written.contains("operations: [write]")
+            && written.contains("decision: allow"),
+        "{written}"
+    );
+    run.wait_for("reloaded", |s| {
+        matches!(s, Status::Reloaded { .. }).then_some(())
+    })
+    .await;
+
+    // The editor again, and another session of the same app: decided by the rule, not asked.
+    for pid in [editor, editor_again] {
+        let out = tokio::time::timeout(Duration::from_secs(5), emulator.perform(&op(pid)))
+            .await
+            .unwrap_or_else(|_| panic!("pid {pid} answered without a person"));
+        assert_eq!(out.verdict, Verdict::Allow, "pid {pid}");
+        let (_, pending) = http(&api, "GET", "/v1/approvals", "").await;
+        assert_eq!(pending.trim(), "[]", "pid {pid}");
+    }
+    // Another app's session is still asked: neither the rule nor the editor's cached allow
+    // reaches it.
+    let other = op(other_app);
+    let (out, (status, body)) = tokio::join!(emulator.perform(&other), answer_first(&api, "deny"));
+    assert_eq!((status, out.verdict), (200, Verdict::Deny), "{body}");
+    let (out, (status, body)) = tokio::join!(emulator.perform(&other), answer_first(&api, "deny"));
+    assert_eq!(
+        (status, out.verdict),
+        (200, Verdict::Deny),
+        "asked again: a person's answer is never cached: {body}"
+    );
+
+    // A session without an app name: remembering for its app is refused with the reason (and a
+    // scope the API does not know is a bad request); the approval stays answerable.
+    let nameless = op(no_app);
+    let answers = async {
+        let bogus = answer_first(&api, "allow?remember=everyone").await;
+        let refused = answer_first(&api, "allow?remember=true").await;
+        let deny = answer_first(&api, "deny").await;
+        (bogus, refused, deny)
+    };
+    let (out, ((bad, bad_body), (conflict, why), (denied, _))) =
+        tokio::join!(emulator.perform(&nameless), answers);
+    assert_eq!(bad, 400, "{bad_body}");
+    assert!(bad_body.contains("remember=all-apps"), "{bad_body}");
+    assert_eq!(conflict, 409, "{why}");
+    assert!(why.contains("has no app name"), "{why}");
+    assert_eq!((denied, out.verdict), (200, Verdict::Deny));
+    let unchanged = std::fs::read_to_string(&overlay).expect("overlay");
+    assert_eq!(unchanged, written, "nothing was remembered");
+
+    let events_file = run.events.clone();
+    run.stop().await.expect("stops");
+    keep_history("files", &events_file);
+    // The approval events name the app and the file as the rules do.
+    let events = std::fs::read_to_string(&events_file).expect("events");
+    let request = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "registry_approval_request")
+        .expect("an approval request event");
+    assert_eq!(request["key_path"], device_path, "{request}");
+    assert_eq!(
+        request["canonical_path"], r"C:\SHARED\NOTES.TXT",
+        "{request}"
+    );
+    assert_eq!(request["app"], "Editor", "{request}");
+    assert_eq!(request["driver_operation"], "write", "{request}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

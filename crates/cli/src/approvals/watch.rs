@@ -470,10 +470,14 @@ mod screen {
         Once,
         Session,
         Deny,
-        /// Allow once and keep the answer as a remembered rule.
+        /// Allow once and keep the answer as a remembered rule for the session's app.
         RememberAllow,
-        /// Deny and keep the answer as a remembered rule.
+        /// Deny and keep the answer as a remembered rule for the session's app.
         RememberDeny,
+        /// Allow once and keep the answer as a remembered rule for every app.
+        RememberAllowAllApps,
+        /// Deny and keep the answer as a remembered rule for every app.
+        RememberDenyAllApps,
     }
 
     impl Answer {
@@ -482,8 +486,12 @@ mod screen {
                 Answer::Once => format!("/v1/approvals/{id}/allow"),
                 Answer::Session => format!("/v1/approvals/{id}/allow?scope=session"),
                 Answer::Deny => format!("/v1/approvals/{id}/deny"),
-                Answer::RememberAllow => format!("/v1/approvals/{id}/allow?remember=true"),
-                Answer::RememberDeny => format!("/v1/approvals/{id}/deny?remember=true"),
+                Answer::RememberAllow => format!("/v1/approvals/{id}/allow?remember=app"),
+                Answer::RememberDeny => format!("/v1/approvals/{id}/deny?remember=app"),
+                Answer::RememberAllowAllApps => {
+                    format!("/v1/approvals/{id}/allow?remember=all-apps")
+                }
+                Answer::RememberDenyAllApps => format!("/v1/approvals/{id}/deny?remember=all-apps"),
             }
         }
 
@@ -492,8 +500,10 @@ mod screen {
                 Answer::Once => "allowed once",
                 Answer::Session => "allowed for the session",
                 Answer::Deny => "denied",
-                Answer::RememberAllow => "allowed and remembered as a rule",
-                Answer::RememberDeny => "denied and remembered as a rule",
+                Answer::RememberAllow => "allowed and remembered as a rule for its app",
+                Answer::RememberDeny => "denied and remembered as a rule for its app",
+                Answer::RememberAllowAllApps => "allowed and remembered as a rule for every app",
+                Answer::RememberDenyAllApps => "denied and remembered as a rule for every app",
             }
         }
     }
@@ -516,6 +526,8 @@ mod screen {
         // The connection's state (and why toasts are unavailable), and the last outcome seen.
         let mut status = unavailable.unwrap_or_else(|| "connecting to the agentsh service…".into());
         let mut last = String::new();
+        // Approvals this watcher answered: their closing keeps the answer's own message.
+        let mut answered: Vec<u32> = Vec::new();
         loop {
             loop {
                 match feed.try_recv() {
@@ -526,7 +538,11 @@ mod screen {
                             status = "connected".into();
                         }
                         for (id, outcome) in closed {
-                            last = format!("approval {id} {}", outcome_text(outcome));
+                            if let Some(at) = answered.iter().position(|a| *a == id) {
+                                answered.swap_remove(at);
+                            } else {
+                                last = format!("approval {id} {}", outcome_text(outcome));
+                            }
                         }
                         for a in &opened {
                             let left = board.remaining_secs(a, now);
@@ -577,6 +593,8 @@ mod screen {
                 KeyCode::Char('D') => (Answer::Deny, true),
                 KeyCode::Char('r') => (Answer::RememberAllow, false),
                 KeyCode::Char('R') => (Answer::RememberDeny, false),
+                KeyCode::Char('g') => (Answer::RememberAllowAllApps, false),
+                KeyCode::Char('G') => (Answer::RememberDenyAllApps, false),
                 _ => continue,
             };
             let ids = if all {
@@ -592,7 +610,14 @@ mod screen {
             let mut failed = Vec::new();
             for id in &ids {
                 match client.post(&answer.path(*id)) {
-                    Ok(_) => done.push(id.to_string()),
+                    Ok(_) => {
+                        done.push(id.to_string());
+                        // A closing a reconnect's snapshot swallowed is never seen: keep few.
+                        if answered.len() >= 256 {
+                            answered.remove(0);
+                        }
+                        answered.push(*id);
+                    }
                     Err(e) => failed.push(format!("{id}: {e}")),
                 }
             }
@@ -659,7 +684,7 @@ mod screen {
         frame.render_widget(
             Paragraph::new(vec![
                 Line::from(
-                    "a allow once  s allow for the session  d deny  A/D allow/deny every identical one  r/R allow/deny and remember  ↑↓ select  q quit",
+                    "a allow once  s allow for the session  d deny  A/D allow/deny every identical one  r/R allow/deny, remember for the app  g/G allow/deny, remember for all apps  ↑↓ select  q quit",
                 ),
                 Line::from(if last.is_empty() {
                     status.to_owned()
