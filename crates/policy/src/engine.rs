@@ -348,11 +348,16 @@ impl CompiledRule {
     /// Whether the rule decides operation `op` of a session whose upper-cased app name is `app`.
     #[inline]
     fn applies(&self, op: Operation, app: Option<&str>) -> bool {
-        self.ops.contains(op)
-            && match &self.apps {
-                None => true,
-                Some(apps) => app.is_some_and(|a| apps.iter().any(|x| **x == *a)),
-            }
+        self.ops.contains(op) && self.for_app(app)
+    }
+
+    /// Whether the rule's `apps:` (if any) include the upper-cased app name `app`.
+    #[inline]
+    fn for_app(&self, app: Option<&str>) -> bool {
+        match &self.apps {
+            None => true,
+            Some(apps) => app.is_some_and(|a| apps.iter().any(|x| **x == *a)),
+        }
     }
 }
 
@@ -1209,7 +1214,7 @@ fn rule_steps(
             "not evaluated: the process is outside every sandbox session".to_owned()
         } else if !r.ops.contains(op) {
             format!("skipped: operation `{op}` not in the rule's operations")
-        } else if !r.applies(op, vars.app_name.as_deref()) {
+        } else if !r.for_app(vars.app_name.as_deref()) {
             match app {
                 Some(a) => format!("skipped: the session's app `{a}` is not in the rule's apps"),
                 None => "skipped: the session has no app name and the rule names apps".to_owned(),

@@ -866,6 +866,7 @@ fn rule_apps(cx: &mut Ctx<'_>, node: &Node) -> Option<Vec<String>> {
         return None;
     }
     let mut apps = Vec::with_capacity(items.len());
+    let mut seen: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
         let Some(a) = cx.string(item, "apps") else {
             continue;
@@ -876,16 +877,14 @@ fn rule_apps(cx: &mut Ctx<'_>, node: &Node) -> Option<Vec<String>> {
             continue;
         }
         let upper = crate::canonical::upcase(a);
-        if apps
-            .iter()
-            .any(|x: &String| crate::canonical::upcase(x) == upper)
-        {
+        if seen.contains(&upper) {
             cx.err(
                 item.pos,
                 format!("`apps`: `{}` is listed twice", printable(a)),
             );
             continue;
         }
+        seen.push(upper);
         apps.push(a.to_owned());
     }
     Some(apps)

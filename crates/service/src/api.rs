@@ -668,28 +668,17 @@ fn remember_answer(
                 info.id, info.operation
             ));
         };
-    let session = s
-        .adapter
-        .sessions
-        .list()
-        .into_iter()
-        .find(|x| x.id == info.session_id);
-    let app = session
-        .as_ref()
-        .and_then(|x| x.context.app_name().map(str::to_owned))
-        .or_else(|| info.app.clone());
-    // The key or file as the rules see it, as it was decided: the session user's hive as HKCU,
-    // a file through the service's volume map (the kernel names it by its volume device).
-    let key = if !info.canonical.is_empty() {
-        info.canonical.clone()
-    } else if registry {
-        let sid = session.as_ref().and_then(|x| x.context.user_sid());
-        agentsh_policy::canonical::canonicalize(&info.path, sid)
-            .as_str()
-            .to_owned()
-    } else {
-        agentsh_policy::filepath::canonicalize_file(&info.path, &s.adapter.volumes()).into_string()
-    };
+    // The app and the key or file as they were when the approval opened: the session's app, and
+    // the target as the rules name it and the policy decided it (the session user's hive as HKCU,
+    // a file through the service's volume map: the kernel names it by its volume device).
+    let app = info.app.clone();
+    if info.canonical.is_empty() {
+        return Err(format!(
+            "approval {}: the service recorded no canonical target for it",
+            info.id
+        ));
+    }
+    let key = info.canonical.clone();
     let rule_app = match (scope, app.as_deref()) {
         (RememberFor::AllApps, _) => None,
         (RememberFor::App, Some(a)) => Some(a),

@@ -463,6 +463,7 @@ mod screen {
 
     use super::{Board, Feed, Notifier, details, local_now_ms, outcome_text, target};
     use crate::api_client::ApiClient;
+    use crate::approvals::{RememberFor, answer_path};
 
     /// A person's answer.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,28 +471,20 @@ mod screen {
         Once,
         Session,
         Deny,
-        /// Allow once and keep the answer as a remembered rule for the session's app.
-        RememberAllow,
-        /// Deny and keep the answer as a remembered rule for the session's app.
-        RememberDeny,
-        /// Allow once and keep the answer as a remembered rule for every app.
-        RememberAllowAllApps,
-        /// Deny and keep the answer as a remembered rule for every app.
-        RememberDenyAllApps,
+        /// Allow once (`true`) or deny, and keep the answer as a remembered rule for the
+        /// session's app or for every app.
+        Remember(bool, RememberFor),
     }
 
     impl Answer {
         fn path(self, id: u32) -> String {
             match self {
-                Answer::Once => format!("/v1/approvals/{id}/allow"),
-                Answer::Session => format!("/v1/approvals/{id}/allow?scope=session"),
-                Answer::Deny => format!("/v1/approvals/{id}/deny"),
-                Answer::RememberAllow => format!("/v1/approvals/{id}/allow?remember=app"),
-                Answer::RememberDeny => format!("/v1/approvals/{id}/deny?remember=app"),
-                Answer::RememberAllowAllApps => {
-                    format!("/v1/approvals/{id}/allow?remember=all-apps")
+                Answer::Once => answer_path(id, "allow", &[]),
+                Answer::Session => answer_path(id, "allow", &["scope=session"]),
+                Answer::Deny => answer_path(id, "deny", &[]),
+                Answer::Remember(allow, scope) => {
+                    answer_path(id, if allow { "allow" } else { "deny" }, &[scope.query()])
                 }
-                Answer::RememberDenyAllApps => format!("/v1/approvals/{id}/deny?remember=all-apps"),
             }
         }
 
@@ -500,10 +493,18 @@ mod screen {
                 Answer::Once => "allowed once",
                 Answer::Session => "allowed for the session",
                 Answer::Deny => "denied",
-                Answer::RememberAllow => "allowed and remembered as a rule for its app",
-                Answer::RememberDeny => "denied and remembered as a rule for its app",
-                Answer::RememberAllowAllApps => "allowed and remembered as a rule for every app",
-                Answer::RememberDenyAllApps => "denied and remembered as a rule for every app",
+                Answer::Remember(true, RememberFor::App) => {
+                    "allowed and remembered as a rule for its app"
+                }
+                Answer::Remember(false, RememberFor::App) => {
+                    "denied and remembered as a rule for its app"
+                }
+                Answer::Remember(true, RememberFor::AllApps) => {
+                    "allowed and remembered as a rule for every app"
+                }
+                Answer::Remember(false, RememberFor::AllApps) => {
+                    "denied and remembered as a rule for every app"
+                }
             }
         }
     }
@@ -591,10 +592,10 @@ mod screen {
                 KeyCode::Char('d') => (Answer::Deny, false),
                 KeyCode::Char('A') => (Answer::Once, true),
                 KeyCode::Char('D') => (Answer::Deny, true),
-                KeyCode::Char('r') => (Answer::RememberAllow, false),
-                KeyCode::Char('R') => (Answer::RememberDeny, false),
-                KeyCode::Char('g') => (Answer::RememberAllowAllApps, false),
-                KeyCode::Char('G') => (Answer::RememberDenyAllApps, false),
+                KeyCode::Char('r') => (Answer::Remember(true, RememberFor::App), false),
+                KeyCode::Char('R') => (Answer::Remember(false, RememberFor::App), false),
+                KeyCode::Char('g') => (Answer::Remember(true, RememberFor::AllApps), false),
+                KeyCode::Char('G') => (Answer::Remember(false, RememberFor::AllApps), false),
                 _ => continue,
             };
             let ids = if all {

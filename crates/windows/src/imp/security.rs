@@ -133,28 +133,7 @@ pub fn current_user_sid() -> Result<String, OsFailure> {
         return Err(OsFailure::last("OpenProcessToken"));
     }
     let token = owned(token).ok_or_else(|| OsFailure::last("OpenProcessToken"))?;
-    let mut needed = 0u32;
-    // SAFETY: a size query: no buffer, `needed` receives the size TokenUser takes.
-    unsafe { GetTokenInformation(token.as_raw_handle(), TokenUser, null_mut(), 0, &mut needed) };
-    if needed == 0 {
-        return Err(OsFailure::last("GetTokenInformation(TokenUser) size"));
-    }
-    // u64 elements keep the buffer aligned for TOKEN_USER (pointer alignment).
-    let mut buffer = vec![0u64; (needed as usize).div_ceil(size_of::<u64>())];
-    let len = u32::try_from(buffer.len() * size_of::<u64>()).unwrap_or(u32::MAX);
-    // SAFETY: `buffer` is writable for `len` bytes and aligned for TOKEN_USER.
-    let ok = unsafe {
-        GetTokenInformation(
-            token.as_raw_handle(),
-            TokenUser,
-            buffer.as_mut_ptr().cast(),
-            len,
-            &mut needed,
-        )
-    };
-    if ok == 0 {
-        return Err(OsFailure::last("GetTokenInformation(TokenUser)"));
-    }
+    let buffer = token_information(&token, TokenUser, "TokenUser")?;
     let user: *const TOKEN_USER = buffer.as_ptr().cast();
     // SAFETY: the call filled `buffer` with a TOKEN_USER whose SID points into the same buffer,
     // which stays alive until sid_string has copied the text.
@@ -424,15 +403,7 @@ pub fn restricting_sids(token: &OwnedHandle, except: &[u8]) -> Result<Vec<Vec<u8
     let user_sid = unsafe { (*user.as_ptr().cast::<TOKEN_USER>()).User.Sid };
     out.push(sid_bytes(user_sid));
     let groups = token_information(token, TokenGroups, "TokenGroups")?;
-    let header: *const TOKEN_GROUPS = groups.as_ptr().cast();
-    // SAFETY: `groups` holds a TOKEN_GROUPS (aligned: u64 elements).
-    let count = unsafe { (*header).GroupCount } as usize;
-    // SAFETY: the Groups array starts inside the structure; GroupCount entries follow in the
-    // buffer GetTokenInformation sized for them.
-    let first = unsafe { std::ptr::addr_of!((*header).Groups) }.cast::<SID_AND_ATTRIBUTES>();
-    for index in 0..count {
-        // SAFETY: `index` is below GroupCount (see above).
-        let group = unsafe { &*first.add(index) };
+    for group in token_groups(&groups) {
         let attributes = group.Attributes;
         if attributes & SE_GROUP_ENABLED == 0
             || attributes & (SE_GROUP_USE_FOR_DENY_ONLY | SE_GROUP_INTEGRITY) != 0
@@ -455,8 +426,28 @@ fn sid_bytes(sid: PSID) -> Vec<u8> {
     unsafe { std::slice::from_raw_parts(sid.cast::<u8>(), len) }.to_vec()
 }
 
+/// The entries of the TOKEN_GROUPS in `buffer`, as [`token_information`] returned it for a class
+/// that gives one (TokenGroups, TokenRestrictedSids, TokenCapabilities). Never reads past the
+/// buffer, whatever its count says.
+pub(super) fn token_groups(buffer: &[u64]) -> &[SID_AND_ATTRIBUTES] {
+    let bytes = buffer.len() * size_of::<u64>();
+    let offset = std::mem::offset_of!(TOKEN_GROUPS, Groups);
+    if bytes < size_of::<TOKEN_GROUPS>() {
+        return &[];
+    }
+    let header: *const TOKEN_GROUPS = buffer.as_ptr().cast();
+    // SAFETY: `buffer` holds at least a TOKEN_GROUPS and is aligned for it (u64 elements).
+    let count = unsafe { (*header).GroupCount } as usize;
+    let room = (bytes - offset) / size_of::<SID_AND_ATTRIBUTES>();
+    // SAFETY: the Groups array starts inside the structure, at `offset` in `buffer`.
+    let first = unsafe { std::ptr::addr_of!((*header).Groups) }.cast::<SID_AND_ATTRIBUTES>();
+    // SAFETY: GetTokenInformation wrote GroupCount entries from `first`; no more than fit in
+    // `buffer` are read, and the slice borrows `buffer`.
+    unsafe { std::slice::from_raw_parts(first, count.min(room)) }
+}
+
 /// `GetTokenInformation(class)` into a buffer aligned for the token structures.
-fn token_information(
+pub(super) fn token_information(
     token: &OwnedHandle,
     class: TOKEN_INFORMATION_CLASS,
     name: &str,
@@ -891,17 +882,9 @@ mod tests {
     /// without them.
     pub fn token_restricting_sids(token: &OwnedHandle) -> Result<Vec<Vec<u8>>, OsFailure> {
         let groups = token_information(token, TokenRestrictedSids, "TokenRestrictedSids")?;
-        let header: *const TOKEN_GROUPS = groups.as_ptr().cast();
-        // SAFETY: `groups` holds a TOKEN_GROUPS (aligned: u64 elements).
-        let count = unsafe { (*header).GroupCount } as usize;
-        // SAFETY: the Groups array starts inside the structure; GroupCount entries follow.
-        let first = unsafe { std::ptr::addr_of!((*header).Groups) }.cast::<SID_AND_ATTRIBUTES>();
-        Ok((0..count)
-            .map(|index| {
-                // SAFETY: `index` is below GroupCount.
-                let group = unsafe { &*first.add(index) };
-                sid_bytes(group.Sid)
-            })
+        Ok(token_groups(&groups)
+            .iter()
+            .map(|group| sid_bytes(group.Sid))
             .collect())
     }
 
